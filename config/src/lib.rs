@@ -1,0 +1,545 @@
+//! Standings configuration: one TOML file, parsed into typed structs with
+//! defaults, unknown keys refused, and every value validated before anything
+//! starts, with errors that name the file and the key.
+//!
+//! [`ConfigHandle`] holds the live config behind an `ArcSwap`, so a reload
+//! swaps in a new validated config without locking readers; a config that
+//! fails validation is refused and the old one stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+use standings_core::{Board, BoardName, Op, Order, ShardBy};
+
+/// The embedded example, compiled in: the config when no `--config` is given.
+pub const EMBEDDED_EXAMPLE: &str = include_str!("../examples/embedded.toml");
+
+/// The name used in errors for the compiled-in example.
+pub const EMBEDDED_NAME: &str = "<embedded example config>";
+
+/// Why a config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The path given.
+        file: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key or a value of the wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The path given.
+        file: String,
+        /// toml's message, which names the key and line.
+        message: String,
+    },
+    /// Well-formed but not usable.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// The path given.
+        file: String,
+        /// The dotted key at fault, e.g. `boards[0].shards`.
+        key: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where scores live.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The HTTP server.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// The precompute agents.
+    #[serde(default)]
+    pub agent: AgentConfig,
+    /// CDN purging (see `docs/operations.md`).
+    #[serde(default)]
+    pub cdn: CdnConfig,
+    /// The boards served; at least one.
+    #[serde(default)]
+    pub boards: Vec<BoardConfig>,
+}
+
+/// Which backend holds scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In-process, lost on exit: the embedded default.
+    #[default]
+    Memory,
+    /// A Redis Cluster given by `store.nodes`.
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    pub kind: StoreKind,
+    /// Redis Cluster seed nodes, `host:port`; the client discovers the rest.
+    pub nodes: Vec<String>,
+    /// Bound on establishing a connection to a node.
+    pub connect_timeout_ms: u64,
+    /// Bound on any one command; a slow node cannot hold a request longer.
+    pub response_timeout_ms: u64,
+    /// Retries on MOVED/ASK/connection errors (the client's default retries
+    /// for minutes, which would turn an outage into hung requests).
+    pub retries: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Memory,
+            nodes: Vec::new(),
+            connect_timeout_ms: 1000,
+            response_timeout_ms: 1000,
+            retries: 2,
+        }
+    }
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address to bind; `--listen` overrides it.
+    pub listen: String,
+    /// How often group snapshots are merged into the global TOP-K and the
+    /// TOP20/100/1000 bodies re-serialised.
+    pub refresh_interval_ms: u64,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Bound on one request, so a drain cannot hang.
+    pub request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+    /// Where static JSON files are written; empty for none.
+    pub static_dir: String,
+    /// Most connections served at once; more wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            refresh_interval_ms: 60_000,
+            max_body_bytes: 64 * 1024,
+            request_timeout_ms: 5_000,
+            shutdown_grace_ms: 5_000,
+            static_dir: String::new(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// `[agent]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// How often shard agents publish moved shards and group agents merge.
+    pub precompute_interval_ms: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            precompute_interval_ms: 300_000,
+        }
+    }
+}
+
+/// `[cdn]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdnConfig {
+    /// CDN endpoints to send `PURGE` to when a board's static JSON changes,
+    /// e.g. `http://127.0.0.1:6081`; `--cdn-purge-url` adds more.
+    pub purge_urls: Vec<String>,
+    /// Bound on one purge request.
+    pub timeout_ms: u64,
+    /// Retries of a failed purge.
+    pub retries: u32,
+    /// Also purge by surrogate key: `xkey` (Varnish xkey) or `fastly`.
+    pub surrogate_key: Option<String>,
+}
+
+impl Default for CdnConfig {
+    fn default() -> Self {
+        Self {
+            purge_urls: Vec::new(),
+            timeout_ms: 2_000,
+            retries: 3,
+            surrogate_key: None,
+        }
+    }
+}
+
+/// One `[[boards]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    /// `[a-z0-9][a-z0-9_-]{0,63}`.
+    pub name: String,
+    /// Period label, part of every key (`all` for an all-time board).
+    #[serde(default = "default_period")]
+    pub period: String,
+    /// Shards the members are spread over (1..=16384).
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    /// Groups of shards merged by group agents (1..=shards).
+    #[serde(default = "default_groups")]
+    pub groups: u32,
+    /// Entries per snapshot (1..=10000).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// `desc` (high first) or `asc`.
+    #[serde(default)]
+    pub order: Order,
+    /// The op of a write that names none.
+    #[serde(default = "default_op")]
+    pub default_op: Op,
+    /// `hash` or `numeric`; see `standings_core::board`.
+    #[serde(default)]
+    pub shard_by: ShardBy,
+    /// How long an idempotency key is remembered.
+    #[serde(default = "default_idempotency_ttl")]
+    pub idempotency_ttl_secs: u64,
+}
+
+fn default_period() -> String {
+    "all".into()
+}
+fn default_shards() -> u32 {
+    100
+}
+fn default_groups() -> u32 {
+    10
+}
+fn default_top_k() -> usize {
+    1000
+}
+fn default_op() -> Op {
+    Op::Incr
+}
+fn default_idempotency_ttl() -> u64 {
+    86_400
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// The compiled-in embedded example.
+    pub fn embedded() -> Self {
+        Self::parse(EMBEDDED_EXAMPLE, EMBEDDED_NAME).expect("the embedded example is valid")
+    }
+
+    /// Loads `path`, or the embedded example when `None`.
+    pub fn load_or_embedded(path: Option<&Path>) -> Result<Self, ConfigError> {
+        path.map_or_else(|| Ok(Self::embedded()), Self::load)
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate(file)
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(self, file: &str) -> Result<Self, ConfigError> {
+        let invalid = |key: String, message: &str| ConfigError::Invalid {
+            file: file.to_string(),
+            key,
+            message: message.to_string(),
+        };
+        if self.store.kind == StoreKind::Redis && self.store.nodes.is_empty() {
+            return Err(invalid(
+                "store.nodes".into(),
+                "a redis store needs at least one seed node (host:port)",
+            ));
+        }
+        for (i, node) in self.store.nodes.iter().enumerate() {
+            if !valid_host_port(node) {
+                return Err(invalid(format!("store.nodes[{i}]"), "must be host:port"));
+            }
+        }
+        let positive = [
+            ("store.connect_timeout_ms", self.store.connect_timeout_ms),
+            ("store.response_timeout_ms", self.store.response_timeout_ms),
+            (
+                "gateway.refresh_interval_ms",
+                self.gateway.refresh_interval_ms,
+            ),
+            (
+                "gateway.request_timeout_ms",
+                self.gateway.request_timeout_ms,
+            ),
+            ("gateway.max_body_bytes", self.gateway.max_body_bytes as u64),
+            (
+                "gateway.max_connections",
+                self.gateway.max_connections as u64,
+            ),
+            (
+                "agent.precompute_interval_ms",
+                self.agent.precompute_interval_ms,
+            ),
+            ("cdn.timeout_ms", self.cdn.timeout_ms),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key.into(), "must be greater than 0"));
+            }
+        }
+        if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "gateway.listen".into(),
+                "must be an IP:port address",
+            ));
+        }
+        for (i, url) in self.cdn.purge_urls.iter().enumerate() {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    format!("cdn.purge_urls[{i}]"),
+                    "must be an http:// URL",
+                ));
+            }
+        }
+        if let Some(kind) = &self.cdn.surrogate_key {
+            if kind != "xkey" && kind != "fastly" {
+                return Err(invalid(
+                    "cdn.surrogate_key".into(),
+                    "must be xkey or fastly",
+                ));
+            }
+        }
+        if self.boards.is_empty() {
+            return Err(invalid("boards".into(), "define at least one [[boards]]"));
+        }
+        for (i, b) in self.boards.iter().enumerate() {
+            let key = |field: &str| format!("boards[{i}].{field}");
+            BoardName::new(&b.name)
+                .map_err(|_| invalid(key("name"), "must match [a-z0-9][a-z0-9_-]{0,63}"))?;
+            if self.boards[..i].iter().any(|other| other.name == b.name) {
+                return Err(invalid(key("name"), "is defined twice"));
+            }
+            if BoardName::new(&b.period).is_err() {
+                return Err(invalid(
+                    key("period"),
+                    "must match [a-z0-9][a-z0-9_-]{0,63}",
+                ));
+            }
+            if !(1..=16_384).contains(&b.shards) {
+                return Err(invalid(key("shards"), "must be 1 to 16384"));
+            }
+            if !(1..=b.shards).contains(&b.groups) {
+                return Err(invalid(key("groups"), "must be 1 to the number of shards"));
+            }
+            if !(1..=10_000).contains(&b.top_k) {
+                return Err(invalid(key("top_k"), "must be 1 to 10000"));
+            }
+            if b.idempotency_ttl_secs == 0 {
+                return Err(invalid(
+                    key("idempotency_ttl_secs"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The boards as the core types see them.
+    pub fn boards(&self) -> Vec<Board> {
+        self.boards.iter().map(BoardConfig::to_board).collect()
+    }
+
+    /// Durations of the intervals, for the loops that use them.
+    pub fn precompute_interval(&self) -> Duration {
+        Duration::from_millis(self.agent.precompute_interval_ms)
+    }
+
+    /// How often the gateway refreshes its global TOP-K.
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_millis(self.gateway.refresh_interval_ms)
+    }
+
+    /// Points the store at a Redis Cluster, as `--redis-nodes` does.
+    pub fn use_redis_nodes(&mut self, nodes: &str) -> Result<(), ConfigError> {
+        let nodes: Vec<String> = nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        self.store.kind = StoreKind::Redis;
+        self.store.nodes = nodes;
+        let checked = self.clone().validate("--redis-nodes")?;
+        *self = checked;
+        Ok(())
+    }
+}
+
+impl BoardConfig {
+    /// The validated board; call only on a validated config.
+    pub fn to_board(&self) -> Board {
+        let name = BoardName::new(&self.name).expect("validated board name");
+        Board {
+            period: Arc::from(self.period.as_str()),
+            order: self.order,
+            shards: self.shards,
+            groups: self.groups,
+            shard_by: self.shard_by,
+            top_k: self.top_k,
+            default_op: self.default_op,
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            ..Board::new(name)
+        }
+    }
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// The live config, swappable without stopping readers.
+pub struct ConfigHandle {
+    current: ArcSwap<Config>,
+    /// The file it came from, for reloads; `None` for the embedded example.
+    path: Option<PathBuf>,
+}
+
+impl ConfigHandle {
+    /// Wraps an already validated config.
+    pub fn new(config: Config, path: Option<PathBuf>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(config),
+            path,
+        }
+    }
+
+    /// The config in force now.
+    pub fn get(&self) -> Arc<Config> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the file; on any error the old config stays in force.
+    pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
+        let Some(path) = &self.path else {
+            return Ok(self.get());
+        };
+        let fresh = Arc::new(Config::load(path)?);
+        self.current.store(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn embedded_example_is_the_documented_default() {
+        let c = Config::embedded();
+        let b = &c.boards()[0];
+        assert_eq!(b.name.as_str(), "global");
+        assert_eq!((b.shards, b.groups, b.top_k), (100, 10, 1000));
+        assert_eq!((b.order, b.default_op), (Order::Desc, Op::Incr));
+        assert_eq!(c.precompute_interval(), Duration::from_secs(1));
+        assert_eq!(c.refresh_interval(), Duration::from_secs(1));
+        assert_eq!(c.store.kind, StoreKind::Memory);
+    }
+
+    #[test]
+    fn cluster_example_parses_with_design_card_intervals() {
+        let text = include_str!("../examples/cluster.toml");
+        let c = Config::parse(text, "cluster.toml").unwrap();
+        assert_eq!(c.store.kind, StoreKind::Redis);
+        assert_eq!(c.precompute_interval(), Duration::from_secs(300));
+        assert_eq!(c.refresh_interval(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let board = "[[boards]]\nname = \"g\"\n";
+        let e = err(&format!("{board}shards = 0\n"));
+        assert!(
+            e.contains("test.toml") && e.contains("boards[0].shards"),
+            "{e}"
+        );
+        let e = err(&format!("{board}groups = 101\n"));
+        assert!(e.contains("boards[0].groups"), "{e}");
+        let e = err("[[boards]]\nname = \"Bad Name\"\n");
+        assert!(e.contains("boards[0].name"), "{e}");
+        let e = err(&format!("{board}colour = \"red\"\n"));
+        assert!(e.contains("colour"), "unknown keys are refused: {e}");
+        let e = err(&format!("[gateway]\nlisten = \"nowhere\"\n{board}"));
+        assert!(e.contains("gateway.listen"), "{e}");
+        let e = err(&format!("[store]\nkind = \"redis\"\n{board}"));
+        assert!(e.contains("store.nodes"), "{e}");
+        let e = err(&format!("{board}order = \"sideways\"\n"));
+        assert!(e.contains("order") || e.contains("sideways"), "{e}");
+        assert!(err("").contains("boards"));
+        let e = err(&format!("{board}[[boards]]\nname = \"g\"\n"));
+        assert!(e.contains("boards[1].name") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn redis_nodes_flag_selects_redis() {
+        let mut c = Config::embedded();
+        c.use_redis_nodes("127.0.0.1:7000, 127.0.0.1:7001").unwrap();
+        assert_eq!(c.store.kind, StoreKind::Redis);
+        assert_eq!(c.store.nodes.len(), 2);
+        let e = Config::embedded().use_redis_nodes("nohost").unwrap_err();
+        assert!(e.to_string().contains("store.nodes[0]"), "{e}");
+    }
+
+    #[test]
+    fn reload_keeps_old_config_on_error() {
+        let dir = std::env::temp_dir().join(format!("standings-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[[boards]]\nname = \"a\"\n").unwrap();
+        let handle = ConfigHandle::new(Config::load(&path).unwrap(), Some(path.clone()));
+        std::fs::write(&path, "[[boards]]\nname = \"b\"\n").unwrap();
+        assert_eq!(handle.reload().unwrap().boards[0].name, "b");
+        std::fs::write(&path, "[[boards]]\nname = \"B!\"\n").unwrap();
+        assert!(handle.reload().is_err());
+        assert_eq!(
+            handle.get().boards[0].name,
+            "b",
+            "a bad file leaves the old config"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,194 @@
+//! A board as the stores and agents see it: its name, period, order and how
+//! its members are spread over shards and groups.
+//!
+//! The shard function is part of the on-disk contract (a member must land on
+//! the same shard forever, or its old score would be orphaned), so both
+//! choices are spelled out here and pinned by tests:
+//!
+//! - `hash` (default): FNV-1a 64 of the member's UTF-8 bytes, mod shards.
+//!   FNV-1a is a dozen lines in any language, so other tools can compute it.
+//! - `numeric`: the member's trailing run of ASCII digits as a `u64`, mod
+//!   shards (the seed design's `user_id mod shards`): `user:10086` is shard
+//!   86 of 100. A member without trailing digits is refused on such a board.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{BoardName, InvalidInput, MemberId, Op, Order};
+
+/// How members map to shards; see the module docs for the exact functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardBy {
+    /// FNV-1a 64 of the member bytes.
+    #[default]
+    Hash,
+    /// The member's trailing decimal digits.
+    Numeric,
+}
+
+/// Everything a store, an agent or the gateway needs to know about one board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    /// The board's name, as in URLs.
+    pub name: BoardName,
+    /// The period label (`all` for an all-time board); part of every key so a
+    /// new period starts from empty shards.
+    pub period: Arc<str>,
+    /// Which scores rank first.
+    pub order: Order,
+    /// Number of shards the board's members are spread over.
+    pub shards: u32,
+    /// Number of groups; shard agents merge each group's shards.
+    pub groups: u32,
+    /// The shard function.
+    pub shard_by: ShardBy,
+    /// How many entries each snapshot (shard, group, global) keeps.
+    pub top_k: usize,
+    /// The op a write without `op` uses.
+    pub default_op: Op,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Board {
+    /// A board with the defaults of the embedded example: 100 shards in 10
+    /// groups, TOP-1000, descending, `incr`, hashed, keys kept a day.
+    pub fn new(name: BoardName) -> Self {
+        Self {
+            name,
+            period: Arc::from("all"),
+            order: Order::Desc,
+            shards: 100,
+            groups: 10,
+            shard_by: ShardBy::Hash,
+            top_k: 1000,
+            default_op: Op::Incr,
+            idempotency_ttl: Duration::from_secs(86_400),
+        }
+    }
+
+    /// The shard that holds `member`.
+    pub fn shard_of(&self, member: &MemberId) -> Result<u32, InvalidInput> {
+        let key = match self.shard_by {
+            ShardBy::Hash => fnv1a64(member.as_str().as_bytes()),
+            ShardBy::Numeric => trailing_number(member.as_str()).ok_or_else(|| {
+                InvalidInput::new(
+                    "invalid_member",
+                    "member",
+                    format!(
+                        "board {} shards by number: member must end in a decimal id",
+                        self.name
+                    ),
+                )
+            })?,
+        };
+        Ok((key % u64::from(self.shards)) as u32)
+    }
+
+    /// The group that merges `shard`.
+    pub fn group_of(&self, shard: u32) -> u32 {
+        ((u64::from(shard) * u64::from(self.groups)) / u64::from(self.shards)) as u32
+    }
+
+    /// The shards of `group`: a contiguous block, the inverse of [`group_of`].
+    ///
+    /// [`group_of`]: Board::group_of
+    pub fn shards_of_group(&self, group: u32) -> Range<u32> {
+        let start = |g: u32| -> u32 {
+            // Smallest s with s * G / S >= g, i.e. ceil(g * S / G).
+            ((u64::from(g) * u64::from(self.shards)).div_ceil(u64::from(self.groups))) as u32
+        };
+        start(group)..start(group + 1)
+    }
+
+    /// All shards of the board.
+    pub fn all_shards(&self) -> Vec<u32> {
+        (0..self.shards).collect()
+    }
+}
+
+/// FNV-1a, 64-bit: offset basis 0xcbf29ce484222325, prime 0x100000001b3.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The trailing run of ASCII digits of `s` as a number, if there is one that
+/// fits a `u64`.
+fn trailing_number(s: &str) -> Option<u64> {
+    let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    s[s.len() - digits..].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(shards: u32, groups: u32) -> Board {
+        Board {
+            shards,
+            groups,
+            ..Board::new(BoardName::new("b").unwrap())
+        }
+    }
+
+    fn m(s: &str) -> MemberId {
+        MemberId::new(s).unwrap()
+    }
+
+    #[test]
+    fn fnv_matches_published_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn hash_sharding_is_stable() {
+        let b = board(100, 10);
+        // Pinned: changing these would orphan every stored score.
+        assert_eq!(
+            b.shard_of(&m("user:10086")).unwrap(),
+            (fnv1a64(b"user:10086") % 100) as u32
+        );
+        assert_eq!(
+            b.shard_of(&m("a")).unwrap(),
+            (0xaf63dc4c8601ec8c_u64 % 100) as u32
+        );
+    }
+
+    #[test]
+    fn numeric_sharding_uses_trailing_digits() {
+        let b = Board {
+            shard_by: ShardBy::Numeric,
+            ..board(100, 10)
+        };
+        assert_eq!(b.shard_of(&m("user:10086")).unwrap(), 86);
+        assert_eq!(b.shard_of(&m("7")).unwrap(), 7);
+        assert_eq!(b.shard_of(&m("alice")).unwrap_err().field, "member");
+        assert!(b.shard_of(&m("99999999999999999999999")).is_err());
+    }
+
+    #[test]
+    fn groups_partition_shards() {
+        for (shards, groups) in [(100, 10), (100, 7), (5, 5), (1, 1), (10, 3)] {
+            let b = board(shards, groups);
+            let mut seen = Vec::new();
+            for g in 0..groups {
+                for s in b.shards_of_group(g) {
+                    assert_eq!(b.group_of(s), g, "shard {s} of {shards}/{groups}");
+                    seen.push(s);
+                }
+            }
+            assert_eq!(seen, (0..shards).collect::<Vec<_>>());
+        }
+    }
+}

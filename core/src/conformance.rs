@@ -1,0 +1,431 @@
+//! The conformance suite: one async function that drives any [`Store`]
+//! through every semantic of the trait and panics, with a message saying
+//! which, on the first difference.
+//!
+//! `MemoryStore` runs it in a unit test; the Redis Cluster backend runs it
+//! against a real cluster. Boards are named from `prefix` so a suite can run
+//! against a store that already holds other data.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::board::{Board, ShardBy};
+use crate::keyspace::Scope;
+use crate::store::{Store, StoreError, Write};
+use crate::types::{BoardName, Entry, MemberId, Op, Order, Score, MAX_SCORE};
+
+/// Runs every check against `store`. `prefix` must be a valid board-name
+/// start, unique per run when the store is shared.
+pub async fn run(store: &dyn Store, prefix: &str) {
+    let desc = board(prefix, "desc", Order::Desc);
+    let asc = board(prefix, "asc", Order::Asc);
+    ops(store, &desc).await;
+    ops(store, &asc).await;
+    out_of_range(store, &desc).await;
+    idempotency(store, &board(prefix, "idem", Order::Desc)).await;
+    top_and_ties(store, &board(prefix, "ties", Order::Desc)).await;
+    top_and_ties(store, &board(prefix, "ties-asc", Order::Asc)).await;
+    counts_and_neighbours(store, &board(prefix, "nb", Order::Desc)).await;
+    counts_and_neighbours(store, &board(prefix, "nb-asc", Order::Asc)).await;
+    audit(store, &board(prefix, "audit", Order::Desc)).await;
+    snapshots(store, &board(prefix, "snap", Order::Desc)).await;
+    random_workload(store, &board(prefix, "rand", Order::Desc)).await;
+    random_workload(store, &board(prefix, "rand-asc", Order::Asc)).await;
+    store.ping().await.expect("ping");
+}
+
+/// A 4-shard numeric board, so the test knows where `m:N` lives (shard N % 4).
+fn board(prefix: &str, name: &str, order: Order) -> Board {
+    Board {
+        order,
+        shards: 4,
+        groups: 2,
+        shard_by: ShardBy::Numeric,
+        top_k: 10,
+        idempotency_ttl: Duration::from_secs(60),
+        ..Board::new(BoardName::new(&format!("{prefix}-{name}")).expect("valid board prefix"))
+    }
+}
+
+fn member(n: u64) -> MemberId {
+    MemberId::new(&format!("m:{n}")).expect("member")
+}
+
+fn write(n: u64, op: Op, value: f64) -> Write {
+    Write {
+        member: member(n),
+        op,
+        value: Score::new(value).expect("score"),
+        idempotency_key: None,
+        request_id: format!("req-{n}-{value}"),
+    }
+}
+
+async fn apply(store: &dyn Store, b: &Board, w: Write) -> f64 {
+    let outcome = store.apply(b, &w).await.expect("apply");
+    assert!(outcome.applied, "a write without a key always applies");
+    outcome.score
+}
+
+async fn score_of(store: &dyn Store, b: &Board, n: u64) -> Option<f64> {
+    let shard = b.shard_of(&member(n)).expect("shard");
+    store.score(b, shard, &member(n)).await.expect("score")
+}
+
+async fn ops(store: &dyn Store, b: &Board) {
+    assert_eq!(
+        score_of(store, b, 1).await,
+        None,
+        "absent member has no score"
+    );
+    assert_eq!(
+        apply(store, b, write(1, Op::Incr, 5.0)).await,
+        5.0,
+        "incr from absent starts at 0"
+    );
+    assert_eq!(
+        apply(store, b, write(1, Op::Incr, -7.5)).await,
+        -2.5,
+        "incr adds"
+    );
+    assert_eq!(
+        apply(store, b, write(1, Op::Set, 10.0)).await,
+        10.0,
+        "set replaces"
+    );
+    let (worse, better) = match b.order {
+        Order::Desc => (3.0, 20.0),
+        Order::Asc => (20.0, 3.0),
+    };
+    assert_eq!(
+        apply(store, b, write(1, Op::Best, worse)).await,
+        10.0,
+        "best keeps the better old score"
+    );
+    assert_eq!(
+        apply(store, b, write(1, Op::Best, better)).await,
+        better,
+        "best takes a better new score"
+    );
+    assert_eq!(
+        apply(store, b, write(2, Op::Best, worse)).await,
+        worse,
+        "best on absent sets"
+    );
+    assert_eq!(score_of(store, b, 1).await, Some(better));
+    assert_eq!(
+        apply(store, b, write(3, Op::Set, 0.5)).await,
+        0.5,
+        "fractional scores"
+    );
+    assert_eq!(
+        apply(store, b, write(3, Op::Set, -MAX_SCORE)).await,
+        -MAX_SCORE,
+        "the bound itself is valid"
+    );
+}
+
+async fn out_of_range(store: &dyn Store, b: &Board) {
+    apply(store, b, write(8, Op::Set, MAX_SCORE)).await;
+    let shard = b.shard_of(&member(8)).expect("shard");
+    let before = store.versions(b, &[shard]).await.expect("versions");
+    let err = store.apply(b, &write(8, Op::Incr, 1.0)).await;
+    assert_eq!(
+        err,
+        Err(StoreError::OutOfRange),
+        "incr past 2^53 is refused"
+    );
+    assert_eq!(
+        score_of(store, b, 8).await,
+        Some(MAX_SCORE),
+        "a refused write changes nothing"
+    );
+    let after = store.versions(b, &[shard]).await.expect("versions");
+    assert_eq!(before, after, "a refused write does not bump the version");
+}
+
+async fn idempotency(store: &dyn Store, b: &Board) {
+    let keyed = |n, value, key: &str| Write {
+        idempotency_key: Some(key.to_string()),
+        ..write(n, Op::Incr, value)
+    };
+    let shard = b.shard_of(&member(1)).expect("shard");
+    let first = store.apply(b, &keyed(1, 5.0, "k1")).await.expect("first");
+    assert_eq!((first.score, first.applied), (5.0, true));
+    let version = store.versions(b, &[shard]).await.expect("versions");
+    let repeat = store.apply(b, &keyed(1, 5.0, "k1")).await.expect("repeat");
+    assert_eq!(
+        (repeat.score, repeat.applied),
+        (5.0, false),
+        "a repeat answers the first outcome"
+    );
+    assert_eq!(
+        score_of(store, b, 1).await,
+        Some(5.0),
+        "a repeat is not applied"
+    );
+    assert_eq!(
+        store.versions(b, &[shard]).await.expect("versions"),
+        version,
+        "nor bumps the version"
+    );
+    apply(store, b, write(1, Op::Incr, 1.0)).await;
+    let late = store
+        .apply(b, &keyed(1, 5.0, "k1"))
+        .await
+        .expect("late repeat");
+    assert_eq!(
+        (late.score, late.applied),
+        (5.0, false),
+        "the first outcome, even after other writes"
+    );
+    let other_key = store.apply(b, &keyed(1, 5.0, "k2")).await.expect("k2");
+    assert_eq!(
+        (other_key.score, other_key.applied),
+        (11.0, true),
+        "another key applies"
+    );
+    let other_member = store.apply(b, &keyed(5, 2.0, "k1")).await.expect("m5");
+    assert!(other_member.applied, "keys are scoped to the member");
+    let audit = store.audit_tail(b, shard, 100).await.expect("audit");
+    assert_eq!(audit.len(), 4, "only applied writes are audited: {audit:?}");
+}
+
+async fn top_and_ties(store: &dyn Store, b: &Board) {
+    let empty = store.top(b, 0, 10).await.expect("top");
+    assert!(empty.is_empty(), "an unwritten shard is empty");
+    // Shard 0 holds m:0, m:4, m:8, ...: three tied at 7, one at 9, one at 1.
+    for (n, s) in [(0, 7.0), (4, 9.0), (8, 7.0), (12, 1.0), (16, 7.0)] {
+        apply(store, b, write(n, Op::Set, s)).await;
+    }
+    let top = store.top(b, 0, 10).await.expect("top");
+    let mut expected = top.clone();
+    expected.sort_by(|x, y| b.order.cmp_entries(x, y));
+    assert_eq!(top, expected, "top is in the board's total order");
+    let names: Vec<&str> = top.iter().map(|e| e.member.as_str()).collect();
+    match b.order {
+        // Ties: member bytes descending, as ZREVRANGE lists them.
+        Order::Desc => assert_eq!(names, ["m:4", "m:8", "m:16", "m:0", "m:12"]),
+        Order::Asc => assert_eq!(names, ["m:12", "m:0", "m:16", "m:8", "m:4"]),
+    }
+    assert_eq!(
+        store.top(b, 0, 2).await.expect("top 2"),
+        top[..2].to_vec(),
+        "k limits"
+    );
+    assert!(
+        store.top(b, 1, 10).await.expect("top").is_empty(),
+        "other shards untouched"
+    );
+}
+
+async fn counts_and_neighbours(store: &dyn Store, b: &Board) {
+    // Scores 0..20 for m:0..m:19, plus ties: m:20..m:23 score 10.
+    let mut oracle: Vec<Entry> = Vec::new();
+    for n in 0..24u64 {
+        let s = if n < 20 { n as f64 } else { 10.0 };
+        apply(store, b, write(n, Op::Set, s)).await;
+        oracle.push(Entry {
+            member: member(n),
+            score: s,
+        });
+    }
+    oracle.sort_by(|x, y| b.order.cmp_entries(x, y));
+    let shards = b.all_shards();
+    for probe in [-1.0, 0.0, 10.0, 10.5, 19.0, 25.0] {
+        let counts = store.counts(b, &shards, probe).await.expect("counts");
+        let better: u64 = counts.iter().map(|c| c.better).sum();
+        let total: u64 = counts.iter().map(|c| c.total).sum();
+        let expected = oracle
+            .iter()
+            .filter(|e| b.order.better(e.score, probe))
+            .count();
+        assert_eq!(better as usize, expected, "strictly better than {probe}");
+        assert_eq!(total, 24, "totals");
+    }
+    for anchor in [&oracle[0], &oracle[5], &oracle[10], &oracle[23]] {
+        for n in [1, 3, 30] {
+            check_neighbours(store, b, &oracle, anchor, n).await;
+        }
+    }
+    // An anchor that is in no shard still has neighbours on both sides.
+    let ghost = Entry {
+        member: member(1000),
+        score: 10.0,
+    };
+    let mut with_ghost = oracle.clone();
+    with_ghost.push(ghost.clone());
+    with_ghost.sort_by(|x, y| b.order.cmp_entries(x, y));
+    check_neighbours(store, b, &with_ghost, &ghost, 3).await;
+}
+
+async fn check_neighbours(
+    store: &dyn Store,
+    b: &Board,
+    oracle: &[Entry],
+    anchor: &Entry,
+    n: usize,
+) {
+    let per_shard = store
+        .neighbours(b, &b.all_shards(), anchor, n)
+        .await
+        .expect("neighbours");
+    let at = oracle
+        .iter()
+        .position(|e| e == anchor)
+        .expect("anchor in oracle");
+    for (shard, nb) in per_shard.iter().enumerate() {
+        let in_shard = |e: &&Entry| b.shard_of(&e.member).expect("shard") == shard as u32;
+        let better: Vec<Entry> = oracle[..at]
+            .iter()
+            .rev()
+            .filter(in_shard)
+            .take(n)
+            .cloned()
+            .collect();
+        let worse: Vec<Entry> = oracle[at + 1..]
+            .iter()
+            .filter(in_shard)
+            .take(n)
+            .cloned()
+            .collect();
+        assert_eq!(
+            nb.better, better,
+            "better neighbours of {anchor:?} in shard {shard}, n={n}"
+        );
+        assert_eq!(
+            nb.worse, worse,
+            "worse neighbours of {anchor:?} in shard {shard}, n={n}"
+        );
+        let ahead = oracle[..at].iter().filter(in_shard).count() as u64;
+        assert_eq!(
+            nb.ahead, ahead,
+            "entries ahead of {anchor:?} in shard {shard}"
+        );
+    }
+}
+
+async fn audit(store: &dyn Store, b: &Board) {
+    let shard = b.shard_of(&member(2)).expect("shard");
+    assert_eq!(
+        store.versions(b, &[shard]).await.expect("versions"),
+        vec![0],
+        "unwritten shard is at 0"
+    );
+    let w = Write {
+        idempotency_key: Some("audit-key".into()),
+        request_id: "req-audit".into(),
+        ..write(2, Op::Incr, 3.0)
+    };
+    store.apply(b, &w).await.expect("apply");
+    apply(store, b, write(6, Op::Set, 4.0)).await;
+    assert_eq!(
+        store.versions(b, &[shard]).await.expect("versions"),
+        vec![2],
+        "each applied write bumps"
+    );
+    let tail = store.audit_tail(b, shard, 10).await.expect("audit");
+    assert_eq!(tail.len(), 2);
+    assert_eq!(tail[0].member, member(6), "newest first");
+    let first = &tail[1];
+    assert_eq!((first.op, first.value, first.score), (Op::Incr, 3.0, 3.0));
+    assert_eq!(first.idempotency_key.as_deref(), Some("audit-key"));
+    assert_eq!(first.request_id, "req-audit");
+    assert!(
+        first.at_ms > 1_600_000_000_000,
+        "time is ms since the epoch"
+    );
+    assert_eq!(
+        store.audit_tail(b, shard, 1).await.expect("audit").len(),
+        1,
+        "n limits"
+    );
+}
+
+async fn snapshots(store: &dyn Store, b: &Board) {
+    assert_eq!(
+        store.get_snapshot(b, Scope::Shard(1)).await.expect("get"),
+        None
+    );
+    let one = Bytes::from_static(b"\x00one\xff");
+    store
+        .put_snapshot(b, Scope::Shard(1), one.clone())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_snapshot(b, Scope::Shard(1)).await.expect("get"),
+        Some(one)
+    );
+    assert_eq!(
+        store.get_snapshot(b, Scope::Group(1)).await.expect("get"),
+        None,
+        "scopes are apart"
+    );
+    let two = Bytes::from(vec![7u8; 100_000]);
+    store
+        .put_snapshot(b, Scope::Shard(1), two.clone())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_snapshot(b, Scope::Shard(1)).await.expect("get"),
+        Some(two),
+        "put replaces"
+    );
+}
+
+/// Random writes against a plain map, then every member's exact rank and the
+/// merged shard tops against a brute-force sort.
+async fn random_workload(store: &dyn Store, b: &Board) {
+    let mut oracle: HashMap<u64, f64> = HashMap::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    for _ in 0..400 {
+        let n = next(60);
+        let value = next(21) as f64 - 5.0;
+        let op = [Op::Incr, Op::Set, Op::Best][next(3) as usize];
+        let expected = op
+            .apply(b.order, oracle.get(&n).copied(), value)
+            .expect("in range");
+        assert_eq!(
+            apply(store, b, write(n, op, value)).await,
+            expected,
+            "{op:?} {value} on m:{n}"
+        );
+        oracle.insert(n, expected);
+    }
+    let shards = b.all_shards();
+    for (&n, &score) in &oracle {
+        let counts = store.counts(b, &shards, score).await.expect("counts");
+        let better: u64 = counts.iter().map(|c| c.better).sum();
+        let expected = oracle
+            .values()
+            .filter(|&&s| b.order.better(s, score))
+            .count() as u64;
+        assert_eq!(better, expected, "rank of m:{n}");
+    }
+    let mut all: Vec<Entry> = oracle
+        .iter()
+        .map(|(&n, &s)| Entry {
+            member: member(n),
+            score: s,
+        })
+        .collect();
+    all.sort_by(|x, y| b.order.cmp_entries(x, y));
+    let mut tops = Vec::new();
+    for &s in &shards {
+        tops.push(store.top(b, s, 1000).await.expect("top"));
+    }
+    let lists: Vec<&[Entry]> = tops.iter().map(|t| t.as_slice()).collect();
+    assert_eq!(
+        crate::merge::merge_sorted(&lists, 1000, b.order),
+        all,
+        "merged shard tops"
+    );
+}

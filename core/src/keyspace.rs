@@ -1,0 +1,84 @@
+//! Key names, shared by every backend so that operators see one layout.
+//!
+//! All keys of one shard carry the same Redis hash tag, `{st:BOARD:PERIOD:SHARD}`,
+//! so they live in one cluster slot and a write is one atomic script:
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `{st:b:p:s}:z` | sorted set | member -> score |
+//! | `{st:b:p:s}:v` | string (int) | shard version, bumped by every applied write |
+//! | `{st:b:p:s}:i:KEY` | hash | idempotency record (member, score), with a TTL |
+//! | `{st:b:p:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
+//! | `{st:b:p:s}:snap` | string | the shard's TOP-K snapshot |
+//! | `{sg:b:p:g}:snap` | string | group g's merged TOP-K snapshot |
+//!
+//! Board names cannot hold `{`, `}` or `:`, so tags never collide.
+
+use crate::board::Board;
+
+/// Which snapshot: a shard's or a group's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One shard's TOP-K.
+    Shard(u32),
+    /// The merged TOP-K of one group of shards.
+    Group(u32),
+    /// The gateway's merge of every group (never stored, only encoded).
+    Global,
+}
+
+/// The hash tag shared by every key of one shard, braces included.
+pub fn shard_tag(board: &Board, shard: u32) -> String {
+    format!("{{st:{}:{}:{}}}", board.name, board.period, shard)
+}
+
+/// The sorted set of a shard.
+pub fn shard_zset(board: &Board, shard: u32) -> String {
+    format!("{}:z", shard_tag(board, shard))
+}
+
+/// The version counter of a shard.
+pub fn shard_version(board: &Board, shard: u32) -> String {
+    format!("{}:v", shard_tag(board, shard))
+}
+
+/// The prefix of a shard's idempotency records (the key follows).
+pub fn shard_idempotency_prefix(board: &Board, shard: u32) -> String {
+    format!("{}:i:", shard_tag(board, shard))
+}
+
+/// The audit stream of a shard.
+pub fn shard_audit(board: &Board, shard: u32) -> String {
+    format!("{}:a", shard_tag(board, shard))
+}
+
+/// Where a snapshot of `scope` is stored.
+pub fn snapshot(board: &Board, scope: Scope) -> String {
+    match scope {
+        Scope::Shard(s) => format!("{}:snap", shard_tag(board, s)),
+        Scope::Group(g) => format!("{{sg:{}:{}:{}}}:snap", board.name, board.period, g),
+        Scope::Global => format!("{{sx:{}:{}}}:snap", board.name, board.period),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::BoardName;
+
+    #[test]
+    fn shard_keys_share_one_tag() {
+        let b = Board::new(BoardName::new("global").unwrap());
+        let tag = "{st:global:all:17}";
+        for key in [
+            shard_zset(&b, 17),
+            shard_version(&b, 17),
+            shard_idempotency_prefix(&b, 17),
+            shard_audit(&b, 17),
+            snapshot(&b, Scope::Shard(17)),
+        ] {
+            assert!(key.starts_with(tag), "{key}");
+        }
+        assert_eq!(snapshot(&b, Scope::Group(3)), "{sg:global:all:3}:snap");
+    }
+}

@@ -1,0 +1,310 @@
+//! A snapshot is a board's TOP-K at one moment, for one shard, one group or
+//! the whole board, with a versioned binary codec.
+//!
+//! Shard agents write snapshots to the store and group agents and the gateway
+//! read them back, possibly from another process or another release, so the
+//! format is explicit, versioned and checked: decoding refuses truncated,
+//! corrupt or out-of-order bytes with a [`DecodeError`], never a panic.
+//!
+//! Format 1, little endian:
+//!
+//! ```text
+//! "STSN" | format u8 = 1 | scope kind u8 (0 shard, 1 group, 2 global) | scope index u32
+//! | order u8 (0 desc, 1 asc) | version u64 | computed_at_ms u64
+//! | board len u8, bytes | period len u8, bytes | count u32
+//! | count x (score f64 bits u64, member len u8, member bytes)
+//! | crc32 (IEEE) of everything before it, u32
+//! ```
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::keyspace::Scope;
+use crate::types::{BoardName, Entry, InvalidInput, MemberId, Order, Score};
+
+const MAGIC: &[u8; 4] = b"STSN";
+const FORMAT: u8 = 1;
+
+/// A sorted TOP-K list with where and when it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The board it ranks.
+    pub board: BoardName,
+    /// The board period it belongs to.
+    pub period: Arc<str>,
+    /// Shard, group or global.
+    pub scope: Scope,
+    /// The board order its entries follow.
+    pub order: Order,
+    /// Moves whenever the underlying data moved: a shard's write counter, a
+    /// group's sum of shard versions, the global sum of group versions.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch when it was computed.
+    pub computed_at_ms: u64,
+    /// Best first, in the board's total order.
+    pub entries: Vec<Entry>,
+}
+
+/// Why bytes are not a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes end before the structure does.
+    #[error("snapshot truncated at byte {0}")]
+    Truncated(usize),
+    /// Not a snapshot at all.
+    #[error("not a snapshot (bad magic)")]
+    BadMagic,
+    /// Written by a newer release.
+    #[error("unknown snapshot format {0}")]
+    UnknownFormat(u8),
+    /// The checksum does not match: corrupt in store or in transit.
+    #[error("snapshot checksum mismatch")]
+    Checksum,
+    /// Structurally readable but holding an invalid value.
+    #[error("invalid snapshot: {0}")]
+    Invalid(String),
+}
+
+impl From<InvalidInput> for DecodeError {
+    fn from(e: InvalidInput) -> Self {
+        DecodeError::Invalid(e.to_string())
+    }
+}
+
+impl Snapshot {
+    /// Serialises the snapshot in format 1.
+    pub fn encode(&self) -> Bytes {
+        let member_bytes: usize = self.entries.iter().map(|e| e.member.as_str().len()).sum();
+        let mut buf = BytesMut::with_capacity(40 + member_bytes + self.entries.len() * 9);
+        buf.put_slice(MAGIC);
+        buf.put_u8(FORMAT);
+        let (kind, index) = match self.scope {
+            Scope::Shard(s) => (0, s),
+            Scope::Group(g) => (1, g),
+            Scope::Global => (2, 0),
+        };
+        buf.put_u8(kind);
+        buf.put_u32_le(index);
+        buf.put_u8(match self.order {
+            Order::Desc => 0,
+            Order::Asc => 1,
+        });
+        buf.put_u64_le(self.version);
+        buf.put_u64_le(self.computed_at_ms);
+        put_short_str(&mut buf, self.board.as_str());
+        put_short_str(&mut buf, &self.period);
+        buf.put_u32_le(self.entries.len() as u32);
+        for entry in &self.entries {
+            buf.put_u64_le(entry.score.to_bits());
+            put_short_str(&mut buf, entry.member.as_str());
+        }
+        let crc = crc32fast::hash(&buf);
+        buf.put_u32_le(crc);
+        buf.freeze()
+    }
+
+    /// Parses and checks bytes written by [`Snapshot::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() < 4 || &bytes[..4] != MAGIC {
+            return Err(if bytes.len() < 4 {
+                DecodeError::Truncated(bytes.len())
+            } else {
+                DecodeError::BadMagic
+            });
+        }
+        let mut r = Reader { bytes, pos: 4 };
+        let format = r.u8()?;
+        if format != FORMAT {
+            return Err(DecodeError::UnknownFormat(format));
+        }
+        if bytes.len() < r.pos + 4 {
+            return Err(DecodeError::Truncated(bytes.len()));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+            return Err(DecodeError::Checksum);
+        }
+        let mut r = Reader {
+            bytes: body,
+            pos: r.pos,
+        };
+        let snapshot = read_body(&mut r)?;
+        if r.pos != body.len() {
+            return Err(DecodeError::Invalid("trailing bytes".into()));
+        }
+        Ok(snapshot)
+    }
+}
+
+fn read_body(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
+    let kind = r.u8()?;
+    let index = r.u32()?;
+    let scope = match kind {
+        0 => Scope::Shard(index),
+        1 => Scope::Group(index),
+        2 => Scope::Global,
+        k => return Err(DecodeError::Invalid(format!("scope kind {k}"))),
+    };
+    let order = match r.u8()? {
+        0 => Order::Desc,
+        1 => Order::Asc,
+        o => return Err(DecodeError::Invalid(format!("order {o}"))),
+    };
+    let version = r.u64()?;
+    let computed_at_ms = r.u64()?;
+    let board = BoardName::new(r.short_str()?)?;
+    let period: Arc<str> = Arc::from(r.short_str()?);
+    let count = r.u32()? as usize;
+    // Each entry takes at least 10 bytes: a count beyond that is corrupt, and
+    // checking first keeps a bad count from reserving gigabytes.
+    if count > r.remaining() / 10 {
+        return Err(DecodeError::Truncated(r.bytes.len()));
+    }
+    let mut entries: Vec<Entry> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let score = Score::new(f64::from_bits(r.u64()?))?;
+        let member = MemberId::new(r.short_str()?)?;
+        let entry = Entry::new(member, score);
+        if let Some(prev) = entries.last() {
+            if order.cmp_entries(prev, &entry) != std::cmp::Ordering::Less {
+                return Err(DecodeError::Invalid("entries out of order".into()));
+            }
+        }
+        entries.push(entry);
+    }
+    Ok(Snapshot {
+        board,
+        period,
+        scope,
+        order,
+        version,
+        computed_at_ms,
+        entries,
+    })
+}
+
+fn put_short_str(buf: &mut BytesMut, s: &str) {
+    // Board names, periods and member ids are all at most 128 bytes.
+    debug_assert!(s.len() <= u8::MAX as usize);
+    buf.put_u8(s.len() as u8);
+    buf.put_slice(s.as_bytes());
+}
+
+/// A bounds-checked cursor: every read fails with `Truncated` instead of
+/// panicking when the bytes run out.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated(self.bytes.len()))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn short_str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = self.u8()? as usize;
+        std::str::from_utf8(self.take(len)?)
+            .map_err(|_| DecodeError::Invalid("string is not UTF-8".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(entries: Vec<Entry>, order: Order) -> Snapshot {
+        Snapshot {
+            board: BoardName::new("global").unwrap(),
+            period: Arc::from("all"),
+            scope: Scope::Group(3),
+            order,
+            version: 812,
+            computed_at_ms: 1_790_000_000_000,
+            entries,
+        }
+    }
+
+    fn sorted_entries(raw: Vec<(String, f64)>, order: Order) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = raw
+            .into_iter()
+            .map(|(m, s)| Entry::new(MemberId::new(&m).unwrap(), Score::new(s).unwrap()))
+            .collect();
+        entries.sort_by(|a, b| order.cmp_entries(a, b));
+        entries.dedup_by(|a, b| a.member == b.member);
+        entries
+    }
+
+    #[test]
+    fn refuses_corruption() {
+        let snap = sample(
+            sorted_entries(vec![("a".into(), 1.0)], Order::Desc),
+            Order::Desc,
+        );
+        let bytes = snap.encode();
+        assert_eq!(Snapshot::decode(&bytes).unwrap(), snap);
+        let mut flipped = bytes.to_vec();
+        flipped[20] ^= 1;
+        assert_eq!(Snapshot::decode(&flipped), Err(DecodeError::Checksum));
+        assert_eq!(Snapshot::decode(b"NOPEnope"), Err(DecodeError::BadMagic));
+        assert!(Snapshot::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Snapshot::decode(&[]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(raw in prop::collection::vec(("[a-z]{1,12}", -1e6f64..1e6), 0..200),
+                       asc in any::<bool>()) {
+            let order = if asc { Order::Asc } else { Order::Desc };
+            let snap = sample(sorted_entries(raw, order), order);
+            prop_assert_eq!(Snapshot::decode(&snap.encode()).unwrap(), snap);
+        }
+
+        #[test]
+        fn never_panics_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Snapshot::decode(&bytes);
+            let mut with_magic = b"STSN\x01".to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = Snapshot::decode(&with_magic);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_snapshots(pos in any::<prop::sample::Index>(), byte in any::<u8>(),
+                                              cut in any::<prop::sample::Index>()) {
+            let entries = sorted_entries((0..20).map(|i| (format!("m{i}"), i as f64)).collect(), Order::Desc);
+            let bytes = sample(entries, Order::Desc).encode().to_vec();
+            let mut mutated = bytes.clone();
+            mutated[pos.index(bytes.len())] = byte;
+            let _ = Snapshot::decode(&mutated);
+            let _ = Snapshot::decode(&bytes[..cut.index(bytes.len())]);
+        }
+    }
+}

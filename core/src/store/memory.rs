@@ -1,0 +1,342 @@
+//! The in-process store, the embedded default: one lock per shard, each
+//! shard an order-statistic tree beside a member -> score map, so every
+//! operation is O(log n) and writes to different shards never contend.
+//!
+//! It keeps the Redis backend's semantics exactly (same total order, same
+//! tie-break, same idempotency and audit behaviour); the conformance suite
+//! holds both to that.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write, WriteOutcome};
+use crate::board::Board;
+use crate::keyspace::{self, Scope};
+use crate::ostree::OrderStatTree;
+use crate::types::{Entry, MemberId, Order};
+
+/// How many audit records each shard keeps (Redis trims its stream to about
+/// the same with `MAXLEN ~`).
+pub const AUDIT_CAPACITY: usize = 10_000;
+
+/// A score with a total order, for the tree. Scores are finite and never
+/// `-0.0` (see [`crate::types::Score`]), so `total_cmp` equals numeric order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Key(f64);
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// One shard: Redis's ascending (score, member) order in `sorted`.
+#[derive(Default)]
+struct Shard {
+    scores: HashMap<MemberId, f64>,
+    sorted: OrderStatTree<(Key, MemberId)>,
+    version: u64,
+    /// (member, key) -> resulting score of the first write.
+    idempotency: HashMap<(MemberId, String), f64>,
+    /// Expiry queue for `idempotency`; the TTL is per board so it is FIFO.
+    idempotency_expiry: VecDeque<(Instant, (MemberId, String))>,
+    audit: VecDeque<AuditRecord>,
+}
+
+impl Shard {
+    fn expire_idempotency(&mut self, now: Instant) {
+        while let Some((at, _)) = self.idempotency_expiry.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, key)) = self.idempotency_expiry.pop_front() {
+                self.idempotency.remove(&key);
+            }
+        }
+    }
+
+    fn set_score(&mut self, member: &MemberId, score: f64) {
+        if let Some(old) = self.scores.insert(member.clone(), score) {
+            self.sorted.remove(&(Key(old), member.clone()));
+        }
+        self.sorted.insert((Key(score), member.clone()));
+    }
+
+    /// Entries best first starting at best-first position `from`.
+    fn best_first(&self, order: Order, from: usize, n: usize) -> Vec<Entry> {
+        let to_entry = |(k, m): &(Key, MemberId)| Entry {
+            member: m.clone(),
+            score: k.0,
+        };
+        match order {
+            Order::Asc => self.sorted.iter_from(from).take(n).map(to_entry).collect(),
+            Order::Desc => {
+                let len = self.sorted.len();
+                if from >= len {
+                    return Vec::new();
+                }
+                self.sorted
+                    .iter_rev_from(len - 1 - from)
+                    .take(n)
+                    .map(to_entry)
+                    .collect()
+            }
+        }
+    }
+
+    fn count_better(&self, order: Order, score: f64) -> u64 {
+        let n = match order {
+            Order::Desc => self.sorted.len() - self.sorted.partition_point(|(k, _)| k.0 <= score),
+            Order::Asc => self.sorted.partition_point(|(k, _)| k.0 < score),
+        };
+        n as u64
+    }
+
+    fn neighbours(&self, order: Order, anchor: &Entry, n: usize) -> Neighbours {
+        let probe = (Key(anchor.score), anchor.member.clone());
+        // Ascending positions: [0, below) are below the anchor, [above, len)
+        // above it, whether or not the anchor itself is in this shard.
+        let below = self.sorted.rank(&probe);
+        let above = below + usize::from(self.sorted.contains(&probe));
+        let to_entry = |(k, m): &(Key, MemberId)| Entry {
+            member: m.clone(),
+            score: k.0,
+        };
+        let down = || -> Vec<Entry> {
+            match below.checked_sub(1) {
+                Some(last) => self
+                    .sorted
+                    .iter_rev_from(last)
+                    .take(n)
+                    .map(to_entry)
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let up = || -> Vec<Entry> { self.sorted.iter_from(above).take(n).map(to_entry).collect() };
+        match order {
+            Order::Desc => Neighbours {
+                better: up(),
+                worse: down(),
+                ahead: (self.sorted.len() - above) as u64,
+            },
+            Order::Asc => Neighbours {
+                better: down(),
+                worse: up(),
+                ahead: below as u64,
+            },
+        }
+    }
+}
+
+type ShardId = (crate::types::BoardName, Arc<str>, u32);
+
+/// The in-process store. Cheap to share behind an `Arc`.
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Shards are created on first touch; the outer lock is taken for
+    /// writing only then.
+    shards: RwLock<HashMap<ShardId, Arc<Mutex<Shard>>>>,
+    snapshots: RwLock<HashMap<String, Bytes>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn shard(&self, board: &Board, shard: u32) -> Arc<Mutex<Shard>> {
+        let id = (board.name.clone(), board.period.clone(), shard);
+        if let Some(s) = read(&self.shards).get(&id) {
+            return s.clone();
+        }
+        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        shards.entry(id).or_default().clone()
+    }
+
+    fn with_shard<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&mut Shard) -> T) -> T {
+        let shard = self.shard(board, shard);
+        let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    fn each_shard<T>(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        f: impl Fn(&Shard) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        shards
+            .iter()
+            .map(|&s| {
+                check_shard(board, s)?;
+                Ok(self.with_shard(board, s, |shard| f(shard)))
+            })
+            .collect()
+    }
+}
+
+/// Reads through a poisoned lock: every critical section here leaves the
+/// data consistent before anything that could panic.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn check_shard(board: &Board, shard: u32) -> Result<(), StoreError> {
+    if shard >= board.shards {
+        return Err(StoreError::Corrupt(format!(
+            "shard {shard} out of range for board {} ({} shards)",
+            board.name, board.shards
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let shard = board
+            .shard_of(&write.member)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.with_shard(board, shard, |s| {
+            let now = Instant::now();
+            s.expire_idempotency(now);
+            let idem = write
+                .idempotency_key
+                .as_ref()
+                .map(|k| (write.member.clone(), k.clone()));
+            if let Some(score) = idem.as_ref().and_then(|k| s.idempotency.get(k)) {
+                return Ok(WriteOutcome {
+                    score: *score,
+                    applied: false,
+                });
+            }
+            let old = s.scores.get(&write.member).copied();
+            let score = write
+                .op
+                .apply(board.order, old, write.value.get())
+                .ok_or(StoreError::OutOfRange)?;
+            s.set_score(&write.member, score);
+            s.version += 1;
+            if let Some(key) = idem {
+                s.idempotency.insert(key.clone(), score);
+                s.idempotency_expiry
+                    .push_back((now + board.idempotency_ttl, key));
+            }
+            if s.audit.len() == AUDIT_CAPACITY {
+                s.audit.pop_front();
+            }
+            s.audit.push_back(AuditRecord {
+                member: write.member.clone(),
+                op: write.op,
+                value: write.value.get(),
+                score,
+                idempotency_key: write.idempotency_key.clone(),
+                request_id: write.request_id.clone(),
+                at_ms: now_ms(),
+            });
+            Ok(WriteOutcome {
+                score,
+                applied: true,
+            })
+        })
+    }
+
+    async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {
+        check_shard(board, shard)?;
+        Ok(self.with_shard(board, shard, |s| s.best_first(board.order, 0, k)))
+    }
+
+    async fn score(
+        &self,
+        board: &Board,
+        shard: u32,
+        member: &MemberId,
+    ) -> Result<Option<f64>, StoreError> {
+        check_shard(board, shard)?;
+        Ok(self.with_shard(board, shard, |s| s.scores.get(member).copied()))
+    }
+
+    async fn counts(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        score: f64,
+    ) -> Result<Vec<ShardCounts>, StoreError> {
+        self.each_shard(board, shards, |s| ShardCounts {
+            better: s.count_better(board.order, score),
+            total: s.scores.len() as u64,
+        })
+    }
+
+    async fn neighbours(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchor: &Entry,
+        n: usize,
+    ) -> Result<Vec<Neighbours>, StoreError> {
+        self.each_shard(board, shards, |s| s.neighbours(board.order, anchor, n))
+    }
+
+    async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError> {
+        self.each_shard(board, shards, |s| s.version)
+    }
+
+    async fn audit_tail(
+        &self,
+        board: &Board,
+        shard: u32,
+        n: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        check_shard(board, shard)?;
+        Ok(self.with_shard(board, shard, |s| {
+            s.audit.iter().rev().take(n).cloned().collect()
+        }))
+    }
+
+    async fn put_snapshot(
+        &self,
+        board: &Board,
+        scope: Scope,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
+        snapshots.insert(keyspace::snapshot(board, scope), bytes);
+        Ok(())
+    }
+
+    async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError> {
+        Ok(read(&self.snapshots)
+            .get(&keyspace::snapshot(board, scope))
+            .cloned())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let store = MemoryStore::new();
+        crate::conformance::run(&store, "mem").await;
+    }
+}

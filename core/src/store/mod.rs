@@ -1,0 +1,175 @@
+//! The `Store` trait: everything the agents and the gateway ask of the place
+//! where scores live, and its backends.
+//!
+//! Reads that fan out over many shards (counts, neighbours, versions) take a
+//! slice of shards and answer one value per shard, so that a networked
+//! backend can send the commands for one node together and query nodes
+//! concurrently, instead of paying one round trip per shard.
+
+pub mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::board::Board;
+use crate::keyspace::Scope;
+use crate::types::{Entry, MemberId, Op, Score};
+
+pub use memory::MemoryStore;
+
+/// One score write, already validated at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// Whose score changes.
+    pub member: MemberId,
+    /// How it changes.
+    pub op: Op,
+    /// The operand: delta for `incr`, new score for `set` and `best`.
+    pub value: Score,
+    /// Applies the write once per (board, member, key) within the board's
+    /// idempotency TTL; a repeat answers the first outcome.
+    pub idempotency_key: Option<String>,
+    /// Recorded in the audit log so a write can be traced end to end.
+    pub request_id: String,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriteOutcome {
+    /// The member's score after the write (for a repeat: after the first).
+    pub score: f64,
+    /// False when the idempotency key had already been applied.
+    pub applied: bool,
+}
+
+/// One applied write, as the audit log keeps it for reconciliation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Whose score changed.
+    pub member: MemberId,
+    /// The op applied.
+    pub op: Op,
+    /// Its operand.
+    pub value: f64,
+    /// The score after it.
+    pub score: f64,
+    /// The idempotency key, if the write had one.
+    pub idempotency_key: Option<String>,
+    /// The request id given with the write.
+    pub request_id: String,
+    /// When it was applied, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// The entries next to an anchor in one shard, in the board's total order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Neighbours {
+    /// Up to n entries strictly better than the anchor, nearest first.
+    pub better: Vec<Entry>,
+    /// Up to n entries strictly worse than the anchor, nearest first.
+    pub worse: Vec<Entry>,
+    /// How many entries of the shard come before the anchor in the total
+    /// order (score, then the member tie-break). Summed over shards it is
+    /// the anchor's 0-based position on the board, which turns the window
+    /// into exact competition ranks.
+    pub ahead: u64,
+}
+
+/// Per-shard counts for an exact rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardCounts {
+    /// Members whose score is strictly better than the probe score.
+    pub better: u64,
+    /// Members in the shard.
+    pub total: u64,
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time; nothing was
+    /// applied. Callers answer 503 and serve reads from snapshots.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The write would take the score outside +-2^53; nothing was applied.
+    #[error("resulting score would leave +-2^53")]
+    OutOfRange,
+    /// The store answered something this release cannot read.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Where scores and snapshots live. Every backend passes
+/// [`crate::conformance::run`], which pins each semantic below.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies `write` to the member's shard atomically: idempotency check,
+    /// the op, a version bump and an audit record, or none of them.
+    async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError>;
+
+    /// The best `k` entries of `shard`, best first.
+    async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// The member's score, if it has one (looked up in `shard`).
+    async fn score(
+        &self,
+        board: &Board,
+        shard: u32,
+        member: &MemberId,
+    ) -> Result<Option<f64>, StoreError>;
+
+    /// For each shard: how many members score strictly better than `score`,
+    /// and how many members it holds.
+    async fn counts(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        score: f64,
+    ) -> Result<Vec<ShardCounts>, StoreError>;
+
+    /// For each shard: up to `n` entries on each side of `anchor` in the
+    /// board's total order (the anchor itself excluded).
+    async fn neighbours(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchor: &Entry,
+        n: usize,
+    ) -> Result<Vec<Neighbours>, StoreError>;
+
+    /// For each shard: its version, which every applied write bumps (0 for a
+    /// shard never written).
+    async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError>;
+
+    /// The newest `n` audit records of `shard`, newest first.
+    async fn audit_tail(
+        &self,
+        board: &Board,
+        shard: u32,
+        n: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Stores an encoded snapshot of `scope`, replacing the previous one.
+    async fn put_snapshot(
+        &self,
+        board: &Board,
+        scope: Scope,
+        bytes: Bytes,
+    ) -> Result<(), StoreError>;
+
+    /// The encoded snapshot of `scope`, if one was stored.
+    async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError>;
+
+    /// Cheap reachability check for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch, for audit records and snapshots.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}

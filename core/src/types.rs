@@ -1,0 +1,407 @@
+//! Validated domain types: board names, member ids, scores, sort order,
+//! write operations and ranked entries.
+//!
+//! Every constructor checks its input and refuses bad values with an
+//! [`InvalidInput`] that names the field, so that nothing invalid can reach a
+//! store: a `Score` is always finite and within +-2^53, a `MemberId` is always
+//! 1 to 128 bytes without control characters.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest magnitude a score may have: 2^53, the last integer an `f64`
+/// (and therefore a Redis sorted-set score) represents exactly.
+pub const MAX_SCORE: f64 = 9_007_199_254_740_992.0;
+
+/// Longest member id in bytes.
+pub const MAX_MEMBER_LEN: usize = 128;
+
+/// Longest board name in bytes.
+pub const MAX_BOARD_LEN: usize = 64;
+
+/// A value that failed validation: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    /// Machine-readable error code (`invalid_score`, `invalid_member`, ...).
+    pub code: &'static str,
+    /// The request field at fault, as a client names it.
+    pub field: &'static str,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+impl InvalidInput {
+    /// Builds an error for `field` with a code and a message.
+    pub fn new(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// A board name: `[a-z0-9][a-z0-9_-]{0,63}`. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BoardName(Arc<str>);
+
+impl BoardName {
+    /// Validates `name` against the board-name pattern.
+    pub fn new(name: &str) -> Result<Self, InvalidInput> {
+        let bytes = name.as_bytes();
+        let valid_first = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid_rest = |b: u8| valid_first(b) || b == b'_' || b == b'-';
+        let ok = !bytes.is_empty()
+            && bytes.len() <= MAX_BOARD_LEN
+            && valid_first(bytes[0])
+            && bytes[1..].iter().all(|&b| valid_rest(b));
+        if ok {
+            Ok(Self(Arc::from(name)))
+        } else {
+            Err(InvalidInput::new(
+                "invalid_board",
+                "board",
+                "board must match [a-z0-9][a-z0-9_-]{0,63}",
+            ))
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BoardName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A member id: 1 to 128 bytes of UTF-8 without control characters.
+///
+/// Held as an `Arc<str>` because the same id sits in a shard, several
+/// snapshots and the global TOP-K at once; cloning it is a counter bump.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId(Arc<str>);
+
+impl MemberId {
+    /// Validates `id`: length and absence of control characters.
+    pub fn new(id: &str) -> Result<Self, InvalidInput> {
+        if id.is_empty() || id.len() > MAX_MEMBER_LEN {
+            return Err(InvalidInput::new(
+                "invalid_member",
+                "member",
+                format!("member must be 1 to {MAX_MEMBER_LEN} bytes of UTF-8"),
+            ));
+        }
+        if id.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "invalid_member",
+                "member",
+                "member must not contain control characters",
+            ));
+        }
+        Ok(Self(Arc::from(id)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A score: finite and within +-2^53. `-0.0` is stored as `0.0` so that the
+/// two never sort apart.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Score(f64);
+
+impl Score {
+    /// Validates `value` for the request field `field` (`score`, `delta`, ...).
+    pub fn new_for(value: f64, field: &'static str) -> Result<Self, InvalidInput> {
+        if !value.is_finite() || value.abs() > MAX_SCORE {
+            return Err(InvalidInput::new(
+                "invalid_score",
+                field,
+                format!("{field} must be a finite number within +-2^53 (9007199254740992)"),
+            ));
+        }
+        Ok(Self(value + 0.0))
+    }
+
+    /// Validates `value` as the `score` field.
+    pub fn new(value: f64) -> Result<Self, InvalidInput> {
+        Self::new_for(value, "score")
+    }
+
+    /// The score as a float.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+/// Which way a board ranks: higher scores first (`desc`, the default) or
+/// lower scores first (`asc`, e.g. lap times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Highest score ranks first.
+    #[default]
+    Desc,
+    /// Lowest score ranks first.
+    Asc,
+}
+
+impl Order {
+    /// Whether score `a` ranks strictly better than score `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Order::Desc => a > b,
+            Order::Asc => a < b,
+        }
+    }
+
+    /// The total order of entries, best first.
+    ///
+    /// Ties on score break on member bytes: descending for `desc` boards and
+    /// ascending for `asc` boards. That is exactly the order of a Redis
+    /// sorted set read with `ZREVRANGE` (desc) or `ZRANGE` (asc), so a
+    /// shard's list and the merge never disagree.
+    pub fn cmp_entries(self, a: &Entry, b: &Entry) -> Ordering {
+        let natural = a.score.total_cmp(&b.score).then_with(|| {
+            a.member
+                .as_str()
+                .as_bytes()
+                .cmp(b.member.as_str().as_bytes())
+        });
+        match self {
+            Order::Desc => natural.reverse(),
+            Order::Asc => natural,
+        }
+    }
+}
+
+/// How a write changes a member's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Add the value to the current score (absent counts as 0).
+    Incr,
+    /// Replace the score.
+    Set,
+    /// Keep the better of the current score and the value, by board order.
+    Best,
+}
+
+impl Op {
+    /// The wire name of the operation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Incr => "incr",
+            Op::Set => "set",
+            Op::Best => "best",
+        }
+    }
+
+    /// Parses a wire name; the error names the `op` field.
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        match s {
+            "incr" => Ok(Op::Incr),
+            "set" => Ok(Op::Set),
+            "best" => Ok(Op::Best),
+            _ => Err(InvalidInput::new(
+                "invalid_op",
+                "op",
+                "op must be one of incr, set, best",
+            )),
+        }
+    }
+
+    /// The score after applying this op with `value` to `old`, or `None`
+    /// when the result would leave +-2^53.
+    pub fn apply(self, order: Order, old: Option<f64>, value: f64) -> Option<f64> {
+        let new = match (self, old) {
+            (Op::Incr, old) => checked_add(old.unwrap_or(0.0), value)?,
+            (Op::Set, _) => value,
+            (Op::Best, Some(old)) if !order.better(value, old) => old,
+            (Op::Best, _) => value,
+        };
+        (new.is_finite() && new.abs() <= MAX_SCORE).then_some(new + 0.0)
+    }
+}
+
+/// `a + b`, or `None` when the exact sum lies beyond +-2^53.
+///
+/// Rounding can pull an out-of-range sum back onto the bound (2^53 + 1
+/// rounds to 2^53), which would silently drop an increment; Knuth's
+/// TwoSum recovers the rounding error `e` (`a + b == s + e` exactly), so a
+/// sum on the bound with an error pointing outward is refused. The Redis
+/// write script does the same arithmetic.
+pub fn checked_add(a: f64, b: f64) -> Option<f64> {
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    let beyond =
+        s.abs() > MAX_SCORE || (s.abs() == MAX_SCORE && e != 0.0 && e.signum() == s.signum());
+    (!beyond).then_some(s)
+}
+
+/// One member and its score, as stored and as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Who.
+    pub member: MemberId,
+    /// Their score; always finite and within +-2^53.
+    pub score: f64,
+}
+
+impl Entry {
+    /// Builds an entry from validated parts.
+    pub fn new(member: MemberId, score: Score) -> Self {
+        Self {
+            member,
+            score: score.get(),
+        }
+    }
+}
+
+/// Competition ranks ("1224") for a best-first list that starts at the top of
+/// the board: equal scores share the rank of the first of them.
+///
+/// Exact only when `entries` is a prefix of the board, which every TOP-K is.
+pub fn competition_ranks(entries: &[Entry]) -> Vec<u64> {
+    let mut ranks = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let tied_with_previous = i > 0 && entries[i - 1].score == entry.score;
+        let rank = if tied_with_previous {
+            ranks[i - 1]
+        } else {
+            i as u64 + 1
+        };
+        ranks.push(rank);
+    }
+    ranks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(m: &str, s: f64) -> Entry {
+        Entry::new(MemberId::new(m).unwrap(), Score::new(s).unwrap())
+    }
+
+    #[test]
+    fn board_names() {
+        for ok in ["global", "a", "0", "weekly_2026-47", &"a".repeat(64)] {
+            assert!(BoardName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Global", "_x", "-x", "a b", "a/b", &"a".repeat(65), "ü"] {
+            let err = BoardName::new(bad).unwrap_err();
+            assert_eq!(err.field, "board", "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_ids() {
+        assert!(MemberId::new("user:10086").is_ok());
+        assert!(MemberId::new("名前").is_ok());
+        assert!(MemberId::new(&"x".repeat(128)).is_ok());
+        for bad in ["", "a\nb", "\u{7f}", "tab\t"] {
+            assert_eq!(MemberId::new(bad).unwrap_err().field, "member");
+        }
+        assert_eq!(
+            MemberId::new(&"x".repeat(129)).unwrap_err().code,
+            "invalid_member"
+        );
+    }
+
+    #[test]
+    fn scores() {
+        assert!(Score::new(MAX_SCORE).is_ok());
+        assert!(Score::new(-MAX_SCORE).is_ok());
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            MAX_SCORE * 2.0,
+        ] {
+            assert_eq!(Score::new(bad).unwrap_err().code, "invalid_score");
+        }
+        assert!(Score::new(-0.0).unwrap().get().is_sign_positive());
+        assert_eq!(
+            Score::new_for(f64::NAN, "delta").unwrap_err().field,
+            "delta"
+        );
+    }
+
+    #[test]
+    fn ops() {
+        let d = Order::Desc;
+        assert_eq!(Op::Incr.apply(d, None, 5.0), Some(5.0));
+        assert_eq!(Op::Incr.apply(d, Some(5.0), -7.0), Some(-2.0));
+        assert_eq!(Op::Set.apply(d, Some(5.0), 1.0), Some(1.0));
+        assert_eq!(Op::Best.apply(d, Some(5.0), 1.0), Some(5.0));
+        assert_eq!(Op::Best.apply(d, Some(5.0), 9.0), Some(9.0));
+        assert_eq!(Op::Best.apply(Order::Asc, Some(5.0), 1.0), Some(1.0));
+        assert_eq!(Op::Best.apply(d, None, 1.0), Some(1.0));
+        assert_eq!(Op::Incr.apply(d, Some(MAX_SCORE), 1.0), None);
+        assert_eq!(Op::Incr.apply(d, Some(-MAX_SCORE), -1.0), None);
+        assert_eq!(
+            Op::Incr.apply(d, Some(MAX_SCORE), -1.0),
+            Some(MAX_SCORE - 1.0)
+        );
+        assert_eq!(
+            Op::Incr.apply(d, Some(MAX_SCORE - 1.0), 1.0),
+            Some(MAX_SCORE)
+        );
+        assert_eq!(
+            Op::Incr.apply(d, Some(0.1), 0.2),
+            Some(0.1 + 0.2),
+            "inexact but in range"
+        );
+        assert_eq!(Op::parse("decr").unwrap_err().field, "op");
+    }
+
+    #[test]
+    fn order_breaks_ties_like_redis() {
+        let a = entry("a", 1.0);
+        let b = entry("b", 1.0);
+        let top = entry("z", 2.0);
+        // ZREVRANGE: score desc, then member desc.
+        assert_eq!(Order::Desc.cmp_entries(&b, &a), Ordering::Less);
+        assert_eq!(Order::Desc.cmp_entries(&top, &b), Ordering::Less);
+        // ZRANGE: score asc, then member asc.
+        assert_eq!(Order::Asc.cmp_entries(&a, &b), Ordering::Less);
+        assert_eq!(Order::Asc.cmp_entries(&a, &top), Ordering::Less);
+    }
+
+    #[test]
+    fn ranks_are_competition_ranks() {
+        let list = [
+            entry("a", 9.0),
+            entry("b", 7.0),
+            entry("c", 7.0),
+            entry("d", 3.0),
+        ];
+        assert_eq!(competition_ranks(&list), vec![1, 2, 2, 4]);
+        assert!(competition_ranks(&[]).is_empty());
+    }
+}

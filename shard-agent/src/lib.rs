@@ -1,0 +1,392 @@
+//! The precompute agent.
+//!
+//! - **Shard role**: every tick, for each owned shard whose version moved
+//!   since the agent last published it, read the shard's TOP-K and store it
+//!   as a shard snapshot.
+//! - **Group role**: every tick, for each owned group, read its shards'
+//!   snapshots and, when the sum of their versions moved, merge them into a
+//!   group snapshot.
+//!
+//! Both are plain loops that stop when the shutdown token is cancelled. The
+//! gateway runs the same loops in-process in embedded mode; the
+//! `standings-agent` binary runs them as their own process.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use standings_config::{Config, StoreKind};
+use standings_core::merge::merge_sorted;
+use standings_core::store::now_ms;
+use standings_core::{Board, MemoryStore, Scope, Snapshot, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Which loops an agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Publish shard snapshots.
+    Shard,
+    /// Merge group snapshots.
+    Group,
+    /// Both, shard phase first in each tick.
+    All,
+}
+
+/// What one agent owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Which loops.
+    pub role: Role,
+    /// Shards owned by the shard role (clipped to each board's shard count);
+    /// `None` for all.
+    pub shards: Option<Range<u32>>,
+    /// Groups owned by the group role; `None` for all.
+    pub groups: Option<Range<u32>>,
+}
+
+impl Assignment {
+    /// Every shard and group: the embedded default.
+    pub fn everything() -> Self {
+        Self {
+            role: Role::All,
+            shards: None,
+            groups: None,
+        }
+    }
+}
+
+/// Errors an agent reports.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The store failed; the tick is retried next interval.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored snapshot did not decode; the group is skipped this tick.
+    #[error("snapshot {scope:?} of board {board}: {source}")]
+    Snapshot {
+        /// Which board.
+        board: String,
+        /// Which snapshot.
+        scope: Scope,
+        /// Why it did not decode.
+        source: standings_core::DecodeError,
+    },
+}
+
+/// Parses `A-B` (inclusive, as the command line takes it) into `A..B+1`.
+pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u32 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected A-B"))?;
+    let b: u32 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected A-B"))?;
+    if a > b {
+        return Err(format!("{s:?}: start is after end"));
+    }
+    Ok(a..b + 1)
+}
+
+/// Opens the store the config names.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    match config.store.kind {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Redis => Err(StoreError::Unavailable(
+            "the redis store is not built into this release".into(),
+        )),
+    }
+}
+
+/// The agent's memory of what it last published, so unchanged shards and
+/// groups cost one version read per tick and nothing else.
+#[derive(Default)]
+pub struct Agent {
+    published_shards: HashMap<(String, u32), u64>,
+    published_groups: HashMap<(String, u32), u64>,
+}
+
+impl Agent {
+    /// A fresh agent: publishes everything once on its first tick.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One shard-role pass over `board`; returns how many snapshots it wrote.
+    pub async fn shard_tick(
+        &mut self,
+        store: &dyn Store,
+        board: &Board,
+        owned: Option<&Range<u32>>,
+    ) -> Result<usize, AgentError> {
+        let shards: Vec<u32> = clip(owned, board.shards).collect();
+        if shards.is_empty() {
+            return Ok(0);
+        }
+        let versions = store.versions(board, &shards).await?;
+        let mut written = 0;
+        for (&shard, &version) in shards.iter().zip(&versions) {
+            let key = (board.name.to_string(), shard);
+            if self.published_shards.get(&key) == Some(&version) {
+                continue;
+            }
+            let entries = store.top(board, shard, board.top_k).await?;
+            let snapshot = Snapshot {
+                board: board.name.clone(),
+                period: board.period.clone(),
+                scope: Scope::Shard(shard),
+                order: board.order,
+                version,
+                computed_at_ms: now_ms(),
+                entries,
+            };
+            store
+                .put_snapshot(board, Scope::Shard(shard), snapshot.encode())
+                .await?;
+            self.published_shards.insert(key, version);
+            written += 1;
+        }
+        metrics::counter!("standings_agent_shard_snapshots_total").increment(written as u64);
+        Ok(written)
+    }
+
+    /// One group-role pass over `board`; returns how many snapshots it wrote.
+    pub async fn group_tick(
+        &mut self,
+        store: &dyn Store,
+        board: &Board,
+        owned: Option<&Range<u32>>,
+    ) -> Result<usize, AgentError> {
+        let mut written = 0;
+        for group in clip(owned, board.groups) {
+            let shards = board.shards_of_group(group);
+            let mut lists = Vec::with_capacity(shards.len());
+            let mut version = 0u64;
+            for shard in shards {
+                if let Some(snapshot) = read_snapshot(store, board, Scope::Shard(shard)).await? {
+                    version += snapshot.version;
+                    lists.push(snapshot.entries);
+                }
+            }
+            let key = (board.name.to_string(), group);
+            if self.published_groups.get(&key) == Some(&version) {
+                continue;
+            }
+            let started = Instant::now();
+            let refs: Vec<&[_]> = lists.iter().map(Vec::as_slice).collect();
+            let entries = merge_sorted(&refs, board.top_k, board.order);
+            metrics::histogram!("standings_agent_group_merge_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let snapshot = Snapshot {
+                board: board.name.clone(),
+                period: board.period.clone(),
+                scope: Scope::Group(group),
+                order: board.order,
+                version,
+                computed_at_ms: now_ms(),
+                entries,
+            };
+            store
+                .put_snapshot(board, Scope::Group(group), snapshot.encode())
+                .await?;
+            self.published_groups.insert(key, version);
+            written += 1;
+        }
+        metrics::counter!("standings_agent_group_snapshots_total").increment(written as u64);
+        Ok(written)
+    }
+
+    /// One full tick of `assignment` over every board. Errors are logged and
+    /// counted, not returned: the next tick tries again.
+    pub async fn tick(&mut self, store: &dyn Store, boards: &[Board], assignment: &Assignment) {
+        for board in boards {
+            if matches!(assignment.role, Role::Shard | Role::All) {
+                if let Err(e) = self
+                    .shard_tick(store, board, assignment.shards.as_ref())
+                    .await
+                {
+                    report(board, "shard", &e);
+                }
+            }
+            if matches!(assignment.role, Role::Group | Role::All) {
+                if let Err(e) = self
+                    .group_tick(store, board, assignment.groups.as_ref())
+                    .await
+                {
+                    report(board, "group", &e);
+                }
+            }
+        }
+    }
+}
+
+fn report(board: &Board, role: &'static str, e: &AgentError) {
+    metrics::counter!("standings_agent_errors_total", "role" => role).increment(1);
+    tracing::warn!(board = %board.name, role, error = %e, "agent tick failed; retrying next tick");
+}
+
+/// Reads and decodes one snapshot; `None` when none was stored yet.
+pub async fn read_snapshot(
+    store: &dyn Store,
+    board: &Board,
+    scope: Scope,
+) -> Result<Option<Snapshot>, AgentError> {
+    let Some(bytes) = store.get_snapshot(board, scope).await? else {
+        return Ok(None);
+    };
+    Snapshot::decode(&bytes)
+        .map(Some)
+        .map_err(|source| AgentError::Snapshot {
+            board: board.name.to_string(),
+            scope,
+            source,
+        })
+}
+
+fn clip(owned: Option<&Range<u32>>, count: u32) -> Range<u32> {
+    match owned {
+        Some(r) => r.start.min(count)..r.end.min(count),
+        None => 0..count,
+    }
+}
+
+/// Runs `assignment` every `interval` until `shutdown` is cancelled. The
+/// first tick runs at once.
+pub async fn run(
+    store: Arc<dyn Store>,
+    boards: Vec<Board>,
+    assignment: Assignment,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut agent = Agent::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(?assignment, ?interval, "agent started");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => agent.tick(store.as_ref(), &boards, &assignment).await,
+        }
+    }
+    tracing::info!("agent stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use standings_core::{BoardName, MemberId, Op, Score, Write};
+
+    fn board() -> Board {
+        Board {
+            shards: 8,
+            groups: 2,
+            top_k: 3,
+            ..Board::new(BoardName::new("t").unwrap())
+        }
+    }
+
+    async fn write(store: &dyn Store, b: &Board, m: &str, s: f64) {
+        let w = Write {
+            member: MemberId::new(m).unwrap(),
+            op: Op::Set,
+            value: Score::new(s).unwrap(),
+            idempotency_key: None,
+            request_id: "t".into(),
+        };
+        store.apply(b, &w).await.unwrap();
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("0-49"), Ok(0..50));
+        assert_eq!(parse_range("7"), Ok(7..8));
+        assert!(parse_range("9-3").is_err());
+        assert!(parse_range("a-b").is_err());
+    }
+
+    #[tokio::test]
+    async fn publishes_only_moved_shards_and_merges_groups() {
+        let store = MemoryStore::new();
+        let b = board();
+        let mut agent = Agent::new();
+        assert_eq!(
+            agent.shard_tick(&store, &b, None).await.unwrap(),
+            8,
+            "first tick publishes all"
+        );
+        assert_eq!(
+            agent.shard_tick(&store, &b, None).await.unwrap(),
+            0,
+            "nothing moved"
+        );
+        for i in 0..40 {
+            write(&store, &b, &format!("u{i}"), f64::from(i)).await;
+        }
+        let moved = agent.shard_tick(&store, &b, None).await.unwrap();
+        assert!(moved > 0 && moved <= 8);
+        assert_eq!(agent.group_tick(&store, &b, None).await.unwrap(), 2);
+        assert_eq!(
+            agent.group_tick(&store, &b, None).await.unwrap(),
+            0,
+            "versions unchanged"
+        );
+        let mut best = Vec::new();
+        for g in 0..2 {
+            let snap = read_snapshot(&store, &b, Scope::Group(g))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(snap.entries.len(), 3, "group keeps top_k");
+            best.extend(snap.entries);
+        }
+        best.sort_by(|x, y| b.order.cmp_entries(x, y));
+        let names: Vec<&str> = best[..3].iter().map(|e| e.member.as_str()).collect();
+        assert_eq!(names, ["u39", "u38", "u37"]);
+    }
+
+    #[tokio::test]
+    async fn owned_ranges_are_respected() {
+        let store = MemoryStore::new();
+        let b = board();
+        let mut agent = Agent::new();
+        assert_eq!(
+            agent.shard_tick(&store, &b, Some(&(2..4))).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            agent.shard_tick(&store, &b, Some(&(6..100))).await.unwrap(),
+            2,
+            "clipped"
+        );
+        assert!(store
+            .get_snapshot(&b, Scope::Shard(0))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .get_snapshot(&b, Scope::Shard(3))
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn run_stops_on_shutdown() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let token = CancellationToken::new();
+        let task = tokio::spawn(run(
+            store.clone(),
+            vec![board()],
+            Assignment::everything(),
+            Duration::from_millis(10),
+            token.clone(),
+        ));
+        write(store.as_ref(), &board(), "x", 1.0).await;
+        token.cancel();
+        task.await.unwrap();
+    }
+}
