@@ -1,0 +1,303 @@
+//! A real Redis Cluster for tests: N masters with R replicas each, on free
+//! loopback ports, killed when the handle drops.
+//!
+//! The spawning is `redis-test`'s (`redis_test::cluster::RedisCluster`):
+//! each node runs `redis-server --cluster-enabled yes --save ""` with its own
+//! temporary directory as working dir (so `--dir`, `nodes.conf` and the log
+//! live there and vanish with it; append-only stays at its default, off),
+//! and the nodes are joined with
+//! `redis-cli --cluster create ... --cluster-replicas R --cluster-yes`.
+//! Ports come from binding port 0 and releasing it, so a start can race
+//! another process for a port; `redis-test` retries a node that fails to
+//! bind. Its nodes use `--cluster-node-timeout 5000`, so a failover after
+//! [`RedisCluster::kill_master`] takes about 6 to 8 s unless the test lowers
+//! it with [`RedisCluster::set_node_timeout`].
+//!
+//! On top of that this module adds what `redis-test` does not: a clear
+//! failure when the binaries are missing, a wait until `CLUSTER INFO` says
+//! `cluster_state:ok` on every live node, the current masters, and helpers
+//! to send one command to every node.
+
+use std::process::Command;
+use std::time::Duration;
+
+use redis::{Connection, Value};
+use redis_test::cluster::{RedisCluster as Spawned, RedisClusterConfiguration};
+
+/// How long one harness command may take before the harness gives up on a
+/// node (a paused or killed node must not hang the test).
+const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`RedisCluster::start`] waits for every node to agree the
+/// cluster is up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Panics with the command to run when `redis-server` or `redis-cli` is not
+/// on the PATH. Tests that need a cluster call it first (through
+/// [`RedisCluster::start`]), so a missing install fails loudly instead of
+/// being skipped.
+pub fn require_redis_binaries() {
+    for bin in ["redis-server", "redis-cli"] {
+        let found = Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "`{bin}` was not found on the PATH, and the Redis Cluster tests need a real \
+             cluster. Install it with the README's test command (it runs \
+             `apt-get install -y redis-server`, Debian's package, which ships both \
+             redis-server and redis-cli), then run the tests again."
+        );
+    }
+}
+
+/// A running Redis Cluster. Every process it started is killed on drop.
+pub struct RedisCluster {
+    /// The processes, temp dirs and `redis-cli --cluster create`, from
+    /// `redis-test`; its `Drop` kills every node.
+    spawned: Spawned,
+    /// Nodes this handle killed, as `host:port`; skipped by every query so
+    /// helpers never wait on a dead node.
+    killed: Vec<String>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` masters (at least 3, as `redis-cli --cluster create`
+    /// requires) with `replicas_per_master` replicas each, and returns once
+    /// every node reports `cluster_state:ok` and knows every other node.
+    ///
+    /// Panics when `redis-server` is missing or the cluster does not form.
+    pub fn start(masters: usize, replicas_per_master: usize) -> Self {
+        require_redis_binaries();
+        assert!(
+            masters >= 3,
+            "a Redis Cluster needs at least 3 masters, {masters} asked"
+        );
+        let nodes = masters * (1 + replicas_per_master);
+        let spawned = Spawned::new(RedisClusterConfiguration {
+            num_nodes: u16::try_from(nodes).expect("node count fits u16"),
+            num_replicas: u16::try_from(replicas_per_master).expect("replicas fit u16"),
+            ..Default::default()
+        });
+        let cluster = Self {
+            spawned,
+            killed: Vec::new(),
+        };
+        cluster.wait_until_ok(START_TIMEOUT);
+        let known = cluster.known_nodes();
+        assert_eq!(known, nodes, "every node joined the cluster");
+        cluster
+    }
+
+    /// Every live node as `host:port`: seed addresses for a client (any one
+    /// of them lets a client discover the rest).
+    pub fn nodes(&self) -> Vec<String> {
+        self.spawned
+            .iter_servers()
+            .filter_map(|s| s.host_and_port())
+            .map(|(host, port)| format!("{host}:{port}"))
+            .filter(|addr| !self.killed.contains(addr))
+            .collect()
+    }
+
+    /// The live masters that serve slots, as `host:port`, sorted by port so
+    /// an index means the same node until the topology changes.
+    pub fn masters(&self) -> Vec<String> {
+        let mut masters: Vec<(u16, String)> = self
+            .cluster_nodes()
+            .lines()
+            .filter_map(parse_master_line)
+            .filter(|addr| !self.killed.contains(addr))
+            .filter_map(|addr| Some((addr.rsplit_once(':')?.1.parse().ok()?, addr)))
+            .collect();
+        masters.sort();
+        masters.into_iter().map(|(_, addr)| addr).collect()
+    }
+
+    /// A plain (non-cluster) connection to one node, with read and write
+    /// timeouts, for commands a test aims at that node.
+    pub fn connection(&self, addr: &str) -> Connection {
+        let client = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap_or_else(|e| panic!("bad node address {addr}: {e}"));
+        let con = client
+            .get_connection_with_timeout(NODE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+        con.set_read_timeout(Some(NODE_TIMEOUT))
+            .expect("set read timeout");
+        con.set_write_timeout(Some(NODE_TIMEOUT))
+            .expect("set write timeout");
+        con
+    }
+
+    /// Runs `cmd` on every live master and returns the replies in the order
+    /// of [`masters`](Self::masters), e.g. `SCRIPT FLUSH` or `INFO memory`.
+    pub fn on_every_master(&self, cmd: &redis::Cmd) -> Vec<Value> {
+        self.masters()
+            .iter()
+            .map(|addr| self.query(addr, cmd))
+            .collect()
+    }
+
+    /// Runs `cmd` on every live node, masters and replicas.
+    pub fn on_every_node(&self, cmd: &redis::Cmd) -> Vec<Value> {
+        self.nodes()
+            .iter()
+            .map(|addr| self.query(addr, cmd))
+            .collect()
+    }
+
+    /// Runs `cmd` on the node at `addr`; panics, naming the node, on error.
+    pub fn query(&self, addr: &str, cmd: &redis::Cmd) -> Value {
+        cmd.query(&mut self.connection(addr))
+            .unwrap_or_else(|e| panic!("{cmd:?} on {addr}: {e}"))
+    }
+
+    /// Kills (SIGKILL) the `i`-th of [`masters`](Self::masters) and returns
+    /// its address. Does not wait: with replicas, call
+    /// [`wait_until_ok`](Self::wait_until_ok) for the failover; without,
+    /// the cluster stays down for that master's slots.
+    pub fn kill_master(&mut self, i: usize) -> String {
+        let masters = self.masters();
+        let addr = masters
+            .get(i)
+            .unwrap_or_else(|| panic!("no master {i}: masters are {masters:?}"))
+            .clone();
+        let server = self
+            .spawned
+            .servers
+            .iter_mut()
+            .find(|s| s.host_and_port().map(|(h, p)| format!("{h}:{p}")) == Some(addr.clone()))
+            .unwrap_or_else(|| panic!("master {addr} is not one of this cluster's processes"));
+        server.stop();
+        self.killed.push(addr.clone());
+        addr
+    }
+
+    /// Sets `cluster-node-timeout` on every live node: how long a node may
+    /// be unreachable before it is failed over. Lower it (e.g. to 1000) in
+    /// failover tests; too low on a loaded machine fails nodes over that
+    /// were only slow.
+    pub fn set_node_timeout(&self, ms: u64) {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("cluster-node-timeout").arg(ms);
+        self.on_every_node(&cmd);
+    }
+
+    /// Waits until every live node's `CLUSTER INFO` says `cluster_state:ok`;
+    /// panics after `timeout`.
+    pub fn wait_until_ok(&self, timeout: Duration) {
+        crate::eventually(timeout, "cluster_state:ok on every node", || {
+            self.nodes().iter().all(|addr| self.state_ok(addr))
+        });
+    }
+
+    /// The sum over live masters of `INFO memory`'s `used_memory`, in
+    /// bytes: what the data set costs, for memory-per-member figures.
+    pub fn used_memory(&self) -> u64 {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("memory");
+        self.on_every_master(&cmd)
+            .iter()
+            .map(|v| info_field(&value_text(v), "used_memory").unwrap_or(0))
+            .sum()
+    }
+
+    fn state_ok(&self, addr: &str) -> bool {
+        let Ok(mut con) = redis::Client::open(format!("redis://{addr}/"))
+            .and_then(|c| c.get_connection_with_timeout(NODE_TIMEOUT))
+        else {
+            return false;
+        };
+        let _ = con.set_read_timeout(Some(NODE_TIMEOUT));
+        let info: redis::RedisResult<Value> = redis::cmd("CLUSTER").arg("INFO").query(&mut con);
+        info.is_ok_and(|v| value_text(&v).contains("cluster_state:ok"))
+    }
+
+    fn cluster_nodes(&self) -> String {
+        let nodes = self.nodes();
+        let first = nodes.first().expect("at least one live node");
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        value_text(&self.query(first, &cmd))
+    }
+
+    fn known_nodes(&self) -> usize {
+        self.cluster_nodes()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    }
+}
+
+/// The `host:port` of a `CLUSTER NODES` line if it is a healthy master that
+/// serves slots.
+fn parse_master_line(line: &str) -> Option<String> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let flags = fields.get(2)?;
+    let serving = fields.len() > 8;
+    let healthy = flags.split(',').all(|f| f != "fail" && f != "fail?");
+    if !(flags.split(',').any(|f| f == "master") && healthy && serving) {
+        return None;
+    }
+    // ip:port@cport[,hostname]
+    let addr = fields.get(1)?.split('@').next()?;
+    Some(addr.to_string())
+}
+
+/// A status or bulk reply as text.
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The integer value of `field` in an `INFO` reply.
+fn info_field(info: &str, field: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cluster_nodes_lines() {
+        let master = "07c3 127.0.0.1:30004@40004 master - 0 1 1 connected 0-5460";
+        let me = "e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 5461-10922";
+        let replica = "67ed 127.0.0.1:30002@40002 slave e7d1 0 1 2 connected";
+        let failed = "292f 127.0.0.1:30003@40003 master,fail - 0 1 3 connected 10923-16383";
+        let empty = "6ec2 127.0.0.1:30005@40005 master - 0 1 4 connected";
+        assert_eq!(
+            parse_master_line(master).as_deref(),
+            Some("127.0.0.1:30004")
+        );
+        assert_eq!(parse_master_line(me).as_deref(), Some("127.0.0.1:30001"));
+        for not_serving in [replica, failed, empty] {
+            assert_eq!(parse_master_line(not_serving), None, "{not_serving}");
+        }
+    }
+
+    #[test]
+    fn reads_info_fields() {
+        let info = "# Memory\r\nused_memory:1234\r\nused_memory_human:1.21K\r\n";
+        assert_eq!(info_field(info, "used_memory"), Some(1234));
+        assert_eq!(info_field(info, "used_memory_peak"), None);
+    }
+
+    #[test]
+    fn a_cluster_starts_and_serves() {
+        let cluster = RedisCluster::start(3, 0);
+        assert_eq!(cluster.nodes().len(), 3);
+        assert_eq!(cluster.masters().len(), 3);
+        let mut con = cluster.connection(&cluster.masters()[0]);
+        let pong: String = redis::cmd("PING").query(&mut con).expect("ping");
+        assert_eq!(pong, "PONG");
+        assert!(cluster.used_memory() > 0);
+    }
+}

@@ -1,0 +1,59 @@
+//! Harnesses shared by Standings' integration tests, so that every crate
+//! tests against the same real parts started the same way.
+//!
+//! - [`RedisCluster`]: a real Redis Cluster on free loopback ports, built on
+//!   the `redis-test` crate (which spawns the nodes and runs
+//!   `redis-cli --cluster create`), plus what our tests need on top: a clear
+//!   failure when `redis-server` is missing, a wait until every node reports
+//!   `cluster_state:ok`, the current masters, killing one, and per-node
+//!   commands (`SCRIPT FLUSH`, `CLIENT PAUSE`, `INFO memory`).
+//! - [`eventually`]: polls a condition until it holds or a deadline passes,
+//!   for assertions about things that settle (failover, replication).
+//!
+//! Everything here is synchronous, so it works from plain `#[test]`s, from
+//! `#[tokio::test]`s (setup blocks the test's runtime for a few seconds,
+//! which nothing else is using yet) and from other processes' test drivers.
+
+pub mod cluster;
+
+use std::time::{Duration, Instant};
+
+pub use cluster::{require_redis_binaries, RedisCluster};
+
+/// Polls `condition` every 50 ms until it returns true; panics naming `what`
+/// when `timeout` passes first. Use it instead of a fixed sleep, so a test
+/// waits as long as it must and no longer.
+pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventually_returns_once_true() {
+        let mut calls = 0;
+        eventually(Duration::from_secs(1), "third call", || {
+            calls += 1;
+            calls == 3
+        });
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "waiting for: never")]
+    fn eventually_panics_with_what() {
+        eventually(Duration::from_millis(100), "never", || false);
+    }
+}
