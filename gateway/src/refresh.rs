@@ -1,0 +1,197 @@
+//! The refresher: reads each board's group snapshots, merges them into the
+//! global TOP-K when their versions moved, swaps the new [`View`] in, and
+//! writes the static JSON files whose bytes changed.
+//!
+//! A refresh that cannot reach the store keeps the last good view and marks
+//! it stale (reads degrade, never fail open).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use standings_core::merge::merge_sorted;
+use standings_core::store::now_ms;
+use standings_core::{Scope, Store};
+use standings_shard_agent::{read_snapshot, AgentError};
+
+use crate::view::{BoardState, View};
+
+/// What one refresh of one board did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Versions unchanged; nothing swapped.
+    Unchanged,
+    /// A new merge was swapped in.
+    Changed,
+    /// The store failed; the old view stays, marked stale.
+    Stale,
+}
+
+/// Refreshes one board.
+pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
+    match merge_groups(store, state).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            metrics::counter!("standings_refresh_errors_total").increment(1);
+            tracing::warn!(board = %state.board.name, error = %e, "refresh failed; serving the last good view as stale");
+            let current = state.view.load();
+            state
+                .view
+                .store(Arc::new(current.as_stale(&state.board, now_ms())));
+            Refreshed::Stale
+        }
+    }
+}
+
+async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed, AgentError> {
+    let board = &state.board;
+    let mut lists = Vec::with_capacity(board.groups as usize);
+    let mut version = 0u64;
+    for group in 0..board.groups {
+        if let Some(snapshot) = read_snapshot(store, board, Scope::Group(group)).await? {
+            version += snapshot.version;
+            lists.push(snapshot.entries);
+        }
+    }
+    let current = state.view.load();
+    let age_s = now_ms().saturating_sub(current.generated_at_ms) as f64 / 1000.0;
+    metrics::gauge!("standings_snapshot_age_seconds", "board" => board.name.to_string())
+        .set(if current.loaded { age_s } else { 0.0 });
+    if current.loaded && !current.stale && current.version == version {
+        return Ok(Refreshed::Unchanged);
+    }
+    let started = Instant::now();
+    let refs: Vec<&[_]> = lists.iter().map(Vec::as_slice).collect();
+    let entries = merge_sorted(&refs, board.top_k, board.order);
+    metrics::histogram!("standings_global_merge_seconds").record(started.elapsed().as_secs_f64());
+    let unchanged = current.loaded && current.version == version;
+    let generated_at = if unchanged {
+        current.generated_at_ms
+    } else {
+        now_ms()
+    };
+    let view = View::build(board, version, generated_at, entries, false, true);
+    state.view.store(Arc::new(view));
+    metrics::gauge!("standings_snapshot_age_seconds", "board" => board.name.to_string()).set(0.0);
+    Ok(if unchanged {
+        Refreshed::Unchanged
+    } else {
+        Refreshed::Changed
+    })
+}
+
+/// Writes the static JSON files of boards whose bytes changed, atomically
+/// (write to a temporary file, then rename), remembering what it wrote so
+/// unchanged bytes are never rewritten.
+pub struct StaticWriter {
+    dir: PathBuf,
+    /// Path -> FNV-1a of the bytes last written there.
+    written: HashMap<PathBuf, u64>,
+}
+
+impl StaticWriter {
+    /// Writes under `dir`, creating it when needed.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            written: HashMap::new(),
+        }
+    }
+
+    /// Writes `top20.json`, `top100.json` and `top1000.json` of `state` if
+    /// their bytes changed. Stale views are not written: the files always
+    /// hold the last good merge. Returns how many files were written.
+    pub fn write(&mut self, state: &BoardState) -> std::io::Result<usize> {
+        let view = state.view.load();
+        if view.stale || !view.loaded {
+            return Ok(0);
+        }
+        let dir = self.dir.join(state.board.name.as_str());
+        std::fs::create_dir_all(&dir)?;
+        let mut count = 0;
+        for rendered in &view.bodies {
+            let path = dir.join(format!("top{}.json", rendered.limit));
+            let hash = standings_core::board::fnv1a64(&rendered.body);
+            if self.written.get(&path) == Some(&hash) || same_bytes(&path, &rendered.body) {
+                self.written.insert(path, hash);
+                continue;
+            }
+            write_atomically(&path, &rendered.body)?;
+            self.written.insert(path, hash);
+            count += 1;
+        }
+        metrics::counter!("standings_static_files_written_total").increment(count as u64);
+        Ok(count)
+    }
+}
+
+fn same_bytes(path: &Path, bytes: &[u8]) -> bool {
+    std::fs::read(path).is_ok_and(|old| old == bytes)
+}
+
+/// Writes to `.NAME.tmp` beside `path` and renames it over `path`, so a
+/// reader (or a CDN origin) never sees a half-written file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use standings_core::{Board, BoardName, Entry, MemberId, Score};
+
+    fn state(entries: usize) -> BoardState {
+        let board = Board::new(BoardName::new("files").unwrap());
+        let s = BoardState::new(board.clone());
+        let entries = (0..entries)
+            .map(|i| {
+                Entry::new(
+                    MemberId::new(&format!("m{i}")).unwrap(),
+                    Score::new(1000.0 - i as f64).unwrap(),
+                )
+            })
+            .collect();
+        s.view
+            .store(Arc::new(View::build(&board, 1, 5, entries, false, true)));
+        s
+    }
+
+    #[test]
+    fn static_files_are_written_once_per_change() {
+        let dir = std::env::temp_dir().join(format!("standings-static-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut writer = StaticWriter::new(&dir);
+        let s = state(30);
+        assert_eq!(writer.write(&s).unwrap(), 3);
+        assert_eq!(
+            writer.write(&s).unwrap(),
+            0,
+            "unchanged bytes are not rewritten"
+        );
+        let on_disk = std::fs::read(dir.join("files/top20.json")).unwrap();
+        assert_eq!(
+            on_disk,
+            s.view.load().prerendered(20).unwrap().body.to_vec()
+        );
+        let mut fresh = StaticWriter::new(&dir);
+        assert_eq!(
+            fresh.write(&s).unwrap(),
+            0,
+            "a restart compares with the files on disk"
+        );
+        let changed = state(31);
+        assert_eq!(
+            fresh.write(&changed).unwrap(),
+            2,
+            "top20 is the same; top100 and top1000 grew"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

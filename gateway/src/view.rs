@@ -1,0 +1,215 @@
+//! The published global TOP-K of each board, and its pre-serialised bodies.
+//!
+//! The refresher builds a [`View`] off the request path and swaps it in
+//! through an `ArcSwap`; a `top` or static read loads the `Arc` and clones a
+//! `Bytes` body: no JSON is built and no entry is copied per request.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::HeaderValue;
+use serde::{Serialize, Serializer};
+use standings_core::types::competition_ranks;
+use standings_core::{Board, Entry};
+
+/// The limits whose `top` bodies (offset 0) and static files are
+/// pre-serialised.
+pub const PRERENDERED: [usize; 3] = [20, 100, 1000];
+
+/// One pre-serialised body.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The `limit` it answers.
+    pub limit: usize,
+    /// The JSON bytes.
+    pub body: Bytes,
+    /// Strong ETag over the bytes.
+    pub etag: HeaderValue,
+}
+
+/// A board's global TOP-K as last merged.
+#[derive(Debug)]
+pub struct View {
+    /// Sum of group versions it was merged from; 0 before the first merge.
+    pub version: u64,
+    /// When the merge ran, ms since the epoch (0 before the first merge).
+    pub generated_at_ms: u64,
+    /// RFC 3339 form of `generated_at_ms`.
+    pub generated_at: String,
+    /// True when the last refresh could not reach the store.
+    pub stale: bool,
+    /// False until the first successful refresh: `/readyz` waits for it.
+    pub loaded: bool,
+    /// Best first.
+    pub entries: Arc<Vec<Entry>>,
+    /// Competition rank of each entry.
+    pub ranks: Vec<u64>,
+    /// Bodies for [`PRERENDERED`] limits.
+    pub bodies: Vec<Rendered>,
+}
+
+/// A board and its swappable view.
+pub struct BoardState {
+    /// The board's definition.
+    pub board: Board,
+    /// The current view; replaced whole by the refresher.
+    pub view: ArcSwap<View>,
+}
+
+impl BoardState {
+    /// A board with an empty, not yet loaded view.
+    pub fn new(board: Board) -> Self {
+        let view = View::build(&board, 0, 0, Vec::new(), false, false);
+        Self {
+            board,
+            view: ArcSwap::from_pointee(view),
+        }
+    }
+}
+
+impl View {
+    /// Ranks and renders a freshly merged list.
+    pub fn build(
+        board: &Board,
+        version: u64,
+        generated_at_ms: u64,
+        entries: Vec<Entry>,
+        stale: bool,
+        loaded: bool,
+    ) -> Self {
+        let ranks = competition_ranks(&entries);
+        let generated_at = format_ms(generated_at_ms);
+        let mut view = View {
+            version,
+            generated_at_ms,
+            generated_at,
+            stale,
+            loaded,
+            entries: Arc::new(entries),
+            ranks,
+            bodies: Vec::new(),
+        };
+        view.bodies = PRERENDERED
+            .iter()
+            .filter(|&&limit| limit <= board.top_k)
+            .map(|&limit| {
+                let body = view.render(board, 0, limit, None);
+                Rendered {
+                    limit,
+                    etag: etag(&body),
+                    body,
+                }
+            })
+            .collect();
+        view
+    }
+
+    /// The same entries marked stale, with their age, after a failed refresh.
+    pub fn as_stale(&self, board: &Board, now_ms: u64) -> Self {
+        let age = now_ms.saturating_sub(self.generated_at_ms);
+        let mut view = View {
+            version: self.version,
+            generated_at_ms: self.generated_at_ms,
+            generated_at: self.generated_at.clone(),
+            stale: true,
+            loaded: self.loaded,
+            entries: self.entries.clone(),
+            ranks: self.ranks.clone(),
+            bodies: Vec::new(),
+        };
+        view.bodies = self
+            .bodies
+            .iter()
+            .map(|r| {
+                let body = view.render(board, 0, r.limit, Some(age));
+                Rendered {
+                    limit: r.limit,
+                    etag: etag(&body),
+                    body,
+                }
+            })
+            .collect();
+        view
+    }
+
+    /// The pre-rendered body for `limit` at offset 0, if there is one.
+    pub fn prerendered(&self, limit: usize) -> Option<&Rendered> {
+        self.bodies.iter().find(|r| r.limit == limit)
+    }
+
+    /// Serialises entries `offset..offset+limit` as a `top` body.
+    pub fn render(&self, board: &Board, offset: usize, limit: usize, age_ms: Option<u64>) -> Bytes {
+        let start = offset.min(self.entries.len());
+        let end = offset.saturating_add(limit).min(self.entries.len());
+        let entries = self.entries[start..end]
+            .iter()
+            .zip(&self.ranks[start..end])
+            .map(|(e, &rank)| RankedEntry::new(rank, e))
+            .collect();
+        let body = TopBody {
+            board: board.name.as_str(),
+            version: self.version,
+            generated_at: &self.generated_at,
+            stale: self.stale,
+            age_ms,
+            entries,
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// The JSON shape of `top` and the static files.
+#[derive(Serialize)]
+struct TopBody<'a> {
+    board: &'a str,
+    version: u64,
+    generated_at: &'a str,
+    stale: bool,
+    /// Only on stale bodies: how old the entries are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_ms: Option<u64>,
+    entries: Vec<RankedEntry<'a>>,
+}
+
+/// One listed entry: `{"rank", "member", "score"}`.
+#[derive(Serialize)]
+pub struct RankedEntry<'a> {
+    rank: u64,
+    member: &'a str,
+    #[serde(serialize_with = "score")]
+    score: f64,
+}
+
+impl<'a> RankedEntry<'a> {
+    /// Pairs an entry with its rank.
+    pub fn new(rank: u64, entry: &'a Entry) -> Self {
+        Self {
+            rank,
+            member: entry.member.as_str(),
+            score: entry.score,
+        }
+    }
+}
+
+/// Whole scores print as integers (`50`, not `50.0`), as clients expect;
+/// scores are within +-2^53, so the conversion is exact.
+pub fn score<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+/// A strong ETag: FNV-1a 64 of the bytes, quoted.
+fn etag(body: &[u8]) -> HeaderValue {
+    let hash = standings_core::board::fnv1a64(body);
+    HeaderValue::from_str(&format!("\"{hash:016x}\"")).expect("hex is a valid header value")
+}
+
+/// `2026-11-22T10:00:00.000Z`.
+pub fn format_ms(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -1,0 +1,129 @@
+//! Shared test support: start a real gateway on a free loopback port, and
+//! wait for a condition without sleeping a fixed time.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use standings_config::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A gateway running in this process on 127.0.0.1:<free port>.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<()>,
+    pub static_dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl TestGateway {
+    /// The embedded example config with fast ticks and a private static dir.
+    pub fn config(name: &str) -> Config {
+        let mut config = Config::embedded();
+        config.gateway.refresh_interval_ms = 50;
+        config.agent.precompute_interval_ms = 50;
+        let dir = std::env::temp_dir().join(format!("standings-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        config.gateway.static_dir = dir.display().to_string();
+        config
+    }
+
+    /// Starts `config` and returns once the socket is bound.
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let static_dir = PathBuf::from(&config.gateway.static_dir);
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            standings_gateway::run(config, listener, token)
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+            static_dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.get(path).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// Posts a score write; returns status and body.
+    pub async fn write(
+        &self,
+        board: &str,
+        body: serde_json::Value,
+        key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(self.url(&format!("/v1/boards/{board}/scores")))
+            .json(&body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+        let _ = std::fs::remove_dir_all(&self.static_dir);
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `limit`;
+/// panics with `what` if it never does.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Percent-encodes a member id for a path segment.
+pub fn enc(member: &str) -> String {
+    member
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
