@@ -7,6 +7,7 @@
 //! concurrently, instead of paying one round trip per shard.
 
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::board::Board;
 use crate::keyspace::Scope;
 use crate::types::{Entry, MemberId, Op, Score};
 
+pub use self::redis::{RedisOptions, RedisStore};
 pub use memory::MemoryStore;
 
 /// One score write, already validated at the edge.
