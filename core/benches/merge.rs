@@ -3,7 +3,7 @@
 //! 30 ms on this; the goal is under 20 µs for 100 x 1000.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use standings_core::merge::merge_sorted;
+use standings_core::merge::{merge_sorted, merge_sorted_refs};
 use standings_core::{Entry, MemberId, Order, Score};
 
 /// `lists` sorted lists of `len` entries with distinct members, scores drawn
@@ -32,7 +32,20 @@ fn bench(c: &mut Criterion) {
         let data = lists(n, len);
         let refs: Vec<&[Entry]> = data.iter().map(|l| l.as_slice()).collect();
         c.bench_function(&format!("merge top1000 of {n}x{len}"), |b| {
+            b.iter(|| merge_sorted_refs(black_box(&refs), 1000, Order::Desc))
+        });
+        c.bench_function(&format!("merge+clone top1000 of {n}x{len}"), |b| {
             b.iter(|| merge_sorted(black_box(&refs), 1000, Order::Desc))
+        });
+        // The baseline the seed design implies: gather every candidate and
+        // sort them all, measured in the same run for a fair ratio.
+        c.bench_function(&format!("baseline sort-all top1000 of {n}x{len}"), |b| {
+            b.iter(|| {
+                let mut all: Vec<&Entry> = black_box(&refs).iter().flat_map(|l| l.iter()).collect();
+                all.sort_unstable_by(|a, b| Order::Desc.cmp_entries(a, b));
+                all.truncate(1000);
+                all
+            })
         });
     }
 }
