@@ -91,13 +91,23 @@ pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
     Ok(a..b + 1)
 }
 
-/// Opens the store the config names.
+/// Opens the store the config names. For `redis`, connects to the cluster
+/// through `store.nodes` with the configured timeouts and retries, and fails
+/// (within those bounds) when it cannot be reached.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    use standings_core::store::{RedisOptions, RedisStore};
     match config.store.kind {
         StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreKind::Redis => Err(StoreError::Unavailable(
-            "the redis store is not built into this release".into(),
-        )),
+        StoreKind::Redis => {
+            let opts = RedisOptions {
+                connect_timeout: Duration::from_millis(config.store.connect_timeout_ms),
+                response_timeout: Duration::from_millis(config.store.response_timeout_ms),
+                retries: config.store.retries,
+            };
+            Ok(Arc::new(
+                RedisStore::connect(&config.store.nodes, opts).await?,
+            ))
+        }
     }
 }
 
