@@ -45,9 +45,9 @@ pub fn require_redis_binaries() {
         assert!(
             found,
             "`{bin}` was not found on the PATH, and the Redis Cluster tests need a real \
-             cluster. Install it with the README's test command (it runs \
-             `apt-get install -y redis-server`, Debian's package, which ships both \
-             redis-server and redis-cli), then run the tests again."
+             cluster: run the tests with the README's test command, `scripts/test.sh`, \
+             which installs Debian's redis-server and redis-tools when they are missing \
+             (or `apt-get install -y redis-server redis-tools` yourself)."
         );
     }
 }
