@@ -1,12 +1,14 @@
 //! The Standings gateway: the HTTP API of `api.md` over a [`Store`], the
 //! global merge behind an `ArcSwap`, pre-serialised TOP20/100/1000 bodies,
-//! static JSON files, metrics and graceful shutdown.
+//! static JSON files, CDN purges when they change, metrics and graceful
+//! shutdown.
 //!
 //! [`run`] is what the binary calls and what integration tests call: give it
 //! a config, a bound listener and a shutdown token.
 
 pub mod api;
 pub mod error;
+pub mod purge;
 pub mod refresh;
 pub mod server;
 pub mod telemetry;
@@ -100,6 +102,7 @@ async fn refresh_loop(
     let mut agent = Agent::new();
     let mut static_writer = (!config.gateway.static_dir.is_empty())
         .then(|| StaticWriter::new(&config.gateway.static_dir));
+    let purger = purge::Purger::spawn(&config.cdn, shutdown.clone());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -119,8 +122,16 @@ async fn refresh_loop(
                         tracing::warn!(board = %board.board.name, error = %e, "writing static JSON failed");
                     }
                 }
+                // After the files are written: the CDN's next fetch gets them.
+                if let Some((purger, _)) = &purger {
+                    purger.board_changed(board.board.name.as_str());
+                }
             }
         }
         state.metrics.run_upkeep();
+    }
+    if let Some((purger, task)) = purger {
+        drop(purger);
+        let _ = task.await;
     }
 }

@@ -15,6 +15,7 @@
 //! which nothing else is using yet) and from other processes' test drivers.
 
 pub mod cluster;
+pub mod varnish;
 
 use std::time::{Duration, Instant};
 
