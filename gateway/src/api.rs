@@ -4,6 +4,7 @@
 //! place an `ApiError` becomes a response, and the only place requests are
 //! timed and counted.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use standings_core::store::{now_ms, Neighbours};
 use standings_core::{Entry, MemberId, Op, Order, Score, Store, Write};
 
 use crate::error::ApiError;
+use crate::telemetry::RouteMetrics;
 use crate::view::{score, BoardState, RankedEntry};
 
 type Reply = Result<Response<Full<Bytes>>, ApiError>;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Source of request ids for the audit log.
     pub request_counter: AtomicU64,
+    /// Request counters and latency histograms, registered once.
+    pub route_metrics: RouteMetrics,
 }
 
 impl AppState {
@@ -51,7 +55,7 @@ impl AppState {
 
 /// The endpoint a path names, for dispatch and for metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Scores,
     Top,
     Member,
@@ -64,7 +68,21 @@ enum Route {
 }
 
 impl Route {
-    fn label(self) -> &'static str {
+    /// Every route, in discriminant order.
+    pub const ALL: [Route; 9] = [
+        Route::Scores,
+        Route::Top,
+        Route::Member,
+        Route::Around,
+        Route::Static,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::NotFound,
+    ];
+
+    /// The `route` label of its metrics.
+    pub fn label(self) -> &'static str {
         match self {
             Route::Scores => "scores",
             Route::Top => "top",
@@ -86,10 +104,22 @@ impl Route {
     }
 }
 
-/// Splits a raw path into its route and (still percent-encoded) segments.
-fn route(path: &str) -> (Route, Vec<&str>) {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let route = match segments.as_slice() {
+/// Most path segments any route has.
+const MAX_SEGMENTS: usize = 6;
+
+/// Splits a raw path into its route and its (still percent-encoded)
+/// segments, without allocating: this runs on every request.
+fn route(path: &str) -> (Route, [&str; MAX_SEGMENTS]) {
+    let mut seg = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for part in path.trim_start_matches('/').split('/') {
+        if count == MAX_SEGMENTS {
+            return (Route::NotFound, seg);
+        }
+        seg[count] = part;
+        count += 1;
+    }
+    let route = match &seg[..count] {
         ["v1", "boards", _, "scores"] => Route::Scores,
         ["v1", "boards", _, "top"] => Route::Top,
         ["v1", "boards", _, "members", m] if !m.is_empty() => Route::Member,
@@ -100,7 +130,7 @@ fn route(path: &str) -> (Route, Vec<&str>) {
         ["metrics"] => Route::Metrics,
         _ => Route::NotFound,
     };
-    (route, segments)
+    (route, seg)
 }
 
 /// Serves one request: route, check the method, run the handler under the
@@ -126,20 +156,21 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
         }
     };
     let response = reply.unwrap_or_else(ApiError::into_response);
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("standings_http_requests_total", "route" => route.label(), "status" => status)
-        .increment(1);
-    metrics::histogram!("standings_http_request_duration_seconds", "route" => route.label())
-        .record(started.elapsed().as_secs_f64());
+    state
+        .route_metrics
+        .record(route as usize, response.status(), started.elapsed());
     response
 }
 
 async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Reply {
-    let path = req.uri().path().to_owned();
-    let (_, seg) = self::route(&path);
-    let query = Query::parse(req.uri().query().unwrap_or(""))?;
+    if route == Route::Scores {
+        // The body is consumed, so the board name is copied out first.
+        let board = decode(self::route(req.uri().path()).1[2], "board")?.into_owned();
+        return write_score(state, &board, req).await;
+    }
+    let (_, seg) = self::route(req.uri().path());
+    let query = Query(req.uri().query().unwrap_or(""));
     match route {
-        Route::Scores => write_score(state, decode(seg[2], "board")?.as_str(), req).await,
         Route::Top => {
             query.only(&["limit", "offset"])?;
             top(state, &decode(seg[2], "board")?, &query)
@@ -165,15 +196,15 @@ async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Rep
         )),
         Route::Readyz => readyz(state).await,
         Route::Metrics => Ok(metrics_text(state)),
-        Route::NotFound => Err(ApiError::not_found()),
+        Route::Scores | Route::NotFound => Err(ApiError::not_found()),
     }
 }
 
-/// Percent-decodes a path segment; `field` names it in the error.
-fn decode(segment: &str, field: &'static str) -> Result<String, ApiError> {
+/// Percent-decodes a path segment (borrowing when it has no escapes);
+/// `field` names it in the error.
+fn decode<'a>(segment: &'a str, field: &'static str) -> Result<Cow<'a, str>, ApiError> {
     percent_decode_str(segment)
         .decode_utf8()
-        .map(|s| s.into_owned())
         .map_err(|_| ApiError::bad_field("invalid_path", field, format!("{field} is not UTF-8")))
 }
 
@@ -194,32 +225,32 @@ fn json_of<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
     )
 }
 
-/// The query string, decoded.
-struct Query(Vec<(String, String)>);
+/// The raw query string; parameters are decoded as they are asked for.
+struct Query<'a>(&'a str);
 
-impl Query {
-    fn parse(raw: &str) -> Result<Self, ApiError> {
-        let mut pairs = Vec::new();
-        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+impl<'a> Query<'a> {
+    /// The decoded `(name, value)` pairs.
+    fn pairs(&self) -> impl Iterator<Item = Result<(Cow<'a, str>, Cow<'a, str>), ApiError>> {
+        self.0.split('&').filter(|p| !p.is_empty()).map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k, "query")?;
-            let v = decode(v, "query")?;
-            pairs.push((k, v));
-        }
-        Ok(Self(pairs))
+            Ok((decode(k, "query")?, decode(v, "query")?))
+        })
     }
 
     /// Refuses parameters the endpoint does not take (a typo like `limt`
     /// would otherwise silently give the default).
     fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => Err(ApiError::bad_field(
-                "unknown_parameter",
-                k.clone(),
-                format!("unknown query parameter {k:?}"),
-            )),
-            None => Ok(()),
+        for pair in self.pairs() {
+            let (k, _) = pair?;
+            if !allowed.contains(&k.as_ref()) {
+                return Err(ApiError::bad_field(
+                    "unknown_parameter",
+                    k.clone().into_owned(),
+                    format!("unknown query parameter {k:?}"),
+                ));
+            }
         }
+        Ok(())
     }
 
     /// An integer parameter within `range`, or `default` when absent.
@@ -229,7 +260,14 @@ impl Query {
         default: usize,
         range: std::ops::RangeInclusive<usize>,
     ) -> Result<usize, ApiError> {
-        let Some((_, raw)) = self.0.iter().rev().find(|(k, _)| k == name) else {
+        let mut last = None;
+        for pair in self.pairs() {
+            let (k, v) = pair?;
+            if k == name {
+                last = Some(v);
+            }
+        }
+        let Some(raw) = last else {
             return Ok(default);
         };
         raw.parse::<usize>()
@@ -249,7 +287,7 @@ impl Query {
     }
 }
 
-fn top(state: &AppState, board: &str, query: &Query) -> Reply {
+fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let k = b.board.top_k;
     let limit = query.int("limit", 20, 1..=k)?;
@@ -517,7 +555,7 @@ struct AroundReply<'a> {
     entries: Vec<RankedEntry<'a>>,
 }
 
-async fn around(state: &AppState, board: &str, member: &str, query: &Query) -> Reply {
+async fn around(state: &AppState, board: &str, member: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let radius = query.int("radius", 5, 1..=100)?;
     let member = MemberId::new(member)?;

@@ -60,6 +60,7 @@ pub async fn run(
         max_body_bytes: config.gateway.max_body_bytes,
         request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
         request_counter: AtomicU64::new(0),
+        route_metrics: telemetry::RouteMetrics::new(),
     });
     let embedded = config.store.kind == StoreKind::Memory;
     let background = tokio::spawn(refresh_loop(

@@ -29,3 +29,71 @@ pub fn metrics_handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Status codes the gateway answers, each with its own pre-registered
+/// counter; anything else is counted under `other`.
+const STATUSES: [(u16, &str); 12] = [
+    (200, "200"),
+    (304, "304"),
+    (400, "400"),
+    (404, "404"),
+    (405, "405"),
+    (408, "408"),
+    (413, "413"),
+    (415, "415"),
+    (429, "429"),
+    (500, "500"),
+    (503, "503"),
+    (0, "other"),
+];
+
+/// Request counters by (route, status) and latency histograms by route,
+/// registered once at start so that recording on the request path is an
+/// atomic add, with no label formatting or map lookup.
+pub struct RouteMetrics {
+    requests: Vec<[metrics::Counter; STATUSES.len()]>,
+    latency: Vec<metrics::Histogram>,
+}
+
+impl RouteMetrics {
+    /// Registers the handles for every route.
+    pub fn new() -> Self {
+        let requests = crate::api::Route::ALL
+            .iter()
+            .map(|route| {
+                STATUSES.map(|(_, status)| {
+                    metrics::counter!("standings_http_requests_total", "route" => route.label(), "status" => status)
+                })
+            })
+            .collect();
+        let latency = crate::api::Route::ALL
+            .iter()
+            .map(|route| {
+                metrics::histogram!("standings_http_request_duration_seconds", "route" => route.label())
+            })
+            .collect();
+        Self { requests, latency }
+    }
+
+    /// Counts and times one request to the route at `route` (its index in
+    /// `Route::ALL`).
+    pub fn record(&self, route: usize, status: http::StatusCode, elapsed: std::time::Duration) {
+        let code = status.as_u16();
+        let slot = STATUSES
+            .iter()
+            .position(|&(c, _)| c == code)
+            .unwrap_or(STATUSES.len() - 1);
+        if let (Some(counters), Some(histogram)) =
+            (self.requests.get(route), self.latency.get(route))
+        {
+            counters[slot].increment(1);
+            histogram.record(elapsed.as_secs_f64());
+        }
+    }
+}
+
+impl Default for RouteMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
