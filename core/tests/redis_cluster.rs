@@ -205,6 +205,76 @@ async fn a_dead_cluster_fails_fast() {
     assert!(matches!(unreachable, Err(StoreError::Unavailable(_))));
 }
 
+/// The replication offset each replica of `master` has acknowledged, and
+/// the master's own.
+fn replication_offsets(cluster: &RedisCluster, master: &str) -> (u64, Vec<u64>) {
+    let mut info = redis::cmd("INFO");
+    info.arg("replication");
+    let text: String = redis::from_redis_value(cluster.query(master, &info)).expect("info");
+    let field = |line: &str, name: &str| -> Option<u64> {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let own = text
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("master_repl_offset");
+    let replicas = text
+        .lines()
+        .filter(|l| l.starts_with("slave"))
+        .filter_map(|l| field(l.split_once(':')?.1, "offset"))
+        .collect();
+    (own, replicas)
+}
+
+/// With a replica per master, killing a master costs the writes to its
+/// slots only until the replica takes over; replicated writes survive, and
+/// the promoted replica runs the scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_resume_after_a_master_fails_over() {
+    let mut cluster = RedisCluster::start(3, 1);
+    cluster.set_node_timeout(1000);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let b = board("failover", 8);
+    for n in 0..8 {
+        let w = incr(&format!("m:{n}"), 1.0, None);
+        store.apply(&b, &w).await.expect("write before failover");
+    }
+    for master in cluster.masters() {
+        standings_test_support::eventually(Duration::from_secs(10), "replicas caught up", || {
+            let (own, replicas) = replication_offsets(&cluster, &master);
+            !replicas.is_empty() && replicas.iter().all(|&r| r >= own)
+        });
+    }
+
+    let killed = cluster.kill_master(0);
+    cluster.wait_until_ok(Duration::from_secs(30));
+    assert!(!cluster.masters().contains(&killed), "a replica took over");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0..8 {
+        let w = incr(&format!("m:{n}"), 1.0, None);
+        let outcome = loop {
+            match store.apply(&b, &w).await {
+                Ok(outcome) => break outcome,
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("write to m:{n} after failover: {e}"),
+            }
+        };
+        assert_eq!(outcome.score, 2.0, "m:{n} kept its replicated write");
+    }
+    let versions = store.versions(&b, &b.all_shards()).await.expect("versions");
+    assert_eq!(
+        versions,
+        vec![2; 8],
+        "one write before and one after, per shard"
+    );
+}
+
 /// Memory per member and fan-out latency, for `docs/operations.md`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --release -- --ignored --nocapture"]
