@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `{st:b:p:s}:z` | sorted set | member -> score |
 //! | `{st:b:p:s}:v` | string (int) | shard version, bumped by every applied write |
-//! | `{st:b:p:s}:i:KEY` | hash | idempotency record (member, score), with a TTL |
+//! | `{st:b:p:s}:i:LEN:MEMBER:KEY` | string | idempotency record: the first write's resulting score, with the board's TTL; scoped to (member, key) |
 //! | `{st:b:p:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
 //! | `{st:b:p:s}:snap` | string | the shard's TOP-K snapshot |
 //! | `{sg:b:p:g}:snap` | string | group g's merged TOP-K snapshot |
