@@ -74,7 +74,9 @@ async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed
     let view = View::build(board, version, generated_at, entries, false, true);
     state.view.store(Arc::new(view));
     metrics::gauge!("standings_snapshot_age_seconds", "board" => board.name.to_string()).set(0.0);
-    Ok(if unchanged {
+    // Coming back from stale changes the served bytes (the stale flag goes),
+    // so CDNs that cached the stale body are purged too.
+    Ok(if unchanged && !current.stale {
         Refreshed::Unchanged
     } else {
         Refreshed::Changed
