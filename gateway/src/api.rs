@@ -298,9 +298,9 @@ fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
             return Ok(json(StatusCode::OK, rendered.body.clone()));
         }
     }
-    let age = view
-        .stale
-        .then(|| now_ms().saturating_sub(view.generated_at_ms));
+    let age = view.stale.then(|| {
+        now_ms().saturating_sub(b.refreshed_at_ms.load(std::sync::atomic::Ordering::Relaxed))
+    });
     Ok(json(
         StatusCode::OK,
         view.render(&b.board, offset, limit, age),
@@ -442,14 +442,25 @@ fn parse_write(body: &[u8], default_op: Op) -> Result<(MemberId, Op, Score), Api
     };
     let value = match fields.get("score") {
         Some(serde_json::Value::Number(n)) => {
-            let f = n.as_f64().ok_or_else(|| {
+            let out_of_range = || {
                 ApiError::bad_field(
                     "invalid_score",
                     "score",
-                    "score must be a finite number within +-2^53",
+                    "score must be a finite number within +-2^53 (9007199254740992)",
                 )
-            })?;
-            Score::new(f)?
+            };
+            // Integers are checked exactly: as an f64, 2^53 + 1 rounds to
+            // 2^53 and would pass (and be stored as a different number).
+            let limit = 1u64 << 53;
+            let beyond = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u > limit,
+                (None, Some(i)) => i.unsigned_abs() > limit,
+                (None, None) => false,
+            };
+            if beyond {
+                return Err(out_of_range());
+            }
+            Score::new(n.as_f64().ok_or_else(out_of_range)?)?
         }
         Some(_) => {
             return Err(ApiError::bad_field(
@@ -674,6 +685,16 @@ mod tests {
             field(r#"{"member":"u","score":1e300}"#).as_deref(),
             Some("score")
         );
+        assert_eq!(
+            field(r#"{"member":"u","score":9007199254740993}"#).as_deref(),
+            Some("score"),
+            "2^53 + 1 rounds to 2^53 as an f64; the integer is checked exactly"
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":-9007199254740993}"#).as_deref(),
+            Some("score")
+        );
+        assert!(parse_write(br#"{"member":"u","score":-9007199254740992}"#, Op::Incr).is_ok());
         assert_eq!(
             field(r#"{"member":"","score":1}"#).as_deref(),
             Some("member")

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,7 +31,17 @@ pub enum Refreshed {
 
 /// Refreshes one board.
 pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
-    match merge_groups(store, state).await {
+    let outcome = merge_groups(store, state).await;
+    let now = now_ms();
+    if outcome.is_ok() {
+        state.refreshed_at_ms.store(now, Ordering::Relaxed);
+    }
+    // How far behind the store the served view may be: up to one interval
+    // while refreshes succeed, growing while they fail.
+    let age_ms = now.saturating_sub(state.refreshed_at_ms.load(Ordering::Relaxed));
+    metrics::gauge!("standings_snapshot_age_seconds", "board" => state.board.name.to_string())
+        .set(age_ms as f64 / 1000.0);
+    match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
             metrics::counter!("standings_refresh_errors_total").increment(1);
@@ -38,7 +49,7 @@ pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
             let current = state.view.load();
             state
                 .view
-                .store(Arc::new(current.as_stale(&state.board, now_ms())));
+                .store(Arc::new(current.as_stale(&state.board, age_ms)));
             Refreshed::Stale
         }
     }
@@ -55,9 +66,6 @@ async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed
         }
     }
     let current = state.view.load();
-    let age_s = now_ms().saturating_sub(current.generated_at_ms) as f64 / 1000.0;
-    metrics::gauge!("standings_snapshot_age_seconds", "board" => board.name.to_string())
-        .set(if current.loaded { age_s } else { 0.0 });
     if current.loaded && !current.stale && current.version == version {
         return Ok(Refreshed::Unchanged);
     }
@@ -73,14 +81,10 @@ async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed
     };
     let view = View::build(board, version, generated_at, entries, false, true);
     state.view.store(Arc::new(view));
-    metrics::gauge!("standings_snapshot_age_seconds", "board" => board.name.to_string()).set(0.0);
-    // Coming back from stale changes the served bytes (the stale flag goes),
-    // so CDNs that cached the stale body are purged too.
-    Ok(if unchanged && !current.stale {
-        Refreshed::Unchanged
-    } else {
-        Refreshed::Changed
-    })
+    // Either the versions moved or the view comes back from stale; both
+    // change the served bytes, so both count as a change (CDN copies of a
+    // stale body get purged too).
+    Ok(Refreshed::Changed)
 }
 
 /// Writes the static JSON files of boards whose bytes changed, atomically
@@ -163,6 +167,70 @@ mod tests {
         s.view
             .store(Arc::new(View::build(&board, 1, 5, entries, false, true)));
         s
+    }
+
+    #[tokio::test]
+    async fn unreadable_store_serves_the_last_view_as_stale() {
+        use standings_core::{MemoryStore, Op, Write};
+        use standings_shard_agent::Agent;
+        let board = Board {
+            shards: 4,
+            groups: 2,
+            ..Board::new(BoardName::new("stale").unwrap())
+        };
+        let store = MemoryStore::new();
+        let state = BoardState::new(board.clone());
+        for i in 0..10 {
+            let w = Write {
+                member: MemberId::new(&format!("m{i}")).unwrap(),
+                op: Op::Set,
+                value: Score::new(f64::from(i)).unwrap(),
+                idempotency_key: None,
+                request_id: "t".into(),
+            };
+            store.apply(&board, &w).await.unwrap();
+        }
+        let mut agent = Agent::new();
+        agent.shard_tick(&store, &board, None).await.unwrap();
+        agent.group_tick(&store, &board, None).await.unwrap();
+        assert_eq!(refresh_board(&store, &state).await, Refreshed::Changed);
+        assert_eq!(refresh_board(&store, &state).await, Refreshed::Unchanged);
+        let fresh = state.view.load_full();
+        assert_eq!(
+            (fresh.version, fresh.entries.len(), fresh.stale),
+            (10, 10, false)
+        );
+
+        // A group snapshot the gateway cannot read: keep serving, marked stale.
+        store
+            .put_snapshot(
+                &board,
+                Scope::Group(0),
+                bytes::Bytes::from_static(b"garbage"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(refresh_board(&store, &state).await, Refreshed::Stale);
+        let stale = state.view.load_full();
+        assert!(stale.stale);
+        assert_eq!(stale.entries, fresh.entries, "the last good entries");
+        let body: serde_json::Value =
+            serde_json::from_slice(&stale.prerendered(20).unwrap().body).unwrap();
+        assert_eq!(body["stale"], true);
+        assert!(
+            body["age_ms"].is_u64(),
+            "stale bodies carry their age: {body}"
+        );
+
+        // Once readable again the view is fresh and counts as a change.
+        Agent::new().group_tick(&store, &board, None).await.unwrap();
+        assert_eq!(refresh_board(&store, &state).await, Refreshed::Changed);
+        let back = state.view.load_full();
+        assert!(!back.stale);
+        assert_eq!(
+            back.prerendered(20).unwrap().body,
+            fresh.prerendered(20).unwrap().body
+        );
     }
 
     #[test]

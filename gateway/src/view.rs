@@ -4,6 +4,7 @@
 //! through an `ArcSwap`; a `top` or static read loads the `Arc` and clones a
 //! `Bytes` body: no JSON is built and no entry is copied per request.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -55,6 +56,9 @@ pub struct BoardState {
     pub board: Board,
     /// The current view; replaced whole by the refresher.
     pub view: ArcSwap<View>,
+    /// When a refresh last reached the store (ms since the epoch): what
+    /// `age_ms` on stale bodies and the snapshot-age gauge measure from.
+    pub refreshed_at_ms: AtomicU64,
 }
 
 impl BoardState {
@@ -64,6 +68,7 @@ impl BoardState {
         Self {
             board,
             view: ArcSwap::from_pointee(view),
+            refreshed_at_ms: AtomicU64::new(standings_core::store::now_ms()),
         }
     }
 }
@@ -105,9 +110,10 @@ impl View {
         view
     }
 
-    /// The same entries marked stale, with their age, after a failed refresh.
-    pub fn as_stale(&self, board: &Board, now_ms: u64) -> Self {
-        let age = now_ms.saturating_sub(self.generated_at_ms);
+    /// The same entries marked stale after a failed refresh; `age_ms` is
+    /// how long ago a refresh last reached the store.
+    pub fn as_stale(&self, board: &Board, age_ms: u64) -> Self {
+        let age = age_ms;
         let mut view = View {
             version: self.version,
             generated_at_ms: self.generated_at_ms,
