@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use standings_config::{Config, StoreKind};
 use standings_core::{Store, StoreError};
-use standings_shard_agent::{open_store, Agent, Assignment};
+use standings_shard_agent::{open_store, Agent, Assignment, Phase};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -104,13 +104,22 @@ async fn refresh_loop(
     let mut static_writer = (!config.gateway.static_dir.is_empty())
         .then(|| StaticWriter::new(&config.gateway.static_dir));
     let purger = purge::Purger::spawn(&config.cdn, shutdown.clone());
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Embedded mode runs the whole pipeline in this loop; otherwise refresh
+    // at the gateway phase, after the agents' stages of the same interval.
+    let phase = if embedded {
+        Phase::Shard
+    } else {
+        Phase::Gateway
+    };
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
+        if !first {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = phase.sleep(interval) => {}
+            }
         }
+        first = false;
         if embedded {
             agent.tick(store.as_ref(), &boards, &assignment).await;
         }
