@@ -330,6 +330,19 @@ fn malformed_cases() -> Vec<Case> {
             "invalid_score",
             Some("score"),
         ),
+        // 2^53 + 1 is an f64 2^53 once parsed: the integer is checked as written.
+        post(
+            r#"{"member":"a","score":9007199254740993}"#,
+            400,
+            "invalid_score",
+            Some("score"),
+        ),
+        post(
+            r#"{"member":"a","score":-9007199254740993}"#,
+            400,
+            "invalid_score",
+            Some("score"),
+        ),
         post(r#"{"member":"a","score":1e400}"#, 400, "invalid_json", None),
         post(
             r#"{"member":"","score":1}"#,

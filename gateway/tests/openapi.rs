@@ -1,0 +1,244 @@
+//! `docs/openapi.yaml` against the gateway: every route is in the spec and
+//! nothing else is, every error code the gateway answers is in the spec's
+//! `Error` schema and nothing else is, and every error response has the
+//! `Error` body. A cheap guard that the contract and the code do not drift
+//! apart; `scripts/schemathesis.sh` is the expensive one (it fuzzes a
+//! running gateway against the same file).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use standings_core::{MemberId, Op, Score, StoreError};
+use standings_gateway::error::ApiError;
+
+/// The router's endpoints (`route()` in `gateway/src/api.rs`), as the spec
+/// spells them.
+const ROUTES: [(&str, &str); 10] = [
+    ("post", "/v1/boards/{board}/scores"),
+    ("get", "/v1/boards/{board}/top"),
+    ("get", "/v1/boards/{board}/members/{member}"),
+    ("get", "/v1/boards/{board}/members/{member}/around"),
+    ("get", "/static/{board}/top20.json"),
+    ("get", "/static/{board}/top100.json"),
+    ("get", "/static/{board}/top1000.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+/// Every `code` the gateway answers: the literals in `gateway/src/api.rs`
+/// and `error.rs`, and the `InvalidInput` codes of the core types the
+/// handlers validate with. Add a code here and to the spec together.
+const ERROR_CODES: [&str; 20] = [
+    // parse_write, core's MemberId / Score / Op
+    "invalid_json",
+    "missing_field",
+    "unknown_field",
+    "invalid_member",
+    "invalid_score",
+    "invalid_op",
+    // headers, query, path
+    "invalid_idempotency_key",
+    "unknown_parameter",
+    "invalid_parameter",
+    "invalid_path",
+    // 404, 405, 413, 415
+    "unknown_board",
+    "member_not_found",
+    "not_found",
+    "method_not_allowed",
+    "body_too_large",
+    "unsupported_media_type",
+    // 503
+    "store_unavailable",
+    "store_error",
+    "timeout",
+    "not_ready",
+];
+
+fn spec() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
+}
+
+/// Follows a local `$ref` (`#/components/...`), if `node` is one.
+fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').expect("only local $refs");
+            spec.pointer(pointer)
+                .unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
+        None => node,
+    }
+}
+
+#[test]
+fn is_openapi_3_0() {
+    let spec = spec();
+    assert_eq!(spec["openapi"], "3.0.3", "3.0 for tool compatibility");
+    assert!(spec["info"]["version"].is_string());
+}
+
+#[test]
+fn every_route_is_in_the_spec_and_nothing_else() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().expect("paths");
+    for (method, path) in ROUTES {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{} {path} is routed but not in docs/openapi.yaml",
+            method.to_uppercase()
+        );
+    }
+    let methods = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    for (path, item) in paths {
+        for method in methods.iter().filter(|m| item.get(**m).is_some()) {
+            assert!(
+                ROUTES.contains(&(*method, path.as_str())),
+                "docs/openapi.yaml has {} {path}, which the gateway does not route",
+                method.to_uppercase()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_error_code_is_in_the_spec_and_nothing_else() {
+    let spec = spec();
+    let code = &spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"];
+    let listed: BTreeSet<&str> = code["enum"]
+        .as_array()
+        .expect("Error.error.code has an enum")
+        .iter()
+        .map(|v| v.as_str().expect("codes are strings"))
+        .collect();
+    let ours: BTreeSet<&str> = ERROR_CODES.into_iter().collect();
+    assert_eq!(
+        ours.len(),
+        ERROR_CODES.len(),
+        "no duplicates in ERROR_CODES"
+    );
+    let description = code["description"].as_str().unwrap_or_default();
+    for c in &ours {
+        assert!(
+            listed.contains(c),
+            "code {c:?} is missing from the spec's Error enum"
+        );
+        assert!(
+            description.contains(&format!("`{c}`")),
+            "code {c:?} is not explained in the spec's Error.code description"
+        );
+    }
+    for c in &listed {
+        assert!(
+            ours.contains(c),
+            "the spec lists {c:?}, which the gateway never answers"
+        );
+    }
+}
+
+/// The codes the gateway's own constructors produce are in [`ERROR_CODES`]:
+/// the list above cannot fall behind a renamed constructor code.
+#[test]
+fn error_constructors_use_listed_codes() {
+    let produced = [
+        ApiError::invalid_json("x").code,
+        ApiError::bad_field("missing_field", "member", "x").code,
+        ApiError::unknown_board("nope").code,
+        ApiError::unknown_member().code,
+        ApiError::not_found().code,
+        ApiError::method_not_allowed("POST").code,
+        ApiError::too_large(1).code,
+        ApiError::unsupported_media_type().code,
+        ApiError::from(StoreError::Unavailable("down".into())).code,
+        ApiError::from(StoreError::Corrupt("junk".into())).code,
+        ApiError::from(StoreError::OutOfRange).code,
+        ApiError::from(MemberId::new("").unwrap_err()).code,
+        ApiError::from(Score::new(f64::NAN).unwrap_err()).code,
+        ApiError::from(Op::parse("decr").unwrap_err()).code,
+    ];
+    for code in produced {
+        assert!(
+            ERROR_CODES.contains(&code),
+            "{code:?} is not in ERROR_CODES"
+        );
+    }
+}
+
+#[test]
+fn every_error_response_has_the_error_body_and_its_headers() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                let n: u16 = status.parse().expect("numeric status");
+                let response = resolve(&spec, response);
+                let at = format!("{} {path} {status}", method.to_uppercase());
+                if n < 400 {
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/Error",
+                    "{at} has the Error body"
+                );
+                if n == 429 || n == 503 {
+                    assert!(
+                        response["headers"].get("Retry-After").is_some(),
+                        "{at} documents Retry-After"
+                    );
+                }
+            }
+        }
+    }
+    let not_allowed = &spec["components"]["responses"]["MethodNotAllowed"];
+    assert!(
+        not_allowed["headers"].get("Allow").is_some(),
+        "405 documents Allow"
+    );
+}
+
+#[test]
+fn board_names_and_limits_match_the_code() {
+    let spec = spec();
+    let board = &spec["components"]["parameters"]["Board"];
+    assert_eq!(board["schema"]["pattern"], "^[a-z0-9][a-z0-9_-]{0,63}$");
+    let write = &spec["components"]["schemas"]["ScoreWrite"];
+    assert_eq!(write["additionalProperties"], false);
+    assert_eq!(write["properties"]["member"]["maxLength"], 128);
+    let score = &spec["components"]["schemas"]["Score"];
+    let max = standings_core::types::MAX_SCORE;
+    assert_eq!(score["maximum"].as_f64(), Some(max));
+    assert_eq!(score["minimum"].as_f64(), Some(-max));
+    let param = |path: &str, name: &str| -> Value {
+        spec["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| resolve(&spec, p))
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))["schema"]
+            .clone()
+    };
+    let limit = param("/v1/boards/{board}/top", "limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"], &limit["default"]),
+        (&1.into(), &1000.into(), &20.into())
+    );
+    let offset = param("/v1/boards/{board}/top", "offset");
+    assert_eq!(
+        (&offset["minimum"], &offset["maximum"], &offset["default"]),
+        (&0.into(), &999.into(), &0.into())
+    );
+    let radius = param("/v1/boards/{board}/members/{member}/around", "radius");
+    assert_eq!(
+        (&radius["minimum"], &radius["maximum"], &radius["default"]),
+        (&1.into(), &100.into(), &5.into())
+    );
+}
