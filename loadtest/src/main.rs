@@ -1,0 +1,92 @@
+//! `standings-loadtest`: the Rust side of Standings' load tests.
+//!
+//! One binary with a subcommand per tool, so that each keeps its own flags:
+//!
+//! - `goose [GOOSE FLAGS...]`: the top, rank, write, mixed and cdn
+//!   scenarios (the same mixes as the k6 scripts in `loadtest/k6/`), run
+//!   by goose with goose's own command line (`--scenarios`, `--users`,
+//!   `--run-time`, `--report-file`, `--threshold`, ...). See [`scenarios`].
+//!
+//! Exit status: 0 when the run passed (no failed request, every threshold
+//! met), 1 otherwise, 2 for a bad command line.
+
+mod scenarios;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Standings load tests (k6 scripts live beside this crate in `loadtest/k6/`).
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the goose scenarios (top, rank, write, mixed, cdn). Every flag after
+    /// `goose` is goose's own: `standings-loadtest goose --help` lists them.
+    #[command(disable_help_flag = true)]
+    Goose {
+        /// Goose's flags, passed through unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    // Further subcommands go here, one variant and one module each: `seed`
+    // (load N members into a board) and `bench` (the benchmark runner that
+    // writes its results as JSON) are planned; `scenarios::seed_members`
+    // is the seeding they can share.
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Goose { args } => scenarios::run(&args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("standings-loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn goose_flags_pass_through_untouched() {
+        let cli = Cli::try_parse_from([
+            "standings-loadtest",
+            "goose",
+            "--help",
+            "-H",
+            "http://127.0.0.1:8080",
+            "--scenarios",
+            "mixed",
+        ])
+        .unwrap();
+        let Command::Goose { args } = cli.command;
+        assert_eq!(
+            args,
+            [
+                "--help",
+                "-H",
+                "http://127.0.0.1:8080",
+                "--scenarios",
+                "mixed"
+            ]
+        );
+    }
+}
