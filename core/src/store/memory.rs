@@ -13,7 +13,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write, WriteOutcome};
+use super::{
+    check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    WriteOutcome,
+};
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
@@ -193,16 +196,6 @@ impl MemoryStore {
 /// data consistent before anything that could panic.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn check_shard(board: &Board, shard: u32) -> Result<(), StoreError> {
-    if shard >= board.shards {
-        return Err(StoreError::Corrupt(format!(
-            "shard {shard} out of range for board {} ({} shards)",
-            board.name, board.shards
-        )));
-    }
-    Ok(())
 }
 
 #[async_trait]

@@ -168,6 +168,18 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Refuses a shard index the board does not have: a caller bug, reported
+/// rather than letting a backend create a stray shard.
+pub(crate) fn check_shard(board: &Board, shard: u32) -> Result<(), StoreError> {
+    if shard >= board.shards {
+        return Err(StoreError::Corrupt(format!(
+            "shard {shard} out of range for board {} ({} shards)",
+            board.name, board.shards
+        )));
+    }
+    Ok(())
+}
+
 /// Milliseconds since the Unix epoch, for audit records and snapshots.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -60,7 +60,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
-use super::{now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write, WriteOutcome};
+use super::{
+    check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    WriteOutcome,
+};
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
 use crate::types::{Entry, MemberId, Op, Order, MAX_SCORE};
@@ -511,16 +514,6 @@ fn corrupt(what: impl Into<String>) -> StoreError {
 
 fn is_noscript(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
-}
-
-fn check_shard(board: &Board, shard: u32) -> Result<(), StoreError> {
-    if shard >= board.shards {
-        return Err(corrupt(format!(
-            "shard {shard} out of range for board {} ({} shards)",
-            board.name, board.shards
-        )));
-    }
-    Ok(())
 }
 
 /// A score as text that parses back to the same `f64` (shortest form).
