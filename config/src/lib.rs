@@ -428,6 +428,31 @@ fn valid_host_port(s: &str) -> bool {
     }
 }
 
+/// The flags both binaries take to find their config, as `api.md` names
+/// them; flatten into a binary's own `clap` struct.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Config file (TOML); default: the embedded example config (in-process
+    /// store, 1-second intervals).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Redis Cluster seed nodes, HOST:PORT,...; selects the Redis store
+    /// whatever the config file names.
+    #[arg(long)]
+    pub redis_nodes: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The file (or the embedded example) with `--redis-nodes` applied.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load_or_embedded(self.config.as_deref())?;
+        if let Some(nodes) = &self.redis_nodes {
+            config.use_redis_nodes(nodes)?;
+        }
+        Ok(config)
+    }
+}
+
 /// The live config, swappable without stopping readers.
 pub struct ConfigHandle {
     current: ArcSwap<Config>,

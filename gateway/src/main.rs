@@ -1,25 +1,18 @@
 //! `standings-gateway`: parse flags, load config, start tracing, bind, and
 //! run until SIGINT/SIGTERM.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use standings_config::Config;
-use tokio_util::sync::CancellationToken;
+use standings_config::{Config, ConfigArgs};
+use standings_shard_agent::runtime;
 
 /// Standings gateway: the leaderboard HTTP API.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Config file (TOML); default: the embedded example config (in-process
-    /// store, agents in-process, 1-second refresh).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Redis Cluster seed nodes, HOST:PORT,...; selects the Redis store
-    /// whatever the config file names.
-    #[arg(long)]
-    redis_nodes: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Address to listen on [default: the config's gateway.listen, 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<String>,
@@ -29,45 +22,33 @@ struct Args {
     cdn_purge_urls: Vec<String>,
 }
 
+const PROGRAM: &str = "standings-gateway";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    runtime::init_tracing();
     let args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("standings-gateway: {e}");
-            return ExitCode::from(64); // EX_USAGE
-        }
+        Err(e) => return runtime::fail(PROGRAM, &e, runtime::EX_USAGE),
     };
     let listener = match tokio::net::TcpListener::bind(&config.gateway.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("standings-gateway: binding {}: {e}", config.gateway.listen);
-            return ExitCode::from(71); // EX_OSERR
+            let e = format!("binding {}: {e}", config.gateway.listen);
+            return runtime::fail(PROGRAM, &e, runtime::EX_OSERR);
         }
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let shutdown = runtime::shutdown_on_signal();
     match standings_gateway::run(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("standings-gateway: {e}");
-            ExitCode::from(69) // EX_UNAVAILABLE
-        }
+        Err(e) => runtime::fail(PROGRAM, &e, runtime::EX_UNAVAILABLE),
     }
 }
 
 /// The config with the command line's overrides applied, validated.
 fn load(args: &Args) -> Result<Config, standings_config::ConfigError> {
-    let mut config = Config::load_or_embedded(args.config.as_deref())?;
-    if let Some(nodes) = &args.redis_nodes {
-        config.use_redis_nodes(nodes)?;
-    }
+    let mut config = args.config.load()?;
     if let Some(listen) = &args.listen {
         config.gateway.listen = listen.clone();
     }
@@ -76,15 +57,4 @@ fn load(args: &Args) -> Result<Config, standings_config::ConfigError> {
         .purge_urls
         .extend(args.cdn_purge_urls.iter().cloned());
     config.validate("command line")
-}
-
-async fn cancel_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutdown requested");
-    token.cancel();
 }

@@ -22,6 +22,8 @@ use standings_core::store::now_ms;
 use standings_core::{Board, MemoryStore, Scope, Snapshot, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+pub mod runtime;
+
 /// Which loops an agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
