@@ -131,6 +131,11 @@ pub struct GatewayConfig {
     pub static_dir: String,
     /// Most connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Writes per second allowed per client IP address (0: no limit).
+    /// Over it, writes answer 429 with `Retry-After`.
+    pub write_rate_per_client: f64,
+    /// How many writes a client that has been quiet may send at once.
+    pub write_burst_per_client: u32,
 }
 
 impl Default for GatewayConfig {
@@ -143,6 +148,8 @@ impl Default for GatewayConfig {
             shutdown_grace_ms: 5_000,
             static_dir: String::new(),
             max_connections: 10_000,
+            write_rate_per_client: 0.0,
+            write_burst_per_client: 100,
         }
     }
 }
@@ -314,6 +321,13 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key.into(), "must be greater than 0"));
             }
+        }
+        let rate = self.gateway.write_rate_per_client;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(invalid(
+                "gateway.write_rate_per_client".into(),
+                "must be a number >= 0 (0 turns the limit off)",
+            ));
         }
         if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -528,6 +542,8 @@ mod tests {
         assert!(e.contains("boards[0].name"), "{e}");
         let e = err(&format!("{board}colour = \"red\"\n"));
         assert!(e.contains("colour"), "unknown keys are refused: {e}");
+        let e = err(&format!("[gateway]\nwrite_rate_per_client = -1\n{board}"));
+        assert!(e.contains("gateway.write_rate_per_client"), "{e}");
         let e = err(&format!("[gateway]\nlisten = \"nowhere\"\n{board}"));
         assert!(e.contains("gateway.listen"), "{e}");
         let e = err(&format!("[store]\nkind = \"redis\"\n{board}"));

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use standings_core::store::{now_ms, Neighbours};
 use standings_core::{Entry, MemberId, Op, Order, Score, Store, Write};
 
 use crate::error::ApiError;
+use crate::limit::RateLimiter;
 use crate::telemetry::RouteMetrics;
 use crate::view::{score, BoardState, RankedEntry};
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub request_counter: AtomicU64,
     /// Request counters and latency histograms, registered once.
     pub route_metrics: RouteMetrics,
+    /// Per-client write limits; `None` when off.
+    pub write_limiter: Option<RateLimiter>,
 }
 
 impl AppState {
@@ -135,7 +139,11 @@ fn route(path: &str) -> (Route, [&str; MAX_SEGMENTS]) {
 
 /// Serves one request: route, check the method, run the handler under the
 /// request timeout, map errors, count and time it.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let (route, _) = route(req.uri().path());
     let method_ok = match route {
@@ -147,7 +155,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
         Err(ApiError::method_not_allowed(route.allow()))
     } else {
         let timeout = state.request_timeout;
-        match tokio::time::timeout(timeout, dispatch(&state, route, req)).await {
+        match tokio::time::timeout(timeout, dispatch(&state, route, peer, req)).await {
             Ok(reply) => reply,
             Err(_) => Err(ApiError::unavailable(
                 "timeout",
@@ -162,8 +170,13 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
     response
 }
 
-async fn dispatch(state: &AppState, route: Route, req: Request<Incoming>) -> Reply {
+async fn dispatch(state: &AppState, route: Route, peer: IpAddr, req: Request<Incoming>) -> Reply {
     if route == Route::Scores {
+        if let Some(limiter) = &state.write_limiter {
+            limiter
+                .take(peer, Instant::now())
+                .map_err(ApiError::rate_limited)?;
+        }
         // The body is consumed, so the board name is copied out first.
         let board = decode(self::route(req.uri().path()).1[2], "board")?.into_owned();
         return write_score(state, &board, req).await;

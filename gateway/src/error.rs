@@ -125,6 +125,19 @@ impl ApiError {
         }
     }
 
+    /// 429: the client is over its write rate; retry after `wait`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many writes from this client; retry in {secs} s"),
+            )
+        }
+    }
+
     /// 503: the store is unreachable or the request ran out of time.
     pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod error;
+pub mod limit;
 pub mod purge;
 pub mod refresh;
 pub mod server;
@@ -61,6 +62,10 @@ pub async fn run(
         request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
         request_counter: AtomicU64::new(0),
         route_metrics: telemetry::RouteMetrics::new(),
+        write_limiter: limit::RateLimiter::new(
+            config.gateway.write_rate_per_client,
+            config.gateway.write_burst_per_client,
+        ),
     });
     let embedded = config.store.kind == StoreKind::Memory;
     let background = tokio::spawn(refresh_loop(

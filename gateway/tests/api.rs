@@ -281,6 +281,49 @@ async fn idempotency_static_json_and_operations() {
     gw.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_the_client_rate_get_429() {
+    let mut config = TestGateway::config("ratelimit");
+    // One token per 1000 s: the third write cannot have refilled.
+    config.gateway.write_rate_per_client = 0.001;
+    config.gateway.write_burst_per_client = 2;
+    let gw = TestGateway::start(config).await;
+    for i in 0..2 {
+        let (status, _) = gw
+            .write(
+                "global",
+                json!({"member": format!("r{i}"), "score": 1}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "within the burst");
+    }
+    let r = gw
+        .client
+        .post(gw.url("/v1/boards/global/scores"))
+        .json(&json!({"member": "r9", "score": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let (status, _) = gw.get_json("/v1/boards/global/members/r9").await;
+    assert_eq!(status, 404, "the refused write never reached the store");
+    assert_eq!(
+        gw.get("/v1/boards/global/top").await.status(),
+        200,
+        "reads are not limited"
+    );
+    gw.stop().await;
+}
+
 /// (method, path, content type, body, expected status, expected code, expected field)
 type Case = (
     &'static str,

@@ -29,7 +29,7 @@ const ROUTES: [(&str, &str); 10] = [
 /// Every `code` the gateway answers: the literals in `gateway/src/api.rs`
 /// and `error.rs`, and the `InvalidInput` codes of the core types the
 /// handlers validate with. Add a code here and to the spec together.
-const ERROR_CODES: [&str; 20] = [
+const ERROR_CODES: [&str; 21] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -49,6 +49,8 @@ const ERROR_CODES: [&str; 20] = [
     "method_not_allowed",
     "body_too_large",
     "unsupported_media_type",
+    // 429
+    "rate_limited",
     // 503
     "store_unavailable",
     "store_error",
@@ -154,6 +156,7 @@ fn error_constructors_use_listed_codes() {
         ApiError::method_not_allowed("POST").code,
         ApiError::too_large(1).code,
         ApiError::unsupported_media_type().code,
+        ApiError::rate_limited(std::time::Duration::from_secs(1)).code,
         ApiError::from(StoreError::Unavailable("down".into())).code,
         ApiError::from(StoreError::Corrupt("junk".into())).code,
         ApiError::from(StoreError::OutOfRange).code,
