@@ -15,8 +15,9 @@
 //!
 //! On top of that this module adds what `redis-test` does not: a clear
 //! failure when the binaries are missing, a wait until `CLUSTER INFO` says
-//! `cluster_state:ok` on every live node, the current masters, and helpers
-//! to send one command to every node.
+//! `cluster_state:ok` on every live node, the current masters, the master
+//! of a key, pausing a node's writes, a wait until replicas have caught up,
+//! and helpers to send one command to every node.
 
 use std::process::Command;
 use std::time::Duration;
@@ -192,6 +193,67 @@ impl RedisCluster {
         });
     }
 
+    /// The live master that serves `key`'s slot (its `{hash tag}` honoured),
+    /// as `host:port`: the node to pause or kill to hit one shard.
+    pub fn master_of_key(&self, key: &str) -> String {
+        let nodes = self.nodes();
+        let first = nodes.first().expect("at least one live node");
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("KEYSLOT").arg(key);
+        let slot = match self.query(first, &cmd) {
+            Value::Int(slot) => u16::try_from(slot).expect("a slot fits u16"),
+            other => panic!("CLUSTER KEYSLOT {key} answered {other:?}"),
+        };
+        self.cluster_nodes()
+            .lines()
+            .filter_map(|line| Some((parse_master_line(line)?, line)))
+            .filter(|(addr, _)| !self.killed.contains(addr))
+            .find(|(_, line)| serves_slot(line, slot))
+            .map(|(addr, _)| addr)
+            .unwrap_or_else(|| panic!("no live master serves slot {slot} of {key}"))
+    }
+
+    /// `CLIENT PAUSE ms WRITE` on `addr`: for `for_` (or until
+    /// [`unpause`](Self::unpause)) the node queues every write command and
+    /// script call (`EVAL`/`EVALSHA`) and runs them when the pause ends,
+    /// while reads go on. A client whose write times out meanwhile sees a
+    /// failure for a write that will still be applied: the case
+    /// idempotency keys exist for.
+    pub fn pause_writes(&self, addr: &str, for_: Duration) {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("PAUSE")
+            .arg(u64::try_from(for_.as_millis()).unwrap_or(u64::MAX))
+            .arg("WRITE");
+        self.query(addr, &cmd);
+    }
+
+    /// `CLIENT UNPAUSE` on `addr`: ends a pause early; the queued commands
+    /// run now.
+    pub fn unpause(&self, addr: &str) {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("UNPAUSE");
+        self.query(addr, &cmd);
+    }
+
+    /// Waits until every replica of every live master has acknowledged its
+    /// master's whole replication stream (`INFO replication` offsets), so a
+    /// master killed next loses no acknowledged write; panics after
+    /// `timeout`. Replication is asynchronous: without this, a write
+    /// acknowledged just before the kill may be gone after the failover.
+    pub fn wait_replicated(&self, timeout: Duration) {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        crate::eventually(timeout, "replicas caught up with their masters", || {
+            let nodes = self.cluster_nodes();
+            self.masters().iter().all(|master| {
+                let expected = live_replicas_of(&nodes, master, &self.killed);
+                let info = value_text(&self.query(master, &cmd));
+                let (own, acked) = replication_offsets(&info);
+                acked.len() >= expected && acked.iter().all(|&r| r >= own)
+            })
+        });
+    }
+
     /// The sum over live masters of `INFO memory`'s `used_memory`, in
     /// bytes: what the data set costs, for memory-per-member figures.
     pub fn used_memory(&self) -> u64 {
@@ -245,6 +307,64 @@ fn parse_master_line(line: &str) -> Option<String> {
     Some(addr.to_string())
 }
 
+/// Whether a `CLUSTER NODES` line lists `slot` among its served ranges
+/// (`0-5460`, `5461`; migrating/importing entries `[..]` do not count).
+fn serves_slot(line: &str, slot: u16) -> bool {
+    line.split_whitespace().skip(8).any(|range| {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        match (first.parse::<u16>(), last.parse::<u16>()) {
+            (Ok(first), Ok(last)) => (first..=last).contains(&slot),
+            _ => false,
+        }
+    })
+}
+
+/// How many live replicas `CLUSTER NODES` lists for the master at `addr`.
+fn live_replicas_of(nodes: &str, addr: &str, killed: &[String]) -> usize {
+    let lines: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let address = |f: &[&str]| f.get(1).and_then(|a| a.split('@').next()).map(String::from);
+    let Some(id) = lines
+        .iter()
+        .find(|f| address(f).as_deref() == Some(addr))
+        .and_then(|f| f.first())
+    else {
+        return 0;
+    };
+    lines
+        .iter()
+        .filter(|f| f.get(3) == Some(id))
+        .filter(|f| {
+            f.get(2)
+                .is_some_and(|flags| flags.split(',').all(|x| x != "fail" && x != "fail?"))
+        })
+        .filter(|f| address(f).is_some_and(|a| !killed.contains(&a)))
+        .count()
+}
+
+/// A master's own replication offset and each connected replica's
+/// acknowledged one, from `INFO replication`
+/// (`master_repl_offset:N`, `slaveI:ip=..,port=..,state=online,offset=N,lag=..`).
+fn replication_offsets(info: &str) -> (u64, Vec<u64>) {
+    let own = info_field(info, "master_repl_offset").unwrap_or(0);
+    let replicas = info
+        .lines()
+        .filter(|l| l.starts_with("slave"))
+        .filter_map(|l| {
+            l.split_once(':')?
+                .1
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("offset="))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    (own, replicas)
+}
+
 /// A status or bulk reply as text.
 fn value_text(v: &Value) -> String {
     match v {
@@ -281,6 +401,27 @@ mod tests {
         for not_serving in [replica, failed, empty] {
             assert_eq!(parse_master_line(not_serving), None, "{not_serving}");
         }
+    }
+
+    #[test]
+    fn reads_served_slots_and_replication_offsets() {
+        let line = "07c3 127.0.0.1:30004@40004 master - 0 1 1 connected 0-5460 5462 [5463->-e7d1]";
+        assert!(serves_slot(line, 0) && serves_slot(line, 5460) && serves_slot(line, 5462));
+        assert!(!serves_slot(line, 5461) && !serves_slot(line, 5463));
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+                    slave0:ip=127.0.0.1,port=30005,state=online,offset=1234,lag=0\r\n\
+                    master_repl_offset:1300\r\n";
+        assert_eq!(replication_offsets(info), (1300, vec![1234]));
+        let nodes = "aaaa 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-16383\n\
+                     bbbb 127.0.0.1:3@4 slave aaaa 0 1 1 connected\n\
+                     cccc 127.0.0.1:5@6 slave,fail aaaa 0 1 1 connected\n\
+                     dddd 127.0.0.1:7@8 slave aaaa 0 1 1 connected\n";
+        assert_eq!(live_replicas_of(nodes, "127.0.0.1:1", &[]), 2);
+        assert_eq!(
+            live_replicas_of(nodes, "127.0.0.1:1", &["127.0.0.1:7".into()]),
+            1
+        );
+        assert_eq!(live_replicas_of(nodes, "127.0.0.1:3", &[]), 0);
     }
 
     #[test]

@@ -9,13 +9,22 @@
 //!   commands (`SCRIPT FLUSH`, `CLIENT PAUSE`, `INFO memory`).
 //! - [`eventually`]: polls a condition until it holds or a deadline passes,
 //!   for assertions about things that settle (failover, replication).
+//! - [`process`]: the workspace's binaries as child processes (built on
+//!   demand, output in files, killed on drop) and scratch directories, for
+//!   tests that run the gateway and the agents as an operator would.
+//! - [`redis`]: the `redis` crate this harness is built on, re-exported so a
+//!   test can build a command for [`RedisCluster::query`] without a
+//!   dependency of its own.
 //!
 //! Everything here is synchronous, so it works from plain `#[test]`s, from
 //! `#[tokio::test]`s (setup blocks the test's runtime for a few seconds,
 //! which nothing else is using yet) and from other processes' test drivers.
 
 pub mod cluster;
+pub mod process;
 pub mod varnish;
+
+pub use redis;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,723 @@
+//! The gateway and the agents as separate processes on a real Redis
+//! Cluster, deployed the way `docs/operations.md` describes: a cluster
+//! started by the harness, two `standings-agent --role shard` processes
+//! splitting the 100 shards (`--shards 0-49`, `--shards 50-99`), one
+//! `standings-agent --role group`, and one `standings-gateway`, all with
+//! `--redis-nodes` and a config derived from `config/examples/cluster.toml`
+//! with 200 ms intervals and store timeouts of 250 ms.
+//!
+//! - writes over HTTP reach `/top` and match a brute-force oracle member for
+//!   member and rank for rank; `/members/{m}` and `around` are exact;
+//! - a write that timed out (its master's writes paused) and is retried
+//!   with its `Idempotency-Key` is applied once, and bad scores never reach
+//!   Redis;
+//! - with every master dead, `/top` and `/static/...` are served from the
+//!   gateway's memory as `stale: true` with `age_ms`, and writes answer 503
+//!   with `Retry-After`;
+//! - with a replica per master, killing a master costs writes only until
+//!   the replica is promoted, and `/top` is exact again afterwards.
+//!
+//! Every process writes its output to files in a scratch directory; a
+//! failing test prints their tails and keeps the directory. Nothing waits a
+//! fixed time: readiness and convergence are polled against deadlines, and
+//! no assertion is about how long something took.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use standings_config::Config;
+use standings_core::store::{RedisOptions, RedisStore};
+use standings_core::{keyspace, Board, MemberId, Store};
+use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
+use standings_test_support::{redis, RedisCluster};
+use support::{enc, eventually};
+use tokio::sync::Mutex;
+
+/// Overrides of `config/examples/cluster.toml`: ticks of 200 ms instead of
+/// minutes, and store bounds small enough that an unreachable cluster
+/// answers within a second (a store call's bound is connect + 2 x response
+/// = 750 ms, well inside the 3 s request timeout).
+const FAST: [(&str, &str); 6] = [
+    ("refresh_interval_ms", "200"),
+    ("precompute_interval_ms", "200"),
+    ("connect_timeout_ms", "250"),
+    ("response_timeout_ms", "250"),
+    ("retries", "2"),
+    ("request_timeout_ms", "3000"),
+];
+
+/// Bound on any one HTTP request from the test. Generous: it only turns a
+/// hang into a failure, and no assertion is about time.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long the gateway may take to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long writes may take to reach `/top`, and a failover to finish.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Pause between polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Each test runs a cluster and up to four processes; one test at a time
+/// keeps them from starving each other (and a starved Redis node from being
+/// failed over) on a small machine. An async mutex: the guard is held across
+/// the whole test, and each test has its own runtime.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// `text` with its one `key = ...` line set to `key = value`. Panics unless
+/// exactly one line sets `key`, so a key renamed in the example fails here.
+fn set_key(text: &str, key: &str, value: &str) -> String {
+    let mut found = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            found += 1;
+            out.push_str(&format!("{key} = {value}"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert_eq!(found, 1, "config/examples/cluster.toml sets `{key}` once");
+    out
+}
+
+/// Writes `config/examples/cluster.toml` with [`FAST`] and a private static
+/// dir into `dir`, and loads it back (so a bad derivation fails here, with
+/// the config's own message).
+fn write_config(dir: &Path) -> (PathBuf, Config) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/cluster.toml");
+    let mut text = std::fs::read_to_string(&example)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", example.display()));
+    // Debug quoting of a path is a valid TOML basic string.
+    let static_dir = format!("{:?}", dir.join("static").display().to_string());
+    for (key, value) in FAST.iter().chain(&[("static_dir", static_dir.as_str())]) {
+        text = set_key(&text, key, value);
+    }
+    let path = dir.join("standings.toml");
+    std::fs::write(&path, &text).expect("write the config");
+    let config =
+        Config::load(&path).unwrap_or_else(|e| panic!("derived config is invalid: {e}\n{text}"));
+    (path, config)
+}
+
+/// One of our binaries with the shared flags. `NO_COLOR` keeps escape codes
+/// out of the log files.
+fn command(bin: &Path, config: &Path, nodes: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--redis-nodes")
+        .arg(nodes)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// A reply: status, JSON body (`Null` when there is none) and `Retry-After`.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Reply {
+    async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let bytes = r.bytes().await.expect("read the body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Self {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    /// A 503 the way the contract says: `Retry-After` and an error body.
+    fn assert_unavailable(&self, what: &str) {
+        assert_eq!(self.status, 503, "{what}: {self:?}");
+        assert!(
+            self.retry_after.is_some(),
+            "{what}: 503 without Retry-After"
+        );
+        let code = self.body["error"]["code"].as_str().unwrap_or("");
+        assert!(
+            ["store_unavailable", "timeout"].contains(&code),
+            "{what}: error code {code:?}"
+        );
+    }
+}
+
+/// The agents and the gateway as processes on one cluster. Dropping it
+/// kills every process (printing their output if the test failed).
+struct Deployment {
+    /// The board every test uses, from the derived config.
+    board: Board,
+    /// `standings-agent` processes (none for gateway-only tests).
+    agents: Vec<Process>,
+    /// The `standings-gateway` process.
+    gateway: Process,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    base: String,
+    /// HTTP client with [`CLIENT_TIMEOUT`].
+    client: reqwest::Client,
+    /// Config and logs. Declared last so it is dropped after the processes,
+    /// whose logs are printed from it on failure.
+    _dir: ScratchDir,
+}
+
+impl Deployment {
+    /// Starts the agents (when `with_agents`) and the gateway on `cluster`
+    /// and returns once the gateway answers `/readyz` with 200.
+    async fn start(cluster: &RedisCluster, label: &str, with_agents: bool) -> Self {
+        let dir = ScratchDir::new(label);
+        let (config_path, config) = write_config(dir.path());
+        let board = config.boards().remove(0);
+        assert_eq!(
+            (board.name.as_str(), board.shards, board.groups),
+            ("global", 100, 10),
+            "the example's board"
+        );
+        let nodes = cluster.nodes().join(",");
+        let mut agents = Vec::new();
+        if with_agents {
+            let bin = workspace_bin("standings-shard-agent", "standings-agent");
+            let roles: [(&str, &[&str]); 3] = [
+                ("shard-agent-0-49", &["--role", "shard", "--shards", "0-49"]),
+                (
+                    "shard-agent-50-99",
+                    &["--role", "shard", "--shards", "50-99"],
+                ),
+                ("group-agent", &["--role", "group", "--groups", "0-9"]),
+            ];
+            for (name, args) in roles {
+                let cmd = command(&bin, &config_path, &nodes, args);
+                agents.push(Process::spawn(name, cmd, dir.path()));
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(CLIENT_TIMEOUT)
+            .build()
+            .expect("HTTP client");
+        let (gateway, base) = start_gateway(dir.path(), &config_path, &nodes, &client).await;
+        let mut deployment = Self {
+            board,
+            agents,
+            gateway,
+            base,
+            client,
+            _dir: dir,
+        };
+        deployment.assert_running();
+        deployment
+    }
+
+    /// Panics (and the drop prints their output) if any process died.
+    fn assert_running(&mut self) {
+        self.gateway.assert_running();
+        for agent in &mut self.agents {
+            agent.assert_running();
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        Reply::from(r).await
+    }
+
+    /// Posts `body` as it is (it need not be valid JSON) to the board.
+    async fn post(&self, body: String, key: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/v1/boards/global/scores", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        Reply::from(req.send().await.expect("POST a score")).await
+    }
+
+    async fn write(&self, body: &Value, key: Option<&str>) -> Reply {
+        self.post(body.to_string(), key).await
+    }
+
+    /// Sends `plan` over 8 connections; a member's writes all go over one
+    /// connection, in plan order, so the oracle's order is the store's.
+    async fn send(&self, plan: &[PlannedWrite]) {
+        let lanes = 8;
+        let mut tasks = Vec::new();
+        for lane in 0..lanes {
+            let mine: Vec<PlannedWrite> = plan
+                .iter()
+                .filter(|(m, _, _)| member_number(m) % lanes == lane)
+                .cloned()
+                .collect();
+            let client = self.client.clone();
+            let url = format!("{}/v1/boards/global/scores", self.base);
+            tasks.push(tokio::spawn(async move {
+                for (m, op, v) in mine {
+                    let body = json!({"member": m, "score": v, "op": op});
+                    let r = client.post(&url).json(&body).send().await;
+                    let r = r.unwrap_or_else(|e| panic!("write {body}: {e}"));
+                    assert_eq!(r.status(), 200, "write {body}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("a write lane panicked");
+        }
+    }
+
+    /// Waits until `/top?limit=1000` is fresh and its version counts
+    /// `writes` applied writes (every write merged through shard, group and
+    /// global snapshots), checking meanwhile that no process died.
+    async fn wait_for_version(&mut self, writes: u64) -> Value {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            self.assert_running();
+            let top = self.get("/v1/boards/global/top?limit=1000").await;
+            if top.status == 200
+                && top.body["stale"] == false
+                && top.body["version"].as_u64() == Some(writes)
+            {
+                return top.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/top never reached version {writes}; last answer: {} version {} stale {}",
+                top.status,
+                top.body["version"],
+                top.body["stale"]
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// Starts the gateway on a free port and waits until it is ready. A port
+/// taken between choosing and binding makes the gateway exit with 71
+/// (EX_OSERR); it is then started again on another port, at most 3 times.
+async fn start_gateway(
+    dir: &Path,
+    config: &Path,
+    nodes: &str,
+    client: &reqwest::Client,
+) -> (Process, String) {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
+    for _ in 0..3 {
+        let listen = format!("127.0.0.1:{}", free_loopback_port());
+        let cmd = command(&bin, config, nodes, &["--listen", &listen]);
+        let mut gateway = Process::spawn("gateway", cmd, dir);
+        let base = format!("http://{listen}");
+        match wait_ready(&mut gateway, client, &base).await {
+            Ok(()) => return (gateway, base),
+            Err(status) if status.code() == Some(71) => continue,
+            Err(status) => panic!("the gateway exited ({status}) before it was ready"),
+        }
+    }
+    panic!("the gateway found no free port in 3 tries");
+}
+
+/// Polls `/readyz` until 200; `Err` with the exit status if the gateway
+/// exits first.
+async fn wait_ready(
+    gateway: &mut Process,
+    client: &reqwest::Client,
+    base: &str,
+) -> Result<(), ExitStatus> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = gateway.exited() {
+            return Err(status);
+        }
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not become ready within {READY_TIMEOUT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One planned write: member, op, operand.
+type PlannedWrite = (String, &'static str, f64);
+
+/// The number in `user:N`.
+fn member_number(member: &str) -> usize {
+    member["user:".len()..].parse().expect("user:N")
+}
+
+/// A reproducible write plan: one `set` per member (scores 0..600, so about
+/// `members / 600` members share each score: ties everywhere), then `extra`
+/// random `incr`/`best`/`set` on random members (some negative). Returns
+/// the plan and every member's final score.
+fn plan(members: usize, extra: usize, seed: u64) -> (Vec<PlannedWrite>, HashMap<String, f64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut plan = Vec::with_capacity(members + extra);
+    for i in 0..members {
+        plan.push((format!("user:{i}"), "set", f64::from(rng.gen_range(0..600))));
+    }
+    for _ in 0..extra {
+        let m = format!("user:{}", rng.gen_range(0..members));
+        let op = ["incr", "best", "set"][rng.gen_range(0..3)];
+        plan.push((m, op, f64::from(rng.gen_range(-50..800))));
+    }
+    let mut scores = HashMap::new();
+    for (m, op, v) in &plan {
+        let old: Option<f64> = scores.get(m).copied();
+        let new = match (*op, old) {
+            ("incr", o) => o.unwrap_or(0.0) + v,
+            ("best", Some(o)) if o >= *v => o,
+            _ => *v,
+        };
+        scores.insert(m.clone(), new);
+    }
+    (plan, scores)
+}
+
+/// The board sorted as the contract says (score desc, then member bytes
+/// desc) with competition ranks (1 + members strictly better): the same
+/// brute force as `tests/api.rs`.
+fn oracle(scores: &HashMap<String, f64>) -> Vec<(u64, String, f64)> {
+    let mut sorted: Vec<(&String, &f64)> = scores.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.1.total_cmp(a.1)
+            .then_with(|| b.0.as_bytes().cmp(a.0.as_bytes()))
+    });
+    sorted
+        .iter()
+        .map(|(m, &s)| {
+            let better = scores.values().filter(|&&o| o > s).count() as u64;
+            (better + 1, (*m).clone(), s)
+        })
+        .collect()
+}
+
+/// `(rank, member, score)` of a `top` or `around` body.
+fn entries(body: &Value) -> Vec<(u64, String, f64)> {
+    body["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["rank"].as_u64().expect("rank"),
+                e["member"].as_str().expect("member").to_string(),
+                e["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// Checks `/members/{m}` for `samples` random members and `around` for the
+/// board's ends, its middle and `samples / 5` random members, against the
+/// oracle.
+async fn check_live_reads(dep: &Deployment, expected: &[(u64, String, f64)], samples: usize) {
+    let n = expected.len();
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..samples {
+        let (rank, member, score) = &expected[rng.gen_range(0..n)];
+        let r = dep
+            .get(&format!("/v1/boards/global/members/{}", enc(member)))
+            .await;
+        assert_eq!(r.status, 200, "member {member}: {r:?}");
+        assert_eq!(r.body["rank"].as_u64(), Some(*rank), "rank of {member}");
+        assert_eq!(r.body["score"].as_f64(), Some(*score), "score of {member}");
+        assert_eq!(r.body["total"].as_u64(), Some(n as u64), "total");
+    }
+    let positions: HashMap<&str, usize> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.1.as_str(), i))
+        .collect();
+    let picks: Vec<usize> = (0..samples / 5).map(|_| rng.gen_range(0..n)).collect();
+    for i in [0, 1, 2, n / 2, n - 2, n - 1].into_iter().chain(picks) {
+        let member = &expected[i].1;
+        let radius = rng.gen_range(1..=12);
+        let r = dep
+            .get(&format!(
+                "/v1/boards/global/members/{}/around?radius={radius}",
+                enc(member)
+            ))
+            .await;
+        assert_eq!(r.status, 200, "around {member}: {r:?}");
+        let at = positions[member.as_str()];
+        let window = &expected[at.saturating_sub(radius)..(at + radius + 1).min(n)];
+        assert_eq!(entries(&r.body), window, "around {member} radius {radius}");
+    }
+}
+
+/// A shard's version and audit stream length (`XLEN`), read from Redis.
+async fn shard_state(
+    store: &RedisStore,
+    cluster: &RedisCluster,
+    board: &Board,
+    shard: u32,
+) -> (u64, u64) {
+    let version = store.versions(board, &[shard]).await.expect("versions")[0];
+    let key = keyspace::shard_audit(board, shard);
+    let mut xlen = redis::cmd("XLEN");
+    xlen.arg(&key);
+    let len = redis::from_redis_value(cluster.query(&cluster.master_of_key(&key), &xlen))
+        .expect("XLEN is an integer");
+    (version, len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_the_gateway_reach_top_exactly_across_processes() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start(3, 0);
+    let mut dep = Deployment::start(&cluster, "cluster-oracle", true).await;
+    let (plan, scores) = plan(3_000, 1_500, 42);
+    dep.send(&plan).await;
+    let expected = oracle(&scores);
+
+    let top = dep.wait_for_version(plan.len() as u64).await;
+    assert_eq!(
+        entries(&top),
+        expected[..1000],
+        "top 1000, member for member and rank for rank"
+    );
+    let page = dep.get("/v1/boards/global/top?limit=50&offset=900").await;
+    assert_eq!(entries(&page.body), expected[900..950], "an offset page");
+    let file = dep.get("/static/global/top20.json").await;
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body["stale"], false);
+    assert_eq!(entries(&file.body), expected[..20], "static top20");
+
+    check_live_reads(&dep, &expected, 150).await;
+    dep.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_write_retried_with_its_key_applies_once_and_bad_scores_never_reach_redis() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start(3, 0);
+    let mut dep = Deployment::start(&cluster, "cluster-retry", false).await;
+    let store = RedisStore::connect(&cluster.nodes(), RedisOptions::default())
+        .await
+        .expect("connect to the cluster");
+    let board = dep.board.clone();
+
+    // The first attempt: the master of the member's slot queues writes, so
+    // the gateway's store call times out (503) with the write still queued.
+    let member = MemberId::new("retry:1").expect("member");
+    let shard = board.shard_of(&member).expect("shard");
+    let master = cluster.master_of_key(&keyspace::shard_zset(&board, shard));
+    let before = shard_state(&store, &cluster, &board, shard).await;
+    let body = json!({"member": "retry:1", "score": 7, "op": "incr"});
+    cluster.pause_writes(&master, Duration::from_secs(60));
+    let first = dep.write(&body, Some("retry-key-1")).await;
+    cluster.unpause(&master);
+    first.assert_unavailable("a write whose master does not answer in time");
+
+    // The client retries with the same key until the store answers: the
+    // write is applied once, whichever attempt ran first.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let retried = loop {
+        let r = dep.write(&body, Some("retry-key-1")).await;
+        if r.status == 200 {
+            break r.body;
+        }
+        r.assert_unavailable("a retry while the master recovers");
+        assert!(Instant::now() < deadline, "the retry never succeeded");
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(retried["score"], 7, "{retried}");
+    eprintln!(
+        "the paused attempt {} before the retry",
+        if retried["applied"] == false {
+            "ran"
+        } else {
+            "did not run"
+        }
+    );
+    let again = dep.write(&body, Some("retry-key-1")).await;
+    assert_eq!(
+        again.body,
+        json!({"member": "retry:1", "score": 7, "applied": false})
+    );
+    assert_eq!(
+        store.score(&board, shard, &member).await.expect("score"),
+        Some(7.0),
+        "applied once"
+    );
+    let after = shard_state(&store, &cluster, &board, shard).await;
+    assert_eq!(
+        (after.0, after.1),
+        (before.0 + 1, before.1 + 1),
+        "one version bump and one audit record"
+    );
+    let audit = store.audit_tail(&board, shard, 10).await.expect("audit");
+    let mine: Vec<_> = audit.iter().filter(|r| r.member == member).collect();
+    assert_eq!(mine.len(), 1, "one audit record for the member: {audit:?}");
+    assert_eq!(mine[0].idempotency_key.as_deref(), Some("retry-key-1"));
+    assert_eq!(mine[0].score, 7.0);
+    let live = dep.get("/v1/boards/global/members/retry%3A1").await;
+    assert_eq!(live.body["score"], 7);
+
+    // Bad scores are refused at the edge and never reach Redis.
+    let bad = MemberId::new("bad:1").expect("member");
+    let bad_shard = board.shard_of(&bad).expect("shard");
+    let before = shard_state(&store, &cluster, &board, bad_shard).await;
+    let bodies = [
+        (r#"{"member":"bad:1","score":1e300}"#, Some("score")),
+        (
+            r#"{"member":"bad:1","score":-1e300,"op":"set"}"#,
+            Some("score"),
+        ),
+        (
+            r#"{"member":"bad:1","score":9007199254740994}"#,
+            Some("score"),
+        ),
+        (r#"{"member":"bad:1","score":"NaN"}"#, Some("score")),
+        (r#"{"member":"bad:1","score":NaN}"#, None),
+        (r#"{"member":"bad:1","score":Infinity}"#, None),
+        (r#"{"member":"bad:1","score":1e400}"#, None),
+    ];
+    for (raw, field) in bodies {
+        let r = dep.post(raw.to_string(), Some("bad-key")).await;
+        assert_eq!(r.status, 400, "{raw}: {r:?}");
+        assert!(r.body["error"]["code"].is_string(), "{raw}: {r:?}");
+        if let Some(field) = field {
+            assert_eq!(r.body["error"]["field"], field, "{raw}: {r:?}");
+        }
+    }
+    assert_eq!(
+        shard_state(&store, &cluster, &board, bad_shard).await,
+        before,
+        "the shard's version and audit stream did not move"
+    );
+    assert_eq!(
+        store.score(&board, bad_shard, &bad).await.expect("score"),
+        None
+    );
+    let missing = dep.get("/v1/boards/global/members/bad%3A1").await;
+    assert_eq!(missing.status, 404, "{missing:?}");
+    dep.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_degrade_and_writes_fail_fast_when_the_cluster_is_down() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = RedisCluster::start(3, 0);
+    let mut dep = Deployment::start(&cluster, "cluster-outage", true).await;
+    let (plan, scores) = plan(400, 100, 7);
+    dep.send(&plan).await;
+    let expected = oracle(&scores);
+    let fresh = dep.wait_for_version(plan.len() as u64).await;
+    assert_eq!(entries(&fresh), expected, "all 400 members in /top");
+
+    for _ in 0..3 {
+        cluster.kill_master(0);
+    }
+
+    // The refresher's next tick cannot reach the store: the last good view
+    // stays, marked stale with its age.
+    let stale = eventually("/top to turn stale", SETTLE_TIMEOUT, || async {
+        let top = dep.get("/v1/boards/global/top?limit=1000").await;
+        (top.status == 200 && top.body["stale"] == true).then_some(top.body)
+    })
+    .await;
+    assert_eq!(entries(&stale), expected, "the last good snapshot");
+    assert_eq!(stale["version"], fresh["version"]);
+    assert!(stale["age_ms"].is_u64(), "age_ms on a stale body: {stale}");
+
+    let file = dep.get("/static/global/top20.json").await;
+    assert_eq!(file.status, 200, "{file:?}");
+    assert_eq!(file.body["stale"], true);
+    assert!(file.body["age_ms"].is_u64());
+    assert_eq!(entries(&file.body), expected[..20]);
+    let page = dep.get("/v1/boards/global/top?limit=50&offset=100").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.body["stale"], true);
+    assert!(page.body["age_ms"].is_u64());
+    assert_eq!(entries(&page.body), expected[100..150]);
+
+    // Writes and live reads answer 503 with Retry-After, never hang.
+    for i in 0..5 {
+        let body = json!({"member": format!("user:{i}"), "score": 1, "op": "incr"});
+        let key = format!("outage-{i}");
+        dep.write(&body, Some(&key))
+            .await
+            .assert_unavailable("a write with every master down");
+    }
+    dep.get("/v1/boards/global/members/user%3A1")
+        .await
+        .assert_unavailable("a live rank with every master down");
+    let ready = dep.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(dep.get("/healthz").await.status, 200);
+    dep.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_recover_after_a_master_fails_over() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = RedisCluster::start(3, 1);
+    cluster.set_node_timeout(1000);
+    let mut dep = Deployment::start(&cluster, "cluster-failover", true).await;
+    let (plan, mut scores) = plan(300, 0, 11);
+    dep.send(&plan).await;
+    dep.wait_for_version(300).await;
+    cluster.wait_replicated(SETTLE_TIMEOUT);
+
+    let killed = cluster.kill_master(0);
+    // One incr per member, each retried with its key until accepted: writes
+    // to the killed master's slots answer 503 until its replica is promoted.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for i in 0..300 {
+        let member = format!("user:{i}");
+        let body = json!({"member": member, "score": 1, "op": "incr"});
+        let key = format!("after-failover-{i}");
+        loop {
+            let r = dep.write(&body, Some(&key)).await;
+            *statuses.entry(r.status).or_default() += 1;
+            if r.status == 200 {
+                break;
+            }
+            r.assert_unavailable("a write during the failover");
+            assert!(Instant::now() < deadline, "writes never recovered");
+            tokio::time::sleep(POLL).await;
+        }
+        *scores.get_mut(&member).expect("planned member") += 1.0;
+    }
+    eprintln!("write statuses through the failover: {statuses:?}");
+    cluster.wait_until_ok(SETTLE_TIMEOUT);
+    assert!(!cluster.masters().contains(&killed), "a replica took over");
+
+    let expected = oracle(&scores);
+    let top = dep.wait_for_version(600).await;
+    assert_eq!(
+        entries(&top),
+        expected,
+        "every write, before and after the failover, exactly once"
+    );
+    check_live_reads(&dep, &expected, 50).await;
+    dep.assert_running();
+}
