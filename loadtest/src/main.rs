@@ -6,10 +6,14 @@
 //!   scenarios (the same mixes as the k6 scripts in `loadtest/k6/`), run
 //!   by goose with goose's own command line (`--scenarios`, `--users`,
 //!   `--run-time`, `--report-file`, `--threshold`, ...). See [`scenarios`].
+//! - `bench [--quick] [--members N]`: the figures side by side with their
+//!   baselines (nginx, one Redis, the design card) in one run, written to
+//!   `target/bench/results.json`. See [`bench`].
 //!
 //! Exit status: 0 when the run passed (no failed request, every threshold
 //! met), 1 otherwise, 2 for a bad command line.
 
+mod bench;
 mod scenarios;
 
 use std::process::ExitCode;
@@ -34,10 +38,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure the gateway side by side with its baselines (nginx, one
+    /// Redis, the design card) and write target/bench/results.json.
+    Bench(bench::BenchArgs),
     // Further subcommands go here, one variant and one module each: `seed`
-    // (load N members into a board) and `bench` (the benchmark runner that
-    // writes its results as JSON) are planned; `scenarios::seed_members`
-    // is the seeding they can share.
+    // (load N members into a board) is planned; `scenarios::seed_members`
+    // is the seeding it can share.
 }
 
 #[tokio::main]
@@ -45,6 +51,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Goose { args } => scenarios::run(&args).await,
+        Command::Bench(args) => bench::run(&args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,7 +84,9 @@ mod tests {
             "mixed",
         ])
         .unwrap();
-        let Command::Goose { args } = cli.command;
+        let Command::Goose { args } = cli.command else {
+            panic!("goose parses as goose");
+        };
         assert_eq!(
             args,
             [

@@ -1,0 +1,674 @@
+//! `standings-loadtest bench`: the figures that prove the design, each
+//! measured side by side with its baseline in the same run.
+//!
+//! One run starts a 3-master Redis Cluster on free loopback ports (the
+//! test-support harness), seeds the members over 100 shards through the
+//! store's write path, starts two shard agents, a group agent and the
+//! gateway as separate processes with 1-second ticks, and measures:
+//!
+//! | key | the gateway | its baseline, same run |
+//! | --- | --- | --- |
+//! | `top20` | wrk on `GET /top?limit=20` | wrk on nginx serving the same bytes as a file |
+//! | `rank` | wrk on `GET /members/{random}` (100-shard fan-out) | redis-benchmark `ZREVRANK` on one sorted set |
+//! | `write` | wrk on `POST /scores` (`incr`) | redis-benchmark `ZINCRBY` on that set |
+//! | `freshness` | write's 200 to the member in `/top` | the design card's 5 min + 1 min |
+//! | `merge` | `merge_sorted_refs`, top 1000 of 100 x 1000 | the seed design's 30 ms |
+//! | `memory` | Redis bytes per member, gateway RSS | — |
+//!
+//! It writes `TARGET/bench/results.json` ([`results`]) and prints the table.
+//! Figures are printed, never asserted: goals are what we steer by.
+//!
+//! Every process the run starts is a guard that stops it on drop, and
+//! Ctrl-C drops the run (see [`run`]).
+
+mod freshness;
+mod merge;
+mod nginx;
+mod procs;
+mod redis_bench;
+mod results;
+mod seeding;
+mod stack;
+mod stats;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use standings_core::store::{RedisOptions, RedisStore};
+use standings_core::Board;
+use standings_test_support::RedisCluster;
+
+use self::redis_bench::RedisBench;
+use self::results::{Entry, Machine, Results, Settings};
+use self::stats::{percentile, ratio, thousands, Load};
+use self::wrk::Wrk;
+
+/// The seed design's global merge: about 30 ms.
+const SEED_MERGE_US: f64 = 30_000.0;
+
+/// The design card's freshness: shard TOP-K every 5 minutes, TOP20 every
+/// minute.
+const DESIGN_FRESHNESS_MS: f64 = 360_000.0;
+
+/// Agent and gateway tick of the run.
+const TICK_MS: u64 = 1000;
+
+/// Timed merge runs (after as many untimed ones).
+const MERGE_RUNS: usize = 2001;
+
+/// `bench` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Finish in under 3 minutes: 100,000 members (unless --members), 4 s
+    /// per load run, 30 freshness probes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Members to seed [default: 1,000,000; 100,000 with --quick].
+    #[arg(long)]
+    pub members: Option<u64>,
+    /// Seconds per load run [default: 10; 4 with --quick].
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Connections on both sides of every comparison.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Client threads on both sides (wrk -t, redis-benchmark --threads).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Freshness probes [default: 200; 30 with --quick].
+    #[arg(long)]
+    pub probes: Option<usize>,
+    /// Where to write the results [default: TARGET/bench/results.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The flags with their defaults resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// `--quick`.
+    pub quick: bool,
+    /// Members seeded.
+    pub members: u64,
+    /// Each load run's length.
+    pub duration: Duration,
+    /// Connections per side.
+    pub connections: usize,
+    /// Client threads per side.
+    pub threads: usize,
+    /// Freshness probes.
+    pub probes: usize,
+    /// Of which in flight at once.
+    pub probe_concurrency: usize,
+}
+
+impl Plan {
+    /// Resolves the defaults of `args`.
+    pub fn new(args: &BenchArgs) -> anyhow::Result<Self> {
+        let quick = args.quick;
+        let plan = Self {
+            quick,
+            members: args
+                .members
+                .unwrap_or(if quick { 100_000 } else { 1_000_000 }),
+            duration: Duration::from_secs(args.duration.unwrap_or(if quick { 4 } else { 10 })),
+            connections: args.connections,
+            threads: args.threads,
+            probes: args.probes.unwrap_or(if quick { 30 } else { 200 }),
+            probe_concurrency: if quick { 4 } else { 8 },
+        };
+        if plan.members < 20 {
+            bail!("--members must be at least 20 (the TOP20 must be full)");
+        }
+        if plan.connections < plan.threads || plan.threads == 0 {
+            bail!("--connections must be at least --threads, and --threads at least 1");
+        }
+        Ok(plan)
+    }
+}
+
+/// Runs the bench. Ctrl-C drops the run, and with it every guard: each
+/// process it started is stopped before this returns.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args)?;
+    let out = match &args.out {
+        Some(path) => path.clone(),
+        None => procs::target_dir()?.join("bench").join("results.json"),
+    };
+    tokio::select! {
+        outcome = run_plan(&plan, &out) => outcome,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; every process the run started was stopped"),
+    }
+}
+
+/// The run itself; every process it starts lives in a local guard.
+async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
+    check_tools()?;
+    let work = out.parent().context("--out has a directory")?.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let load_before = procs::load_average();
+    let started_at = humantime_now();
+    eprintln!("bench: {plan:?}; load average {load_before}");
+
+    eprintln!("bench: timing the merge in process");
+    let merge = measure_merge();
+
+    eprintln!("bench: starting a 3-master Redis Cluster and the baseline Redis");
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
+    let nodes = cluster.nodes();
+    let (_single, single_port, single_cmd) = stack::start_single_redis(&work).await?;
+
+    let gateway_port = procs::free_port()?;
+    let config_path = work.join("standings.toml");
+    let config_text = stack::config_toml(&nodes, gateway_port, TICK_MS);
+    std::fs::write(&config_path, &config_text)?;
+    let config = standings_config::Config::parse(&config_text, &config_path.display().to_string())?;
+    let board = config.boards().remove(0);
+
+    let mut memory = seed(plan, &cluster, &nodes, &board).await?;
+    eprintln!("bench: loading the baseline's single sorted set");
+    seeding::seed_baseline(single_port, plan.members).await?;
+
+    eprintln!("bench: starting the agents and the gateway");
+    let mut services = stack::Services::start(&work, &config_path, gateway_port).await?;
+    let base = services.base();
+    let body = stack::wait_for_view(&base, plan.members, Duration::from_secs(120)).await?;
+
+    let scripts = work.join("wrk");
+    wrk::write_scripts(&scripts)?;
+    let top20 = measure_top20(plan, &work, &base, &body, &scripts).await?;
+    services.ensure_running()?;
+    let rank = measure_rank(plan, &base, single_port, &scripts).await?;
+    services.ensure_running()?;
+    let write = measure_write(plan, &base, single_port, &scripts).await?;
+    services.ensure_running()?;
+    eprintln!("bench: freshness, {} probes", plan.probes);
+    let freshness = measure_freshness(plan, &base).await?;
+    services.ensure_running()?;
+
+    let rss = procs::rss_of(services.gateway.pid())?;
+    memory.value["gateway_rss_bytes"] = json!(rss.now);
+    memory.value["gateway_peak_rss_bytes"] = json!(rss.peak);
+    memory.summary = format!(
+        "{} (gateway RSS {:.1} MiB, peak {:.1} MiB)",
+        memory.summary,
+        mib(rss.now),
+        mib(rss.peak)
+    );
+    memory.command = format!(
+        "{}; gateway: /proc/{}/status VmRSS, VmHWM after the load runs",
+        memory.command,
+        services.gateway.pid()
+    );
+
+    let results = Results {
+        started_at,
+        quick: plan.quick,
+        members: plan.members,
+        shards: stack::SHARDS,
+        settings: Settings {
+            threads: plan.threads,
+            connections: plan.connections,
+            duration_secs: plan.duration.as_secs(),
+            tick_ms: TICK_MS,
+            probes: plan.probes,
+            probe_concurrency: plan.probe_concurrency,
+        },
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load_before,
+            load_after: procs::load_average(),
+            tools: tool_versions(),
+        },
+        top20,
+        rank,
+        write,
+        freshness,
+        merge,
+        memory,
+    };
+    std::fs::write(out, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", results.table());
+    println!(
+        "members {}, {} shards, {} connections, {} threads, {} s per run; services: {}; \
+         baseline Redis: {single_cmd}",
+        thousands(plan.members as f64),
+        stack::SHARDS,
+        plan.connections,
+        plan.threads,
+        plan.duration.as_secs(),
+        services.commands.join("; ")
+    );
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+/// Seeds the cluster through the store and measures what it cost in
+/// Redis memory: the partial `memory` entry (the gateway's RSS is added at
+/// the end of the run).
+async fn seed(
+    plan: &Plan,
+    cluster: &RedisCluster,
+    nodes: &[String],
+    board: &Board,
+) -> anyhow::Result<Entry> {
+    let store = RedisStore::connect(nodes, RedisOptions::default()).await?;
+    let before = cluster.used_memory();
+    eprintln!(
+        "bench: seeding {} members through RedisStore::apply",
+        thousands(plan.members as f64)
+    );
+    let took = seeding::seed_cluster(&store, board, plan.members).await?;
+    let seeded = cluster.used_memory();
+    drop_audit_streams(nodes, board).await?;
+    let without_audit = cluster.used_memory();
+    let n = plan.members as f64;
+    let per_member = without_audit.saturating_sub(before) as f64 / n;
+    let with_audit = seeded.saturating_sub(before) as f64 / n;
+    eprintln!(
+        "  seeded in {took:.1?} ({}/s); {per_member:.1} B/member, {with_audit:.1} with audit records",
+        thousands(n / took.as_secs_f64())
+    );
+    Ok(Entry {
+        value: json!({
+            "redis_bytes_per_member": per_member,
+            "redis_bytes_per_member_with_audit": with_audit,
+            "used_memory_before": before,
+            "used_memory_seeded": seeded,
+            "used_memory_audit_dropped": without_audit,
+            "seed_secs": took.as_secs_f64(),
+        }),
+        baseline: Value::Null,
+        ratio: None,
+        command: "INFO memory used_memory summed over the 3 masters before seeding, after \
+                  seeding, and after DEL of the 100 audit streams (capped per shard, not per member)"
+            .into(),
+        baseline_command: None,
+        goal: "< 120 B/member in Redis; gateway RSS < 64 MiB".into(),
+        summary: format!("{per_member:.1} B/member ({with_audit:.1} with audit streams)"),
+        baseline_summary: "—".into(),
+    })
+}
+
+/// Deletes every shard's audit stream, so `used_memory` shows what members
+/// cost. The stream is capped per shard (`MAXLEN ~ 10000`), not per member:
+/// at 1M members over 100 shards it holds one record per member, at 100M
+/// one per hundred, so counting it per member would mislead.
+async fn drop_audit_streams(nodes: &[String], board: &Board) -> anyhow::Result<()> {
+    let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}/")).collect();
+    let client = redis::cluster::ClusterClient::new(urls)?;
+    let mut conn = client.get_async_connection().await?;
+    for shard in 0..board.shards {
+        redis::cmd("DEL")
+            .arg(standings_core::keyspace::shard_audit(board, shard))
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The in-process merge figures.
+fn measure_merge() -> Entry {
+    let big = merge::median_us(100, MERGE_RUNS);
+    let small = merge::median_us(10, MERGE_RUNS);
+    Entry {
+        value: json!({"us_100x1000": big, "us_10x1000": small, "runs": MERGE_RUNS}),
+        baseline: json!({"us": SEED_MERGE_US, "what": "the seed design's global merge"}),
+        ratio: ratio(SEED_MERGE_US, big),
+        command: format!(
+            "standings-loadtest bench: merge_sorted_refs top 1000, median of {MERGE_RUNS} runs"
+        ),
+        baseline_command: None,
+        goal: "< 20 µs for 100 × 1000".into(),
+        summary: format!("100 × 1000: {big:.1} µs; 10 × 1000: {small:.1} µs"),
+        baseline_summary: "30 ms (seed design)".into(),
+    }
+}
+
+/// top20: the gateway's pre-serialised body against nginx serving it.
+async fn measure_top20(
+    plan: &Plan,
+    work: &Path,
+    base: &str,
+    body: &[u8],
+    scripts: &Path,
+) -> anyhow::Result<Entry> {
+    let path = format!("/v1/boards/{}/top", stack::BOARD);
+    let ng = nginx::Nginx::prepare(&work.join("nginx"), procs::free_port()?, &path, body)?;
+    let mut nginx_proc = ng.start()?;
+    if let Err(e) = procs::wait_for_port(ng.port, Duration::from_secs(10)).await {
+        nginx_proc.ensure_running()?;
+        return Err(e);
+    }
+    let nginx_url = format!("http://127.0.0.1:{}{path}?limit=20", ng.port);
+    let served = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(&nginx_url)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    if served.as_ref() != body {
+        bail!("nginx does not serve the gateway's top20 bytes");
+    }
+    let script = wrk::script_path(scripts, "static.lua");
+    let gateway = wrk_run(plan, &script, format!("{base}{path}?limit=20"), vec![]);
+    let baseline = wrk_run(plan, &script, nginx_url, vec![]);
+    eprintln!("bench: top20, gateway then nginx");
+    let g = gateway.run().await?;
+    let b = baseline.run().await?;
+    drop(nginx_proc);
+    Ok(load_entry(
+        g,
+        b,
+        &gateway.argv(),
+        &baseline.argv(),
+        "nginx (Debian), same bytes as a static file",
+        "ratio >= 1.0; p99 < 1 ms",
+        json!({"nginx_workers": nginx::WORKERS, "nginx_command": ng.argv().join(" ")}),
+    ))
+}
+
+/// rank: exact rank over 100 shards against `ZREVRANK` on one set.
+async fn measure_rank(plan: &Plan, base: &str, port: u16, scripts: &Path) -> anyhow::Result<Entry> {
+    let gateway = wrk_run(
+        plan,
+        &wrk::script_path(scripts, "rank.lua"),
+        base.to_string(),
+        vec![plan.members.to_string(), stack::BOARD.into()],
+    );
+    let baseline = redis_bench(
+        plan,
+        port,
+        &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
+    );
+    eprintln!("bench: rank, gateway then ZREVRANK");
+    let g = gateway.run().await?;
+    let (b, b_argv) = baseline.run_for(plan.duration).await?;
+    Ok(load_entry(
+        g,
+        b,
+        &gateway.argv(),
+        &b_argv,
+        "ZREVRANK on one sorted set (one redis-server)",
+        "p99 < 2 ms; ratio >= 0.5",
+        Value::Null,
+    ))
+}
+
+/// write: `POST /scores` incr against `ZINCRBY` on one set.
+async fn measure_write(
+    plan: &Plan,
+    base: &str,
+    port: u16,
+    scripts: &Path,
+) -> anyhow::Result<Entry> {
+    let gateway = wrk_run(
+        plan,
+        &wrk::script_path(scripts, "write.lua"),
+        base.to_string(),
+        vec![plan.members.to_string(), stack::BOARD.into()],
+    );
+    let baseline = redis_bench(
+        plan,
+        port,
+        &["ZINCRBY", seeding::BASELINE_KEY, "1", "user:__rand_int__"],
+    );
+    eprintln!("bench: write, gateway then ZINCRBY");
+    let g = gateway.run().await?;
+    let (b, b_argv) = baseline.run_for(plan.duration).await?;
+    Ok(load_entry(
+        g,
+        b,
+        &gateway.argv(),
+        &b_argv,
+        "ZINCRBY on one sorted set (one redis-server)",
+        "ratio >= 0.5; p99 < 2 ms",
+        Value::Null,
+    ))
+}
+
+/// freshness: write to `/top` with 1-second ticks.
+async fn measure_freshness(plan: &Plan, base: &str) -> anyhow::Result<Entry> {
+    let f = freshness::measure(
+        base,
+        stack::BOARD,
+        plan.probes,
+        plan.probe_concurrency,
+        Duration::from_millis(TICK_MS),
+    )
+    .await?;
+    let p50 = percentile(&f.samples_ms, 50.0).unwrap_or(f64::NAN);
+    let p99 = percentile(&f.samples_ms, 99.0).unwrap_or(f64::NAN);
+    let max = percentile(&f.samples_ms, 100.0).unwrap_or(f64::NAN);
+    Ok(Entry {
+        value: json!({
+            "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+            "probes": plan.probes, "timed_out": f.timed_out, "tick_ms": TICK_MS,
+        }),
+        baseline: json!({"ms": DESIGN_FRESHNESS_MS, "what": "design card: shard TOP-K every 5 min + TOP20 every 1 min"}),
+        ratio: ratio(DESIGN_FRESHNESS_MS, p99),
+        command: format!(
+            "standings-loadtest bench: {} probes, {} at once: POST set, then GET /top?limit=20 every 5 ms",
+            plan.probes, plan.probe_concurrency
+        ),
+        baseline_command: None,
+        goal: "p99 < 1.5 s with 1-second ticks".into(),
+        summary: format!(
+            "p50 {p50:.0} ms, p99 {p99:.0} ms ({} probes, {} timed out)",
+            plan.probes, f.timed_out
+        ),
+        baseline_summary: "360,000 ms (5 min + 1 min)".into(),
+    })
+}
+
+fn wrk_run(plan: &Plan, script: &Path, url: String, script_args: Vec<String>) -> Wrk {
+    Wrk {
+        threads: plan.threads,
+        connections: plan.connections,
+        duration: plan.duration,
+        script: script.to_path_buf(),
+        url,
+        script_args,
+    }
+}
+
+fn redis_bench(plan: &Plan, port: u16, command: &[&str]) -> RedisBench {
+    RedisBench {
+        port,
+        threads: plan.threads,
+        connections: plan.connections,
+        keyspace: plan.members,
+        command: command.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// An entry comparing two load runs: ratio = gateway req/s / baseline req/s.
+fn load_entry(
+    gateway: Load,
+    baseline: Load,
+    argv: &[String],
+    baseline_argv: &[String],
+    baseline_what: &str,
+    goal: &str,
+    extra: Value,
+) -> Entry {
+    let mut baseline_value = json!(baseline);
+    baseline_value["what"] = json!(baseline_what);
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            baseline_value[k] = v;
+        }
+    }
+    Entry {
+        value: json!(gateway),
+        baseline: baseline_value,
+        ratio: ratio(gateway.rps, baseline.rps),
+        command: shell_join(argv),
+        baseline_command: Some(shell_join(baseline_argv)),
+        goal: goal.into(),
+        summary: gateway.summary(),
+        baseline_summary: baseline.summary(),
+    }
+}
+
+/// Runs `argv` to completion within `bound` (killed past it, or when the
+/// run is dropped) and answers its stdout; a failure quotes stderr.
+async fn run_bounded(argv: &[String], bound: Duration) -> anyhow::Result<String> {
+    let (program, args) = argv.split_first().context("an empty command line")?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(bound, cmd.output())
+        .await
+        .with_context(|| format!("{} ran past {bound:?}", shell_join(argv)))?
+        .with_context(|| format!("running {program}"))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            shell_join(argv),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A command line as a shell would take it: arguments quoted when they hold
+/// anything but plain characters.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fails early, naming the install script, when a tool is missing.
+fn check_tools() -> anyhow::Result<()> {
+    for tool in ["wrk", "redis-benchmark", "redis-server", "redis-cli"] {
+        if which(tool).is_none() {
+            bail!("`{tool}` is not on the PATH: run scripts/bench.sh, which installs it");
+        }
+    }
+    if which("nginx").is_none() && !Path::new("/usr/sbin/nginx").is_file() {
+        bail!("`nginx` is not installed: run scripts/bench.sh, which installs it");
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The first line each tool prints about its version.
+fn tool_versions() -> Vec<String> {
+    [
+        ("redis-server", "--version"),
+        ("nginx", "-v"),
+        ("wrk", "-v"),
+    ]
+    .iter()
+    .filter_map(|(tool, flag)| {
+        let program = if *tool == "nginx" && which("nginx").is_none() {
+            "/usr/sbin/nginx"
+        } else {
+            tool
+        };
+        let out = std::process::Command::new(program)
+            .arg(flag)
+            .output()
+            .ok()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines().next().map(|l| l.trim().to_string())
+    })
+    .collect()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Now as RFC 3339, seconds.
+fn humantime_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> BenchArgs {
+        BenchArgs {
+            quick: false,
+            members: None,
+            duration: None,
+            connections: 32,
+            threads: 2,
+            probes: None,
+            out: None,
+        }
+    }
+
+    #[test]
+    fn quick_runs_default_lower() {
+        let full = Plan::new(&args()).unwrap();
+        assert_eq!(
+            (full.members, full.duration.as_secs(), full.probes),
+            (1_000_000, 10, 200)
+        );
+        let quick = Plan::new(&BenchArgs {
+            quick: true,
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(
+            (quick.members, quick.duration.as_secs(), quick.probes),
+            (100_000, 4, 30)
+        );
+        let custom = Plan::new(&BenchArgs {
+            quick: true,
+            members: Some(5000),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(custom.members, 5000);
+        assert!(Plan::new(&BenchArgs {
+            members: Some(3),
+            ..args()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn command_lines_quote_what_a_shell_would_split() {
+        let argv: Vec<String> = ["wrk", "-c32", "http://127.0.0.1:1/top?limit=20", "a b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            shell_join(&argv),
+            "wrk -c32 'http://127.0.0.1:1/top?limit=20' 'a b'"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+-- static.lua: the same GET on every request (the URL given to wrk), with no
+-- per-request Lua: wrk's fastest path, used for both sides of the top20
+-- comparison (the gateway's /top?limit=20 and nginx serving its bytes).
