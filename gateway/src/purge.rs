@@ -22,8 +22,10 @@
 //! final. Every request's outcome is counted in
 //! `standings_cdn_purges_total{result="ok"|"failed"}`, a purge dropped
 //! because the queue was full in `{result="dropped"}`, and failures are
-//! logged. A missed purge costs at most the file's `max-age` (60 s) of
-//! staleness at the CDN.
+//! logged. The gauge `standings_cdn_purge_backlog` is the number of boards
+//! queued or being purged: 0 means every change so far has reached the CDN
+//! (or failed for good). A missed purge costs at most the file's `max-age`
+//! (60 s) of staleness at the CDN.
 
 use std::time::Duration;
 
@@ -43,6 +45,9 @@ pub const QUEUE: usize = 64;
 /// Upper bound on retries whatever the config says, so one purge's time is
 /// bounded by `(1 + MAX_RETRIES) * timeout` plus backoff.
 pub const MAX_RETRIES: u32 = 10;
+
+/// The gauge of boards queued or being purged.
+const BACKLOG: &str = "standings_cdn_purge_backlog";
 
 /// First retry delay; doubles each retry up to [`BACKOFF_CAP`].
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -195,7 +200,11 @@ impl Purger {
     /// Queues a purge of `board`'s static files. Never waits: when the
     /// queue is full the purge is dropped, counted and logged.
     pub fn board_changed(&self, board: &str) {
+        // Counted before it is queued, so the gauge never reads 0 while a
+        // purge waits.
+        metrics::gauge!(BACKLOG).increment(1.0);
         if self.tx.try_send(board.to_string()).is_err() {
+            metrics::gauge!(BACKLOG).decrement(1.0);
             metrics::counter!("standings_cdn_purges_total", "result" => "dropped").increment(1);
             tracing::warn!(board, "CDN purge queue full or closed; purge dropped");
         }
@@ -238,6 +247,7 @@ pub async fn run(mut rx: mpsc::Receiver<String>, cdn: CdnConfig, shutdown: Cance
             _ = shutdown.cancelled() => break,
             _ = sends => {}
         }
+        metrics::gauge!(BACKLOG).decrement(1.0);
     }
 }
 

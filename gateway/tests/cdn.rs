@@ -61,9 +61,9 @@ fn members(body: &Value) -> Vec<(String, f64)> {
         .unwrap_or_default()
 }
 
-/// `standings_cdn_purges_total{result="<result>"}` from `/metrics` (0 when
-/// the series does not exist yet).
-async fn purges(client: &reqwest::Client, metrics_url: &str, result: &str) -> u64 {
+/// The value of the series `series` (name and labels, exactly as printed)
+/// from `/metrics`; 0 when it does not exist yet.
+async fn metric(client: &reqwest::Client, metrics_url: &str, series: &str) -> f64 {
     let text = client
         .get(metrics_url)
         .send()
@@ -72,12 +72,43 @@ async fn purges(client: &reqwest::Client, metrics_url: &str, result: &str) -> u6
         .text()
         .await
         .unwrap();
-    let prefix = format!("standings_cdn_purges_total{{result=\"{result}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0.0)
 }
+
+/// `standings_cdn_purges_total{result="<result>"}`.
+async fn purges(client: &reqwest::Client, metrics_url: &str, result: &str) -> u64 {
+    let series = format!("standings_cdn_purges_total{{result=\"{result}\"}}");
+    metric(client, metrics_url, &series).await as u64
+}
+
+/// Waits until the purges have settled: the backlog gauge is 0 and no
+/// purge was sent over a quiet spell of several refresh intervals. The
+/// quiet spell covers the moment between the refresher swapping in a new
+/// view (which the test may already see) and queueing its purge, a few
+/// file writes later. `after` names what was purged, for the message.
+async fn purges_settled(client: &reqwest::Client, metrics_url: &str, after: &str) {
+    let backlog = "standings_cdn_purge_backlog";
+    eventually(
+        &format!("the purges after {after} to reach Varnish"),
+        Duration::from_secs(30),
+        || async {
+            let before = purges(client, metrics_url, "ok").await;
+            let idle = metric(client, metrics_url, backlog).await == 0.0;
+            tokio::time::sleep(QUIET).await;
+            let still = metric(client, metrics_url, backlog).await == 0.0;
+            let after = purges(client, metrics_url, "ok").await;
+            (idle && still && before == after).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Several refresh intervals of the test config (50 ms).
+const QUIET: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
@@ -103,11 +134,12 @@ async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
     // The first refresh loads the (empty) board: one change, purged once
     // per static file. After that nothing changes until we write.
     eventually(
-        "the first load's purges to reach Varnish",
+        "the first load's purges",
         Duration::from_secs(30),
         || async { (purges(&client, &metrics, "ok").await >= 3).then_some(()) },
     )
     .await;
+    purges_settled(&client, &metrics, "the first load").await;
     let loaded_purges = purges(&client, &metrics, "ok").await;
 
     // A fresh cache misses, the second read hits.
@@ -149,22 +181,34 @@ async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
         .map(|i| (format!("user:{i}"), f64::from(1000 + i)))
         .collect();
 
-    // Varnish held the old file for a minute; only the gateway's purge can
-    // make a read within this wait miss and carry the new entries. The
-    // first read that shows them must be that miss.
-    let fresh = eventually(
-        "a read through Varnish to show the new top 20",
+    // Wait until the gateway serves them, merged from every shard (the
+    // version counts applied writes), and until its purges have been sent.
+    // Nothing changes after that.
+    eventually(
+        "the gateway to merge every write",
         Duration::from_secs(30),
         || async {
-            let seen = get(&client, &top20).await;
-            (members(&seen.body) == expected).then_some(seen)
+            let r = client
+                .get(direct("/v1/boards/global/top?limit=20"))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = r.json().await.unwrap();
+            (body["version"].as_u64() == Some(25) && members(&body) == expected).then_some(())
         },
     )
     .await;
+    purges_settled(&client, &metrics, "the writes").await;
+
+    // Varnish held the empty file for a minute and we have not read through
+    // it since: only the gateway's purge can make this read miss and carry
+    // the new entries.
+    let fresh = get(&client, &top20).await;
     assert_eq!(fresh.status, 200);
     assert_eq!(
-        fresh.x_cache, "MISS",
-        "the new entries came from the gateway after a purge"
+        (fresh.x_cache.as_str(), members(&fresh.body)),
+        ("MISS", expected.clone()),
+        "the purge removed the old file, so the new one came from the gateway"
     );
     assert!(purges(&client, &metrics, "ok").await > loaded_purges);
     assert_eq!(purges(&client, &metrics, "failed").await, 0);

@@ -124,9 +124,19 @@ fn read_json(path: &Path, what: &str, output: &Output) -> Value {
     serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{what}: bad JSON report: {e}"))
 }
 
+/// `loadtest/k6`. `cargo test` sets `CARGO_MANIFEST_DIR` at run time to
+/// this package's folder; the compile-time value is the fallback (it may
+/// name another checkout that shared the target dir).
+fn k6_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("k6")
+}
+
 /// Runs one k6 script for 3 s at 20 requests/s and checks its summary.
 async fn k6(script: &str, base_url: &str, scratch: &Path) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("k6");
+    let dir = k6_dir();
     let summary = scratch.join(format!("k6-{script}.json"));
     let what = format!("k6 {script}.js");
     let output = run(

@@ -50,12 +50,34 @@ const READY_LINE: &str = "Child launched OK";
 /// user's PATH).
 const DEBIAN_VARNISHD: &str = "/usr/sbin/varnishd";
 
-/// The folder of the shipped VCL: `config/varnish` in this workspace.
+/// The folder of the shipped VCL, `config/varnish` in this workspace:
+/// `STANDINGS_VCL_DIR` when set, else found by walking up from the package
+/// under test (`cargo test` sets `CARGO_MANIFEST_DIR` at run time), the
+/// current directory, and this crate's own folder at compile time. The
+/// compile-time path alone is not enough: checkouts that share a target
+/// dir share this crate's build, and with it whichever path it was first
+/// compiled at.
 pub fn vcl_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("config")
-        .join("varnish")
+    if let Some(dir) = std::env::var_os("STANDINGS_VCL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+    ];
+    for start in starts.iter().flatten() {
+        for dir in start.ancestors() {
+            let candidate = dir.join("config").join("varnish");
+            if candidate.join("standings.vcl").is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "config/varnish/standings.vcl was not found above {starts:?}; run the tests from \
+         the workspace, or set STANDINGS_VCL_DIR"
+    );
 }
 
 /// The `varnishd` binary: the PATH's, else Debian's `/usr/sbin/varnishd`.
