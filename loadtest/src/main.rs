@@ -9,12 +9,16 @@
 //! - `bench [--quick] [--members N]`: the figures side by side with their
 //!   baselines (nginx, one Redis, the design card) in one run, written to
 //!   `target/bench/results.json`. See [`bench`].
+//! - `seed --members N --board B [--redis-nodes ... | --config FILE]
+//!   [--seed S] [--concurrency C]`: loads N members into a board of a Redis
+//!   Cluster through the store, with reproducible scores. See [`seed`].
 //!
 //! Exit status: 0 when the run passed (no failed request, every threshold
 //! met), 1 otherwise, 2 for a bad command line.
 
 mod bench;
 mod scenarios;
+mod seed;
 
 use std::process::ExitCode;
 
@@ -41,9 +45,10 @@ enum Command {
     /// Measure the gateway side by side with its baselines (nginx, one
     /// Redis, the design card) and write target/bench/results.json.
     Bench(bench::BenchArgs),
-    // Further subcommands go here, one variant and one module each: `seed`
-    // (load N members into a board) is planned; `scenarios::seed_members`
-    // is the seeding it can share.
+    /// Load N members (user:0..N) into a board of a Redis Cluster through
+    /// the store, with reproducible long-tailed integer scores.
+    Seed(seed::SeedArgs),
+    // Further subcommands go here, one variant and one module each.
 }
 
 #[tokio::main]
@@ -52,6 +57,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Goose { args } => scenarios::run(&args).await,
         Command::Bench(args) => bench::run(&args).await,
+        Command::Seed(args) => seed::run(&args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
