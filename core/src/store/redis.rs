@@ -218,6 +218,8 @@ impl RedisOptions {
 struct SlotMap {
     /// (first slot, last slot, master `host:port`), any order.
     ranges: Vec<(u16, u16, String)>,
+    /// How many distinct masters `ranges` names: sizes the pipelines.
+    masters: usize,
 }
 
 impl SlotMap {
@@ -229,14 +231,36 @@ impl SlotMap {
     }
 }
 
-/// One command of a fan-out, with its `EVAL` form when it is a script call,
-/// sent instead when the node answers `NOSCRIPT`.
-#[derive(Clone)]
+/// One command of a fan-out or a write. A script call is sent by SHA; its
+/// `EVAL` form, sent when a node answers `NOSCRIPT`, is built only then
+/// ([`Call::fallback`]), so no request copies a script's source.
 struct Call {
-    /// The command as first sent (`EVALSHA_RO` for scripts).
+    /// The command as first sent (`EVALSHA`/`EVALSHA_RO` for scripts).
     cmd: Cmd,
-    /// The same call with the script source, for a node without the script.
-    fallback: Option<Cmd>,
+    /// For a script call: the verb (`EVAL`/`EVAL_RO`) and the source of its
+    /// fallback form.
+    script: Option<(&'static str, &'static str)>,
+}
+
+impl Call {
+    fn plain(cmd: Cmd) -> Self {
+        Self { cmd, script: None }
+    }
+
+    /// The same call with the script's source in place of its SHA, for a
+    /// node without the script; `None` for plain commands.
+    fn fallback(&self) -> Option<Cmd> {
+        let (verb, source) = self.script?;
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(source);
+        // Skip the verb and the SHA; keep the key count, keys and args.
+        for arg in self.cmd.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
+        }
+        Some(cmd)
+    }
 }
 
 /// The commands of one shard in a fan-out and the slot they go to.
@@ -245,6 +269,23 @@ struct ShardCalls {
     slot: u16,
     /// Its commands, answered in order.
     calls: Vec<Call>,
+}
+
+/// Builds a shard's calls; called once per shard per fan-out, and again
+/// only for the calls a retry needs.
+type BuildCalls<'a> = dyn Fn(u32) -> ShardCalls + Sync + 'a;
+
+/// The shards of one fan-out that go to one master, and their pipeline.
+struct Group<'m> {
+    /// The master that serves them; `None` for a slot the map does not
+    /// know, which gets a group of its own (redis-rs routes it).
+    node: Option<&'m str>,
+    /// The first member's slot: the pipeline is routed to its master.
+    slot: u16,
+    /// Indexes of the member shards, in the order of their calls in `pipe`.
+    members: Vec<usize>,
+    /// Every member's calls, moved in (not cloned).
+    pipe: redis::Pipeline,
 }
 
 /// The Redis Cluster store. Cheap to share behind an `Arc`; the connection
@@ -363,20 +404,20 @@ impl RedisStore {
     /// One command, and its `EVAL` form if the node lacks the script.
     async fn run(&self, call: &Call) -> Result<Value, RedisError> {
         match self.query(&call.cmd).await {
-            Err(e) if is_noscript(&e) && call.fallback.is_some() => {
-                let fallback = call.fallback.as_ref().expect("checked above");
-                self.query(fallback).await
-            }
+            Err(e) if is_noscript(&e) => match call.fallback() {
+                Some(fallback) => self.query(&fallback).await,
+                None => Err(e),
+            },
             other => other,
         }
     }
 
-    /// A script call by SHA with its `EVAL` fallback.
+    /// A script call by SHA; its `EVAL` form is built only on `NOSCRIPT`.
     fn script_call(
         &self,
         read_only: bool,
         sha: &str,
-        source: &str,
+        source: &'static str,
         keys: &[String],
         args: &[String],
     ) -> Call {
@@ -385,102 +426,152 @@ impl RedisStore {
         } else {
             ("EVALSHA", "EVAL")
         };
-        let build = |verb: &str, body: &str| {
-            let mut cmd = redis::cmd(verb);
-            cmd.arg(body).arg(keys.len()).arg(keys).arg(args);
-            cmd
-        };
+        let mut cmd = redis::cmd(by_sha);
+        cmd.arg(sha).arg(keys.len()).arg(keys).arg(args);
         Call {
-            cmd: build(by_sha, sha),
-            fallback: Some(build(by_source, source)),
+            cmd,
+            script: Some((by_source, source)),
         }
     }
 
-    /// Sends each shard's calls, one pipeline per master, all masters at
-    /// once, and answers each shard's replies in order.
-    async fn fan_out(&self, shards: Vec<ShardCalls>) -> Result<Vec<Vec<Value>>, StoreError> {
+    /// Sends every shard's calls, one pipeline per master, all masters at
+    /// once. Answers every reply in shard order, flattened, with the
+    /// offsets where each shard's replies start (and one past the last).
+    ///
+    /// The commands move into the pipelines: a request that fans out over
+    /// 100 shards allocates no copy of them. The rare retry (an error reply,
+    /// a pipeline that failed) rebuilds what it needs with `build`.
+    async fn fan_out(
+        &self,
+        shards: &[u32],
+        build: &BuildCalls<'_>,
+    ) -> Result<(Vec<Value>, Vec<usize>), StoreError> {
         let map = self.slot_map().await;
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, shard) in shards.iter().enumerate() {
-            let node = match map.master_of(shard.slot) {
-                Some(addr) => addr.to_string(),
-                None => format!("slot {}", shard.slot),
-            };
-            groups.entry(node).or_default().push(i);
-        }
-        let runs = groups
-            .into_values()
-            .map(|members| self.send_group(&shards, members));
-        let mut replies: Vec<Option<Vec<Value>>> = (0..shards.len()).map(|_| None).collect();
-        for group in join_all(runs).await {
-            for (i, values) in group? {
-                replies[i] = Some(values);
+        let mut starts = Vec::with_capacity(shards.len() + 1);
+        starts.push(0);
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        for (i, &shard) in shards.iter().enumerate() {
+            let built = build(shard);
+            starts.push(starts[i] + built.calls.len());
+            let node = map.master_of(built.slot);
+            let at = groups
+                .iter()
+                .position(|g| g.node == node && (node.is_some() || g.slot == built.slot))
+                .unwrap_or_else(|| {
+                    groups.push(Group {
+                        node,
+                        slot: built.slot,
+                        members: Vec::new(),
+                        pipe: redis::Pipeline::with_capacity(
+                            built.calls.len() * shards.len().div_ceil(map.masters.max(1)),
+                        ),
+                    });
+                    groups.len() - 1
+                });
+            let group = &mut groups[at];
+            group.members.push(i);
+            for call in built.calls {
+                group.pipe.add_command(call.cmd);
             }
         }
-        replies
+        let sends = groups
             .into_iter()
-            .map(|r| r.ok_or_else(|| StoreError::Corrupt("a shard got no reply".into())))
-            .collect()
+            .map(|group| self.send_group(shards, &starts, group, build));
+        let mut out = vec![Value::Nil; starts[shards.len()]];
+        for sent in join_all(sends).await {
+            let (members, values) = sent?;
+            let mut values = values.into_iter();
+            for i in members {
+                for slot in &mut out[starts[i]..starts[i + 1]] {
+                    *slot = values
+                        .next()
+                        .ok_or_else(|| corrupt("a shard got no reply"))?;
+                }
+            }
+        }
+        Ok((out, starts))
     }
 
-    /// One node's pipeline; on failure (stale grouping, node down) the same
-    /// calls again one by one, routed and redirected by redis-rs.
+    /// One master's pipeline. Error replies (`NOSCRIPT`, a slot that moved
+    /// since) are retried one by one; when the pipeline itself fails (stale
+    /// grouping, node down) every call is sent again alone, routed and
+    /// redirected by redis-rs. Answers the members and their replies.
     async fn send_group(
         &self,
-        shards: &[ShardCalls],
-        members: Vec<usize>,
-    ) -> Result<Vec<(usize, Vec<Value>)>, StoreError> {
-        let calls: Vec<&Call> = members
-            .iter()
-            .flat_map(|&i| shards[i].calls.iter())
-            .collect();
-        let mut pipe = redis::Pipeline::with_capacity(calls.len());
-        for call in &calls {
-            pipe.add_command(call.cmd.clone());
-        }
-        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(
-            shards[members[0]].slot,
-            SlotAddr::Master,
-        ));
-        let replies = match self
+        shards: &[u32],
+        starts: &[usize],
+        group: Group<'_>,
+        build: &BuildCalls<'_>,
+    ) -> Result<(Vec<usize>, Vec<Value>), StoreError> {
+        let Group {
+            slot,
+            members,
+            pipe,
+            ..
+        } = group;
+        let count: usize = members.iter().map(|&i| starts[i + 1] - starts[i]).sum();
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+        let values = match self
             .conn
             .clone()
-            .route_pipeline(pipe, 0, calls.len(), route)
+            .route_pipeline(pipe, 0, count, route)
             .await
         {
-            Ok(values) if values.len() == calls.len() => {
-                let fixes = values
-                    .into_iter()
-                    .zip(&calls)
-                    .map(|(value, call)| self.settle(value, call));
-                join_all(fixes).await
+            Ok(mut values) if values.len() == count => {
+                let failed: Vec<usize> = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| matches!(v, Value::ServerError(_)))
+                    .map(|(at, _)| at)
+                    .collect();
+                if !failed.is_empty() {
+                    let calls = calls_at(shards, starts, &members, &failed, build);
+                    let retried = join_all(calls.iter().map(|call| self.run(call))).await;
+                    for (at, reply) in failed.into_iter().zip(retried) {
+                        values[at] = reply.map_err(unavailable)?;
+                    }
+                }
+                values
             }
             Ok(_) | Err(_) => {
                 self.slots_stale.store(true, AtomicOrdering::Relaxed);
-                join_all(calls.iter().map(|call| self.run(call))).await
+                let calls: Vec<Call> = members
+                    .iter()
+                    .flat_map(|&i| build(shards[i]).calls)
+                    .collect();
+                join_all(calls.iter().map(|call| self.run(call)))
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<Value>, RedisError>>()
+                    .map_err(unavailable)?
             }
         };
-        let mut replies = replies.into_iter();
-        let mut out = Vec::with_capacity(members.len());
-        for i in members {
-            let values = replies
-                .by_ref()
-                .take(shards[i].calls.len())
-                .collect::<Result<Vec<Value>, RedisError>>()
-                .map_err(unavailable)?;
-            out.push((i, values));
-        }
-        Ok(out)
+        Ok((members, values))
     }
+}
 
-    /// A pipeline reply as the final answer: an error reply (`NOSCRIPT`, a
-    /// slot that moved since) is retried as a single routed call.
-    async fn settle(&self, value: Value, call: &Call) -> Result<Value, RedisError> {
-        match value {
-            Value::ServerError(_) => self.run(call).await,
-            other => Ok(other),
+/// The calls at positions `at` of a group's pipeline (its members' calls in
+/// order), rebuilt for a retry.
+fn calls_at(
+    shards: &[u32],
+    starts: &[usize],
+    members: &[usize],
+    at: &[usize],
+    build: &BuildCalls<'_>,
+) -> Vec<Call> {
+    let mut out = Vec::with_capacity(at.len());
+    for &position in at {
+        let mut offset = position;
+        for &i in members {
+            let len = starts[i + 1] - starts[i];
+            if offset < len {
+                out.push(build(shards[i]).calls.swap_remove(offset));
+                break;
+            }
+            offset -= len;
         }
     }
+    out
 }
 
 /// Runs `fut` under `limit`; past it the call is Unavailable.
@@ -682,7 +773,11 @@ fn parse_cluster_slots(v: &Value) -> Result<SlotMap, StoreError> {
         };
         ranges.push((slot(first)?, slot(last)?, format!("{host}:{port}")));
     }
-    Ok(SlotMap { ranges })
+    let mut masters: Vec<&str> = ranges.iter().map(|(_, _, a)| a.as_str()).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    let masters = masters.len();
+    Ok(SlotMap { ranges, masters })
 }
 
 /// One stream entry `[id, [field, value, ...]]` as an audit record.
@@ -794,27 +889,23 @@ impl RedisStore {
         parse_entries(&self.query(&cmd).await.map_err(unavailable)?)
     }
 
-    fn plain(cmd: Cmd) -> Call {
-        Call {
-            cmd,
-            fallback: None,
-        }
-    }
-
-    fn counts_calls(&self, board: &Board, shard: u32, score: f64) -> ShardCalls {
+    /// `ZCOUNT` of the scores strictly better than the exclusive `bound`
+    /// (`(score`, formatted once per fan-out, not once per shard) and
+    /// `ZCARD`. Each command is sized up front, so building it never
+    /// reallocates.
+    fn counts_calls(board: &Board, shard: u32, bound: &str) -> ShardCalls {
         let key = keyspace::shard_zset(board, shard);
-        let bound = format!("({}", score_arg(score));
         let (min, max) = match board.order {
-            Order::Desc => (bound.as_str(), "+inf"),
-            Order::Asc => ("-inf", bound.as_str()),
+            Order::Desc => (bound, "+inf"),
+            Order::Asc => ("-inf", bound),
         };
-        let mut zcount = redis::cmd("ZCOUNT");
-        zcount.arg(&key).arg(min).arg(max);
-        let mut zcard = redis::cmd("ZCARD");
-        zcard.arg(&key);
+        let mut zcount = Cmd::with_capacity(4, 6 + key.len() + min.len() + max.len());
+        zcount.arg("ZCOUNT").arg(&key).arg(min).arg(max);
+        let mut zcard = Cmd::with_capacity(2, 5 + key.len());
+        zcard.arg("ZCARD").arg(&key);
         ShardCalls {
             slot: slot_of(&key),
-            calls: vec![Self::plain(zcount), Self::plain(zcard)],
+            calls: vec![Call::plain(zcount), Call::plain(zcard)],
         }
     }
 
@@ -844,30 +935,29 @@ impl RedisStore {
         get.arg(&key);
         ShardCalls {
             slot: slot_of(&key),
-            calls: vec![Self::plain(get)],
+            calls: vec![Call::plain(get)],
         }
     }
 
-    /// Builds each shard's calls (checking the shard), fans them out and
-    /// parses each shard's replies.
+    /// Checks the shards, fans their calls out and parses each shard's
+    /// replies.
     async fn per_shard<T>(
         &self,
         board: &Board,
         shards: &[u32],
-        build: impl Fn(u32) -> ShardCalls,
+        build: impl Fn(u32) -> ShardCalls + Sync,
         parse: impl Fn(&[Value]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let calls = shards
-            .iter()
-            .map(|&s| check_shard(board, s).map(|()| build(s)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if calls.is_empty() {
+        for &shard in shards {
+            check_shard(board, shard)?;
+        }
+        if shards.is_empty() {
             return Ok(Vec::new());
         }
-        self.fan_out(calls)
-            .await?
-            .iter()
-            .map(|values| parse(values))
+        let (values, starts) = self.fan_out(shards, &build).await?;
+        starts
+            .windows(2)
+            .map(|w| parse(&values[w[0]..w[1]]))
             .collect()
     }
 }
@@ -911,10 +1001,11 @@ impl Store for RedisStore {
         shards: &[u32],
         score: f64,
     ) -> Result<Vec<ShardCounts>, StoreError> {
+        let bound = format!("({}", score_arg(score));
         let work = self.per_shard(
             board,
             shards,
-            |s| self.counts_calls(board, s, score),
+            |s| Self::counts_calls(board, s, &bound),
             |values| {
                 Ok(ShardCounts {
                     better: parse_count(first(values)?)?,
@@ -1078,6 +1169,52 @@ mod tests {
         ));
     }
 
+    fn args(cmd: &Cmd) -> Vec<String> {
+        cmd.args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => "<cursor>".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn script_fallback_swaps_the_sha_for_the_source() {
+        let keys = ["{st:b:all:3}:z".to_string()];
+        let argv = ["5e0".to_string(), "m".to_string()];
+        let mut cmd = redis::cmd("EVALSHA_RO");
+        cmd.arg("abc123").arg(keys.len()).arg(&keys).arg(&argv);
+        let call = Call {
+            cmd,
+            script: Some(("EVAL_RO", "return 1")),
+        };
+        assert_eq!(
+            args(&call.fallback().unwrap()),
+            ["EVAL_RO", "return 1", "1", "{st:b:all:3}:z", "5e0", "m"]
+        );
+        assert!(Call::plain(redis::cmd("GET")).fallback().is_none());
+    }
+
+    #[test]
+    fn retries_rebuild_the_calls_at_their_pipeline_positions() {
+        // Shards 7, 8, 9 with two calls each; one group holds shards 7 and
+        // 9, so its pipeline is [7 A, 7 B, 9 A, 9 B].
+        let build = |shard: u32| ShardCalls {
+            slot: 0,
+            calls: ["A", "B"]
+                .iter()
+                .map(|verb| {
+                    let mut cmd = redis::cmd(verb);
+                    cmd.arg(shard);
+                    Call::plain(cmd)
+                })
+                .collect(),
+        };
+        let calls = calls_at(&[7, 8, 9], &[0, 2, 4, 6], &[0, 2], &[1, 2, 3], &build);
+        let got: Vec<Vec<String>> = calls.iter().map(|c| args(&c.cmd)).collect();
+        assert_eq!(got, [["B", "7"], ["A", "9"], ["B", "9"]]);
+    }
+
     #[test]
     fn parses_cluster_slots() {
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
@@ -1087,6 +1224,7 @@ mod tests {
             Value::Array(vec![bulk("127.0.0.1"), Value::Int(30001), bulk("id")]),
         ])]);
         let map = parse_cluster_slots(&reply).unwrap();
+        assert_eq!(map.masters, 1);
         assert_eq!(map.master_of(100), Some("127.0.0.1:30001"));
         assert_eq!(map.master_of(5461), None);
     }
