@@ -3,8 +3,9 @@
 //!
 //! One run starts a 3-master Redis Cluster on free loopback ports (the
 //! test-support harness), seeds the members over 100 shards through the
-//! store's write path, starts two shard agents, a group agent and the
-//! gateway as separate processes with 1-second ticks, and measures:
+//! store's write path (`seed::seed_store`), starts two shard agents, a
+//! group agent and the gateway as separate processes with 1-second ticks,
+//! and measures:
 //!
 //! | key | the gateway | its baseline, same run |
 //! | --- | --- | --- |
@@ -160,7 +161,7 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     eprintln!("bench: starting a 3-master Redis Cluster and the baseline Redis");
     let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
     let nodes = cluster.nodes();
-    let (_single, single_port, single_cmd) = stack::start_single_redis(&work).await?;
+    let (single, single_port, single_cmd) = stack::start_single_redis(&work).await?;
 
     let gateway_port = procs::free_port()?;
     let config_path = work.join("standings.toml");
@@ -180,11 +181,17 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
 
     let scripts = work.join("wrk");
     wrk::write_scripts(&scripts)?;
-    let top20 = measure_top20(plan, &work, &base, &body, &scripts).await?;
+    let pids = Pids {
+        gateway: services.gateway.pid(),
+        cluster: cluster_pids(&cluster),
+        single: single.pid(),
+        ticks: procs::ticks_per_sec(),
+    };
+    let top20 = measure_top20(plan, &work, &base, &body, &scripts, &pids).await?;
     services.ensure_running()?;
-    let rank = measure_rank(plan, &base, single_port, &scripts).await?;
+    let rank = measure_rank(plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
-    let write = measure_write(plan, &base, single_port, &scripts).await?;
+    let write = measure_write(plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
     eprintln!("bench: freshness, {} probes", plan.probes);
     let freshness = measure_freshness(plan, &base).await?;
@@ -260,10 +267,11 @@ async fn seed(
     let store = RedisStore::connect(nodes, RedisOptions::default()).await?;
     let before = cluster.used_memory();
     eprintln!(
-        "bench: seeding {} members through RedisStore::apply",
+        "bench: seeding {} members (seed::seed_store, through RedisStore::apply)",
         thousands(plan.members as f64)
     );
-    let took = seeding::seed_cluster(&store, board, plan.members).await?;
+    let seeded_run = seeding::seed_cluster(&store, board, plan.members).await?;
+    let took = seeded_run.elapsed;
     let seeded = cluster.used_memory();
     drop_audit_streams(nodes, board).await?;
     let without_audit = cluster.used_memory();
@@ -337,6 +345,7 @@ async fn measure_top20(
     base: &str,
     body: &[u8],
     scripts: &Path,
+    pids: &Pids,
 ) -> anyhow::Result<Entry> {
     let path = format!("/v1/boards/{}/top", stack::BOARD);
     let ng = nginx::Nginx::prepare(&work.join("nginx"), procs::free_port()?, &path, body)?;
@@ -361,10 +370,16 @@ async fn measure_top20(
     let gateway = wrk_run(plan, &script, format!("{base}{path}?limit=20"), vec![]);
     let baseline = wrk_run(plan, &script, nginx_url, vec![]);
     eprintln!("bench: top20, gateway then nginx");
+    let meter = procs::CpuMeter::start(&[pids.gateway], pids.ticks);
     let g = gateway.run().await?;
+    let gateway_cpu = meter.used();
+    let mut nginx_pids = procs::children_of(nginx_proc.pid());
+    nginx_pids.push(nginx_proc.pid());
+    let meter = procs::CpuMeter::start(&nginx_pids, pids.ticks);
     let b = baseline.run().await?;
+    let nginx_cpu = meter.used();
     drop(nginx_proc);
-    Ok(load_entry(
+    let mut entry = load_entry(
         g,
         b,
         &gateway.argv(),
@@ -372,11 +387,23 @@ async fn measure_top20(
         "nginx (Debian), same bytes as a static file",
         "ratio >= 1.0; p99 < 1 ms",
         json!({"nginx_workers": nginx::WORKERS, "nginx_command": ng.argv().join(" ")}),
-    ))
+    );
+    add_cpu(
+        &mut entry,
+        &[("gateway", gateway_cpu, g)],
+        &[("nginx", nginx_cpu, b)],
+    );
+    Ok(entry)
 }
 
 /// rank: exact rank over 100 shards against `ZREVRANK` on one set.
-async fn measure_rank(plan: &Plan, base: &str, port: u16, scripts: &Path) -> anyhow::Result<Entry> {
+async fn measure_rank(
+    plan: &Plan,
+    base: &str,
+    port: u16,
+    scripts: &Path,
+    pids: &Pids,
+) -> anyhow::Result<Entry> {
     let gateway = wrk_run(
         plan,
         &wrk::script_path(scripts, "rank.lua"),
@@ -389,9 +416,8 @@ async fn measure_rank(plan: &Plan, base: &str, port: u16, scripts: &Path) -> any
         &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
     );
     eprintln!("bench: rank, gateway then ZREVRANK");
-    let g = gateway.run().await?;
-    let (b, b_argv) = baseline.run_for(plan.duration).await?;
-    Ok(load_entry(
+    let (g, b, b_argv, cpu) = gateway_then_redis(plan, &gateway, &baseline, pids).await?;
+    let mut entry = load_entry(
         g,
         b,
         &gateway.argv(),
@@ -399,7 +425,9 @@ async fn measure_rank(plan: &Plan, base: &str, port: u16, scripts: &Path) -> any
         "ZREVRANK on one sorted set (one redis-server)",
         "p99 < 2 ms; ratio >= 0.5",
         Value::Null,
-    ))
+    );
+    add_cpu(&mut entry, &cpu.0, &cpu.1);
+    Ok(entry)
 }
 
 /// write: `POST /scores` incr against `ZINCRBY` on one set.
@@ -408,6 +436,7 @@ async fn measure_write(
     base: &str,
     port: u16,
     scripts: &Path,
+    pids: &Pids,
 ) -> anyhow::Result<Entry> {
     let gateway = wrk_run(
         plan,
@@ -421,9 +450,8 @@ async fn measure_write(
         &["ZINCRBY", seeding::BASELINE_KEY, "1", "user:__rand_int__"],
     );
     eprintln!("bench: write, gateway then ZINCRBY");
-    let g = gateway.run().await?;
-    let (b, b_argv) = baseline.run_for(plan.duration).await?;
-    Ok(load_entry(
+    let (g, b, b_argv, cpu) = gateway_then_redis(plan, &gateway, &baseline, pids).await?;
+    let mut entry = load_entry(
         g,
         b,
         &gateway.argv(),
@@ -431,7 +459,9 @@ async fn measure_write(
         "ZINCRBY on one sorted set (one redis-server)",
         "ratio >= 0.5; p99 < 2 ms",
         Value::Null,
-    ))
+    );
+    add_cpu(&mut entry, &cpu.0, &cpu.1);
+    Ok(entry)
 }
 
 /// freshness: write to `/top` with 1-second ticks.
@@ -466,6 +496,97 @@ async fn measure_freshness(plan: &Plan, base: &str) -> anyhow::Result<Entry> {
         ),
         baseline_summary: "360,000 ms (5 min + 1 min)".into(),
     })
+}
+
+/// CPU used per process group during a run, with the run it divides by.
+type CpuUse = Vec<(&'static str, Duration, Load)>;
+
+/// The wrk run on the gateway and the redis-benchmark run on the single
+/// Redis, each with the CPU its servers used: the gateway and the cluster's
+/// masters on one side, the single redis-server on the other.
+async fn gateway_then_redis(
+    plan: &Plan,
+    gateway: &Wrk,
+    baseline: &RedisBench,
+    pids: &Pids,
+) -> anyhow::Result<(Load, Load, Vec<String>, (CpuUse, CpuUse))> {
+    let gateway_meter = procs::CpuMeter::start(&[pids.gateway], pids.ticks);
+    let cluster_meter = procs::CpuMeter::start(&pids.cluster, pids.ticks);
+    let g = gateway.run().await?;
+    let (gateway_cpu, cluster_cpu) = (gateway_meter.used(), cluster_meter.used());
+    let requests = baseline.calibrate(plan.duration).await?;
+    let single_meter = procs::CpuMeter::start(&[pids.single], pids.ticks);
+    let b = baseline.run_sized(requests, plan.duration).await?;
+    let single_cpu = single_meter.used();
+    let cpu = (
+        vec![("gateway", gateway_cpu, g), ("cluster", cluster_cpu, g)],
+        vec![("redis", single_cpu, b)],
+    );
+    Ok((g, b, baseline.argv(requests), cpu))
+}
+
+/// Process ids whose CPU time the load runs measure.
+struct Pids {
+    /// `standings-gateway`.
+    gateway: u32,
+    /// The cluster's masters (`INFO server` `process_id`).
+    cluster: Vec<u32>,
+    /// The baselines' standalone redis-server.
+    single: u32,
+    /// `/proc` clock ticks per second.
+    ticks: u64,
+}
+
+/// The masters' process ids, as each reports in `INFO server`.
+fn cluster_pids(cluster: &RedisCluster) -> Vec<u32> {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("server");
+    cluster
+        .on_every_master(&cmd)
+        .iter()
+        .filter_map(|v| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            redis::Value::VerbatimString { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Adds CPU microseconds per request of each side's servers to the entry's
+/// JSON (`cpu_us_per_req`) and table text: what a request costs, which a
+/// busy shared machine disturbs less than the request rate does.
+fn add_cpu(
+    entry: &mut Entry,
+    side: &[(&str, Duration, Load)],
+    baseline: &[(&str, Duration, Load)],
+) {
+    fn per_req(cpu: Duration, load: &Load) -> f64 {
+        cpu.as_secs_f64() * 1e6 / (load.requests.max(1) as f64)
+    }
+    fn text(parts: &[(&str, Duration, Load)]) -> String {
+        parts
+            .iter()
+            .map(|(name, cpu, load)| format!("{name} {:.1}", per_req(*cpu, load)))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+    fn json_of(parts: &[(&str, Duration, Load)]) -> Value {
+        Value::Object(
+            parts
+                .iter()
+                .map(|(name, cpu, load)| ((*name).to_string(), json!(per_req(*cpu, load))))
+                .collect(),
+        )
+    }
+    entry.value["cpu_us_per_req"] = json_of(side);
+    entry.baseline["cpu_us_per_req"] = json_of(baseline);
+    entry.summary = format!("{}; CPU µs/req: {}", entry.summary, text(side));
+    entry.baseline_summary = format!("{}; CPU µs/req: {}", entry.baseline_summary, text(baseline));
 }
 
 fn wrk_run(plan: &Plan, script: &Path, url: String, script_args: Vec<String>) -> Wrk {

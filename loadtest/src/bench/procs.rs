@@ -183,6 +183,89 @@ pub fn parse_status(text: &str) -> Option<Rss> {
     })
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/PID/stat`; `None` once it is gone.
+pub fn cpu_time(pid: u32, ticks_per_sec: u64) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_stat_ticks(&text)?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / ticks_per_sec.max(1) as f64,
+    ))
+}
+
+/// utime + stime, in clock ticks, from a `/proc/PID/stat` line. The
+/// command name (field 2) is in parentheses and may hold spaces, so fields
+/// are counted after the last `)`: utime and stime are fields 14 and 15.
+pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second for `/proc` times (`getconf CLK_TCK`; 100 on
+/// Linux when getconf is missing).
+pub fn ticks_per_sec() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// The processes whose parent is `pid` (nginx's workers), from `/proc`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = &s[s.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// CPU time a set of processes spends during a measurement.
+pub struct CpuMeter {
+    /// The processes measured.
+    pids: Vec<u32>,
+    /// Their CPU time when the meter started.
+    before: Vec<Duration>,
+    /// `/proc` clock ticks per second.
+    ticks: u64,
+}
+
+impl CpuMeter {
+    /// Starts measuring `pids`.
+    pub fn start(pids: &[u32], ticks: u64) -> Self {
+        Self {
+            pids: pids.to_vec(),
+            before: pids
+                .iter()
+                .map(|&p| cpu_time(p, ticks).unwrap_or_default())
+                .collect(),
+            ticks,
+        }
+    }
+
+    /// CPU time used by all of them since [`start`](Self::start).
+    pub fn used(&self) -> Duration {
+        self.pids
+            .iter()
+            .zip(&self.before)
+            .map(|(&p, &b)| cpu_time(p, self.ticks).unwrap_or(b).saturating_sub(b))
+            .sum()
+    }
+}
+
 /// The machine's load averages, as `/proc/loadavg` says (for the notes).
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -206,6 +289,15 @@ mod tests {
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_from_proc_stat() {
+        let stat = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194560 500 0 0 0 \
+                    1234 567 0 0 20 0 3 0 100 300000 5000 18446744073709551615";
+        assert_eq!(parse_stat_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+        assert!(cpu_time(std::process::id(), ticks_per_sec()).is_some());
     }
 
     #[test]

@@ -64,18 +64,20 @@ impl RedisBench {
         argv
     }
 
-    /// Calibrates, then runs for about `duration`; answers the load and the
-    /// command line of the measured run.
-    pub async fn run_for(&self, duration: Duration) -> anyhow::Result<(Load, Vec<String>)> {
+    /// How many requests last about `duration`, from a short calibration
+    /// run.
+    pub async fn calibrate(&self, duration: Duration) -> anyhow::Result<u64> {
         let probe = self
             .run(CALIBRATION_REQUESTS, Duration::from_secs(60))
             .await?;
-        let requests = requests_for(probe.rps, duration);
-        let argv = self.argv(requests);
-        let load = self
-            .run(requests, duration * 3 + Duration::from_secs(30))
-            .await?;
-        Ok((load, argv))
+        Ok(requests_for(probe.rps, duration))
+    }
+
+    /// Runs `requests` requests, killed if they take far longer than the
+    /// `duration` they were sized for.
+    pub async fn run_sized(&self, requests: u64, duration: Duration) -> anyhow::Result<Load> {
+        self.run(requests, duration * 3 + Duration::from_secs(30))
+            .await
     }
 
     async fn run(&self, requests: u64, bound: Duration) -> anyhow::Result<Load> {
