@@ -148,7 +148,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 /// The run itself; every process it starts lives in a local guard.
 async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     check_tools()?;
-    let work = out.parent().context("--out has a directory")?.join("work");
+    // Beside the results and named after them (`results.work/`), so that
+    // clearing it never touches anything the run did not make.
+    let work = out.with_extension("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let load_before = procs::load_average();
@@ -197,20 +199,7 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     let freshness = measure_freshness(plan, &base).await?;
     services.ensure_running()?;
 
-    let rss = procs::rss_of(services.gateway.pid())?;
-    memory.value["gateway_rss_bytes"] = json!(rss.now);
-    memory.value["gateway_peak_rss_bytes"] = json!(rss.peak);
-    memory.summary = format!(
-        "{} (gateway RSS {:.1} MiB, peak {:.1} MiB)",
-        memory.summary,
-        mib(rss.now),
-        mib(rss.peak)
-    );
-    memory.command = format!(
-        "{}; gateway: /proc/{}/status VmRSS, VmHWM after the load runs",
-        memory.command,
-        services.gateway.pid()
-    );
+    add_gateway_rss(&mut memory, services.gateway.pid())?;
 
     let results = Results {
         started_at,
@@ -242,16 +231,37 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", results.table());
     println!(
-        "members {}, {} shards, {} connections, {} threads, {} s per run; services: {}; \
-         baseline Redis: {single_cmd}",
+        "members {}, {} shards, {} connections, {} threads, {} s per run",
         thousands(plan.members as f64),
         stack::SHARDS,
         plan.connections,
         plan.threads,
-        plan.duration.as_secs(),
+        plan.duration.as_secs()
+    );
+    println!(
+        "services: {}; baseline Redis: {single_cmd}",
         services.commands.join("; ")
     );
     println!("results: {}", out.display());
+    Ok(())
+}
+
+/// Adds the gateway's resident memory, read after the load runs, to the
+/// `memory` entry.
+fn add_gateway_rss(memory: &mut Entry, pid: u32) -> anyhow::Result<()> {
+    let rss = procs::rss_of(pid)?;
+    memory.value["gateway_rss_bytes"] = json!(rss.now);
+    memory.value["gateway_peak_rss_bytes"] = json!(rss.peak);
+    memory.summary = format!(
+        "{} (gateway RSS {:.1} MiB, peak {:.1} MiB)",
+        memory.summary,
+        mib(rss.now),
+        mib(rss.peak)
+    );
+    memory.command = format!(
+        "{}; gateway: /proc/{pid}/status VmRSS, VmHWM after the load runs",
+        memory.command
+    );
     Ok(())
 }
 
