@@ -3,33 +3,12 @@
 //! 30 ms on this; the goal is under 20 µs for 100 x 1000.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use standings_core::merge::{merge_sorted, merge_sorted_refs};
-use standings_core::{Entry, MemberId, Order, Score};
-
-/// `lists` sorted lists of `len` entries with distinct members, scores drawn
-/// from a fixed xorshift so runs compare.
-fn lists(lists: usize, len: usize) -> Vec<Vec<Entry>> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..lists)
-        .map(|l| {
-            let mut list: Vec<Entry> = (0..len)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let member = MemberId::new(&format!("user:{}", l * len + i)).unwrap();
-                    Entry::new(member, Score::new((x % 10_000_000) as f64).unwrap())
-                })
-                .collect();
-            list.sort_by(|a, b| Order::Desc.cmp_entries(a, b));
-            list
-        })
-        .collect()
-}
+use standings_core::merge::{merge_sorted, merge_sorted_refs, sample_lists};
+use standings_core::{Entry, Order};
 
 fn bench(c: &mut Criterion) {
     for (n, len) in [(100, 1000), (10, 1000)] {
-        let data = lists(n, len);
+        let data = sample_lists(n, len);
         let refs: Vec<&[Entry]> = data.iter().map(|l| l.as_slice()).collect();
         c.bench_function(&format!("merge top1000 of {n}x{len}"), |b| {
             b.iter(|| merge_sorted_refs(black_box(&refs), 1000, Order::Desc))

@@ -10,39 +10,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use support::{enc, eventually, TestGateway};
-
-/// The board sorted as the contract says: score desc, then member bytes
-/// desc; ranks are competition ranks (1 + members strictly better).
-fn oracle(scores: &HashMap<String, f64>) -> Vec<(u64, String, f64)> {
-    let mut sorted: Vec<(&String, &f64)> = scores.iter().collect();
-    sorted.sort_by(|a, b| {
-        b.1.total_cmp(a.1)
-            .then_with(|| b.0.as_bytes().cmp(a.0.as_bytes()))
-    });
-    sorted
-        .iter()
-        .map(|(m, &s)| {
-            let better = scores.values().filter(|&&o| o > s).count() as u64;
-            (better + 1, (*m).clone(), s)
-        })
-        .collect()
-}
-
-fn entries(body: &Value) -> Vec<(u64, String, f64)> {
-    body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| {
-            (
-                e["rank"].as_u64().unwrap(),
-                e["member"].as_str().unwrap().to_string(),
-                e["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
+use support::{enc, entries, eventually, oracle, TestGateway};
 
 /// Writes 10,000 members with a mix of ops (many ties) over 8 concurrent
 /// connections; returns the oracle map and the number of writes.

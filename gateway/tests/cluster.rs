@@ -37,7 +37,7 @@ use standings_core::store::{RedisOptions, RedisStore};
 use standings_core::{keyspace, Board, MemberId, Store};
 use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
 use standings_test_support::{redis, RedisCluster};
-use support::{enc, eventually};
+use support::{enc, entries, eventually, oracle};
 use tokio::sync::Mutex;
 
 /// Overrides of `config/examples/cluster.toml`: ticks of 200 ms instead of
@@ -397,40 +397,6 @@ fn plan(members: usize, extra: usize, seed: u64) -> (Vec<PlannedWrite>, HashMap<
         scores.insert(m.clone(), new);
     }
     (plan, scores)
-}
-
-/// The board sorted as the contract says (score desc, then member bytes
-/// desc) with competition ranks (1 + members strictly better): the same
-/// brute force as `tests/api.rs`.
-fn oracle(scores: &HashMap<String, f64>) -> Vec<(u64, String, f64)> {
-    let mut sorted: Vec<(&String, &f64)> = scores.iter().collect();
-    sorted.sort_by(|a, b| {
-        b.1.total_cmp(a.1)
-            .then_with(|| b.0.as_bytes().cmp(a.0.as_bytes()))
-    });
-    sorted
-        .iter()
-        .map(|(m, &s)| {
-            let better = scores.values().filter(|&&o| o > s).count() as u64;
-            (better + 1, (*m).clone(), s)
-        })
-        .collect()
-}
-
-/// `(rank, member, score)` of a `top` or `around` body.
-fn entries(body: &Value) -> Vec<(u64, String, f64)> {
-    body["entries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no entries in {body}"))
-        .iter()
-        .map(|e| {
-            (
-                e["rank"].as_u64().expect("rank"),
-                e["member"].as_str().expect("member").to_string(),
-                e["score"].as_f64().expect("score"),
-            )
-        })
-        .collect()
 }
 
 /// Checks `/members/{m}` for `samples` random members and `around` for the

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,6 +125,40 @@ pub fn enc(member: &str) -> String {
             } else {
                 format!("%{b:02X}")
             }
+        })
+        .collect()
+}
+
+/// The board sorted as the contract says (score desc, then member bytes
+/// desc) with competition ranks (1 + members strictly better): the
+/// brute-force oracle the end-to-end tests compare the gateway with.
+pub fn oracle(scores: &HashMap<String, f64>) -> Vec<(u64, String, f64)> {
+    let mut sorted: Vec<(&String, &f64)> = scores.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.1.total_cmp(a.1)
+            .then_with(|| b.0.as_bytes().cmp(a.0.as_bytes()))
+    });
+    sorted
+        .iter()
+        .map(|(m, &s)| {
+            let better = scores.values().filter(|&&o| o > s).count() as u64;
+            (better + 1, (*m).clone(), s)
+        })
+        .collect()
+}
+
+/// `(rank, member, score)` of a `top` or `around` body.
+pub fn entries(body: &serde_json::Value) -> Vec<(u64, String, f64)> {
+    body["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["rank"].as_u64().expect("rank"),
+                e["member"].as_str().expect("member").to_string(),
+                e["score"].as_f64().expect("score"),
+            )
         })
         .collect()
 }

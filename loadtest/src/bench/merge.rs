@@ -2,47 +2,25 @@
 //! 1000 (the shard level) and of 10 (the group level) with
 //! `standings_core::merge::merge_sorted_refs`, the median of many runs.
 //!
-//! The lists are built exactly as `core/benches/merge.rs` builds them (a
-//! fixed xorshift), so this figure and the criterion one measure the same
-//! input; this one runs in the same bench run as everything else.
+//! The lists are `merge::sample_lists`, as in `core/benches/merge.rs`, so
+//! this figure and the criterion one measure the same input; this one runs
+//! in the same bench run as everything else.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use standings_core::merge::merge_sorted_refs;
-use standings_core::{Entry, MemberId, Order, Score};
+use standings_core::merge::{merge_sorted_refs, sample_lists};
+use standings_core::{Entry, Order};
 
 use super::stats::median;
 
 /// Entries kept: the boards' TOP-K.
 const K: usize = 1000;
 
-/// `lists` sorted lists of `len` entries with distinct members.
-pub fn lists(lists: usize, len: usize) -> Vec<Vec<Entry>> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..lists)
-        .map(|l| {
-            let mut list: Vec<Entry> = (0..len)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let member =
-                        MemberId::new(&format!("user:{}", l * len + i)).expect("a valid member id");
-                    let score = Score::new((x % 10_000_000) as f64).expect("a finite score");
-                    Entry::new(member, score)
-                })
-                .collect();
-            list.sort_by(|a, b| Order::Desc.cmp_entries(a, b));
-            list
-        })
-        .collect()
-}
-
 /// Median microseconds of one merge of the top [`K`] of `n` lists of
 /// 1000, over `runs` timed runs after as many untimed ones.
 pub fn median_us(n: usize, runs: usize) -> f64 {
-    let data = lists(n, 1000);
+    let data = sample_lists(n, 1000);
     let refs: Vec<&[Entry]> = data.iter().map(Vec::as_slice).collect();
     for _ in 0..runs {
         black_box(merge_sorted_refs(black_box(&refs), K, Order::Desc));
@@ -63,7 +41,7 @@ mod tests {
 
     #[test]
     fn inputs_are_sorted_and_timing_is_positive() {
-        let data = lists(3, 50);
+        let data = sample_lists(3, 50);
         for list in &data {
             assert!(list
                 .windows(2)
