@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use standings_core::conformance;
-use standings_core::store::redis::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
-use standings_core::store::{RedisOptions, RedisStore};
-use standings_core::{Board, BoardName, Entry, MemberId, Op, Score, Store, StoreError, Write};
+use standings_core::store::redis::{COUNTS_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
+use standings_core::store::{RedisOptions, RedisStore, ShardCounts};
+use standings_core::{
+    Board, BoardName, Entry, MemberId, Op, Order, Score, Store, StoreError, Write,
+};
 use standings_test_support::RedisCluster;
 
 async fn connect(cluster: &RedisCluster, opts: RedisOptions) -> RedisStore {
@@ -166,6 +168,172 @@ async fn writes_and_reads_survive_script_flush() {
             script_loaded(&cluster, &addr, NEIGHBOURS_SCRIPT),
             "neighbours script back on {addr}"
         );
+    }
+}
+
+/// `(calls, rejected_calls)` of `command` on `addr` since the last
+/// `CONFIG RESETSTAT`, from `INFO commandstats`.
+fn command_calls(cluster: &RedisCluster, addr: &str, command: &str) -> (u64, u64) {
+    let mut info = redis::cmd("INFO");
+    info.arg("commandstats");
+    let text: String = redis::from_redis_value(cluster.query(addr, &info)).expect("info");
+    let prefix = format!("cmdstat_{command}:");
+    let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        line[prefix.len()..]
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map_or(0, |v| v.parse().expect("count"))
+    };
+    (field("calls"), field("rejected_calls"))
+}
+
+fn reset_stats(cluster: &RedisCluster) {
+    let mut reset = redis::cmd("CONFIG");
+    reset.arg("RESETSTAT");
+    cluster.on_every_node(&reset);
+}
+
+/// Writes `set` ops of scores with ties, negatives and fractions to `b`
+/// and answers (member, score) as written.
+async fn seed_counts(store: &RedisStore, b: &Board) -> Vec<(MemberId, f64)> {
+    let scores = [
+        -3.5, -1.0, 0.0, 0.1, 0.1, 0.3, 1.0, 1.0, 1.0, 2.5, 1e15, 9e15,
+    ];
+    let mut written = Vec::new();
+    for n in 0..60 {
+        let member = MemberId::new(&format!("m:{n}")).expect("member");
+        let score = scores[n % scores.len()] + if n % 7 == 0 { 0.25 } else { 0.0 };
+        let w = Write {
+            member: member.clone(),
+            op: Op::Set,
+            value: Score::new(score).expect("score"),
+            idempotency_key: None,
+            request_id: format!("req-{n}"),
+        };
+        store.apply(b, &w).await.expect("seed write");
+        written.push((member, score));
+    }
+    written
+}
+
+/// Asserts that `counts` answers exactly, shard by shard, for every
+/// written score, and for scores just beside them, on both sides.
+async fn assert_counts_exact(
+    store: &RedisStore,
+    b: &Board,
+    written: &[(MemberId, f64)],
+    what: &str,
+) {
+    let shards = b.all_shards();
+    let mut probes: Vec<f64> = written.iter().map(|(_, s)| *s).collect();
+    probes.extend([
+        -1e16,
+        -3.5000000000000004,
+        0.09999999999999999,
+        0.10000000000000002,
+        1e16,
+    ]);
+    for probe in probes {
+        let mut expected = vec![ShardCounts::default(); shards.len()];
+        for (member, score) in written {
+            let shard = b.shard_of(member).expect("shard") as usize;
+            expected[shard].total += 1;
+            let better = match b.order {
+                Order::Desc => *score > probe,
+                Order::Asc => *score < probe,
+            };
+            if better {
+                expected[shard].better += 1;
+            }
+        }
+        let got = store.counts(b, &shards, probe).await.expect("counts");
+        assert_eq!(got, expected, "{what}: counts at {probe:e} ({:?})", b.order);
+    }
+}
+
+fn board_with_order(name: &str, shards: u32, order: Order) -> Board {
+    Board {
+        order,
+        ..board(name, shards)
+    }
+}
+
+/// The counts script answers exactly after `SCRIPT FLUSH` on every node
+/// (`NOSCRIPT`, then `EVAL_RO`), and is loaded again where it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_survive_script_flush() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    for addr in cluster.masters() {
+        assert!(
+            script_loaded(&cluster, &addr, COUNTS_SCRIPT),
+            "loaded at connect"
+        );
+    }
+    for order in [Order::Desc, Order::Asc] {
+        let b = board_with_order(&format!("cflush-{order:?}").to_lowercase(), 24, order);
+        let written = seed_counts(&store, &b).await;
+        reset_stats(&cluster);
+        assert_counts_exact(&store, &b, &written, "before flush").await;
+        for addr in cluster.masters() {
+            let (calls, rejected) = command_calls(&cluster, &addr, "evalsha_ro");
+            assert!(calls > 0 && rejected == 0, "the script ran on {addr}");
+        }
+        let mut flush = redis::cmd("SCRIPT");
+        flush.arg("FLUSH");
+        cluster.on_every_node(&flush);
+        for addr in cluster.masters() {
+            assert!(!script_loaded(&cluster, &addr, COUNTS_SCRIPT), "flushed");
+        }
+        assert_counts_exact(&store, &b, &written, "after flush").await;
+        for addr in cluster.masters() {
+            assert!(
+                script_loaded(&cluster, &addr, COUNTS_SCRIPT),
+                "counts script back on {addr}"
+            );
+        }
+    }
+}
+
+/// The per-shard pipeline answers the same as the script: with the script
+/// turned off, and when every node refuses the script call at run time
+/// (here: an ACL that denies `EVALSHA_RO` and `EVAL_RO`), so each group
+/// falls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_fall_back_to_the_pipeline() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    for order in [Order::Desc, Order::Asc] {
+        let b = board_with_order(&format!("cfall-{order:?}").to_lowercase(), 24, order);
+        let written = seed_counts(&store, &b).await;
+        assert_counts_exact(&store, &b, &written, "script").await;
+        store.set_counts_script(false);
+        assert_counts_exact(&store, &b, &written, "script off").await;
+        store.set_counts_script(true);
+
+        let mut deny = redis::cmd("ACL");
+        deny.arg("SETUSER")
+            .arg("default")
+            .arg("-evalsha_ro")
+            .arg("-eval_ro");
+        cluster.on_every_node(&deny);
+        reset_stats(&cluster);
+        assert_counts_exact(&store, &b, &written, "script refused").await;
+        for addr in cluster.masters() {
+            let (_, rejected) = command_calls(&cluster, &addr, "evalsha_ro");
+            assert!(rejected > 0, "the script was refused on {addr}");
+        }
+        let mut allow = redis::cmd("ACL");
+        allow
+            .arg("SETUSER")
+            .arg("default")
+            .arg("+evalsha_ro")
+            .arg("+eval_ro");
+        cluster.on_every_node(&allow);
+        assert_counts_exact(&store, &b, &written, "script allowed again").await;
     }
 }
 
