@@ -34,12 +34,6 @@
 //! itself. `neighbours` runs [`NEIGHBOURS_SCRIPT`] (read-only, `EVALSHA_RO`)
 //! per shard, which places the anchor among tied scores by member bytes.
 //!
-//! `counts` (an exact rank's `ZCOUNT` and `ZCARD` on every shard) goes
-//! further: ONE call of [`COUNTS_SCRIPT`] per master, which runs both
-//! commands on each of that master's shards, in place of two pipelined
-//! commands per shard. A group whose script call fails in any way falls
-//! back to the pipeline above; see [`COUNTS_SCRIPT`].
-//!
 //! # Bounds
 //!
 //! The client gets `connect_timeout`, `response_timeout` (which redis-rs
@@ -63,7 +57,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use super::{
@@ -175,32 +169,6 @@ if n > 0 and above < card then
   up = redis.call('ZRANGE', key, above, above + n - 1, 'WITHSCORES')
 end
 return {below, above, card, down, up}
-"#;
-
-/// The counts script: one call per master for an exact rank, in place of a
-/// `ZCOUNT` and a `ZCARD` per shard.
-///
-/// `KEYS`: 1 the sorted set of the group's first shard (it routes the call,
-/// and a node that does not own it answers `MOVED`). `ARGV`: 1 min, 2 max
-/// (the `ZCOUNT` bounds, passed through as text, so `(score` stays
-/// exclusive exactly as in the per-shard command), 3.. the sorted sets of
-/// the group's other shards. Answers `{better, total}` per shard, flat, in
-/// that order.
-///
-/// Redis Cluster refuses declared keys of different slots (`CROSSSLOT`)
-/// whatever the script's flags, so the other shards' keys travel in `ARGV`;
-/// `allow-cross-slot-keys` lets the script touch them as long as this node
-/// serves them. A key this node does not serve (a stale grouping, a slot
-/// being migrated) makes the script fail with an error, never answer a
-/// wrong count, and the group falls back to the per-shard pipeline.
-pub const COUNTS_SCRIPT: &str = r#"#!lua flags=no-writes,allow-cross-slot-keys
-local min, max = ARGV[1], ARGV[2]
-local out = {redis.call('ZCOUNT', KEYS[1], min, max), redis.call('ZCARD', KEYS[1])}
-for i = 3, #ARGV do
-  out[#out + 1] = redis.call('ZCOUNT', ARGV[i], min, max)
-  out[#out + 1] = redis.call('ZCARD', ARGV[i])
-end
-return out
 "#;
 
 /// Largest `n` sent to the neighbours script: Lua formats numbers passed to
@@ -335,11 +303,6 @@ pub struct RedisStore {
     write_sha: String,
     /// SHA1 of [`NEIGHBOURS_SCRIPT`], for `EVALSHA_RO`.
     neighbours_sha: String,
-    /// SHA1 of [`COUNTS_SCRIPT`], for `EVALSHA_RO`.
-    counts_sha: String,
-    /// Whether `counts` runs [`COUNTS_SCRIPT`] per master; cleared when the
-    /// cluster refuses to load it (a Redis without `allow-cross-slot-keys`).
-    counts_script: AtomicBool,
 }
 
 impl RedisStore {
@@ -377,8 +340,6 @@ impl RedisStore {
             slots_stale: AtomicBool::new(true),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
-            counts_sha: redis::Script::new(COUNTS_SCRIPT).get_hash().to_string(),
-            counts_script: AtomicBool::new(true),
         };
         store.ping().await?;
         store.bound(store.load_scripts()).await?;
@@ -391,35 +352,15 @@ impl RedisStore {
         self.opts
     }
 
-    /// Whether `counts` runs [`COUNTS_SCRIPT`] (one call per master) or
-    /// the per-shard `ZCOUNT`/`ZCARD` pipeline. On by default; `connect`
-    /// turns it off when the cluster refuses the script. Both answer the
-    /// same; the tests use this to check the pipeline path.
-    pub fn set_counts_script(&self, on: bool) {
-        self.counts_script.store(on, AtomicOrdering::Relaxed);
-    }
-
-    /// `SCRIPT LOAD` of the scripts on every node (redis-rs sends it to
+    /// `SCRIPT LOAD` of both scripts on every node (redis-rs sends it to
     /// all). A node that is down now gets the script on first use through
-    /// the `EVAL` fallback, so a failure here is logged, not fatal; except
-    /// that a node refusing [`COUNTS_SCRIPT`] itself (an error reply, such
-    /// as a Redis without `allow-cross-slot-keys`) turns the counts script
-    /// off for this store.
+    /// the `EVAL` fallback, so a failure here is logged, not fatal.
     async fn load_scripts(&self) -> Result<(), StoreError> {
-        for (name, source) in [
-            ("write", WRITE_SCRIPT),
-            ("neighbours", NEIGHBOURS_SCRIPT),
-            ("counts", COUNTS_SCRIPT),
-        ] {
+        for (name, source) in [("write", WRITE_SCRIPT), ("neighbours", NEIGHBOURS_SCRIPT)] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
             if let Err(e) = self.query(&cmd).await {
-                if name == "counts" && matches!(e.kind(), ErrorKind::Server(_)) {
-                    tracing::warn!(error = %e, "the counts script was refused; ranks use one ZCOUNT and ZCARD per shard");
-                    self.set_counts_script(false);
-                } else {
-                    tracing::warn!(script = name, error = %e, "SCRIPT LOAD failed; EVAL will reload it on use");
-                }
+                tracing::warn!(script = name, error = %e, "SCRIPT LOAD failed; EVAL will reload it on use");
             }
         }
         Ok(())
@@ -948,154 +889,16 @@ impl RedisStore {
         parse_entries(&self.query(&cmd).await.map_err(unavailable)?)
     }
 
-    /// The exact-rank counts of `shards`: with [`COUNTS_SCRIPT`], one call
-    /// per master; shards whose master the map does not know, and any
-    /// group whose script call fails (`MOVED`, a non-local key while slots
-    /// move, a node down), go through the per-shard pipeline instead.
-    async fn counts_once(
-        &self,
-        board: &Board,
-        shards: &[u32],
-        score: f64,
-    ) -> Result<Vec<ShardCounts>, StoreError> {
-        for &shard in shards {
-            check_shard(board, shard)?;
-        }
-        let bound = format!("({}", score_arg(score));
-        if shards.is_empty() || !self.counts_script.load(AtomicOrdering::Relaxed) {
-            return self.counts_pipelined(board, shards, &bound).await;
-        }
-        let map = self.slot_map().await;
-        let keys: Vec<String> = shards
-            .iter()
-            .map(|&s| keyspace::shard_zset(board, s))
-            .collect();
-        // (master, slot of the first key, member indexes); unknown slots
-        // each get a group of their own with no master.
-        let mut groups: Vec<(Option<&str>, u16, Vec<usize>)> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let slot = slot_of(key);
-            let node = map.master_of(slot);
-            match groups.iter_mut().find(|g| node.is_some() && g.0 == node) {
-                Some(g) => g.2.push(i),
-                None => groups.push((node, slot, vec![i])),
-            }
-        }
-        let (min, max) = count_range(board.order, &bound);
-        let sends = groups.into_iter().map(|(node, slot, members)| {
-            let keys = &keys;
-            let bound = &bound;
-            async move {
-                if node.is_some() {
-                    match self.counts_script_call(slot, &members, keys, min, max).await {
-                        Ok(counts) => return Ok((members, counts)),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "counts script failed; per-shard pipeline for its group");
-                            self.slots_stale.store(true, AtomicOrdering::Relaxed);
-                        }
-                    }
-                }
-                let group: Vec<u32> = members.iter().map(|&i| shards[i]).collect();
-                let counts = self.counts_pipelined(board, &group, bound).await?;
-                Ok::<_, StoreError>((members, counts))
-            }
-        });
-        let mut out = vec![ShardCounts::default(); shards.len()];
-        for sent in join_all(sends).await {
-            let (members, counts) = sent?;
-            for (i, c) in members.into_iter().zip(counts) {
-                out[i] = c;
-            }
-        }
-        Ok(out)
-    }
-
-    /// One master's [`COUNTS_SCRIPT`] call, routed to the master of `slot`
-    /// (the first member's), and its `EVAL_RO` form on `NOSCRIPT`. Any
-    /// error, and a reply of the wrong shape, is an `Err` for the caller to
-    /// fall back on.
-    async fn counts_script_call(
-        &self,
-        slot: u16,
-        members: &[usize],
-        keys: &[String],
-        min: &str,
-        max: &str,
-    ) -> Result<Vec<ShardCounts>, StoreError> {
-        let build = |verb: &str, script: &str| {
-            let mut cmd = Cmd::with_capacity(
-                5 + members.len(),
-                64 + members.iter().map(|&i| keys[i].len()).sum::<usize>(),
-            );
-            cmd.arg(verb).arg(script).arg(1);
-            cmd.arg(&keys[members[0]]).arg(min).arg(max);
-            for &i in &members[1..] {
-                cmd.arg(&keys[i]);
-            }
-            cmd
-        };
-        let routing = || {
-            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-                slot,
-                SlotAddr::Master,
-            )))
-        };
-        let send = |cmd: Cmd| async move {
-            self.conn
-                .clone()
-                .route_command(cmd, routing())
-                .await
-                .and_then(Value::extract_error)
-        };
-        let reply = match send(build("EVALSHA_RO", &self.counts_sha)).await {
-            Err(e) if is_noscript(&e) => send(build("EVAL_RO", COUNTS_SCRIPT)).await,
-            other => other,
-        }
-        .map_err(unavailable)?;
-        let values = array(&reply)?;
-        if values.len() != 2 * members.len() {
-            return Err(corrupt("counts script: wrong number of replies"));
-        }
-        values
-            .chunks_exact(2)
-            .map(|pair| {
-                Ok(ShardCounts {
-                    better: parse_count(&pair[0])?,
-                    total: parse_count(&pair[1])?,
-                })
-            })
-            .collect()
-    }
-
-    /// The per-shard path of `counts`: a `ZCOUNT` and a `ZCARD` per shard,
-    /// one pipeline per master.
-    async fn counts_pipelined(
-        &self,
-        board: &Board,
-        shards: &[u32],
-        bound: &str,
-    ) -> Result<Vec<ShardCounts>, StoreError> {
-        self.per_shard(
-            board,
-            shards,
-            |s| Self::counts_calls(board, s, bound),
-            |values| {
-                Ok(ShardCounts {
-                    better: parse_count(first(values)?)?,
-                    total: parse_count(values.get(1).ok_or_else(|| corrupt("missing ZCARD"))?)?,
-                })
-            },
-        )
-        .await
-    }
-
     /// `ZCOUNT` of the scores strictly better than the exclusive `bound`
     /// (`(score`, formatted once per fan-out, not once per shard) and
     /// `ZCARD`. Each command is sized up front, so building it never
     /// reallocates.
     fn counts_calls(board: &Board, shard: u32, bound: &str) -> ShardCalls {
         let key = keyspace::shard_zset(board, shard);
-        let (min, max) = count_range(board.order, bound);
+        let (min, max) = match board.order {
+            Order::Desc => (bound, "+inf"),
+            Order::Asc => ("-inf", bound),
+        };
         let mut zcount = Cmd::with_capacity(4, 6 + key.len() + min.len() + max.len());
         zcount.arg("ZCOUNT").arg(&key).arg(min).arg(max);
         let mut zcard = Cmd::with_capacity(2, 5 + key.len());
@@ -1159,15 +962,6 @@ impl RedisStore {
     }
 }
 
-/// `ZCOUNT`'s (min, max) for the scores strictly better than the exclusive
-/// `bound` (`(score`): above it for `desc`, below it for `asc`.
-fn count_range(order: Order, bound: &str) -> (&str, &str) {
-    match order {
-        Order::Desc => (bound, "+inf"),
-        Order::Asc => ("-inf", bound),
-    }
-}
-
 fn first(values: &[Value]) -> Result<&Value, StoreError> {
     values.first().ok_or_else(|| corrupt("missing reply"))
 }
@@ -1207,7 +1001,19 @@ impl Store for RedisStore {
         shards: &[u32],
         score: f64,
     ) -> Result<Vec<ShardCounts>, StoreError> {
-        self.bound(self.counts_once(board, shards, score)).await
+        let bound = format!("({}", score_arg(score));
+        let work = self.per_shard(
+            board,
+            shards,
+            |s| Self::counts_calls(board, s, &bound),
+            |values| {
+                Ok(ShardCounts {
+                    better: parse_count(first(values)?)?,
+                    total: parse_count(values.get(1).ok_or_else(|| corrupt("missing ZCARD"))?)?,
+                })
+            },
+        );
+        self.bound(work).await
     }
 
     async fn neighbours(
