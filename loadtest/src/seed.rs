@@ -286,6 +286,16 @@ mod tests {
         }
     }
 
+    /// The sum of every shard's version: one per applied write.
+    async fn total_version(store: &MemoryStore, b: &Board) -> u64 {
+        store
+            .versions(b, &b.all_shards())
+            .await
+            .unwrap()
+            .iter()
+            .sum()
+    }
+
     async fn all_scores(store: &MemoryStore, b: &Board) -> Vec<(String, f64)> {
         let mut all = Vec::new();
         for shard in b.all_shards() {
@@ -316,25 +326,17 @@ mod tests {
             let i: u64 = m["user:".len()..].parse().unwrap();
             assert_eq!(*s, score_of(5, i), "{m}");
         }
-        let versions: u64 = store
-            .versions(&b, &b.all_shards())
-            .await
-            .unwrap()
-            .iter()
-            .sum();
-        assert_eq!(versions, 1_000, "one applied write per member");
+        assert_eq!(
+            total_version(&store, &b).await,
+            1_000,
+            "one applied write per member"
+        );
 
         seed_store(&store, &b, &plan, &ProgressBar::hidden())
             .await
             .unwrap();
         assert_eq!(all_scores(&store, &b).await, first, "set, not incr");
-        let versions: u64 = store
-            .versions(&b, &b.all_shards())
-            .await
-            .unwrap()
-            .iter()
-            .sum();
-        assert_eq!(versions, 2_000);
+        assert_eq!(total_version(&store, &b).await, 2_000);
     }
 
     #[test]
