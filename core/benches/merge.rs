@@ -3,8 +3,9 @@
 //! 30 ms on this; the goal is under 20 µs for 100 x 1000.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use standings_core::merge::{merge_sorted, merge_sorted_refs, sample_lists};
+use standings_core::merge::{merge_sorted, merge_sorted_refs};
 use standings_core::{Entry, Order};
+use standings_test_support::merge_sample::sample_lists;
 
 fn bench(c: &mut Criterion) {
     for (n, len) in [(100, 1000), (10, 1000)] {

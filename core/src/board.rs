@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{BoardName, InvalidInput, MemberId, Op, Order};
+use crate::types::{BoardName, InputCode, InvalidInput, MemberId, Op, Order};
 
 /// How members map to shards; see the module docs for the exact functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ impl Board {
             ShardBy::Hash => fnv1a64(member.as_str().as_bytes()),
             ShardBy::Numeric => trailing_number(member.as_str()).ok_or_else(|| {
                 InvalidInput::new(
-                    "invalid_member",
+                    InputCode::InvalidMember,
                     "member",
                     format!(
                         "board {} shards by number: member must end in a decimal id",

@@ -6,10 +6,10 @@
 //! [`types::Order::cmp_entries`]).
 
 pub mod board;
-pub mod conformance;
 pub mod keyspace;
 pub mod merge;
 pub mod ostree;
+pub mod rank;
 pub mod snapshot;
 pub mod store;
 pub mod types;
@@ -18,4 +18,4 @@ pub use board::{Board, ShardBy};
 pub use keyspace::Scope;
 pub use snapshot::{DecodeError, Snapshot};
 pub use store::{MemoryStore, Store, StoreError, Write, WriteOutcome};
-pub use types::{BoardName, Entry, InvalidInput, MemberId, Op, Order, Score};
+pub use types::{BoardName, Entry, InputCode, InvalidInput, MemberId, Op, Order, Score};

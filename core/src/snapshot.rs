@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::board::Board;
 use crate::keyspace::Scope;
+use crate::store::{Store, StoreError};
 use crate::types::{BoardName, Entry, InvalidInput, MemberId, Order, Score};
 
 const MAGIC: &[u8; 4] = b"STSN";
@@ -234,6 +236,44 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(len)?)
             .map_err(|_| DecodeError::Invalid("string is not UTF-8".into()))
     }
+}
+
+/// Why a stored snapshot could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The store failed; the caller retries on its next tick.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored bytes did not decode.
+    #[error("snapshot {scope:?} of board {board}: {source}")]
+    Decode {
+        /// Which board.
+        board: String,
+        /// Which snapshot.
+        scope: Scope,
+        /// Why it did not decode.
+        source: DecodeError,
+    },
+}
+
+/// Reads and decodes the snapshot of `scope`; `None` when none was stored
+/// yet. Group agents and the gateway's refresher both read snapshots this
+/// way, so a bad snapshot is reported the same everywhere.
+pub async fn load(
+    store: &dyn Store,
+    board: &Board,
+    scope: Scope,
+) -> Result<Option<Snapshot>, LoadError> {
+    let Some(bytes) = store.get_snapshot(board, scope).await? else {
+        return Ok(None);
+    };
+    Snapshot::decode(&bytes)
+        .map(Some)
+        .map_err(|source| LoadError::Decode {
+            board: board.name.to_string(),
+            scope,
+            source,
+        })
 }
 
 #[cfg(test)]

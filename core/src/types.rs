@@ -22,12 +22,44 @@ pub const MAX_MEMBER_LEN: usize = 128;
 /// Longest board name in bytes.
 pub const MAX_BOARD_LEN: usize = 64;
 
+/// What kind of value failed validation; the API answers it as its error
+/// code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputCode {
+    /// A board name outside `[a-z0-9][a-z0-9_-]{0,63}`.
+    InvalidBoard,
+    /// A member id that is empty, too long, or holds refused characters.
+    InvalidMember,
+    /// A score that is not finite or beyond +-2^53.
+    InvalidScore,
+    /// An op that is not `incr`, `set` or `best`.
+    InvalidOp,
+}
+
+impl InputCode {
+    /// The code as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputCode::InvalidBoard => "invalid_board",
+            InputCode::InvalidMember => "invalid_member",
+            InputCode::InvalidScore => "invalid_score",
+            InputCode::InvalidOp => "invalid_op",
+        }
+    }
+}
+
+impl PartialEq<&str> for InputCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A value that failed validation: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidInput {
-    /// Machine-readable error code (`invalid_score`, `invalid_member`, ...).
-    pub code: &'static str,
+    /// Machine-readable error code.
+    pub code: InputCode,
     /// The request field at fault, as a client names it.
     pub field: &'static str,
     /// A sentence a person can act on.
@@ -36,7 +68,7 @@ pub struct InvalidInput {
 
 impl InvalidInput {
     /// Builds an error for `field` with a code and a message.
-    pub fn new(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: InputCode, field: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             field,
@@ -63,7 +95,7 @@ impl BoardName {
             Ok(Self(Arc::from(name)))
         } else {
             Err(InvalidInput::new(
-                "invalid_board",
+                InputCode::InvalidBoard,
                 "board",
                 "board must match [a-z0-9][a-z0-9_-]{0,63}",
             ))
@@ -94,14 +126,14 @@ impl MemberId {
     pub fn new(id: &str) -> Result<Self, InvalidInput> {
         if id.is_empty() || id.len() > MAX_MEMBER_LEN {
             return Err(InvalidInput::new(
-                "invalid_member",
+                InputCode::InvalidMember,
                 "member",
                 format!("member must be 1 to {MAX_MEMBER_LEN} bytes of UTF-8"),
             ));
         }
         if id.chars().any(char::is_control) {
             return Err(InvalidInput::new(
-                "invalid_member",
+                InputCode::InvalidMember,
                 "member",
                 "member must not contain control characters",
             ));
@@ -137,7 +169,7 @@ impl Score {
     pub fn new_for(value: f64, field: &'static str) -> Result<Self, InvalidInput> {
         if !value.is_finite() || value.abs() > MAX_SCORE {
             return Err(InvalidInput::new(
-                "invalid_score",
+                InputCode::InvalidScore,
                 field,
                 format!("{field} must be a finite number within +-2^53 (9007199254740992)"),
             ));
@@ -226,7 +258,7 @@ impl Op {
             "set" => Ok(Op::Set),
             "best" => Ok(Op::Best),
             _ => Err(InvalidInput::new(
-                "invalid_op",
+                InputCode::InvalidOp,
                 "op",
                 "op must be one of incr, set, best",
             )),

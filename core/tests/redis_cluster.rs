@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
-use standings_core::conformance;
 use standings_core::store::redis::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
 use standings_core::store::{RedisOptions, RedisStore};
 use standings_core::{Board, BoardName, Entry, MemberId, Op, Score, Store, StoreError, Write};
+use standings_test_support::conformance;
 use standings_test_support::RedisCluster;
 
 async fn connect(cluster: &RedisCluster, opts: RedisOptions) -> RedisStore {

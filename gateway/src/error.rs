@@ -3,6 +3,7 @@
 //! Every 4xx and 5xx leaves the server through [`ApiError::into_response`]
 //! with the body `{"error": {"code", "message", "field"}}`, so clients can
 //! rely on one shape and handlers never build error responses themselves.
+//! Each [`ErrorCode`] has exactly one status ([`ErrorCode::status`]).
 
 use std::borrow::Cow;
 
@@ -10,16 +11,163 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
-use standings_core::{InvalidInput, StoreError};
+use standings_core::rank::RankError;
+use standings_core::{InputCode, InvalidInput, StoreError};
+
+/// Every error code the gateway answers, stable across releases; each is
+/// listed and explained in `docs/openapi.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: the body is not JSON, or not an object.
+    InvalidJson,
+    /// 400: a required field is absent.
+    MissingField,
+    /// 400: a field the endpoint does not take.
+    UnknownField,
+    /// 400: a board name outside the pattern.
+    InvalidBoard,
+    /// 400: a member id that is empty, too long or holds refused characters.
+    InvalidMember,
+    /// 400: a score that is not a finite number within +-2^53.
+    InvalidScore,
+    /// 400: an op that is not `incr`, `set` or `best`.
+    InvalidOp,
+    /// 400: a malformed `Idempotency-Key` header.
+    InvalidIdempotencyKey,
+    /// 400: a query parameter the endpoint does not take.
+    UnknownParameter,
+    /// 400: a query parameter out of its range.
+    InvalidParameter,
+    /// 400: a path segment that is not UTF-8.
+    InvalidPath,
+    /// 404: no board of that name.
+    UnknownBoard,
+    /// 404: the member has no score on the board.
+    MemberNotFound,
+    /// 404: no such endpoint or file.
+    NotFound,
+    /// 405: the path does not take the method.
+    MethodNotAllowed,
+    /// 413: the body is over the limit.
+    BodyTooLarge,
+    /// 415: the body is not declared JSON.
+    UnsupportedMediaType,
+    /// 429: the client is over its rate.
+    RateLimited,
+    /// 503: the store is unreachable.
+    StoreUnavailable,
+    /// 503: the store answered something unreadable.
+    StoreError,
+    /// 503: the request did not finish within the request timeout.
+    Timeout,
+    /// 503: the gateway cannot serve yet.
+    NotReady,
+}
+
+impl ErrorCode {
+    /// Every code, for the spec check.
+    pub const ALL: [ErrorCode; 22] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::MissingField,
+        ErrorCode::UnknownField,
+        ErrorCode::InvalidBoard,
+        ErrorCode::InvalidMember,
+        ErrorCode::InvalidScore,
+        ErrorCode::InvalidOp,
+        ErrorCode::InvalidIdempotencyKey,
+        ErrorCode::UnknownParameter,
+        ErrorCode::InvalidParameter,
+        ErrorCode::InvalidPath,
+        ErrorCode::UnknownBoard,
+        ErrorCode::MemberNotFound,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RateLimited,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::StoreError,
+        ErrorCode::Timeout,
+        ErrorCode::NotReady,
+    ];
+
+    /// The code as the error body spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::UnknownField => "unknown_field",
+            ErrorCode::InvalidBoard => "invalid_board",
+            ErrorCode::InvalidMember => "invalid_member",
+            ErrorCode::InvalidScore => "invalid_score",
+            ErrorCode::InvalidOp => "invalid_op",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::UnknownParameter => "unknown_parameter",
+            ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::UnknownBoard => "unknown_board",
+            ErrorCode::MemberNotFound => "member_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::StoreError => "store_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::NotReady => "not_ready",
+        }
+    }
+
+    /// The one status each code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidJson
+            | Self::MissingField
+            | Self::UnknownField
+            | Self::InvalidBoard
+            | Self::InvalidMember
+            | Self::InvalidScore
+            | Self::InvalidOp
+            | Self::InvalidIdempotencyKey
+            | Self::UnknownParameter
+            | Self::InvalidParameter
+            | Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::UnknownBoard | Self::MemberNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::StoreUnavailable | Self::StoreError | Self::Timeout | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+impl From<InputCode> for ErrorCode {
+    fn from(code: InputCode) -> Self {
+        match code {
+            InputCode::InvalidBoard => ErrorCode::InvalidBoard,
+            InputCode::InvalidMember => ErrorCode::InvalidMember,
+            InputCode::InvalidScore => ErrorCode::InvalidScore,
+            InputCode::InvalidOp => ErrorCode::InvalidOp,
+        }
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// A request that could not be served, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{status} {code}: {message}")]
+#[error("{code:?}: {message}")]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// Machine-readable code, stable across releases.
-    pub code: &'static str,
+    /// Machine-readable code; it decides the status.
+    pub code: ErrorCode,
     /// A sentence a person can act on.
     pub message: Cow<'static, str>,
     /// The request field at fault, if one is.
@@ -31,9 +179,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: None,
@@ -42,52 +190,51 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of its code.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The error with the request field at fault.
+    pub fn with_field(self, field: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..self
+        }
+    }
+
     /// 400 for a bad `field`.
     pub fn bad_field(
-        code: &'static str,
+        code: ErrorCode,
         field: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self {
-            field: Some(field.into()),
-            ..Self::new(StatusCode::BAD_REQUEST, code, message)
-        }
+        Self::new(code, message).with_field(field)
     }
 
     /// 400 for a body that is not JSON at all.
     pub fn invalid_json(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+        Self::new(ErrorCode::InvalidJson, message)
     }
 
     /// 404 for an unknown board.
     pub fn unknown_board(name: &str) -> Self {
-        Self {
-            field: Some("board".into()),
-            ..Self::new(
-                StatusCode::NOT_FOUND,
-                "unknown_board",
-                format!("no board named {name:?}"),
-            )
-        }
+        Self::new(ErrorCode::UnknownBoard, format!("no board named {name:?}")).with_field("board")
     }
 
     /// 404 for a member without a score.
     pub fn unknown_member() -> Self {
-        Self {
-            field: Some("member".into()),
-            ..Self::new(
-                StatusCode::NOT_FOUND,
-                "member_not_found",
-                "the member has no score on this board",
-            )
-        }
+        Self::new(
+            ErrorCode::MemberNotFound,
+            "the member has no score on this board",
+        )
+        .with_field("member")
     }
 
     /// 404 for a path that is no endpoint.
     pub fn not_found() -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such endpoint; see docs/openapi.yaml",
         )
     }
@@ -97,8 +244,7 @@ impl ApiError {
         Self {
             allow: Some(allow),
             ..Self::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 format!("this endpoint accepts {allow}"),
             )
         }
@@ -107,22 +253,18 @@ impl ApiError {
     /// 413 for a body over the limit.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("request body is over the limit of {limit} bytes"),
         )
     }
 
     /// 415 for a body that is not declared JSON.
     pub fn unsupported_media_type() -> Self {
-        Self {
-            field: Some("Content-Type".into()),
-            ..Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be application/json",
-            )
-        }
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be application/json",
+        )
+        .with_field("Content-Type")
     }
 
     /// 429: the client is over its write rate; retry after `wait`.
@@ -131,18 +273,17 @@ impl ApiError {
         Self {
             retry_after: Some(secs),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("too many writes from this client; retry in {secs} s"),
             )
         }
     }
 
     /// 503: the store is unreachable or the request ran out of time.
-    pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn unavailable(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            ..Self::new(code, message)
         }
     }
 
@@ -161,14 +302,14 @@ impl ApiError {
         }
         let body = serde_json::to_vec(&Body {
             error: Inner {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 field: self.field.as_deref(),
             },
         })
         .unwrap_or_default();
         let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = self.status;
+        *response.status_mut() = self.code.status();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -186,7 +327,7 @@ impl ApiError {
 
 impl From<InvalidInput> for ApiError {
     fn from(e: InvalidInput) -> Self {
-        Self::bad_field(e.code, e.field, e.message)
+        Self::bad_field(e.code.into(), e.field, e.message)
     }
 }
 
@@ -194,21 +335,53 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::OutOfRange => Self::bad_field(
-                "invalid_score",
+                ErrorCode::InvalidScore,
                 "score",
                 "the resulting score would leave +-2^53 (9007199254740992); nothing was applied",
             ),
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
                 Self::unavailable(
-                    "store_unavailable",
+                    ErrorCode::StoreUnavailable,
                     "the score store is unavailable; nothing was applied, retry later",
                 )
             }
             StoreError::Corrupt(why) => {
                 tracing::error!(error = %why, "store returned unreadable data");
-                Self::unavailable("store_error", "the score store returned unreadable data")
+                Self::unavailable(
+                    ErrorCode::StoreError,
+                    "the score store returned unreadable data",
+                )
             }
+        }
+    }
+}
+
+impl From<RankError> for ApiError {
+    fn from(e: RankError) -> Self {
+        match e {
+            RankError::Input(e) => e.into(),
+            RankError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_client_errors_are_4xx() {
+        let names: std::collections::HashSet<&str> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            let status = code.status().as_u16();
+            assert!((400..600).contains(&status), "{code:?}");
+            assert_eq!(
+                ApiError::new(code, "x").into_response().status(),
+                code.status()
+            );
         }
     }
 }

@@ -3,32 +3,54 @@
 //! static JSON files, CDN purges when they change, metrics and graceful
 //! shutdown.
 //!
+//! Modules: [`router`] finds the endpoint, [`service`] holds the shared
+//! state and [`service::handle`], [`reads`] and [`writes`] are the
+//! handlers, [`request`] reads queries, bodies and headers, [`error`] is the
+//! one place errors become responses, [`view`] holds the published TOP-K
+//! and its bodies, [`refresh`] merges groups and writes static files,
+//! [`purge`] tells the CDN, [`server`] is the accept loop.
+//!
 //! [`run`] is what the binary calls and what integration tests call: give it
-//! a config, a bound listener and a shutdown token.
+//! a config, a bound listener and a shutdown token. [`Gateway`] is the same
+//! service without a socket, for tests that call [`Gateway::handle`] in
+//! process.
 
-pub mod api;
 pub mod error;
 pub mod limit;
 pub mod purge;
+pub mod reads;
 pub mod refresh;
+pub mod request;
+pub mod router;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod view;
+pub mod writes;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
 use standings_config::{Config, StoreKind};
 use standings_core::{Store, StoreError};
-use standings_shard_agent::{open_store, Agent, Assignment, Phase};
+use standings_runtime::{open_store, supervise, Phase, Supervised};
+use standings_shard_agent::{Agent, Assignment};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
 use crate::refresh::{refresh_board, Refreshed, StaticWriter};
+use crate::service::AppState;
 use crate::view::BoardState;
+
+/// How long a panicked refresher waits before it is started again.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +58,77 @@ pub enum GatewayError {
     /// The store could not be opened.
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The service with its store opened and its state built, not yet serving.
+pub struct Gateway {
+    state: Arc<AppState>,
+    config: Config,
+}
+
+impl Gateway {
+    /// Opens the store the config names and builds the shared state.
+    pub async fn open(config: Config) -> Result<Self, GatewayError> {
+        let store = open_store(&config).await?;
+        let boards: HashMap<String, Arc<BoardState>> = config
+            .boards()
+            .into_iter()
+            .map(|b| (b.name.to_string(), Arc::new(BoardState::new(b))))
+            .collect();
+        let state = Arc::new(AppState {
+            boards,
+            store,
+            metrics: telemetry::metrics_handle(),
+            max_body_bytes: config.gateway.max_body_bytes,
+            request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
+            request_counter: AtomicU64::new(0),
+            route_metrics: telemetry::RouteMetrics::new(),
+            write_limiter: limit::RateLimiter::new(
+                config.gateway.write_rate_per_client,
+                config.gateway.write_burst_per_client,
+            ),
+            refresher: Supervised::new("refresher"),
+            #[cfg(test)]
+            panic_refresher: std::sync::atomic::AtomicBool::new(false),
+        });
+        Ok(Self { state, config })
+    }
+
+    /// The shared state the handlers see.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Starts the refresher (and in embedded mode the agents) under
+    /// supervision: a panic is logged, counted in
+    /// `standings_task_restarts_total{task="refresher"}` and restarted after
+    /// a back-off, and `/readyz` answers 503 until the new one has run.
+    /// The handle ends once `shutdown` is cancelled and the loop stopped.
+    pub fn start_background(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let state = self.state.clone();
+        let config = self.config.clone();
+        let purger = purge::Purger::spawn(&config.cdn, shutdown.clone());
+        let (purger, purge_task) = match purger {
+            Some((purger, task)) => (Some(purger), Some(task)),
+            None => (None, None),
+        };
+        let health = state.refresher.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            supervise(health, RESTART_BACKOFF, token.clone(), move || {
+                refresh_loop(state.clone(), config.clone(), purger.clone(), token.clone())
+            })
+            .await;
+            if let Some(task) = purge_task {
+                let _ = task.await;
+            }
+        })
+    }
+
+    /// Serves one request in process, as from a loopback client.
+    pub async fn handle(&self, req: Request<Full<Bytes>>) -> Response<Full<Bytes>> {
+        service::handle(self.state.clone(), IpAddr::V4(Ipv4Addr::LOCALHOST), req).await
+    }
 }
 
 /// Runs the gateway on `listener` until `shutdown` is cancelled.
@@ -48,39 +141,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    let store = open_store(&config).await?;
-    let boards: HashMap<String, Arc<BoardState>> = config
-        .boards()
-        .into_iter()
-        .map(|b| (b.name.to_string(), Arc::new(BoardState::new(b))))
-        .collect();
-    let state = Arc::new(AppState {
-        boards,
-        store: store.clone(),
-        metrics: telemetry::metrics_handle(),
-        max_body_bytes: config.gateway.max_body_bytes,
-        request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
-        request_counter: AtomicU64::new(0),
-        route_metrics: telemetry::RouteMetrics::new(),
-        write_limiter: limit::RateLimiter::new(
-            config.gateway.write_rate_per_client,
-            config.gateway.write_burst_per_client,
-        ),
-    });
-    let embedded = config.store.kind == StoreKind::Memory;
-    let background = tokio::spawn(refresh_loop(
-        store,
-        state.clone(),
-        config.clone(),
-        embedded,
-        shutdown.clone(),
-    ));
+    let gateway = Gateway::open(config).await?;
+    let background = gateway.start_background(shutdown.clone());
+    let embedded = gateway.config.store.kind == StoreKind::Memory;
     tracing::info!(addr = ?listener.local_addr().ok(), embedded, "gateway listening");
+    let gw = &gateway.config.gateway;
     server::serve(
         listener,
-        state,
-        config.gateway.max_connections,
-        Duration::from_millis(config.gateway.shutdown_grace_ms),
+        gateway.state.clone(),
+        gw.max_connections,
+        Duration::from_millis(gw.shutdown_grace_ms),
         shutdown,
     )
     .await;
@@ -90,14 +160,15 @@ pub async fn run(
 }
 
 /// Refreshes every board each interval; in embedded mode runs an agent tick
-/// first. Stops on shutdown.
+/// first. Reports each pass to the supervisor. Stops on shutdown.
 async fn refresh_loop(
-    store: Arc<dyn Store>,
     state: Arc<AppState>,
     config: Config,
-    embedded: bool,
+    purger: Option<purge::Purger>,
     shutdown: CancellationToken,
 ) {
+    let store: Arc<dyn Store> = state.store.clone();
+    let embedded = config.store.kind == StoreKind::Memory;
     let interval = if embedded {
         config.refresh_interval().min(config.precompute_interval())
     } else {
@@ -108,7 +179,6 @@ async fn refresh_loop(
     let mut agent = Agent::new();
     let mut static_writer = (!config.gateway.static_dir.is_empty())
         .then(|| StaticWriter::new(&config.gateway.static_dir));
-    let purger = purge::Purger::spawn(&config.cdn, shutdown.clone());
     // Embedded mode runs the whole pipeline in this loop; otherwise refresh
     // at the gateway phase, after the agents' stages of the same interval.
     let phase = if embedded {
@@ -125,6 +195,13 @@ async fn refresh_loop(
             }
         }
         first = false;
+        #[cfg(test)]
+        if state
+            .panic_refresher
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            panic!("refresher panic injected by a test");
+        }
         if embedded {
             agent.tick(store.as_ref(), &boards, &assignment).await;
         }
@@ -138,15 +215,66 @@ async fn refresh_loop(
                     }
                 }
                 // After the files are written: the CDN's next fetch gets them.
-                if let Some((purger, _)) = &purger {
+                if let Some(purger) = &purger {
                     purger.board_changed(board.board.name.as_str());
                 }
             }
         }
         state.metrics.run_upkeep();
+        state.refresher.beat();
     }
-    if let Some((purger, task)) = purger {
-        drop(purger);
-        let _ = task.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    async fn get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
+        let req = Request::get(path).body(Full::new(Bytes::new())).unwrap();
+        let response = gw.handle(req).await;
+        let status = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn until(gw: &Gateway, what: &str, want: u16) -> serde_json::Value {
+        for _ in 0..500 {
+            let (status, body) = get(gw, "/readyz").await;
+            if status == want {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_refresher_is_restarted_and_readyz_says_so() {
+        let mut config = Config::embedded();
+        config.gateway.refresh_interval_ms = 20;
+        config.agent.precompute_interval_ms = 20;
+        config.gateway.static_dir = String::new();
+        let gw = Gateway::open(config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let background = gw.start_background(shutdown.clone());
+        let ready = until(&gw, "the first refresh", 200).await;
+        assert_eq!(ready["status"], "ready");
+        assert!(ready["snapshot_age_ms"].is_u64(), "{ready}");
+
+        gw.state.panic_refresher.store(true, Ordering::Relaxed);
+        let down = until(&gw, "readyz to report the dead refresher", 503).await;
+        assert_eq!(down["error"]["code"], "not_ready", "{down}");
+        assert!(gw.state.refresher.restarts() >= 1, "the panic was counted");
+
+        gw.state.panic_refresher.store(false, Ordering::Relaxed);
+        until(&gw, "the restarted refresher", 200).await;
+        assert!(gw.state.refresher.is_running());
+
+        shutdown.cancel();
+        background.await.unwrap();
     }
 }

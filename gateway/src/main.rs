@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use standings_config::{Config, ConfigArgs};
-use standings_shard_agent::runtime;
+use standings_runtime::exit;
 
 /// Standings gateway: the leaderboard HTTP API.
 #[derive(Parser, Debug)]
@@ -26,23 +26,23 @@ const PROGRAM: &str = "standings-gateway";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    runtime::init_tracing();
+    standings_runtime::init_tracing();
     let args = Args::parse();
     let config = match load(&args) {
         Ok(c) => c,
-        Err(e) => return runtime::fail(PROGRAM, &e, runtime::EX_USAGE),
+        Err(e) => return exit::fail(PROGRAM, &e, exit::EX_USAGE),
     };
     let listener = match tokio::net::TcpListener::bind(&config.gateway.listen).await {
         Ok(l) => l,
         Err(e) => {
             let e = format!("binding {}: {e}", config.gateway.listen);
-            return runtime::fail(PROGRAM, &e, runtime::EX_OSERR);
+            return exit::fail(PROGRAM, &e, exit::EX_OSERR);
         }
     };
-    let shutdown = runtime::shutdown_on_signal();
+    let shutdown = standings_runtime::shutdown_on_signal();
     match standings_gateway::run(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => runtime::fail(PROGRAM, &e, runtime::EX_UNAVAILABLE),
+        Err(e) => exit::fail(PROGRAM, &e, exit::EX_UNAVAILABLE),
     }
 }
 

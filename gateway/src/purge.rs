@@ -27,15 +27,17 @@
 //! (or failed for good). A missed purge costs at most the file's `max-age`
 //! (60 s) of staleness at the CDN.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use standings_config::CdnConfig;
-use tokio::sync::mpsc;
+use standings_runtime::{supervise, Supervised};
+use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::view::PRERENDERED;
+use crate::view::{surrogate_key, PRERENDERED};
 
 /// How many changed boards may wait for their purge. A refresh changes each
 /// board at most once, so this only fills when the CDN is much slower than
@@ -48,6 +50,9 @@ pub const MAX_RETRIES: u32 = 10;
 
 /// The gauge of boards queued or being purged.
 const BACKLOG: &str = "standings_cdn_purge_backlog";
+
+/// How long a panicked purge task waits before it is started again.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 
 /// First retry delay; doubles each retry up to [`BACKOFF_CAP`].
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -126,12 +131,6 @@ pub struct PurgeRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// The surrogate key the gateway puts on a board's static files (the
-/// `surrogate-key` and `xkey` response headers).
-pub fn surrogate_key(board: &str) -> String {
-    format!("standings-board-{board}")
-}
-
 /// Every request that purges `board` at `endpoint`: one `PURGE` per static
 /// file, plus one surrogate-key purge when `key` is set.
 pub fn requests(endpoint: &str, board: &str, key: Option<SurrogateKey>) -> Vec<PurgeRequest> {
@@ -185,15 +184,25 @@ impl Purger {
         (Self { tx }, rx)
     }
 
-    /// Starts the purge task when `cdn` names at least one endpoint;
-    /// `None` otherwise (nothing to purge, no task). The task stops on
-    /// `shutdown` or once every `Purger` is dropped.
+    /// Starts the purge task, supervised (a panic restarts it on the same
+    /// queue, counted in `standings_task_restarts_total{task="purger"}`),
+    /// when `cdn` names at least one endpoint; `None` otherwise (nothing to
+    /// purge, no task). The task stops on `shutdown` or once every `Purger`
+    /// is dropped.
     pub fn spawn(cdn: &CdnConfig, shutdown: CancellationToken) -> Option<(Self, JoinHandle<()>)> {
         if cdn.purge_urls.is_empty() {
             return None;
         }
         let (purger, rx) = Self::channel(QUEUE);
-        let task = tokio::spawn(run(rx, cdn.clone(), shutdown));
+        let queue = Arc::new(Mutex::new(rx));
+        let cdn = cdn.clone();
+        let health = Supervised::new("purger");
+        let task = tokio::spawn(supervise(
+            health,
+            RESTART_BACKOFF,
+            shutdown.clone(),
+            move || run(queue.clone(), cdn.clone(), shutdown.clone()),
+        ));
         Some((purger, task))
     }
 
@@ -211,9 +220,15 @@ impl Purger {
     }
 }
 
-/// Drains `rx`, purging each board at every endpoint of `cdn`, until
-/// `shutdown` or until every [`Purger`] is dropped.
-pub async fn run(mut rx: mpsc::Receiver<String>, cdn: CdnConfig, shutdown: CancellationToken) {
+/// Drains the queue, purging each board at every endpoint of `cdn`, until
+/// `shutdown` or until every [`Purger`] is dropped. The queue sits behind a
+/// lock held for the task's life, so a restarted task drains the same one.
+pub async fn run(
+    queue: Arc<Mutex<mpsc::Receiver<String>>>,
+    cdn: CdnConfig,
+    shutdown: CancellationToken,
+) {
+    let mut rx = queue.lock().await;
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(cdn.timeout_ms))
         // Purges go to the configured endpoint itself, never through a

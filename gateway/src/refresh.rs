@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use standings_core::merge::merge_sorted;
+use standings_core::snapshot::{self, LoadError};
 use standings_core::store::now_ms;
 use standings_core::{Scope, Store};
-use standings_shard_agent::{read_snapshot, AgentError};
 
 use crate::view::{BoardState, View};
 
@@ -55,12 +55,12 @@ pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
     }
 }
 
-async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed, AgentError> {
+async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed, LoadError> {
     let board = &state.board;
     let mut lists = Vec::with_capacity(board.groups as usize);
     let mut version = 0u64;
     for group in 0..board.groups {
-        if let Some(snapshot) = read_snapshot(store, board, Scope::Group(group)).await? {
+        if let Some(snapshot) = snapshot::load(store, board, Scope::Group(group)).await? {
             version += snapshot.version;
             lists.push(snapshot.entries);
         }

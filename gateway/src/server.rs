@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{handle, AppState};
+use crate::service::{handle, AppState};
 
 /// Serves `listener` until `shutdown` is cancelled, then waits up to `grace`
 /// for in-flight requests.

@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::router::Route;
+
 /// Latency buckets in seconds: 50 µs to 5 s.
 const BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -58,7 +60,7 @@ pub struct RouteMetrics {
 impl RouteMetrics {
     /// Registers the handles for every route.
     pub fn new() -> Self {
-        let requests = crate::api::Route::ALL
+        let requests = Route::ALL
             .iter()
             .map(|route| {
                 STATUSES.map(|(_, status)| {
@@ -66,7 +68,7 @@ impl RouteMetrics {
                 })
             })
             .collect();
-        let latency = crate::api::Route::ALL
+        let latency = Route::ALL
             .iter()
             .map(|route| {
                 metrics::histogram!("standings_http_request_duration_seconds", "route" => route.label())
@@ -75,17 +77,17 @@ impl RouteMetrics {
         Self { requests, latency }
     }
 
-    /// Counts and times one request to the route at `route` (its index in
-    /// `Route::ALL`).
-    pub fn record(&self, route: usize, status: http::StatusCode, elapsed: std::time::Duration) {
+    /// Counts and times one request to `route`.
+    pub fn record(&self, route: Route, status: http::StatusCode, elapsed: std::time::Duration) {
         let code = status.as_u16();
         let slot = STATUSES
             .iter()
             .position(|&(c, _)| c == code)
             .unwrap_or(STATUSES.len() - 1);
-        if let (Some(counters), Some(histogram)) =
-            (self.requests.get(route), self.latency.get(route))
-        {
+        if let (Some(counters), Some(histogram)) = (
+            self.requests.get(route.index()),
+            self.latency.get(route.index()),
+        ) {
             counters[slot].increment(1);
             histogram.record(elapsed.as_secs_f64());
         }

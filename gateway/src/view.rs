@@ -59,13 +59,19 @@ pub struct BoardState {
     /// When a refresh last reached the store (ms since the epoch): what
     /// `age_ms` on stale bodies and the snapshot-age gauge measure from.
     pub refreshed_at_ms: AtomicU64,
+    /// The `surrogate-key`/`xkey` header value of its static files, built
+    /// once so a static read allocates nothing.
+    pub surrogate_key: HeaderValue,
 }
 
 impl BoardState {
     /// A board with an empty, not yet loaded view.
     pub fn new(board: Board) -> Self {
         let view = View::build(&board, 0, 0, Vec::new(), false, false);
+        let surrogate_key = HeaderValue::from_str(&surrogate_key(board.name.as_str()))
+            .expect("board names are valid header values");
         Self {
+            surrogate_key,
             board,
             view: ArcSwap::from_pointee(view),
             refreshed_at_ms: AtomicU64::new(standings_core::store::now_ms()),
@@ -206,6 +212,12 @@ pub fn score<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
     } else {
         s.serialize_f64(*value)
     }
+}
+
+/// The surrogate key the gateway puts on a board's static files (the
+/// `surrogate-key` and `xkey` response headers).
+pub fn surrogate_key(board: &str) -> String {
+    format!("standings-board-{board}")
 }
 
 /// A strong ETag: FNV-1a 64 of the bytes, quoted.

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use standings_core::{MemberId, Op, Score, StoreError};
-use standings_gateway::error::ApiError;
+use standings_gateway::error::{ApiError, ErrorCode};
 
-/// The router's endpoints (`route()` in `gateway/src/api.rs`), as the spec
+/// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
 const ROUTES: [(&str, &str); 10] = [
     ("post", "/v1/boards/{board}/scores"),
@@ -26,14 +26,15 @@ const ROUTES: [(&str, &str); 10] = [
     ("get", "/metrics"),
 ];
 
-/// Every `code` the gateway answers: the literals in `gateway/src/api.rs`
-/// and `error.rs`, and the `InvalidInput` codes of the core types the
-/// handlers validate with. Add a code here and to the spec together.
-const ERROR_CODES: [&str; 21] = [
+/// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
+/// which the core types' `InputCode`s map into. Add a code here and to the
+/// spec together.
+const ERROR_CODES: [&str; 22] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
     "unknown_field",
+    "invalid_board",
     "invalid_member",
     "invalid_score",
     "invalid_op",
@@ -149,7 +150,7 @@ fn every_error_code_is_in_the_spec_and_nothing_else() {
 fn error_constructors_use_listed_codes() {
     let produced = [
         ApiError::invalid_json("x").code,
-        ApiError::bad_field("missing_field", "member", "x").code,
+        ApiError::bad_field(ErrorCode::MissingField, "member", "x").code,
         ApiError::unknown_board("nope").code,
         ApiError::unknown_member().code,
         ApiError::not_found().code,
@@ -166,10 +167,13 @@ fn error_constructors_use_listed_codes() {
     ];
     for code in produced {
         assert!(
-            ERROR_CODES.contains(&code),
+            ERROR_CODES.contains(&code.as_str()),
             "{code:?} is not in ERROR_CODES"
         );
     }
+    let all: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let listed: BTreeSet<&str> = ERROR_CODES.into_iter().collect();
+    assert_eq!(all, listed, "ErrorCode::ALL and ERROR_CODES agree");
 }
 
 #[test]

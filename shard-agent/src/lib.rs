@@ -16,13 +16,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use standings_config::{Config, StoreKind};
 use standings_core::merge::merge_sorted;
+use standings_core::snapshot;
 use standings_core::store::now_ms;
-use standings_core::{Board, MemoryStore, Scope, Snapshot, Store, StoreError};
+use standings_core::{Board, Scope, Snapshot, Store, StoreError};
+use standings_runtime::Phase;
 use tokio_util::sync::CancellationToken;
-
-pub mod runtime;
 
 /// Which loops an agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,16 +63,9 @@ pub enum AgentError {
     /// The store failed; the tick is retried next interval.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored snapshot did not decode; the group is skipped this tick.
-    #[error("snapshot {scope:?} of board {board}: {source}")]
-    Snapshot {
-        /// Which board.
-        board: String,
-        /// Which snapshot.
-        scope: Scope,
-        /// Why it did not decode.
-        source: standings_core::DecodeError,
-    },
+    /// A stored snapshot could not be loaded; the group is skipped this tick.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::LoadError),
 }
 
 /// Parses `A-B` (inclusive, as the command line takes it) into `A..B+1`.
@@ -91,26 +83,6 @@ pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
         return Err(format!("{s:?}: start is after end"));
     }
     Ok(a..b + 1)
-}
-
-/// Opens the store the config names. For `redis`, connects to the cluster
-/// through `store.nodes` with the configured timeouts and retries, and fails
-/// (within those bounds) when it cannot be reached.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    use standings_core::store::{RedisOptions, RedisStore};
-    match config.store.kind {
-        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreKind::Redis => {
-            let opts = RedisOptions {
-                connect_timeout: Duration::from_millis(config.store.connect_timeout_ms),
-                response_timeout: Duration::from_millis(config.store.response_timeout_ms),
-                retries: config.store.retries,
-            };
-            Ok(Arc::new(
-                RedisStore::connect(&config.store.nodes, opts).await?,
-            ))
-        }
-    }
 }
 
 /// The agent's memory of what it last published, so unchanged shards and
@@ -178,7 +150,7 @@ impl Agent {
             let mut lists = Vec::with_capacity(shards.len());
             let mut version = 0u64;
             for shard in shards {
-                if let Some(snapshot) = read_snapshot(store, board, Scope::Shard(shard)).await? {
+                if let Some(snapshot) = snapshot::load(store, board, Scope::Shard(shard)).await? {
                     version += snapshot.version;
                     lists.push(snapshot.entries);
                 }
@@ -240,76 +212,10 @@ fn report(board: &Board, role: &'static str, e: &AgentError) {
     tracing::warn!(board = %board.name, role, error = %e, "agent tick failed; retrying next tick");
 }
 
-/// Reads and decodes one snapshot; `None` when none was stored yet.
-pub async fn read_snapshot(
-    store: &dyn Store,
-    board: &Board,
-    scope: Scope,
-) -> Result<Option<Snapshot>, AgentError> {
-    let Some(bytes) = store.get_snapshot(board, scope).await? else {
-        return Ok(None);
-    };
-    Snapshot::decode(&bytes)
-        .map(Some)
-        .map_err(|source| AgentError::Snapshot {
-            board: board.name.to_string(),
-            scope,
-            source,
-        })
-}
-
 fn clip(owned: Option<&Range<u32>>, count: u32) -> Range<u32> {
     match owned {
         Some(r) => r.start.min(count)..r.end.min(count),
         None => 0..count,
-    }
-}
-
-/// Where in each interval a stage runs, as a fraction of the interval.
-///
-/// Every process aligns its ticks to the wall clock (`k * interval + phase`),
-/// so the pipeline runs in order instead of at random offsets: shard agents
-/// publish at the start of the interval, group agents merge 15% in, and
-/// gateways refresh 30% in. A write then waits at most one interval plus 30%
-/// to reach `/top`, instead of up to three full intervals when the three
-/// stages tick independently. It assumes clocks synchronised (NTP) to well
-/// under 15% of the interval.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Phase {
-    /// Shard agents (and `--role all`, which merges right after).
-    Shard,
-    /// Group agents.
-    Group,
-    /// Gateway refreshers.
-    Gateway,
-}
-
-impl Phase {
-    fn fraction(self) -> f64 {
-        match self {
-            Phase::Shard => 0.0,
-            Phase::Group => 0.15,
-            Phase::Gateway => 0.30,
-        }
-    }
-
-    /// How long from `now` (since the Unix epoch) until this phase's next
-    /// tick of `interval`; never zero, so a loop always advances.
-    pub fn until_next(self, interval: Duration, now: Duration) -> Duration {
-        let period = interval.as_millis().max(1) as i128;
-        let offset = (period as f64 * self.fraction()) as i128;
-        let now_ms = now.as_millis() as i128;
-        // The first k * period + offset strictly after now.
-        let next = ((now_ms - offset).div_euclid(period) + 1) * period + offset;
-        Duration::from_millis((next - now_ms) as u64)
-    }
-
-    /// Sleeps until this phase's next tick of `interval`.
-    pub async fn sleep(self, interval: Duration) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        tokio::time::sleep(self.until_next(interval, now)).await;
     }
 }
 
@@ -342,7 +248,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use standings_core::{BoardName, MemberId, Op, Score, Write};
+    use standings_core::{BoardName, MemberId, MemoryStore, Op, Score, Write};
 
     fn board() -> Board {
         Board {
@@ -362,24 +268,6 @@ mod tests {
             request_id: "t".into(),
         };
         store.apply(b, &w).await.unwrap();
-    }
-
-    #[test]
-    fn phases_align_to_the_wall_clock() {
-        let second = Duration::from_secs(1);
-        let at = |ms| Duration::from_millis(ms);
-        assert_eq!(Phase::Shard.until_next(second, at(10_250)), at(750));
-        assert_eq!(
-            Phase::Shard.until_next(second, at(10_000)),
-            at(1000),
-            "never zero"
-        );
-        assert_eq!(Phase::Group.until_next(second, at(10_100)), at(50));
-        assert_eq!(Phase::Group.until_next(second, at(10_150)), at(1000));
-        assert_eq!(Phase::Gateway.until_next(second, at(10_200)), at(100));
-        assert_eq!(Phase::Gateway.until_next(second, at(10_400)), at(900));
-        let five_min = Duration::from_secs(300);
-        assert_eq!(Phase::Group.until_next(five_min, at(0)), at(45_000));
     }
 
     #[test]
@@ -418,7 +306,7 @@ mod tests {
         );
         let mut best = Vec::new();
         for g in 0..2 {
-            let snap = read_snapshot(&store, &b, Scope::Group(g))
+            let snap = snapshot::load(&store, &b, Scope::Group(g))
                 .await
                 .unwrap()
                 .unwrap();

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use standings_config::ConfigArgs;
-use standings_shard_agent::{open_store, parse_range, run, runtime, Assignment, Role};
+use standings_runtime::{exit, open_store};
+use standings_shard_agent::{parse_range, run, Assignment, Role};
 
 /// Standings precompute agent: publishes shard TOP-K snapshots and merges
 /// them into group snapshots.
@@ -29,22 +30,22 @@ const PROGRAM: &str = "standings-agent";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    runtime::init_tracing();
+    standings_runtime::init_tracing();
     let args = Args::parse();
     let config = match args.config.load() {
         Ok(c) => c,
-        Err(e) => return runtime::fail(PROGRAM, &e, runtime::EX_USAGE),
+        Err(e) => return exit::fail(PROGRAM, &e, exit::EX_USAGE),
     };
     let store = match open_store(&config).await {
         Ok(s) => s,
-        Err(e) => return runtime::fail(PROGRAM, &e, runtime::EX_UNAVAILABLE),
+        Err(e) => return exit::fail(PROGRAM, &e, exit::EX_UNAVAILABLE),
     };
     let assignment = Assignment {
         role: args.role,
         shards: args.shards,
         groups: args.groups,
     };
-    let shutdown = runtime::shutdown_on_signal();
+    let shutdown = standings_runtime::shutdown_on_signal();
     run(
         store,
         config.boards(),

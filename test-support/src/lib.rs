@@ -12,6 +12,8 @@
 //! - [`process`]: the workspace's binaries as child processes (built on
 //!   demand, output in files, killed on drop) and scratch directories, for
 //!   tests that run the gateway and the agents as an operator would.
+//! - [`conformance`]: the async suite every `Store` backend passes.
+//! - [`merge_sample`]: the merge benchmarks' input lists.
 //! - [`redis`]: the `redis` crate this harness is built on, re-exported so a
 //!   test can build a command for [`RedisCluster::query`] without a
 //!   dependency of its own.
@@ -21,6 +23,8 @@
 //! which nothing else is using yet) and from other processes' test drivers.
 
 pub mod cluster;
+pub mod conformance;
+pub mod merge_sample;
 pub mod process;
 pub mod varnish;
 

@@ -322,14 +322,3 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn passes_the_conformance_suite() {
-        let store = MemoryStore::new();
-        crate::conformance::run(&store, "mem").await;
-    }
-}

@@ -2,15 +2,16 @@
 //! 1000 (the shard level) and of 10 (the group level) with
 //! `standings_core::merge::merge_sorted_refs`, the median of many runs.
 //!
-//! The lists are `merge::sample_lists`, as in `core/benches/merge.rs`, so
+//! The lists are `merge_sample::sample_lists` (test-support), as in `core/benches/merge.rs`, so
 //! this figure and the criterion one measure the same input; this one runs
 //! in the same bench run as everything else.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use standings_core::merge::{merge_sorted_refs, sample_lists};
+use standings_core::merge::merge_sorted_refs;
 use standings_core::{Entry, Order};
+use standings_test_support::merge_sample::sample_lists;
 
 use super::stats::median;
 

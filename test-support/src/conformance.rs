@@ -2,8 +2,10 @@
 //! through every semantic of the trait and panics, with a message saying
 //! which, on the first difference.
 //!
-//! `MemoryStore` runs it in a unit test; the Redis Cluster backend runs it
-//! against a real cluster. Boards are named from `prefix` so a suite can run
+//! `MemoryStore` runs it in `core/tests/memory.rs`; the Redis Cluster
+//! backend runs it against a real cluster in `core/tests/redis_cluster.rs`.
+//! It lives in the test-support crate, not in core, so the product build
+//! does not carry 400 lines of asserts. Boards are named from `prefix` so a suite can run
 //! against a store that already holds other data.
 
 use std::collections::HashMap;
@@ -11,10 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::board::{Board, ShardBy};
-use crate::keyspace::Scope;
-use crate::store::{Store, StoreError, Write};
-use crate::types::{BoardName, Entry, MemberId, Op, Order, Score, MAX_SCORE};
+use standings_core::board::{Board, ShardBy};
+use standings_core::keyspace::Scope;
+use standings_core::store::{Store, StoreError, Write};
+use standings_core::types::{BoardName, Entry, MemberId, Op, Order, Score, MAX_SCORE};
 
 /// Runs every check against `store`. `prefix` must be a valid board-name
 /// start, unique per run when the store is shared.
@@ -424,7 +426,7 @@ async fn random_workload(store: &dyn Store, b: &Board) {
     }
     let lists: Vec<&[Entry]> = tops.iter().map(|t| t.as_slice()).collect();
     assert_eq!(
-        crate::merge::merge_sorted(&lists, 1000, b.order),
+        standings_core::merge::merge_sorted(&lists, 1000, b.order),
         all,
         "merged shard tops"
     );

@@ -1,0 +1,268 @@
+//! Exact ranks and around-me windows over every shard of a board.
+//!
+//! Rank is competition rank (invariant 3): `1 + Σ_shards #strictly better`,
+//! so one counts fan-out gives the rank of any score. A window around a
+//! member merges each shard's nearest neighbours (the exact board order is
+//! contained in them, as the top-K merge is in the shard lists) and ranks
+//! the merged window from one more count: the first entry's rank, then
+//! positions below it.
+//!
+//! This is the arithmetic the gateway's `/members` and `/around` answer
+//! with; it lives here, beside the `Store` trait, so it is tested against
+//! `MemoryStore` without HTTP and any other caller gets the same answers.
+
+use crate::board::Board;
+use crate::merge::merge_sorted;
+use crate::store::{Neighbours, Store, StoreError};
+use crate::types::{Entry, InvalidInput, MemberId, Order};
+
+/// Why a rank could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RankError {
+    /// The member cannot be on this board (e.g. no digits on a numeric
+    /// board).
+    #[error(transparent)]
+    Input(#[from] InvalidInput),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A member's place on a board.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// The member's score.
+    pub score: f64,
+    /// Competition rank: 1 + members strictly better.
+    pub rank: u64,
+    /// Members on the board.
+    pub total: u64,
+}
+
+/// The entries around a member, best first, each with its exact rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Around {
+    /// Best first; the member itself is among them.
+    pub entries: Vec<Entry>,
+    /// Competition rank of each entry.
+    pub ranks: Vec<u64>,
+    /// Members on the board.
+    pub total: u64,
+}
+
+/// The member's score, looked up in its shard; `None` without one.
+pub async fn score_of(
+    store: &dyn Store,
+    board: &Board,
+    member: &MemberId,
+) -> Result<Option<f64>, RankError> {
+    let shard = board.shard_of(member)?;
+    Ok(store.score(board, shard, member).await?)
+}
+
+/// The competition rank `score` has on the board, and the board's size:
+/// one counts fan-out over every shard.
+pub async fn rank_of_score(
+    store: &dyn Store,
+    board: &Board,
+    score: f64,
+) -> Result<(u64, u64), StoreError> {
+    let counts = store.counts(board, &board.all_shards(), score).await?;
+    let better: u64 = counts.iter().map(|c| c.better).sum();
+    let total = counts.iter().map(|c| c.total).sum();
+    Ok((better + 1, total))
+}
+
+/// The member's exact standing; `None` when it has no score.
+pub async fn standing(
+    store: &dyn Store,
+    board: &Board,
+    member: &MemberId,
+) -> Result<Option<Standing>, RankError> {
+    let Some(score) = score_of(store, board, member).await? else {
+        return Ok(None);
+    };
+    let (rank, total) = rank_of_score(store, board, score).await?;
+    Ok(Some(Standing { score, rank, total }))
+}
+
+/// The member and up to `radius` entries on each side (fewer only at the
+/// board's ends), exact across every shard; `None` when it has no score.
+pub async fn around(
+    store: &dyn Store,
+    board: &Board,
+    member: &MemberId,
+    radius: usize,
+) -> Result<Option<Around>, RankError> {
+    let Some(score) = score_of(store, board, member).await? else {
+        return Ok(None);
+    };
+    let anchor = Entry {
+        member: member.clone(),
+        score,
+    };
+    let per_shard = store
+        .neighbours(board, &board.all_shards(), &anchor, radius)
+        .await?;
+    let window = window(board.order, &per_shard, anchor, radius);
+    let (first_rank, total) = rank_of_score(store, board, window.entries[0].score).await?;
+    let ranks = window_ranks(&window, first_rank);
+    Ok(Some(Around {
+        entries: window.entries,
+        ranks,
+        total,
+    }))
+}
+
+/// The entries around an anchor, best first, and the 0-based board position
+/// of the first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Best first, the anchor among them.
+    pub entries: Vec<Entry>,
+    /// The board position of `entries[0]`.
+    pub start: u64,
+}
+
+/// Merges per-shard neighbours into the exact window around `anchor`.
+pub fn window(order: Order, per_shard: &[Neighbours], anchor: Entry, radius: usize) -> Window {
+    // Nearest-first "better" lists run in the reverse of the board order.
+    let reverse = match order {
+        Order::Desc => Order::Asc,
+        Order::Asc => Order::Desc,
+    };
+    let better: Vec<&[Entry]> = per_shard.iter().map(|n| n.better.as_slice()).collect();
+    let worse: Vec<&[Entry]> = per_shard.iter().map(|n| n.worse.as_slice()).collect();
+    let mut entries = merge_sorted(&better, radius, reverse);
+    entries.reverse();
+    let ahead: u64 = per_shard.iter().map(|n| n.ahead).sum();
+    let start = ahead - entries.len() as u64;
+    entries.push(anchor);
+    entries.extend(merge_sorted(&worse, radius, order));
+    Window { entries, start }
+}
+
+/// Competition ranks of a window whose first entry has `first_rank`: a tie
+/// shares the rank before it, a new score's rank is its 1-based position.
+pub fn window_ranks(window: &Window, first_rank: u64) -> Vec<u64> {
+    let mut ranks: Vec<u64> = Vec::with_capacity(window.entries.len());
+    for (i, e) in window.entries.iter().enumerate() {
+        let rank = if i == 0 {
+            first_rank
+        } else if window.entries[i - 1].score == e.score {
+            ranks[i - 1]
+        } else {
+            window.start + i as u64 + 1
+        };
+        ranks.push(rank);
+    }
+    ranks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, Write};
+    use crate::types::{BoardName, Op, Score};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn e(m: &str, s: f64) -> Entry {
+        Entry::new(MemberId::new(m).unwrap(), Score::new(s).unwrap())
+    }
+
+    #[test]
+    fn window_ranks_cover_ties() {
+        // Desc board; shard 0 holds a(9) c(7), shard 1 holds b(7) d(5).
+        let per_shard = vec![
+            Neighbours {
+                better: vec![e("c", 7.0), e("a", 9.0)],
+                worse: vec![],
+                ahead: 2,
+            },
+            Neighbours {
+                better: vec![],
+                worse: vec![e("d", 5.0)],
+                ahead: 0,
+            },
+        ];
+        let w = window(Order::Desc, &per_shard, e("b", 7.0), 5);
+        let names: Vec<&str> = w.entries.iter().map(|e| e.member.as_str()).collect();
+        assert_eq!(names, ["a", "c", "b", "d"]);
+        assert_eq!(w.start, 0);
+        assert_eq!(window_ranks(&w, 1), [1, 2, 2, 4]);
+    }
+
+    /// The store's total order with competition ranks, by brute force.
+    fn oracle(board: &Board, scores: &[(String, f64)]) -> Vec<(u64, String, f64)> {
+        let mut sorted: Vec<Entry> = scores.iter().map(|(m, s)| e(m, *s)).collect();
+        sorted.sort_by(|x, y| board.order.cmp_entries(x, y));
+        sorted
+            .iter()
+            .map(|x| {
+                let better = match board.order {
+                    Order::Desc => sorted.iter().filter(|o| o.score > x.score).count(),
+                    Order::Asc => sorted.iter().filter(|o| o.score < x.score).count(),
+                };
+                (better as u64 + 1, x.member.as_str().to_string(), x.score)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn ranks_and_windows_equal_a_brute_force_oracle() {
+        for order in [Order::Desc, Order::Asc] {
+            let board = Board {
+                shards: 7,
+                groups: 1,
+                order,
+                ..Board::new(BoardName::new("rank").unwrap())
+            };
+            let store = MemoryStore::new();
+            let mut rng = StdRng::seed_from_u64(7);
+            let mut scores = Vec::new();
+            for i in 0..400 {
+                let member = format!("m{i}");
+                // Few distinct scores: many ties across shards.
+                let score = f64::from(rng.gen_range(0..40));
+                let w = Write {
+                    member: MemberId::new(&member).unwrap(),
+                    op: Op::Set,
+                    value: Score::new(score).unwrap(),
+                    idempotency_key: None,
+                    request_id: "t".into(),
+                };
+                store.apply(&board, &w).await.unwrap();
+                scores.push((member, score));
+            }
+            let expected = oracle(&board, &scores);
+            for (at, (rank, member, score)) in expected.iter().enumerate().step_by(13) {
+                let id = MemberId::new(member).unwrap();
+                let got = standing(&store, &board, &id).await.unwrap().unwrap();
+                assert_eq!(
+                    (got.rank, got.score, got.total),
+                    (*rank, *score, 400),
+                    "{member} ({order:?})"
+                );
+                let radius = 1 + at % 6;
+                let around = around(&store, &board, &id, radius).await.unwrap().unwrap();
+                let lo = at.saturating_sub(radius);
+                let hi = (at + radius + 1).min(expected.len());
+                let got: Vec<(u64, String, f64)> = around
+                    .entries
+                    .iter()
+                    .zip(&around.ranks)
+                    .map(|(x, &r)| (r, x.member.as_str().to_string(), x.score))
+                    .collect();
+                assert_eq!(
+                    got,
+                    expected[lo..hi],
+                    "around {member} r={radius} ({order:?})"
+                );
+            }
+            let nobody = MemberId::new("nobody").unwrap();
+            assert_eq!(standing(&store, &board, &nobody).await, Ok(None));
+            assert_eq!(around(&store, &board, &nobody, 3).await, Ok(None));
+        }
+    }
+}

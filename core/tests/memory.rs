@@ -1,0 +1,10 @@
+//! `MemoryStore` against the conformance suite every backend passes.
+
+use standings_core::MemoryStore;
+use standings_test_support::conformance;
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let store = MemoryStore::new();
+    conformance::run(&store, "mem").await;
+}

@@ -1,0 +1,181 @@
+//! The router: which endpoint a path names, and its path segments, found
+//! once per request without allocating (this runs on every request, and the
+//! hot `/top` and static reads allocate nothing else either).
+//!
+//! Segments stay percent-encoded until a handler asks for them with
+//! [`decode`], which borrows when a segment has no escapes.
+
+use std::borrow::Cow;
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The endpoint a path names, for dispatch and for metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Scores,
+    Top,
+    Member,
+    Around,
+    Static,
+    Healthz,
+    Readyz,
+    Metrics,
+    NotFound,
+}
+
+impl Route {
+    /// Every route, in [`Route::index`] order.
+    pub const ALL: [Route; 9] = [
+        Route::Scores,
+        Route::Top,
+        Route::Member,
+        Route::Around,
+        Route::Static,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::NotFound,
+    ];
+
+    /// Its position in [`Route::ALL`], for per-route metric handles.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `route` label of its metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Scores => "scores",
+            Route::Top => "top",
+            Route::Member => "member",
+            Route::Around => "around",
+            Route::Static => "static",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
+            Route::NotFound => "not_found",
+        }
+    }
+
+    /// The methods it takes, as the `Allow` header lists them.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::Scores => "POST",
+            _ => "GET, HEAD",
+        }
+    }
+
+    /// Whether it takes `method` (any method reaches `NotFound`'s 404).
+    pub fn accepts(self, method: &Method) -> bool {
+        match self {
+            Route::Scores => method == Method::POST,
+            Route::NotFound => true,
+            _ => method == Method::GET || method == Method::HEAD,
+        }
+    }
+}
+
+/// A routed path: the endpoint and its still percent-encoded segments
+/// (empty where the route has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed<'a> {
+    /// Which endpoint.
+    pub route: Route,
+    /// The `{board}` segment.
+    pub board: &'a str,
+    /// The `{member}` segment.
+    pub member: &'a str,
+    /// The static file name (`top20.json`, ...).
+    pub file: &'a str,
+}
+
+/// Most path segments any route has.
+const MAX_SEGMENTS: usize = 6;
+
+/// Splits a raw path into its route and segments.
+pub fn route(path: &str) -> Routed<'_> {
+    let mut seg = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    let not_found = Routed {
+        route: Route::NotFound,
+        board: "",
+        member: "",
+        file: "",
+    };
+    for part in path.trim_start_matches('/').split('/') {
+        if count == MAX_SEGMENTS {
+            return not_found;
+        }
+        seg[count] = part;
+        count += 1;
+    }
+    let at = |route, board, member, file| Routed {
+        route,
+        board,
+        member,
+        file,
+    };
+    match seg[..count] {
+        ["v1", "boards", b, "scores"] => at(Route::Scores, b, "", ""),
+        ["v1", "boards", b, "top"] => at(Route::Top, b, "", ""),
+        ["v1", "boards", b, "members", m] if !m.is_empty() => at(Route::Member, b, m, ""),
+        ["v1", "boards", b, "members", m, "around"] if !m.is_empty() => at(Route::Around, b, m, ""),
+        ["static", b, f] => at(Route::Static, b, "", f),
+        ["healthz"] => at(Route::Healthz, "", "", ""),
+        ["readyz"] => at(Route::Readyz, "", "", ""),
+        ["metrics"] => at(Route::Metrics, "", "", ""),
+        _ => not_found,
+    }
+}
+
+/// Percent-decodes a path segment (borrowing when it has no escapes);
+/// `field` names it in the error.
+pub fn decode<'a>(segment: &'a str, field: &'static str) -> Result<Cow<'a, str>, ApiError> {
+    percent_decode_str(segment).decode_utf8().map_err(|_| {
+        ApiError::bad_field(
+            ErrorCode::InvalidPath,
+            field,
+            format!("{field} is not UTF-8"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/v1/boards/g/top").route, Route::Top);
+        assert_eq!(route("/v1/boards/g/scores").route, Route::Scores);
+        assert_eq!(route("/v1/boards/g/members/u%3A1").route, Route::Member);
+        assert_eq!(route("/v1/boards/g/members/u/around").route, Route::Around);
+        assert_eq!(route("/v1/boards/g/members//around").route, Route::NotFound);
+        assert_eq!(route("/static/g/top20.json").route, Route::Static);
+        assert_eq!(route("/v1/boards/g").route, Route::NotFound);
+        assert_eq!(route("/").route, Route::NotFound);
+    }
+
+    #[test]
+    fn segments_are_kept_for_the_handler() {
+        let r = route("/v1/boards/g/members/u%3A1/around");
+        assert_eq!((r.board, r.member), ("g", "u%3A1"));
+        assert_eq!(decode(r.member, "member").unwrap(), "u:1");
+        assert_eq!(route("/static/g/top20.json").file, "top20.json");
+        let bad = decode("%FF", "member").unwrap_err();
+        assert_eq!(
+            (bad.code, bad.field.as_deref()),
+            (ErrorCode::InvalidPath, Some("member"))
+        );
+    }
+
+    #[test]
+    fn metric_indexes_follow_all() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+    }
+}

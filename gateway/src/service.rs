@@ -1,0 +1,169 @@
+//! The service: shared state, and [`handle`], which routes a request, checks
+//! its method, runs its handler under the request timeout, turns errors
+//! into responses (through [`ApiError::into_response`], the only place) and
+//! counts and times it.
+//!
+//! `handle` takes any request body, so tests call it in process with a
+//! `Full<Bytes>` body and the server calls it with hyper's `Incoming`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use standings_core::Store;
+use standings_runtime::Supervised;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::limit::RateLimiter;
+use crate::reads;
+use crate::request::Query;
+use crate::router::{decode, route, Route, Routed};
+use crate::telemetry::RouteMetrics;
+use crate::view::BoardState;
+use crate::writes;
+
+/// What a handler answers.
+pub type Reply = Result<Response<Full<Bytes>>, ApiError>;
+
+/// Everything a request handler needs; shared by all connections.
+pub struct AppState {
+    /// Boards by name.
+    pub boards: HashMap<String, Arc<BoardState>>,
+    /// Where scores live.
+    pub store: Arc<dyn Store>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Bound on one request.
+    pub request_timeout: Duration,
+    /// Source of request ids for the audit log.
+    pub request_counter: AtomicU64,
+    /// Request counters and latency histograms, registered once.
+    pub route_metrics: RouteMetrics,
+    /// Per-client write limits; `None` when off.
+    pub write_limiter: Option<RateLimiter>,
+    /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
+    pub refresher: Arc<Supervised>,
+    /// Test-only: makes the refresher panic on its next pass, to show that
+    /// supervision restarts it.
+    #[cfg(test)]
+    pub panic_refresher: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// The board named `name`, or 404.
+    pub fn board(&self, name: &str) -> Result<&Arc<BoardState>, ApiError> {
+        self.boards
+            .get(name)
+            .ok_or_else(|| ApiError::unknown_board(name))
+    }
+}
+
+/// Serves one request: route, check the method, run the handler under the
+/// request timeout, map errors, count and time it.
+pub async fn handle<B>(state: Arc<AppState>, peer: IpAddr, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let routed = route(parts.uri.path());
+    let reply = if !routed.route.accepts(&parts.method) {
+        Err(ApiError::method_not_allowed(routed.route.allow()))
+    } else {
+        let work = dispatch(&state, routed, peer, &parts, body);
+        match tokio::time::timeout(state.request_timeout, work).await {
+            Ok(reply) => reply,
+            Err(_) => Err(ApiError::unavailable(
+                ErrorCode::Timeout,
+                "the request did not finish in time; nothing is known to be applied, retry with the same Idempotency-Key",
+            )),
+        }
+    };
+    let response = reply.unwrap_or_else(ApiError::into_response);
+    state
+        .route_metrics
+        .record(routed.route, response.status(), started.elapsed());
+    response
+}
+
+async fn dispatch<B>(
+    state: &AppState,
+    routed: Routed<'_>,
+    peer: IpAddr,
+    parts: &http::request::Parts,
+    body: B,
+) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let query = Query(parts.uri.query().unwrap_or(""));
+    match routed.route {
+        Route::Scores => {
+            if let Some(limiter) = &state.write_limiter {
+                limiter
+                    .take(peer, Instant::now())
+                    .map_err(ApiError::rate_limited)?;
+            }
+            let board = decode(routed.board, "board")?;
+            writes::write_score(state, &board, &parts.headers, body).await
+        }
+        Route::Top => {
+            query.only(&["limit", "offset"])?;
+            reads::top(state, &decode(routed.board, "board")?, &query)
+        }
+        Route::Member => {
+            query.only(&[])?;
+            let board = decode(routed.board, "board")?;
+            reads::member(state, &board, &decode(routed.member, "member")?).await
+        }
+        Route::Around => {
+            query.only(&["radius"])?;
+            let board = decode(routed.board, "board")?;
+            let member = decode(routed.member, "member")?;
+            reads::around(state, &board, &member, &query).await
+        }
+        Route::Static => reads::static_file(
+            state,
+            &decode(routed.board, "board")?,
+            routed.file,
+            &parts.headers,
+        ),
+        Route::Healthz => Ok(json(
+            StatusCode::OK,
+            Bytes::from_static(b"{\"status\":\"ok\"}"),
+        )),
+        Route::Readyz => reads::readyz(state).await,
+        Route::Metrics => Ok(reads::metrics_text(state)),
+        Route::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+/// A JSON response with `body`.
+pub fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A 200 JSON response serialising `value`.
+pub fn json_of<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::OK,
+        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+    )
+}

@@ -1,0 +1,218 @@
+//! The write endpoint: `POST /v1/boards/{board}/scores`.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use http_body_util::Full;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use standings_core::store::now_ms;
+use standings_core::{MemberId, Op, Score, Write};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::request::{idempotency_key, json_object, present, read_body, require_json};
+use crate::service::{json_of, AppState};
+use crate::view::score;
+
+#[derive(Serialize)]
+struct WriteReply<'a> {
+    member: &'a str,
+    #[serde(serialize_with = "score")]
+    score: f64,
+    applied: bool,
+}
+
+/// Validates and applies one score write.
+pub async fn write_score<B>(
+    state: &AppState,
+    board: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let b = state.board(board)?;
+    require_json(headers)?;
+    let idempotency_key = idempotency_key(headers)?;
+    let request_id = request_id(state, headers);
+    let body = read_body(headers, body, state.max_body_bytes).await?;
+    let (member, op, value) = parse_write(&body, b.board.default_op)?;
+    b.board.shard_of(&member)?;
+    let write = Write {
+        member,
+        op,
+        value,
+        idempotency_key,
+        request_id,
+    };
+    let outcome = state.store.apply(&b.board, &write).await?;
+    metrics::counter!("standings_writes_total", "applied" => if outcome.applied { "true" } else { "false" })
+        .increment(1);
+    Ok(json_of(&WriteReply {
+        member: write.member.as_str(),
+        score: outcome.score,
+        applied: outcome.applied,
+    }))
+}
+
+/// `{"member", "score", "op"}`, every field optional here so that a missing
+/// one is named; `null` is kept apart from absent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteBody {
+    #[serde(default, deserialize_with = "present")]
+    member: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    score: Option<Value>,
+    #[serde(default)]
+    op: Option<Value>,
+}
+
+/// Parses `{"member": "...", "score": N, "op": "..."}`, naming the field at
+/// fault in every error.
+fn parse_write(body: &[u8], default_op: Op) -> Result<(MemberId, Op, Score), ApiError> {
+    let fields: WriteBody = json_object(body, "member, score, op")?;
+    let missing = |field: &'static str| {
+        ApiError::bad_field(
+            ErrorCode::MissingField,
+            field,
+            format!("{field} is required"),
+        )
+    };
+    let member = match fields.member.ok_or_else(|| missing("member"))? {
+        Value::String(s) => MemberId::new(&s)?,
+        _ => {
+            return Err(ApiError::bad_field(
+                ErrorCode::InvalidMember,
+                "member",
+                "member must be a string",
+            ))
+        }
+    };
+    let value = match fields.score.ok_or_else(|| missing("score"))? {
+        Value::Number(n) => exact_score(&n)?,
+        _ => {
+            return Err(ApiError::bad_field(
+                ErrorCode::InvalidScore,
+                "score",
+                "score must be a number",
+            ))
+        }
+    };
+    let op = match fields.op {
+        Some(Value::String(s)) => Op::parse(&s)?,
+        Some(Value::Null) | None => default_op,
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                ErrorCode::InvalidOp,
+                "op",
+                "op must be one of incr, set, best",
+            ))
+        }
+    };
+    Ok((member, op, value))
+}
+
+/// A JSON number as a score. Integers are checked exactly: as an f64,
+/// 2^53 + 1 rounds to 2^53 and would pass (and be stored as a different
+/// number).
+fn exact_score(n: &serde_json::Number) -> Result<Score, ApiError> {
+    let out_of_range = || {
+        ApiError::bad_field(
+            ErrorCode::InvalidScore,
+            "score",
+            "score must be a finite number within +-2^53 (9007199254740992)",
+        )
+    };
+    let limit = 1u64 << 53;
+    let beyond = match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => u > limit,
+        (None, Some(i)) => i.unsigned_abs() > limit,
+        (None, None) => false,
+    };
+    if beyond {
+        return Err(out_of_range());
+    }
+    Ok(Score::new(n.as_f64().ok_or_else(out_of_range)?)?)
+}
+
+/// `X-Request-Id` when the client sent a sane one, else a generated id.
+fn request_id(state: &AppState, headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(String::from)
+        .unwrap_or_else(|| {
+            let n = state.request_counter.fetch_add(1, Ordering::Relaxed);
+            format!("gw-{:x}-{n:x}", now_ms())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_bodies() {
+        let ok = parse_write(br#"{"member":"u:1","score":5}"#, Op::Incr).unwrap();
+        assert_eq!((ok.0.as_str(), ok.1, ok.2.get()), ("u:1", Op::Incr, 5.0));
+        let field = |body: &str| parse_write(body.as_bytes(), Op::Incr).unwrap_err().field;
+        assert_eq!(
+            field(r#"{"member":"u","score":1e300}"#).as_deref(),
+            Some("score")
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":9007199254740993}"#).as_deref(),
+            Some("score"),
+            "2^53 + 1 rounds to 2^53 as an f64; the integer is checked exactly"
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":-9007199254740993}"#).as_deref(),
+            Some("score")
+        );
+        assert!(parse_write(br#"{"member":"u","score":-9007199254740992}"#, Op::Incr).is_ok());
+        assert_eq!(
+            field(r#"{"member":"","score":1}"#).as_deref(),
+            Some("member")
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":"1"}"#).as_deref(),
+            Some("score")
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":1,"op":"x"}"#).as_deref(),
+            Some("op")
+        );
+        assert_eq!(
+            field(r#"{"member":"u","score":1,"scroe":1}"#).as_deref(),
+            Some("scroe")
+        );
+        assert_eq!(field(r#"{"score":1}"#).as_deref(), Some("member"));
+        assert_eq!(field(r#"[1]"#), None);
+        assert_eq!(field(r#"{"member":"u","score":NaN}"#), None, "not JSON");
+    }
+
+    #[test]
+    fn null_is_a_wrong_type_not_a_missing_field() {
+        let err = |body: &str| parse_write(body.as_bytes(), Op::Incr).unwrap_err().code;
+        assert_eq!(
+            err(r#"{"member":null,"score":1}"#),
+            ErrorCode::InvalidMember
+        );
+        assert_eq!(
+            err(r#"{"member":"u","score":null}"#),
+            ErrorCode::InvalidScore
+        );
+        let (_, op, _) = parse_write(br#"{"member":"u","score":1,"op":null}"#, Op::Set).unwrap();
+        assert_eq!(op, Op::Set, "a null op is the board's default");
+        assert_eq!(
+            err(r#"["u", 1]"#),
+            ErrorCode::InvalidJson,
+            "an array is not read by position"
+        );
+    }
+}
