@@ -1,0 +1,609 @@
+//! The Redis Cluster backend: [`RedisStore`] keeps scores in sorted sets on
+//! a Redis Cluster (Redis >= 7), with the key layout of [`crate::keyspace`].
+//!
+//! # Writes
+//!
+//! Every key of a shard carries the shard's hash tag, so a write is ONE Lua
+//! script ([`WRITE_SCRIPT`]) on one slot, atomic on the node that owns it:
+//! idempotency check, the op, the version bump and the audit record, or none
+//! of them. `incr` refuses a sum beyond +-2^53 with the same TwoSum test as
+//! [`crate::types::checked_add`], before anything is written. The script is
+//! sent with `EVALSHA`; a node that answers `NOSCRIPT` (restarted, failed
+//! over, `SCRIPT FLUSH`) gets the same call as `EVAL` with the source, which
+//! also caches it there again. That is the fallback redis-rs's own
+//! `Script::invoke_async` uses too, except that redis-rs reloads with a
+//! `SCRIPT LOAD` sent to every node, which fails while any node is down; ours
+//! touches only the node that owns the slot.
+//!
+//! # Scores
+//!
+//! Scores cross the wire as text and must round-trip exactly: Rust sends
+//! `{:e}` (the shortest text that parses back to the same `f64`), the
+//! scripts format with `string.format('%.17g', x)` (Lua's `tostring` keeps
+//! only 14 digits) and return strings (a Lua number reply would be truncated
+//! to an integer), and replies are parsed with `str::parse::<f64>`.
+//!
+//! # Reads that fan out
+//!
+//! `counts`, `neighbours` and `versions` group the shards by the master
+//! that owns their slot (from `CLUSTER SLOTS`, refreshed when a pipeline
+//! fails) and send one pipeline per master, all masters at once. A node
+//! answers a pipeline of commands on different slots as long as it owns
+//! each of them; when the grouping was stale, the pipeline fails and that
+//! group is re-sent as single commands, which redis-rs routes and redirects
+//! itself. `neighbours` runs [`NEIGHBOURS_SCRIPT`] (read-only, `EVALSHA_RO`)
+//! per shard, which places the anchor among tied scores by member bytes.
+//!
+//! # Bounds
+//!
+//! The client gets `connect_timeout`, `response_timeout` (which redis-rs
+//! also uses as the bound of one request including its retries), a small
+//! retry count and retry waits of tens of milliseconds instead of the
+//! crate's defaults (16 retries, waits from 1.28 s upwards). On top of that
+//! every store call runs under `tokio::time::timeout` of
+//! `connect_timeout + 2 x response_timeout` ([`RedisOptions::call_bound`]),
+//! so no call outlives its bound whatever the client does. Every failure is
+//! [`StoreError::Unavailable`], except replies this code cannot read
+//! ([`StoreError::Corrupt`]) and `incr` out of range.
+//!
+//! # Layout
+//!
+//! This file holds the store and its [`Store`] impl; `scripts` the two Lua
+//! scripts (kept as `write.lua` and `neighbours.lua`), `fanout` the
+//! per-master pipelines and `reply` the decoding of replies.
+
+mod fanout;
+mod reply;
+mod scripts;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
+
+use self::fanout::{slot_of, Call, ShardCalls, SlotMap};
+use self::reply::{
+    array, corrupt, first, parse_audit, parse_cluster_slots, parse_count, parse_entries,
+    parse_neighbours, parse_score, parse_write, unavailable,
+};
+use self::scripts::MAX_NEIGHBOURS;
+pub use self::scripts::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
+use super::{
+    check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    WriteOutcome,
+};
+use crate::board::Board;
+use crate::keyspace::{self, Scope};
+use crate::types::{Entry, MemberId, Order};
+
+/// How many audit records a shard's stream keeps, approximately
+/// (`XADD ... MAXLEN ~`): the memory store's [`super::memory::AUDIT_CAPACITY`].
+pub const AUDIT_MAXLEN: usize = super::memory::AUDIT_CAPACITY;
+
+/// How the store talks to the cluster; from `[store]` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Bound on establishing a connection to one node.
+    pub connect_timeout: Duration,
+    /// Bound on one request to the cluster, its retries and redirects
+    /// included.
+    pub response_timeout: Duration,
+    /// Retries on MOVED/ASK, TRYAGAIN, CLUSTERDOWN and connection errors
+    /// within the response timeout. Never on a timed-out request, since a
+    /// write that timed out may still have been applied.
+    pub retries: u32,
+}
+
+impl Default for RedisOptions {
+    /// The config's defaults: 1 s, 1 s, 2 retries.
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            retries: 2,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// The bound on any one store call: one connect, plus a request and its
+    /// per-shard fallback for a fan-out whose grouping was stale.
+    pub fn call_bound(&self) -> Duration {
+        self.connect_timeout + self.response_timeout * 2
+    }
+}
+
+/// The Redis Cluster store. Cheap to share behind an `Arc`; the connection
+/// multiplexes every concurrent call over one socket per node.
+pub struct RedisStore {
+    /// redis-rs's cluster connection: slot routing, redirects, reconnects.
+    conn: ClusterConnection,
+    /// The bounds it was opened with.
+    opts: RedisOptions,
+    /// Where fan-out pipelines go; refreshed when one fails.
+    slots: RwLock<Arc<SlotMap>>,
+    /// Set when a pipeline failed, so the next fan-out re-reads the map.
+    slots_stale: AtomicBool,
+    /// SHA1 of [`WRITE_SCRIPT`], for `EVALSHA`.
+    write_sha: String,
+    /// SHA1 of [`NEIGHBOURS_SCRIPT`], for `EVALSHA_RO`.
+    neighbours_sha: String,
+}
+
+impl RedisStore {
+    /// Connects to the cluster through `nodes` (`host:port` seeds; the rest
+    /// are discovered), checks that every master answers, loads both
+    /// scripts on every node and reads the slot map. Fails with
+    /// [`StoreError::Unavailable`] within a bounded time when the cluster
+    /// cannot be reached.
+    pub async fn connect(nodes: &[String], opts: RedisOptions) -> Result<Self, StoreError> {
+        if nodes.is_empty() {
+            return Err(StoreError::Unavailable(
+                "no Redis Cluster seed nodes given".into(),
+            ));
+        }
+        let seeds: Vec<String> = nodes.iter().map(|n| seed_url(n)).collect();
+        let client = ClusterClientBuilder::new(seeds)
+            .connection_timeout(opts.connect_timeout)
+            .response_timeout(opts.response_timeout)
+            .overall_response_timeout(Some(opts.response_timeout))
+            .retries(opts.retries)
+            .min_retry_wait(5)
+            .max_retry_wait(100)
+            .retry_wait_formula(10, 2)
+            .build()
+            .map_err(unavailable)?;
+        let seeds_bound = opts.connect_timeout * (nodes.len() as u32 + 1) + opts.response_timeout;
+        let conn = bounded(seeds_bound, async {
+            client.get_async_connection().await.map_err(unavailable)
+        })
+        .await?;
+        let store = Self {
+            conn,
+            opts,
+            slots: RwLock::new(Arc::new(SlotMap::default())),
+            slots_stale: AtomicBool::new(true),
+            write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
+            neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
+        };
+        store.ping().await?;
+        store.bound(store.load_scripts()).await?;
+        store.bound(store.refresh_slots()).await?;
+        Ok(store)
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> RedisOptions {
+        self.opts
+    }
+
+    /// `SCRIPT LOAD` of both scripts on every node (redis-rs sends it to
+    /// all). A node that is down now gets the script on first use through
+    /// the `EVAL` fallback, so a failure here is logged, not fatal.
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        for (name, source) in [("write", WRITE_SCRIPT), ("neighbours", NEIGHBOURS_SCRIPT)] {
+            let mut cmd = redis::cmd("SCRIPT");
+            cmd.arg("LOAD").arg(source);
+            if let Err(e) = self.query(&cmd).await {
+                tracing::warn!(script = name, error = %e, "SCRIPT LOAD failed; EVAL will reload it on use");
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads `CLUSTER SLOTS` into the grouping map.
+    async fn refresh_slots(&self) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let reply = self.query(&cmd).await.map_err(unavailable)?;
+        let map = parse_cluster_slots(&reply)?;
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
+        self.slots_stale.store(false, AtomicOrdering::Relaxed);
+        Ok(())
+    }
+
+    /// The current grouping map, re-read first when a pipeline failed.
+    async fn slot_map(&self) -> Arc<SlotMap> {
+        if self.slots_stale.load(AtomicOrdering::Relaxed) {
+            if let Err(e) = self.refresh_slots().await {
+                tracing::debug!(error = %e, "CLUSTER SLOTS failed; fanning out per shard");
+            }
+        }
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `fut` under the call bound; past it the call is Unavailable.
+    async fn bound<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        bounded(self.opts.call_bound(), fut).await
+    }
+
+    /// One command, routed by its first key (or to the nodes redis-rs
+    /// chooses for keyless commands); server errors come back as `Err`.
+    async fn query(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        cmd.query_async::<Value>(&mut self.conn.clone()).await
+    }
+
+    /// One command, and its `EVAL` form if the node lacks the script.
+    async fn run(&self, call: &Call) -> Result<Value, RedisError> {
+        match self.query(&call.cmd).await {
+            Err(e) if is_noscript(&e) => match call.fallback() {
+                Some(fallback) => self.query(&fallback).await,
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// A script call by SHA; its `EVAL` form is built only on `NOSCRIPT`.
+    fn script_call(
+        &self,
+        read_only: bool,
+        sha: &str,
+        source: &'static str,
+        keys: &[String],
+        args: &[String],
+    ) -> Call {
+        let (by_sha, by_source) = if read_only {
+            ("EVALSHA_RO", "EVAL_RO")
+        } else {
+            ("EVALSHA", "EVAL")
+        };
+        let mut cmd = redis::cmd(by_sha);
+        cmd.arg(sha).arg(keys.len()).arg(keys).arg(args);
+        Call {
+            cmd,
+            script: Some((by_source, source)),
+        }
+    }
+}
+
+/// Runs `fut` under `limit`; past it the call is Unavailable.
+async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!(
+            "no answer from Redis Cluster within {limit:?}"
+        )))
+    })
+}
+
+/// `host:port` as the client wants it; a full URL passes through.
+fn seed_url(node: &str) -> String {
+    if node.contains("://") {
+        node.to_string()
+    } else {
+        format!("redis://{node}")
+    }
+}
+
+fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// A score as text that parses back to the same `f64` (shortest form).
+fn score_arg(x: f64) -> String {
+    format!("{x:e}")
+}
+
+/// The idempotency record of (member, key) in the member's shard: the
+/// member's byte length keeps `a:b` + `c` apart from `a` + `b:c`.
+fn idempotency_key(board: &Board, shard: u32, member: &MemberId, key: &str) -> String {
+    let member = member.as_str();
+    format!(
+        "{}{}:{member}:{key}",
+        keyspace::shard_idempotency_prefix(board, shard),
+        member.len()
+    )
+}
+
+fn order_arg(order: Order) -> &'static str {
+    match order {
+        Order::Desc => "desc",
+        Order::Asc => "asc",
+    }
+}
+
+impl RedisStore {
+    async fn apply_once(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let shard = board
+            .shard_of(&write.member)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let mut keys = vec![
+            keyspace::shard_zset(board, shard),
+            keyspace::shard_version(board, shard),
+            keyspace::shard_audit(board, shard),
+        ];
+        if let Some(key) = &write.idempotency_key {
+            keys.push(idempotency_key(board, shard, &write.member, key));
+        }
+        let ttl_ms = board.idempotency_ttl.as_millis().max(1);
+        let args = vec![
+            write.member.as_str().to_string(),
+            write.op.as_str().to_string(),
+            score_arg(write.value.get()),
+            order_arg(board.order).to_string(),
+            ttl_ms.to_string(),
+            write.request_id.clone(),
+            now_ms().to_string(),
+            write.idempotency_key.clone().unwrap_or_default(),
+            AUDIT_MAXLEN.to_string(),
+        ];
+        let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
+        let reply = self.run(&call).await.map_err(unavailable)?;
+        parse_write(&reply)
+    }
+
+    async fn top_once(
+        &self,
+        board: &Board,
+        shard: u32,
+        k: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        check_shard(board, shard)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(keyspace::shard_zset(board, shard))
+            .arg(0)
+            .arg((k - 1).min(i64::MAX as usize) as i64);
+        if board.order == Order::Desc {
+            cmd.arg("REV");
+        }
+        cmd.arg("WITHSCORES");
+        parse_entries(&self.query(&cmd).await.map_err(unavailable)?)
+    }
+
+    /// `ZCOUNT` of the scores strictly better than the exclusive `bound`
+    /// (`(score`, formatted once per fan-out, not once per shard) and
+    /// `ZCARD`. Each command is sized up front, so building it never
+    /// reallocates.
+    fn counts_calls(board: &Board, shard: u32, bound: &str) -> ShardCalls {
+        let key = keyspace::shard_zset(board, shard);
+        let (min, max) = match board.order {
+            Order::Desc => (bound, "+inf"),
+            Order::Asc => ("-inf", bound),
+        };
+        let mut zcount = Cmd::with_capacity(4, 6 + key.len() + min.len() + max.len());
+        zcount.arg("ZCOUNT").arg(&key).arg(min).arg(max);
+        let mut zcard = Cmd::with_capacity(2, 5 + key.len());
+        zcard.arg("ZCARD").arg(&key);
+        ShardCalls {
+            slot: slot_of(&key),
+            calls: vec![Call::plain(zcount), Call::plain(zcard)],
+        }
+    }
+
+    fn neighbours_calls(&self, board: &Board, shard: u32, anchor: &Entry, n: usize) -> ShardCalls {
+        let key = keyspace::shard_zset(board, shard);
+        let args = [
+            score_arg(anchor.score),
+            anchor.member.as_str().to_string(),
+            n.min(MAX_NEIGHBOURS).to_string(),
+        ];
+        let call = self.script_call(
+            true,
+            &self.neighbours_sha,
+            NEIGHBOURS_SCRIPT,
+            std::slice::from_ref(&key),
+            &args,
+        );
+        ShardCalls {
+            slot: slot_of(&key),
+            calls: vec![call],
+        }
+    }
+
+    fn version_calls(&self, board: &Board, shard: u32) -> ShardCalls {
+        let key = keyspace::shard_version(board, shard);
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        ShardCalls {
+            slot: slot_of(&key),
+            calls: vec![Call::plain(get)],
+        }
+    }
+
+    /// Checks the shards, fans their calls out and parses each shard's
+    /// replies.
+    async fn per_shard<T>(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        build: impl Fn(u32) -> ShardCalls + Sync,
+        parse: impl Fn(&[Value]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        for &shard in shards {
+            check_shard(board, shard)?;
+        }
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (values, starts) = self.fan_out(shards, &build).await?;
+        starts
+            .windows(2)
+            .map(|w| parse(&values[w[0]..w[1]]))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
+        self.bound(self.apply_once(board, write)).await
+    }
+
+    async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {
+        self.bound(self.top_once(board, shard, k)).await
+    }
+
+    async fn score(
+        &self,
+        board: &Board,
+        shard: u32,
+        member: &MemberId,
+    ) -> Result<Option<f64>, StoreError> {
+        check_shard(board, shard)?;
+        let mut cmd = redis::cmd("ZSCORE");
+        cmd.arg(keyspace::shard_zset(board, shard))
+            .arg(member.as_str());
+        let reply = self
+            .bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await?;
+        match reply {
+            Value::Nil => Ok(None),
+            other => parse_score(&other).map(Some),
+        }
+    }
+
+    async fn counts(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        score: f64,
+    ) -> Result<Vec<ShardCounts>, StoreError> {
+        let bound = format!("({}", score_arg(score));
+        let work = self.per_shard(
+            board,
+            shards,
+            |s| Self::counts_calls(board, s, &bound),
+            |values| {
+                Ok(ShardCounts {
+                    better: parse_count(first(values)?)?,
+                    total: parse_count(values.get(1).ok_or_else(|| corrupt("missing ZCARD"))?)?,
+                })
+            },
+        );
+        self.bound(work).await
+    }
+
+    async fn neighbours(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchor: &Entry,
+        n: usize,
+    ) -> Result<Vec<Neighbours>, StoreError> {
+        let work = self.per_shard(
+            board,
+            shards,
+            |s| self.neighbours_calls(board, s, anchor, n),
+            |values| parse_neighbours(first(values)?, board.order),
+        );
+        self.bound(work).await
+    }
+
+    async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError> {
+        let work = self.per_shard(
+            board,
+            shards,
+            |s| self.version_calls(board, s),
+            |values| parse_count(first(values)?),
+        );
+        self.bound(work).await
+    }
+
+    async fn audit_tail(
+        &self,
+        board: &Board,
+        shard: u32,
+        n: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        check_shard(board, shard)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(keyspace::shard_audit(board, shard))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(n);
+        let reply = self
+            .bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await?;
+        array(&reply)?.iter().map(parse_audit).collect()
+    }
+
+    async fn put_snapshot(
+        &self,
+        board: &Board,
+        scope: Scope,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(keyspace::snapshot(board, scope))
+            .arg(bytes.as_ref());
+        self.bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(keyspace::snapshot(board, scope));
+        let reply = self
+            .bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await?;
+        match reply {
+            Value::Nil => Ok(None),
+            Value::BulkString(b) => Ok(Some(Bytes::from(b))),
+            other => Err(corrupt(format!("snapshot is not a string: {other:?}"))),
+        }
+    }
+
+    /// `PING` on every master: ready only when every slot can be served.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let cmd = redis::cmd("PING");
+        self.bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{BoardName, MAX_SCORE};
+
+    #[test]
+    fn score_text_round_trips() {
+        for x in [
+            0.0,
+            0.1,
+            0.1 + 0.2,
+            -2.5,
+            MAX_SCORE,
+            -MAX_SCORE,
+            MAX_SCORE - 1.0,
+            1e-300,
+            5e-324,
+            123_456_789.123_456_78,
+        ] {
+            let s = score_arg(x);
+            assert_eq!(s.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{s}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_separate_members_and_keys() {
+        let b = Board::new(BoardName::new("b").unwrap());
+        let m = |s: &str| MemberId::new(s).unwrap();
+        let one = idempotency_key(&b, 0, &m("a:b"), "c");
+        let two = idempotency_key(&b, 0, &m("a"), "b:c");
+        assert_ne!(one, two);
+        assert!(one.starts_with(&keyspace::shard_idempotency_prefix(&b, 0)));
+        assert_eq!(slot_of(&one), slot_of(&keyspace::shard_zset(&b, 0)));
+    }
+}
