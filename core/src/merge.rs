@@ -2,11 +2,14 @@
 //! global list.
 //!
 //! Every input list is already sorted best first, so the top K of their union
-//! is a k-way merge: a heap holds one cursor per list (at most G or S of
-//! them) and is popped K times. That is K * log(lists) comparisons instead of
-//! sorting lists * K candidates. The heap stores each cursor's score inline
-//! so that most comparisons never touch the entries; member bytes are read
-//! only to break ties.
+//! is a k-way merge popped K times, not a sort of lists * K candidates. The
+//! merge is a loser tree (a tournament tree holding one cursor per list): each
+//! pop replays one leaf-to-root path, log2(lists) comparisons, against about
+//! twice that for a binary heap. Cursors compare by an integer rank key
+//! computed once per entry from its score, so most comparisons never touch
+//! the entries; member bytes are read only to break ties. (It replaced a
+//! binary heap: 7 µs against 27 µs for the top 1000 of 100 x 1000, see
+//! `docs/benchmarks.md`.)
 //!
 //! Because every member lives in exactly one shard, and each shard list is
 //! that shard's exact TOP-K, the merged TOP-N (N <= K) is exact.

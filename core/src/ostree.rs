@@ -31,6 +31,12 @@
 //! operations and eventually a stack overflow. So [`OrderStatTree::new`]
 //! seeds each tree from the process's random hasher keys;
 //! [`OrderStatTree::with_seed`] gives reproducible trees for tests.
+//!
+//! # Why one file
+//!
+//! About 550 lines of implementation and 300 of tests: the treap's rotations,
+//! size bookkeeping and arena only make sense together, and the tests (a
+//! `BTreeSet` oracle and a depth check) exercise them as one unit.
 
 use std::cmp::Ordering;
 use std::fmt;

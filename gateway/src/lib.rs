@@ -3,10 +3,11 @@
 //! static JSON files, CDN purges when they change, metrics and graceful
 //! shutdown.
 //!
-//! Modules: [`router`] finds the endpoint, [`service`] holds the shared
-//! state and [`service::handle`], [`reads`] and [`writes`] are the
-//! handlers, [`request`] reads queries, bodies and headers, [`error`] is the
-//! one place errors become responses, [`view`] holds the published TOP-K
+//! Modules: [`router`] finds the endpoint, [`service::handle`] dispatches
+//! it, [`state`] is what every handler shares, [`reads`] and [`writes`] are
+//! the handlers, [`request`] reads queries, bodies and headers, [`reply`]
+//! builds JSON responses, [`error`] is the one place errors become
+//! responses, [`view`] holds the published TOP-K
 //! and its bodies, [`refresh`] merges groups and writes static files,
 //! [`purge`] tells the CDN, [`server`] is the accept loop.
 //!
@@ -20,10 +21,12 @@ pub mod limit;
 pub mod purge;
 pub mod reads;
 pub mod refresh;
+pub mod reply;
 pub mod request;
 pub mod router;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod telemetry;
 pub mod view;
 pub mod writes;
@@ -46,7 +49,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::refresh::{refresh_board, Refreshed, StaticWriter};
-use crate::service::AppState;
+use crate::state::AppState;
 use crate::view::BoardState;
 
 /// How long a panicked refresher waits before it is started again.

@@ -12,8 +12,9 @@ use standings_core::store::now_ms;
 use standings_core::{rank, MemberId};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::reply::{json, json_of, Reply};
 use crate::request::Query;
-use crate::service::{json, json_of, AppState, Reply};
+use crate::state::AppState;
 use crate::view::{score, RankedEntry};
 
 /// `GET /v1/boards/{board}/top`.

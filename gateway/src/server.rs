@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::{handle, AppState};
+use crate::service::handle;
+use crate::state::AppState;
 
 /// Serves `listener` until `shutdown` is cancelled, then waits up to `grace`
 /// for in-flight requests.

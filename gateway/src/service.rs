@@ -1,4 +1,4 @@
-//! The service: shared state, and [`handle`], which routes a request, checks
+//! The service: [`handle`], which routes a request, checks
 //! its method, runs its handler under the request timeout, turns errors
 //! into responses (through [`ApiError::into_response`], the only place) and
 //! counts and times it.
@@ -6,66 +6,21 @@
 //! `handle` takes any request body, so tests call it in process with a
 //! `Full<Bytes>` body and the server calls it with hyper's `Incoming`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use metrics_exporter_prometheus::PrometheusHandle;
-use serde::Serialize;
-use standings_core::Store;
-use standings_runtime::Supervised;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::limit::RateLimiter;
 use crate::reads;
+use crate::reply::{json, Reply};
 use crate::request::Query;
 use crate::router::{decode, route, Route, Routed};
-use crate::telemetry::RouteMetrics;
-use crate::view::BoardState;
+use crate::state::AppState;
 use crate::writes;
-
-/// What a handler answers.
-pub type Reply = Result<Response<Full<Bytes>>, ApiError>;
-
-/// Everything a request handler needs; shared by all connections.
-pub struct AppState {
-    /// Boards by name.
-    pub boards: HashMap<String, Arc<BoardState>>,
-    /// Where scores live.
-    pub store: Arc<dyn Store>,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Bound on one request.
-    pub request_timeout: Duration,
-    /// Source of request ids for the audit log.
-    pub request_counter: AtomicU64,
-    /// Request counters and latency histograms, registered once.
-    pub route_metrics: RouteMetrics,
-    /// Per-client write limits; `None` when off.
-    pub write_limiter: Option<RateLimiter>,
-    /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
-    pub refresher: Arc<Supervised>,
-    /// Test-only: makes the refresher panic on its next pass, to show that
-    /// supervision restarts it.
-    #[cfg(test)]
-    pub panic_refresher: std::sync::atomic::AtomicBool,
-}
-
-impl AppState {
-    /// The board named `name`, or 404.
-    pub fn board(&self, name: &str) -> Result<&Arc<BoardState>, ApiError> {
-        self.boards
-            .get(name)
-            .ok_or_else(|| ApiError::unknown_board(name))
-    }
-}
 
 /// Serves one request: route, check the method, run the handler under the
 /// request timeout, map errors, count and time it.
@@ -147,23 +102,4 @@ where
         Route::Metrics => Ok(reads::metrics_text(state)),
         Route::NotFound => Err(ApiError::not_found()),
     }
-}
-
-/// A JSON response with `body`.
-pub fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// A 200 JSON response serialising `value`.
-pub fn json_of<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
-    json(
-        StatusCode::OK,
-        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-    )
 }

@@ -11,8 +11,9 @@ use standings_core::store::now_ms;
 use standings_core::{MemberId, Op, Score, Write};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::reply::json_of;
 use crate::request::{idempotency_key, json_object, present, read_body, require_json};
-use crate::service::{json_of, AppState};
+use crate::state::AppState;
 use crate::view::score;
 
 #[derive(Serialize)]

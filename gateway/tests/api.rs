@@ -1,6 +1,9 @@
 //! The gateway end to end through a real socket, in embedded mode: 10,000
 //! members over 100 shards checked against a brute-force oracle, the
 //! idempotency contract, static JSON, and every malformed request class.
+//!
+//! About 650 lines, most of them the table of malformed requests, which
+//! reads best as one list.
 
 mod support;
 
@@ -10,7 +13,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use support::{enc, entries, eventually, oracle, TestGateway};
+use support::{enc, entries, eventually, oracle, InProcess, TestGateway};
 
 /// Writes 10,000 members with a mix of ops (many ties) over 8 concurrent
 /// connections; returns the oracle map and the number of writes.
@@ -556,37 +559,34 @@ fn malformed_cases() -> Vec<Case> {
     ]
 }
 
+/// In process, through `Gateway::handle`: the same service the server runs,
+/// without a socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_documented_errors() {
-    let gw = TestGateway::start(TestGateway::config("malformed")).await;
-    let (status, _) = gw
+    let gw = InProcess::start(TestGateway::config("malformed")).await;
+    let seeded = gw
         .write("global", json!({"member": "seed", "score": 1}), None)
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(seeded.status, 200);
     let cases = malformed_cases();
     assert!(cases.len() >= 25);
     for (method, path, content_type, body, status, code, field) in cases {
-        let mut req = gw
-            .client
-            .request(method.parse().unwrap(), gw.url(&path))
-            .body(body);
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        let r = req.send().await.unwrap();
-        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| vec![("content-type", ct)])
+            .unwrap_or_default();
+        let r = gw.send(method, &path, &headers, body).await;
+        assert_eq!(r.status, status, "{method} {path}");
         assert_eq!(
-            r.headers()["content-type"],
-            "application/json",
+            r.headers["content-type"], "application/json",
             "{method} {path}"
         );
         if status == 405 {
             assert!(
-                r.headers().contains_key("allow"),
+                r.headers.contains_key("allow"),
                 "{method} {path} names the allowed methods"
             );
         }
-        let body: Value = r.json().await.unwrap();
+        let body = r.body;
         assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
         assert!(body["error"]["message"]
             .as_str()
@@ -598,28 +598,29 @@ async fn malformed_requests_get_documented_errors() {
         );
     }
     // A bad Idempotency-Key header, and an incr that would leave +-2^53.
+    let long_key = "k".repeat(129);
     let r = gw
-        .client
-        .post(gw.url("/v1/boards/global/scores"))
-        .header("Idempotency-Key", "k".repeat(129))
-        .json(&json!({"member": "a", "score": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["field"],
-        "Idempotency-Key"
-    );
-    let (s, _) = gw
+        .send(
+            "POST",
+            "/v1/boards/global/scores",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", &long_key),
+            ],
+            json!({"member": "a", "score": 1}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["field"], "Idempotency-Key");
+    let set = gw
         .write(
             "global",
             json!({"member": "max", "score": 9007199254740992_u64, "op": "set"}),
             None,
         )
         .await;
-    assert_eq!(s, 200);
-    let (s, body) = gw
+    assert_eq!(set.status, 200);
+    let over = gw
         .write(
             "global",
             json!({"member": "max", "score": 1, "op": "incr"}),
@@ -627,18 +628,18 @@ async fn malformed_requests_get_documented_errors() {
         )
         .await;
     assert_eq!(
-        (s, body["error"]["code"].as_str()),
+        (over.status, over.body["error"]["code"].as_str()),
         (400, Some("invalid_score"))
     );
-    let (_, max) = gw.get_json("/v1/boards/global/members/max").await;
+    let max = gw.get("/v1/boards/global/members/max").await.body;
     assert_eq!(
         max["score"].as_f64(),
         Some(9007199254740992.0),
         "the refused incr changed nothing"
     );
     // Nothing malformed reached the store, and the server still serves.
-    let (_, seed) = gw.get_json("/v1/boards/global/members/seed").await;
+    let seed = gw.get("/v1/boards/global/members/seed").await.body;
     assert_eq!(seed["total"], 2, "only the two valid members exist");
-    assert_eq!(gw.get("/healthz").await.status(), 200);
+    assert_eq!(gw.get("/healthz").await.status, 200);
     gw.stop().await;
 }

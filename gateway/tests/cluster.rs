@@ -21,6 +21,10 @@
 //! failing test prints their tails and keeps the directory. Nothing waits a
 //! fixed time: readiness and convergence are polled against deadlines, and
 //! no assertion is about how long something took.
+//!
+//! One file of about 700 lines: the four scenarios share one deployment
+//! harness (processes, config, oracle plan), and splitting them would mean
+//! one more shared module for tests that only make sense together.
 
 mod support;
 

@@ -95,6 +95,85 @@ impl TestGateway {
     }
 }
 
+/// A gateway in this process without a socket: requests go straight to
+/// `Gateway::handle`, which is the same service the server runs.
+pub struct InProcess {
+    pub gateway: standings_gateway::Gateway,
+    pub shutdown: CancellationToken,
+    pub background: JoinHandle<()>,
+}
+
+/// One in-process answer: status, headers and the JSON body (`Null` when
+/// the body is not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl InProcess {
+    /// Opens `config` and starts its refresher (and embedded agents).
+    pub async fn start(config: Config) -> Self {
+        let gateway = standings_gateway::Gateway::open(config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let background = gateway.start_background(shutdown.clone());
+        Self {
+            gateway,
+            shutdown,
+            background,
+        }
+    }
+
+    /// Sends `method path` with an optional content type and a body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let response = self.gateway.handle(req).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Posts a JSON score write to `board`.
+    pub async fn write(&self, board: &str, body: serde_json::Value, key: Option<&str>) -> Answer {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key));
+        }
+        let path = format!("/v1/boards/{board}/scores");
+        self.send("POST", &path, &headers, body.to_string().into_bytes())
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, &[], Vec::new()).await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.background.await.unwrap();
+    }
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, for at most `limit`;
 /// panics with `what` if it never does.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T

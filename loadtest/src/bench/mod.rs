@@ -21,6 +21,11 @@
 //!
 //! Every process the run starts is a guard that stops it on drop, and
 //! Ctrl-C drops the run (see [`run`]).
+//!
+//! This file is the run plan: which processes start in which order and
+//! which measurement follows which. Each measurement's own code is in its
+//! submodule; what stays here reads top to bottom as the run does, so it is
+//! one piece (about 800 lines).
 
 mod freshness;
 mod merge;

@@ -16,7 +16,7 @@ use futures::future::join_all;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, RedisError, Value};
 
-use super::reply::{corrupt, unavailable};
+use super::reply::{array, corrupt, parse_count, text, unavailable};
 use super::RedisStore;
 use crate::store::StoreError;
 
@@ -267,6 +267,34 @@ pub(super) fn slot_of(key: &str) -> u16 {
     crc16(tagged.unwrap_or(bytes)) % SLOTS
 }
 
+pub(super) fn parse_cluster_slots(v: &Value) -> Result<SlotMap, StoreError> {
+    let mut ranges = Vec::new();
+    for range in array(v)? {
+        let fields = array(range)?;
+        let (Some(first), Some(last), Some(master)) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return Err(corrupt("short CLUSTER SLOTS entry"));
+        };
+        let node = array(master)?;
+        let host = node.first().map(text).transpose()?.unwrap_or_default();
+        let port = node
+            .get(1)
+            .map(parse_count)
+            .transpose()?
+            .unwrap_or_default();
+        let slot = |v: &Value| -> Result<u16, StoreError> {
+            u16::try_from(parse_count(v)?).map_err(|_| corrupt("slot beyond u16"))
+        };
+        ranges.push((slot(first)?, slot(last)?, format!("{host}:{port}")));
+    }
+    let mut masters: Vec<&str> = ranges.iter().map(|(_, _, a)| a.as_str()).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    let masters = masters.len();
+    Ok(SlotMap { ranges, masters })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +361,19 @@ mod tests {
         let calls = calls_at(&[7, 8, 9], &[0, 2, 4, 6], &[0, 2], &[1, 2, 3], &build);
         let got: Vec<Vec<String>> = calls.iter().map(|c| args(&c.cmd)).collect();
         assert_eq!(got, [["B", "7"], ["A", "9"], ["B", "9"]]);
+    }
+
+    #[test]
+    fn parses_cluster_slots() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let reply = Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(5460),
+            Value::Array(vec![bulk("127.0.0.1"), Value::Int(30001), bulk("id")]),
+        ])]);
+        let map = parse_cluster_slots(&reply).unwrap();
+        assert_eq!(map.masters, 1);
+        assert_eq!(map.master_of(100), Some("127.0.0.1:30001"));
+        assert_eq!(map.master_of(5461), None);
     }
 }

@@ -67,10 +67,10 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
-use self::fanout::{slot_of, Call, ShardCalls, SlotMap};
+use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
 use self::reply::{
-    array, corrupt, first, parse_audit, parse_cluster_slots, parse_count, parse_entries,
-    parse_neighbours, parse_score, parse_write, unavailable,
+    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours, parse_score,
+    parse_write, unavailable,
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use redis::{RedisError, Value};
 
-use super::fanout::SlotMap;
 use crate::store::{AuditRecord, Neighbours, StoreError, WriteOutcome};
 use crate::types::{Entry, MemberId, Op, Order, MAX_SCORE};
 
@@ -21,7 +20,7 @@ pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
-fn text(v: &Value) -> Result<&str, StoreError> {
+pub(super) fn text(v: &Value) -> Result<&str, StoreError> {
     match v {
         Value::BulkString(b) => std::str::from_utf8(b).map_err(|_| corrupt("reply is not UTF-8")),
         Value::SimpleString(s) => Ok(s),
@@ -114,34 +113,6 @@ pub(super) fn parse_write(v: &Value) -> Result<WriteOutcome, StoreError> {
     }
 }
 
-pub(super) fn parse_cluster_slots(v: &Value) -> Result<SlotMap, StoreError> {
-    let mut ranges = Vec::new();
-    for range in array(v)? {
-        let fields = array(range)?;
-        let (Some(first), Some(last), Some(master)) =
-            (fields.first(), fields.get(1), fields.get(2))
-        else {
-            return Err(corrupt("short CLUSTER SLOTS entry"));
-        };
-        let node = array(master)?;
-        let host = node.first().map(text).transpose()?.unwrap_or_default();
-        let port = node
-            .get(1)
-            .map(parse_count)
-            .transpose()?
-            .unwrap_or_default();
-        let slot = |v: &Value| -> Result<u16, StoreError> {
-            u16::try_from(parse_count(v)?).map_err(|_| corrupt("slot beyond u16"))
-        };
-        ranges.push((slot(first)?, slot(last)?, format!("{host}:{port}")));
-    }
-    let mut masters: Vec<&str> = ranges.iter().map(|(_, _, a)| a.as_str()).collect();
-    masters.sort_unstable();
-    masters.dedup();
-    let masters = masters.len();
-    Ok(SlotMap { ranges, masters })
-}
-
 /// One stream entry `[id, [field, value, ...]]` as an audit record.
 pub(super) fn parse_audit(v: &Value) -> Result<AuditRecord, StoreError> {
     let entry = array(v)?;
@@ -225,19 +196,5 @@ mod tests {
             parse_write(&Value::Int(3)),
             Err(StoreError::Corrupt(_))
         ));
-    }
-
-    #[test]
-    fn parses_cluster_slots() {
-        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let reply = Value::Array(vec![Value::Array(vec![
-            Value::Int(0),
-            Value::Int(5460),
-            Value::Array(vec![bulk("127.0.0.1"), Value::Int(30001), bulk("id")]),
-        ])]);
-        let map = parse_cluster_slots(&reply).unwrap();
-        assert_eq!(map.masters, 1);
-        assert_eq!(map.master_of(100), Some("127.0.0.1:30001"));
-        assert_eq!(map.master_of(5461), None);
     }
 }

@@ -1,0 +1,51 @@
+//! The state every request handler shares: boards and their views, the
+//! store, limits, metrics and the refresher's health.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use standings_core::Store;
+use standings_runtime::Supervised;
+
+use crate::error::ApiError;
+use crate::limit::RateLimiter;
+use crate::telemetry::RouteMetrics;
+use crate::view::BoardState;
+
+/// Everything a request handler needs; shared by all connections.
+pub struct AppState {
+    /// Boards by name.
+    pub boards: HashMap<String, Arc<BoardState>>,
+    /// Where scores live.
+    pub store: Arc<dyn Store>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Bound on one request.
+    pub request_timeout: Duration,
+    /// Source of request ids for the audit log.
+    pub request_counter: AtomicU64,
+    /// Request counters and latency histograms, registered once.
+    pub route_metrics: RouteMetrics,
+    /// Per-client write limits; `None` when off.
+    pub write_limiter: Option<RateLimiter>,
+    /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
+    pub refresher: Arc<Supervised>,
+    /// Test-only: makes the refresher panic on its next pass, to show that
+    /// supervision restarts it.
+    #[cfg(test)]
+    pub panic_refresher: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// The board named `name`, or 404.
+    pub fn board(&self, name: &str) -> Result<&Arc<BoardState>, ApiError> {
+        self.boards
+            .get(name)
+            .ok_or_else(|| ApiError::unknown_board(name))
+    }
+}
