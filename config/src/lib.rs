@@ -131,6 +131,17 @@ pub struct GatewayConfig {
     pub static_dir: String,
     /// Most connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Most connections one client address may hold at once; more are
+    /// answered 503 `overloaded` and closed.
+    pub max_connections_per_client: usize,
+    /// Bound on receiving a request's headers (from accept, or from the
+    /// first byte of a later request on a kept-alive connection).
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub keep_alive_idle_ms: u64,
+    /// Most live fan-out reads (rank, around) in flight at once; over it,
+    /// they are answered 503 `overloaded` at once instead of queueing.
+    pub max_fanout_in_flight: usize,
     /// Writes per second allowed per client IP address (0: no limit).
     /// Over it, writes answer 429 with `Retry-After`.
     pub write_rate_per_client: f64,
@@ -148,6 +159,10 @@ impl Default for GatewayConfig {
             shutdown_grace_ms: 5_000,
             static_dir: String::new(),
             max_connections: 10_000,
+            max_connections_per_client: 256,
+            header_read_timeout_ms: 5_000,
+            keep_alive_idle_ms: 60_000,
+            max_fanout_in_flight: 64,
             write_rate_per_client: 0.0,
             write_burst_per_client: 100,
         }
@@ -310,6 +325,22 @@ impl Config {
             (
                 "gateway.max_connections",
                 self.gateway.max_connections as u64,
+            ),
+            (
+                "gateway.max_connections_per_client",
+                self.gateway.max_connections_per_client as u64,
+            ),
+            (
+                "gateway.header_read_timeout_ms",
+                self.gateway.header_read_timeout_ms,
+            ),
+            (
+                "gateway.keep_alive_idle_ms",
+                self.gateway.keep_alive_idle_ms,
+            ),
+            (
+                "gateway.max_fanout_in_flight",
+                self.gateway.max_fanout_in_flight as u64,
             ),
             (
                 "agent.precompute_interval_ms",

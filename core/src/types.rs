@@ -122,7 +122,12 @@ impl fmt::Display for BoardName {
 pub struct MemberId(Arc<str>);
 
 impl MemberId {
-    /// Validates `id`: length and absence of control characters.
+    /// Validates `id`: 1 to 128 bytes, and none of the characters a public
+    /// board must not show: controls (Cc), format characters (Cf, e.g.
+    /// U+200B zero width space, U+202E right-to-left override, which make
+    /// look-alike or reversed names), line and paragraph separators (Zl,
+    /// Zp) and noncharacters (U+FDD0..U+FDEF and the last two code points
+    /// of every plane, U+FFFE, U+FFFF, U+1FFFE, ...).
     pub fn new(id: &str) -> Result<Self, InvalidInput> {
         if id.is_empty() || id.len() > MAX_MEMBER_LEN {
             return Err(InvalidInput::new(
@@ -138,6 +143,19 @@ impl MemberId {
                 "member must not contain control characters",
             ));
         }
+        // ASCII (the common case) has no format, separator or noncharacter.
+        if !id.is_ascii() {
+            if let Some(c) = id.chars().find(|&c| refused(c)) {
+                return Err(InvalidInput::new(
+                    InputCode::InvalidMember,
+                    "member",
+                    format!(
+                        "member must not contain format characters, line or paragraph separators or noncharacters (found U+{:04X})",
+                        u32::from(c)
+                    ),
+                ));
+            }
+        }
         Ok(Self(Arc::from(id)))
     }
 
@@ -145,6 +163,20 @@ impl MemberId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Format characters, line and paragraph separators, and noncharacters.
+fn refused(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let code = u32::from(c);
+    let noncharacter = (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE;
+    noncharacter
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 impl fmt::Debug for MemberId {
@@ -362,6 +394,32 @@ mod tests {
             MemberId::new(&"x".repeat(129)).unwrap_err().code,
             "invalid_member"
         );
+    }
+
+    #[test]
+    fn member_ids_refuse_invisible_and_reserved_characters() {
+        for (bad, class) in [
+            ("a\u{200B}b", "Cf zero width space"),
+            ("adm\u{202E}nimda", "Cf right-to-left override"),
+            ("\u{FEFF}user", "Cf byte order mark"),
+            ("\u{E0041}tag", "Cf tag character"),
+            ("line\u{2028}sep", "Zl"),
+            ("para\u{2029}sep", "Zp"),
+            ("x\u{FFFF}", "noncharacter U+FFFF"),
+            ("x\u{FDD0}", "noncharacter U+FDD0"),
+            ("x\u{1FFFE}", "noncharacter U+1FFFE"),
+            ("x\u{10FFFF}", "noncharacter U+10FFFF"),
+        ] {
+            let e = MemberId::new(bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.field),
+                (InputCode::InvalidMember, "member"),
+                "{class}"
+            );
+        }
+        for good in ["名前", "Zoë", "user:ß", "😀", "\u{FFFD}", "\u{FFFC}"] {
+            assert!(MemberId::new(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

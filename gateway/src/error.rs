@@ -62,11 +62,13 @@ pub enum ErrorCode {
     Timeout,
     /// 503: the gateway cannot serve yet.
     NotReady,
+    /// 503: shed before any work (fan-out or connection limit).
+    Overloaded,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -89,6 +91,7 @@ impl ErrorCode {
         ErrorCode::StoreError,
         ErrorCode::Timeout,
         ErrorCode::NotReady,
+        ErrorCode::Overloaded,
     ];
 
     /// The code as the error body spells it.
@@ -116,6 +119,7 @@ impl ErrorCode {
             ErrorCode::StoreError => "store_error",
             ErrorCode::Timeout => "timeout",
             ErrorCode::NotReady => "not_ready",
+            ErrorCode::Overloaded => "overloaded",
         }
     }
 
@@ -138,9 +142,11 @@ impl ErrorCode {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable | Self::StoreError | Self::Timeout | Self::NotReady => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable
+            | Self::StoreError
+            | Self::Timeout
+            | Self::NotReady
+            | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -159,6 +165,18 @@ impl From<InputCode> for ErrorCode {
 impl PartialEq<&str> for ErrorCode {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
+    }
+}
+
+/// Most characters of client input an error message repeats: enough to
+/// recognise a typo, never a 10 KB echo.
+pub const ECHO_CHARS: usize = 64;
+
+/// `input` cut to [`ECHO_CHARS`] characters, marked with `…` when cut.
+pub fn short(input: &str) -> String {
+    match input.char_indices().nth(ECHO_CHARS) {
+        Some((at, _)) => format!("{}…", &input[..at]),
+        None => input.to_string(),
     }
 }
 
@@ -219,7 +237,11 @@ impl ApiError {
 
     /// 404 for an unknown board.
     pub fn unknown_board(name: &str) -> Self {
-        Self::new(ErrorCode::UnknownBoard, format!("no board named {name:?}")).with_field("board")
+        Self::new(
+            ErrorCode::UnknownBoard,
+            format!("no board named {:?}", short(name)),
+        )
+        .with_field("board")
     }
 
     /// 404 for a member without a score.
@@ -369,6 +391,17 @@ impl From<RankError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoes_are_short() {
+        assert_eq!(short("abc"), "abc");
+        let long = "é".repeat(10_000);
+        let cut = short(&long);
+        assert_eq!(cut.chars().count(), ECHO_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        let e = ApiError::unknown_board(&"b".repeat(10_000));
+        assert!(e.message.len() < 100, "{}", e.message);
+    }
 
     #[test]
     fn codes_are_distinct_and_client_errors_are_4xx() {

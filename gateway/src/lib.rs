@@ -91,6 +91,7 @@ impl Gateway {
                 config.gateway.write_burst_per_client,
             ),
             refresher: Supervised::new("refresher"),
+            fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]
             panic_refresher: std::sync::atomic::AtomicBool::new(false),
         });
@@ -149,14 +150,14 @@ pub async fn run(
     let embedded = gateway.config.store.kind == StoreKind::Memory;
     tracing::info!(addr = ?listener.local_addr().ok(), embedded, "gateway listening");
     let gw = &gateway.config.gateway;
-    server::serve(
-        listener,
-        gateway.state.clone(),
-        gw.max_connections,
-        Duration::from_millis(gw.shutdown_grace_ms),
-        shutdown,
-    )
-    .await;
+    let limits = server::Limits {
+        max_connections: gw.max_connections,
+        max_connections_per_client: gw.max_connections_per_client,
+        header_read_timeout: Duration::from_millis(gw.header_read_timeout_ms),
+        keep_alive_idle: Duration::from_millis(gw.keep_alive_idle_ms),
+        grace: Duration::from_millis(gw.shutdown_grace_ms),
+    };
+    server::serve(listener, gateway.state.clone(), limits, shutdown).await;
     let _ = background.await;
     tracing::info!("gateway stopped");
     Ok(())

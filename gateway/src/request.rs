@@ -9,7 +9,7 @@ use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{short, ApiError, ErrorCode};
 use crate::router::decode;
 
 /// The raw query string; parameters are decoded as they are asked for.
@@ -30,10 +30,11 @@ impl<'a> Query<'a> {
         for pair in self.pairs() {
             let (k, _) = pair?;
             if !allowed.contains(&k.as_ref()) {
+                let name = short(&k);
                 return Err(ApiError::bad_field(
                     ErrorCode::UnknownParameter,
-                    k.clone().into_owned(),
-                    format!("unknown query parameter {k:?}"),
+                    name.clone(),
+                    format!("unknown query parameter {name:?}"),
                 ));
             }
         }
@@ -128,7 +129,7 @@ pub fn json_object<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T
         let text = e.to_string();
         let named = |prefix: &str| {
             let rest = text.strip_prefix(prefix)?;
-            rest.split_once('`').map(|(name, _)| name.to_string())
+            rest.split_once('`').map(|(name, _)| short(name))
         };
         if let Some(field) = named("unknown field `") {
             let message = format!("unknown field {field:?}; expected {expected}");

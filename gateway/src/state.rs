@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use standings_core::Store;
 use standings_runtime::Supervised;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::limit::RateLimiter;
 use crate::telemetry::RouteMetrics;
 use crate::view::BoardState;
@@ -33,6 +33,10 @@ pub struct AppState {
     pub route_metrics: RouteMetrics,
     /// Per-client write limits; `None` when off.
     pub write_limiter: Option<RateLimiter>,
+    /// Permits for live fan-out reads: a rank or around that cannot get one
+    /// at once is shed with 503 `overloaded` instead of queueing (queued
+    /// fan-outs grew memory to 550 MB and timed out anyway).
+    pub fanout: tokio::sync::Semaphore,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that
@@ -42,6 +46,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A fan-out permit, or 503 `overloaded` when all are taken.
+    pub fn fanout_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.fanout.try_acquire().map_err(|_| {
+            metrics::counter!("standings_shed_total", "reason" => "fanout").increment(1);
+            ApiError::unavailable(
+                ErrorCode::Overloaded,
+                "too many live rank reads in flight; retry after Retry-After",
+            )
+        })
+    }
+
     /// The board named `name`, or 404.
     pub fn board(&self, name: &str) -> Result<&Arc<BoardState>, ApiError> {
         self.boards

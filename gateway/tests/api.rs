@@ -403,6 +403,56 @@ fn malformed_cases() -> Vec<Case> {
             Some("scroe"),
         ),
         post(r#"[{"member":"a","score":1}]"#, 400, "invalid_json", None),
+        // A repeated field: two readers of "last one wins" could disagree.
+        post(
+            r#"{"member":"a","score":1,"score":1e300}"#,
+            400,
+            "invalid_json",
+            Some("score"),
+        ),
+        post(
+            r#"{"member":"a","score":1e300,"score":1}"#,
+            400,
+            "invalid_json",
+            Some("score"),
+        ),
+        post(
+            r#"{"member":"a","member":"b","score":1}"#,
+            400,
+            "invalid_json",
+            Some("member"),
+        ),
+        // Format characters, separators and noncharacters in member ids.
+        post(
+            r#"{"member":"adm\u202enimda","score":1}"#,
+            400,
+            "invalid_member",
+            Some("member"),
+        ),
+        post(
+            r#"{"member":"a\u200bb","score":1}"#,
+            400,
+            "invalid_member",
+            Some("member"),
+        ),
+        post(
+            r#"{"member":"a\u2028b","score":1}"#,
+            400,
+            "invalid_member",
+            Some("member"),
+        ),
+        post(
+            r#"{"member":"a\u2029b","score":1}"#,
+            400,
+            "invalid_member",
+            Some("member"),
+        ),
+        post(
+            r#"{"member":"a\uffffb","score":1}"#,
+            400,
+            "invalid_member",
+            Some("member"),
+        ),
         post("", 400, "invalid_json", None),
         (
             "POST",

@@ -29,7 +29,7 @@ const ROUTES: [(&str, &str); 10] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 22] = [
+const ERROR_CODES: [&str; 23] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -57,6 +57,7 @@ const ERROR_CODES: [&str; 22] = [
     "store_error",
     "timeout",
     "not_ready",
+    "overloaded",
 ];
 
 fn spec() -> Value {
