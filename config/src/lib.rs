@@ -147,6 +147,17 @@ pub struct GatewayConfig {
     pub write_rate_per_client: f64,
     /// How many writes a client that has been quiet may send at once.
     pub write_burst_per_client: u32,
+    /// Reads per second allowed per client (0: no limit); over it, 429.
+    pub read_rate_per_client: f64,
+    /// How many reads a client that has been quiet may send at once.
+    pub read_burst_per_client: u32,
+    /// Most clients the rate limiters track at once (memory stays bounded
+    /// whatever the number of distinct clients; about 110 bytes each).
+    pub rate_limit_max_clients: usize,
+    /// Proxies (addresses or networks, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` header names the client; the rightmost address not
+    /// itself trusted is the client. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -165,6 +176,10 @@ impl Default for GatewayConfig {
             max_fanout_in_flight: 64,
             write_rate_per_client: 0.0,
             write_burst_per_client: 100,
+            read_rate_per_client: 0.0,
+            read_burst_per_client: 200,
+            rate_limit_max_clients: 100_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -353,12 +368,36 @@ impl Config {
                 return Err(invalid(key.into(), "must be greater than 0"));
             }
         }
-        let rate = self.gateway.write_rate_per_client;
-        if !rate.is_finite() || rate < 0.0 {
+        for (key, rate) in [
+            (
+                "gateway.write_rate_per_client",
+                self.gateway.write_rate_per_client,
+            ),
+            (
+                "gateway.read_rate_per_client",
+                self.gateway.read_rate_per_client,
+            ),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(invalid(
+                    key.into(),
+                    "must be a number >= 0 (0 turns the limit off)",
+                ));
+            }
+        }
+        if self.gateway.rate_limit_max_clients == 0 {
             return Err(invalid(
-                "gateway.write_rate_per_client".into(),
-                "must be a number >= 0 (0 turns the limit off)",
+                "gateway.rate_limit_max_clients".into(),
+                "must be greater than 0",
             ));
+        }
+        for (i, proxy) in self.gateway.trusted_proxies.iter().enumerate() {
+            if !valid_net(proxy) {
+                return Err(invalid(
+                    format!("gateway.trusted_proxies[{i}]"),
+                    "must be an IP address or a network like 10.0.0.0/8",
+                ));
+            }
         }
         if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
@@ -463,6 +502,23 @@ impl BoardConfig {
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             ..Board::new(name)
         }
+    }
+}
+
+/// An address (`10.1.2.3`, `::1`) or a network (`10.0.0.0/8`).
+fn valid_net(s: &str) -> bool {
+    let s = s.trim();
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    match s.split_once('/') {
+        Some((addr, prefix)) => match addr.parse::<std::net::IpAddr>() {
+            Ok(a) => prefix
+                .parse::<u8>()
+                .is_ok_and(|p| p <= if a.is_ipv4() { 32 } else { 128 }),
+            Err(_) => false,
+        },
+        None => false,
     }
 }
 
@@ -575,6 +631,12 @@ mod tests {
         assert!(e.contains("colour"), "unknown keys are refused: {e}");
         let e = err(&format!("[gateway]\nwrite_rate_per_client = -1\n{board}"));
         assert!(e.contains("gateway.write_rate_per_client"), "{e}");
+        let e = err(&format!(
+            "[gateway]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{board}"
+        ));
+        assert!(e.contains("gateway.trusted_proxies[0]"), "{e}");
+        let e = err(&format!("[gateway]\nread_rate_per_client = -1\n{board}"));
+        assert!(e.contains("gateway.read_rate_per_client"), "{e}");
         let e = err(&format!("[gateway]\nlisten = \"nowhere\"\n{board}"));
         assert!(e.contains("gateway.listen"), "{e}");
         let e = err(&format!("[store]\nkind = \"redis\"\n{board}"));

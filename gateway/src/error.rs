@@ -194,6 +194,9 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// Methods the path accepts (405).
     pub allow: Option<&'static str>,
+    /// Further headers (the IETF `RateLimit-Policy` and `RateLimit` of a
+    /// 429); empty, and unallocated, otherwise.
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -205,6 +208,7 @@ impl ApiError {
             field: None,
             retry_after: None,
             allow: None,
+            headers: Vec::new(),
         }
     }
 
@@ -291,12 +295,23 @@ impl ApiError {
 
     /// 429: the client is over its write rate; retry after `wait`.
     pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Self::over_limit("writes", wait, Vec::new())
+    }
+
+    /// 429: the client is over its rate of `what` (`reads`, `writes`);
+    /// retry after `wait`; `headers` describe the limit.
+    pub fn over_limit(
+        what: &str,
+        wait: std::time::Duration,
+        headers: Vec<(http::HeaderName, HeaderValue)>,
+    ) -> Self {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
         Self {
             retry_after: Some(secs),
+            headers,
             ..Self::new(
                 ErrorCode::RateLimited,
-                format!("too many writes from this client; retry in {secs} s"),
+                format!("too many {what} from this client; retry in {secs} s"),
             )
         }
     }
@@ -342,6 +357,9 @@ impl ApiError {
         }
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         response
     }

@@ -86,10 +86,22 @@ impl Gateway {
             request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
             request_counter: AtomicU64::new(0),
             route_metrics: telemetry::RouteMetrics::new(),
-            write_limiter: limit::RateLimiter::new(
-                config.gateway.write_rate_per_client,
-                config.gateway.write_burst_per_client,
-            ),
+            write_limiter: limit::RateLimiter::with_config(limit::LimitConfig {
+                rate_per_sec: config.gateway.write_rate_per_client,
+                burst: config.gateway.write_burst_per_client,
+                max_keys: config.gateway.rate_limit_max_clients,
+            }),
+            read_limiter: limit::RateLimiter::with_config(limit::LimitConfig {
+                rate_per_sec: config.gateway.read_rate_per_client,
+                burst: config.gateway.read_burst_per_client,
+                max_keys: config.gateway.rate_limit_max_clients,
+            }),
+            trusted_proxies: config
+                .gateway
+                .trusted_proxies
+                .iter()
+                .map(|p| limit::parse_net(p).expect("validated with the config"))
+                .collect(),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]

@@ -15,6 +15,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::limit::client_ip;
 use crate::reads;
 use crate::reply::{json, Reply};
 use crate::request::Query;
@@ -63,13 +64,18 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let query = Query(parts.uri.query().unwrap_or(""));
+    let client = || client_ip(peer, &parts.headers, &state.trusted_proxies);
+    match routed.route {
+        Route::Top | Route::Member | Route::Around | Route::Static
+            if state.read_limiter.is_some() =>
+        {
+            state.admit(&state.read_limiter, "reads", client())?;
+        }
+        _ => {}
+    }
     match routed.route {
         Route::Scores => {
-            if let Some(limiter) = &state.write_limiter {
-                limiter
-                    .take(peer, Instant::now())
-                    .map_err(ApiError::rate_limited)?;
-            }
+            state.admit(&state.write_limiter, "writes", client())?;
             let board = decode(routed.board, "board")?;
             writes::write_score(state, &board, &parts.headers, body).await
         }

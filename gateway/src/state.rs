@@ -11,7 +11,7 @@ use standings_core::Store;
 use standings_runtime::Supervised;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::limit::RateLimiter;
+use crate::limit::{rate_limit_headers, Decision, IpNet, RateLimiter};
 use crate::telemetry::RouteMetrics;
 use crate::view::BoardState;
 
@@ -33,6 +33,12 @@ pub struct AppState {
     pub route_metrics: RouteMetrics,
     /// Per-client write limits; `None` when off.
     pub write_limiter: Option<RateLimiter>,
+    /// Per-client read limits (top, members, around, static); `None` when
+    /// off.
+    pub read_limiter: Option<RateLimiter>,
+    /// Proxies whose `X-Forwarded-For` names the client; empty: the peer
+    /// address is the client.
+    pub trusted_proxies: Vec<IpNet>,
     /// Permits for live fan-out reads: a rank or around that cannot get one
     /// at once is shed with 503 `overloaded` instead of queueing (queued
     /// fan-outs grew memory to 550 MB and timed out anyway).
@@ -46,6 +52,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Takes one request of `client` from `limiter` (`what` names it in
+    /// the 429: `reads`, `writes`).
+    pub fn admit(
+        &self,
+        limiter: &Option<RateLimiter>,
+        what: &'static str,
+        client: std::net::IpAddr,
+    ) -> Result<(), ApiError> {
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        let decision = limiter.check(&client, std::time::Instant::now());
+        match decision {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Limited { retry_after, .. } => {
+                metrics::counter!("standings_rate_limited_total", "what" => what).increment(1);
+                let headers = rate_limit_headers(what, limiter.policy(), &decision);
+                Err(ApiError::over_limit(what, retry_after, headers.into()))
+            }
+        }
+    }
+
     /// A fan-out permit, or 503 `overloaded` when all are taken.
     pub fn fanout_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
         self.fanout.try_acquire().map_err(|_| {

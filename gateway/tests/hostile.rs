@@ -173,3 +173,51 @@ async fn rank_reads_over_the_fan_out_limit_are_shed_and_top_keeps_serving() {
     assert_eq!(gw.get("/v1/boards/global/members/u:1").await.status, 200);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_over_the_client_rate_get_429_with_ratelimit_headers_per_forwarded_client() {
+    let mut config = TestGateway::config("readlimit");
+    config.gateway.read_rate_per_client = 0.5;
+    config.gateway.read_burst_per_client = 2;
+    config.gateway.trusted_proxies = vec!["127.0.0.1".into()];
+    let gw = InProcess::start(config).await;
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let top = "/v1/boards/global/top?limit=20";
+    for _ in 0..2 {
+        assert_eq!(
+            gw.send("GET", top, &from("203.0.113.5"), vec![])
+                .await
+                .status,
+            200
+        );
+    }
+    let limited = gw.send("GET", top, &from("203.0.113.5"), vec![]).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["error"]["code"], "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    let policy = limited.headers["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.starts_with("\"reads\";q=2;w="), "{policy}");
+    let state = limited.headers["ratelimit"].to_str().unwrap();
+    assert!(state.starts_with("\"reads\";r=0;t="), "{state}");
+    // Another client behind the same trusted proxy has its own budget.
+    assert_eq!(
+        gw.send("GET", top, &from("203.0.113.6"), vec![])
+            .await
+            .status,
+        200
+    );
+    // A spoofed left-most entry does not help: the rightmost untrusted
+    // address is the client.
+    let spoofed = gw
+        .send("GET", top, &from("198.51.100.1, 203.0.113.5"), vec![])
+        .await;
+    assert_eq!(spoofed.status, 429);
+    // Operations endpoints are never limited.
+    assert_eq!(
+        gw.send("GET", "/healthz", &from("203.0.113.5"), vec![])
+            .await
+            .status,
+        200
+    );
+    gw.stop().await;
+}
