@@ -53,7 +53,7 @@ rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gateway/status"; }
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
 p50() { awk '$1 == "50%" {print $2}' "$1"; }
 rate() { awk '/Requests\/sec/ {print $2}' "$1"; }
-non2xx() { awk '/Non-2xx/ {print $5}' "$1"; }
+non2xx() { awk '/Non-2xx/ {n = $5} END {print n + 0}' "$1"; }
 total() { awk '/requests in/ {print $1}' "$1"; }
 
 rss_before=$(rss)

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `{st:b:p:s}:z` | sorted set | member -> score |
 //! | `{st:b:p:s}:v` | string (int) | shard version, bumped by every applied write |
-//! | `{st:b:p:s}:i:LEN:MEMBER:KEY` | string | idempotency record: the first write's resulting score, with the board's TTL; scoped to (member, key) |
+//! | `{st:b:p:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"`, the first write's [`crate::store::request_digest`] (16 hex digits) and resulting score, with the board's TTL; scoped to (member, key). A record of only a score (previous release) matches any digest |
 //! | `{st:b:p:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
 //! | `{st:b:p:s}:snap` | string | the shard's TOP-K snapshot |
 //! | `{sg:b:p:g}:snap` | string | group g's merged TOP-K snapshot |
@@ -54,7 +54,17 @@ pub fn shard_version(board: &Board, shard: u32) -> String {
     shard_key(board, shard, ":v")
 }
 
-/// The prefix of a shard's idempotency records (the key follows).
+/// The prefix of a shard's idempotency records (`LEN:MEMBER:KEY` follows,
+/// see the table above).
+///
+/// One keyed record, measured on the test cluster (Redis 7.0.15, jemalloc,
+/// cluster mode) with the key `{st:global:all:67}:i:11:user:123456:` and a
+/// 36-byte UUID (72 bytes in all; an 11-byte member) holding
+/// `"750e2e4e4fe088ae 1234.5"` (23 bytes): `MEMORY USAGE` answers 168 bytes
+/// (152 for the previous release's score-only value), and 100,000 such
+/// records added 228.7 bytes each to `used_memory`, which also counts the
+/// TTL's entry in the expires table and the tables' slack. Each byte more
+/// of member or key costs about one byte more per record.
 pub fn shard_idempotency_prefix(board: &Board, shard: u32) -> String {
     format!("{}:i:", shard_tag(board, shard))
 }

@@ -58,9 +58,10 @@ async fn passes_the_conformance_suite() {
 }
 
 /// A write whose answer never came (every master paused past the store's
-/// bound) fails as Unavailable within the bound; retried with the same
-/// idempotency key it is applied exactly once, whether or not the first
-/// attempt ran once the pause ended.
+/// bound) fails as OutcomeUnknown within the bound, not as Unavailable: it
+/// was sent and may yet run. Retried with the same idempotency key it is
+/// applied exactly once, whether or not the first attempt ran once the
+/// pause ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_write_retried_with_its_key_applies_once() {
     let cluster = RedisCluster::start(3, 0);
@@ -80,8 +81,8 @@ async fn a_timed_out_write_retried_with_its_key_applies_once() {
     let first = store.apply(&b, &write).await;
     let took = started.elapsed();
     assert!(
-        matches!(first, Err(StoreError::Unavailable(_))),
-        "a paused cluster is unavailable: {first:?}"
+        matches!(first, Err(StoreError::OutcomeUnknown(_))),
+        "a write sent to a paused cluster has an unknown outcome: {first:?}"
     );
     assert!(
         took < opts.call_bound() + Duration::from_millis(250),
@@ -92,7 +93,9 @@ async fn a_timed_out_write_retried_with_its_key_applies_once() {
     let retried = loop {
         match store.apply(&b, &write).await {
             Ok(outcome) => break outcome,
-            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+                if Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("retry failed: {e}"),
@@ -113,6 +116,75 @@ async fn a_timed_out_write_retried_with_its_key_applies_once() {
         store.audit_tail(&b, shard, 10).await.expect("audit").len(),
         1,
         "one audit record"
+    );
+}
+
+/// The idempotency record key of (member, key), as `core/src/keyspace.rs`
+/// lays it out.
+fn idempotency_record(b: &Board, member: &str, key: &str) -> String {
+    let shard = b
+        .shard_of(&MemberId::new(member).expect("member"))
+        .expect("shard");
+    format!(
+        "{}{}:{member}:{key}",
+        standings_core::keyspace::shard_idempotency_prefix(b, shard),
+        member.len()
+    )
+}
+
+/// The idempotency record holds the write's digest and score, with the
+/// board's TTL; a record the previous release wrote (a score alone) still
+/// answers a repeat, whatever the op and value, instead of a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_records_hold_the_digest_and_old_records_still_repeat() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let b = board("idem-record", 4);
+    let write = incr("m:1", 5.0, Some("new-key"));
+    store.apply(&b, &write).await.expect("keyed write");
+
+    let record = idempotency_record(&b, "m:1", "new-key");
+    let node = cluster.master_of_key(&record);
+    let mut get = redis::cmd("GET");
+    get.arg(&record);
+    let held: String = redis::from_redis_value(cluster.query(&node, &get)).expect("record");
+    assert_eq!(
+        held,
+        format!("{:016x} 5", write.digest()),
+        "digest, then score"
+    );
+    let mut pttl = redis::cmd("PTTL");
+    pttl.arg(&record);
+    let ttl: i64 = redis::from_redis_value(cluster.query(&node, &pttl)).expect("pttl");
+    let board_ttl = i64::try_from(b.idempotency_ttl.as_millis()).expect("ttl");
+    assert!(
+        ttl > 0 && ttl <= board_ttl,
+        "the record keeps the board's TTL: {ttl} ms"
+    );
+
+    let old = idempotency_record(&b, "m:2", "old-key");
+    let mut set = redis::cmd("SET");
+    set.arg(&old).arg("7").arg("PX").arg(60_000);
+    cluster.query(&cluster.master_of_key(&old), &set);
+    let retry = store
+        .apply(&b, &incr("m:2", 1.0, Some("old-key")))
+        .await
+        .expect("retry against an old record");
+    assert_eq!(
+        (retry.score, retry.applied),
+        (7.0, false),
+        "an old record counts as the same write"
+    );
+    let shard = b
+        .shard_of(&MemberId::new("m:2").expect("member"))
+        .expect("shard");
+    assert_eq!(
+        store
+            .score(&b, shard, &MemberId::new("m:2").expect("member"))
+            .await
+            .expect("score"),
+        None,
+        "nothing applied"
     );
 }
 
@@ -170,7 +242,8 @@ async fn writes_and_reads_survive_script_flush() {
 }
 
 /// Calls to a cluster that is gone fail as Unavailable within the bound
-/// instead of hanging.
+/// instead of hanging; a write too, since no node took it (the connection
+/// is refused before anything is sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_cluster_fails_fast() {
     let mut cluster = RedisCluster::start(3, 0);
@@ -192,14 +265,34 @@ async fn a_dead_cluster_fails_fast() {
     let write = store.apply(&b, &incr("m:1", 1.0, None)).await;
     let read = store.versions(&b, &b.all_shards()).await;
     let took = started.elapsed();
+    // The first write after the kill goes out on the dead node's old
+    // connection, and redis-rs answers `broken pipe`: the error it also
+    // gives a request in flight when its connection closes, so the store
+    // cannot tell it was not sent and must not claim nothing was applied.
     assert!(
-        matches!(write, Err(StoreError::Unavailable(_))),
+        matches!(
+            write,
+            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+        ),
         "{write:?}"
     );
     assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
     assert!(
         took < opts.call_bound() * 2 + Duration::from_millis(250),
         "both failed within their bounds ({took:?})"
+    );
+    // Once the client has let go of the dead connections a write finds no
+    // connection (or a refused one): nothing was sent, so it is Unavailable.
+    let started = Instant::now();
+    let later = store.apply(&b, &incr("m:1", 1.0, None)).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(later, Err(StoreError::Unavailable(_))),
+        "a write no node could take is Unavailable: {later:?}"
+    );
+    assert!(
+        took < opts.call_bound() + Duration::from_millis(250),
+        "it failed within the bound ({took:?})"
     );
     let unreachable = RedisStore::connect(&["127.0.0.1:1".to_string()], opts).await;
     assert!(matches!(unreachable, Err(StoreError::Unavailable(_))));

@@ -52,12 +52,17 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// 415: the body is not declared JSON.
     UnsupportedMediaType,
+    /// 422: the `Idempotency-Key` was used before with a different write.
+    IdempotencyConflict,
     /// 429: the client is over its rate.
     RateLimited,
     /// 503: the store is unreachable.
     StoreUnavailable,
     /// 503: the store answered something unreadable.
     StoreError,
+    /// 503: the write was sent to the store and no answer came in time; it
+    /// may have been applied.
+    OutcomeUnknown,
     /// 503: the request did not finish within the request timeout.
     Timeout,
     /// 503: the gateway cannot serve yet.
@@ -68,7 +73,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -86,9 +91,11 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::BodyTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::IdempotencyConflict,
         ErrorCode::RateLimited,
         ErrorCode::StoreUnavailable,
         ErrorCode::StoreError,
+        ErrorCode::OutcomeUnknown,
         ErrorCode::Timeout,
         ErrorCode::NotReady,
         ErrorCode::Overloaded,
@@ -114,9 +121,11 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::StoreError => "store_error",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
             ErrorCode::Timeout => "timeout",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Overloaded => "overloaded",
@@ -141,9 +150,11 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable
             | Self::StoreError
+            | Self::OutcomeUnknown
             | Self::Timeout
             | Self::NotReady
             | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -386,6 +397,18 @@ impl From<StoreError> for ApiError {
                     "the score store is unavailable; nothing was applied, retry later",
                 )
             }
+            StoreError::OutcomeUnknown(why) => {
+                tracing::warn!(error = %why, "store write outcome unknown");
+                Self::unavailable(
+                    ErrorCode::OutcomeUnknown,
+                    "the write was sent to the store but no answer came in time; it may have been applied: retry with the same Idempotency-Key",
+                )
+            }
+            StoreError::IdempotencyConflict => Self::bad_field(
+                ErrorCode::IdempotencyConflict,
+                "Idempotency-Key",
+                "this Idempotency-Key was used before with a different write; nothing was applied",
+            ),
             StoreError::Corrupt(why) => {
                 tracing::error!(error = %why, "store returned unreadable data");
                 Self::unavailable(

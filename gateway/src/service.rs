@@ -39,9 +39,14 @@ where
         let work = dispatch(&state, routed, peer, &parts, body);
         match tokio::time::timeout(state.request_timeout, work).await {
             Ok(reply) => reply,
+            // A write that ran out of time may have reached the store.
+            Err(_) if routed.route == Route::Scores => Err(ApiError::unavailable(
+                ErrorCode::OutcomeUnknown,
+                "the write did not finish in time; it may have been applied: retry with the same Idempotency-Key",
+            )),
             Err(_) => Err(ApiError::unavailable(
                 ErrorCode::Timeout,
-                "the request did not finish in time; nothing is known to be applied, retry with the same Idempotency-Key",
+                "the request did not finish in time; retry later",
             )),
         }
     };

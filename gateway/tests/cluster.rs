@@ -161,7 +161,7 @@ impl Reply {
         );
         let code = self.body["error"]["code"].as_str().unwrap_or("");
         assert!(
-            ["store_unavailable", "timeout"].contains(&code),
+            ["store_unavailable", "outcome_unknown", "timeout"].contains(&code),
             "{what}: error code {code:?}"
         );
     }

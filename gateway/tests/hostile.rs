@@ -221,3 +221,26 @@ async fn reads_over_the_client_rate_get_429_with_ratelimit_headers_per_forwarded
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_reused_with_another_body_is_422_and_changes_nothing() {
+    let gw = InProcess::start(TestGateway::config("conflict")).await;
+    let write = |score: i64| json!({"member": "user:10086", "score": score, "op": "incr"});
+    // Someone claims the README's example key with +0 first ...
+    let first = gw.write("global", write(0), Some("first-write")).await;
+    assert_eq!((first.status, &first.body["applied"]), (200, &json!(true)));
+    // ... the real +50 under the same key is refused, not silently dropped.
+    let conflict = gw.write("global", write(50), Some("first-write")).await;
+    assert_eq!(conflict.status, 422, "{}", conflict.body);
+    assert_eq!(conflict.body["error"]["code"], "idempotency_conflict");
+    assert_eq!(conflict.body["error"]["field"], "Idempotency-Key");
+    // An exact repeat still answers the first outcome.
+    let repeat = gw.write("global", write(0), Some("first-write")).await;
+    assert_eq!(
+        (repeat.status, &repeat.body["applied"]),
+        (200, &json!(false))
+    );
+    let member = gw.get("/v1/boards/global/members/user:10086").await;
+    assert_eq!(member.body["score"], 0, "the refused write changed nothing");
+    gw.stop().await;
+}

@@ -29,7 +29,7 @@ const ROUTES: [(&str, &str); 10] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 23] = [
+const ERROR_CODES: [&str; 25] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -58,6 +58,8 @@ const ERROR_CODES: [&str; 23] = [
     "timeout",
     "not_ready",
     "overloaded",
+    "idempotency_conflict",
+    "outcome_unknown",
 ];
 
 fn spec() -> Value {

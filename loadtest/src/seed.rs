@@ -161,7 +161,11 @@ async fn write_one(store: &dyn Store, board: &Board, seed: u64, i: u64) -> anyho
     loop {
         match store.apply(board, &write).await {
             Ok(_) => return Ok(()),
-            Err(StoreError::Unavailable(_)) if attempt < ATTEMPTS => {
+            // A `set` of a fixed score is safe to repeat, so a write whose
+            // outcome is unknown is retried too.
+            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+                if attempt < ATTEMPTS =>
+            {
                 tokio::time::sleep(RETRY_WAIT * attempt).await;
                 attempt += 1;
             }

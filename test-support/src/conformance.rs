@@ -193,6 +193,93 @@ async fn idempotency(store: &dyn Store, b: &Board) {
     assert!(other_member.applied, "keys are scoped to the member");
     let audit = store.audit_tail(b, shard, 100).await.expect("audit");
     assert_eq!(audit.len(), 4, "only applied writes are audited: {audit:?}");
+    bound_to_the_request(store, b).await;
+}
+
+/// A key is bound to the write that first used it: the same op and value
+/// (under any request id) is a repeat, another op or value is a conflict
+/// that changes nothing, and the binding is per member.
+async fn bound_to_the_request(store: &dyn Store, b: &Board) {
+    let keyed = |n, op, value, key: &str| Write {
+        idempotency_key: Some(key.to_string()),
+        ..write(n, op, value)
+    };
+    // m:9 and m:13 share shard 1 with m:1 and m:5 above.
+    let shard = b.shard_of(&member(9)).expect("shard");
+    let first = store
+        .apply(b, &keyed(9, Op::Incr, 3.0, "bound"))
+        .await
+        .expect("first");
+    assert_eq!((first.score, first.applied), (3.0, true));
+    let before = (
+        score_of(store, b, 9).await,
+        store.versions(b, &[shard]).await.expect("versions"),
+        store.audit_tail(b, shard, 100).await.expect("audit").len(),
+    );
+
+    let same_body = Write {
+        request_id: "another-request-id".into(),
+        ..keyed(9, Op::Incr, 3.0, "bound")
+    };
+    let repeat = store.apply(b, &same_body).await.expect("same body");
+    assert_eq!(
+        (repeat.score, repeat.applied),
+        (3.0, false),
+        "same key and body under a new request id: a repeat"
+    );
+    for (what, conflicting) in [
+        ("a different value", keyed(9, Op::Incr, 4.0, "bound")),
+        ("a different op", keyed(9, Op::Set, 3.0, "bound")),
+        (
+            "a different op and value",
+            keyed(9, Op::Best, 100.0, "bound"),
+        ),
+    ] {
+        assert_eq!(
+            store.apply(b, &conflicting).await,
+            Err(StoreError::IdempotencyConflict),
+            "the key reused with {what} is a conflict"
+        );
+        let after = (
+            score_of(store, b, 9).await,
+            store.versions(b, &[shard]).await.expect("versions"),
+            store.audit_tail(b, shard, 100).await.expect("audit").len(),
+        );
+        assert_eq!(
+            after, before,
+            "a conflict ({what}) changes no score, version or audit log"
+        );
+    }
+    let again = store
+        .apply(b, &keyed(9, Op::Incr, 3.0, "bound"))
+        .await
+        .expect("repeat after conflicts");
+    assert_eq!(
+        (again.score, again.applied),
+        (3.0, false),
+        "a conflict does not rebind the key"
+    );
+
+    let other_member = store
+        .apply(b, &keyed(13, Op::Set, 40.0, "bound"))
+        .await
+        .expect("the key on another member");
+    assert_eq!(
+        (other_member.score, other_member.applied),
+        (40.0, true),
+        "the same key on another member is independent of m:9's write"
+    );
+    assert_eq!(
+        store.apply(b, &keyed(13, Op::Incr, 3.0, "bound")).await,
+        Err(StoreError::IdempotencyConflict),
+        "and bound to m:13's own write"
+    );
+    let still = store
+        .apply(b, &keyed(9, Op::Incr, 3.0, "bound"))
+        .await
+        .expect("m:9 repeat");
+    assert_eq!((still.score, still.applied), (3.0, false));
+    assert_eq!(score_of(store, b, 13).await, Some(40.0));
 }
 
 async fn top_and_ties(store: &dyn Store, b: &Board) {

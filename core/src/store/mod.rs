@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::board::Board;
+use crate::board::{fnv1a64, Board};
 use crate::keyspace::Scope;
 use crate::types::{Entry, MemberId, Op, Score};
 
@@ -31,10 +31,32 @@ pub struct Write {
     /// The operand: delta for `incr`, new score for `set` and `best`.
     pub value: Score,
     /// Applies the write once per (board, member, key) within the board's
-    /// idempotency TTL; a repeat answers the first outcome.
+    /// idempotency TTL; a repeat with the same op and value answers the
+    /// first outcome, one with a different op or value is
+    /// [`StoreError::IdempotencyConflict`] (see [`request_digest`]).
     pub idempotency_key: Option<String>,
     /// Recorded in the audit log so a write can be traced end to end.
     pub request_id: String,
+}
+
+impl Write {
+    /// The digest of what this write asks for: [`request_digest`] of its op
+    /// and value. The member is part of the idempotency record's key, and the
+    /// request id is not part of the request (a retry gets a new one).
+    pub fn digest(&self) -> u64 {
+        request_digest(self.op, self.value.get())
+    }
+}
+
+/// The digest an idempotency record keeps of the write that used its key:
+/// FNV-1a 64 ([`fnv1a64`]) over `"{op}|{value:e}"`, the op's wire name and
+/// the shortest text that parses back to the same `f64`. Defined once here
+/// so that every backend and every gateway release computes the same value
+/// for the same write; a repeat of a key with a different digest is
+/// refused with [`StoreError::IdempotencyConflict`]. Values are [`Score`]s
+/// (finite, never `-0.0`), so equal values have one text.
+pub fn request_digest(op: Op, value: f64) -> u64 {
+    fnv1a64(format!("{}|{value:e}", op.as_str()).as_bytes())
 }
 
 /// What a write did.
@@ -91,10 +113,19 @@ pub struct ShardCounts {
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached or did not answer in time; nothing was
-    /// applied. Callers answer 503 and serve reads from snapshots.
+    /// The store cannot be reached, or refused the call before running it;
+    /// nothing was applied. For a read: also a read that got no answer in
+    /// time. Callers answer 503 and serve reads from snapshots.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The write was sent and no answer came in time, or the connection
+    /// dropped after sending; it may have been applied; retry with the same
+    /// idempotency key. Only writes ([`Store::apply`]) fail this way.
+    #[error("write outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The key was used before with a different write; nothing was applied.
+    #[error("idempotency key was used before with a different write")]
+    IdempotencyConflict,
     /// The write would take the score outside +-2^53; nothing was applied.
     #[error("resulting score would leave +-2^53")]
     OutOfRange,
@@ -108,7 +139,10 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies `write` to the member's shard atomically: idempotency check,
-    /// the op, a version bump and an audit record, or none of them.
+    /// the op, a version bump and an audit record, or none of them. A key
+    /// already used by the member with the same [`request_digest`] answers
+    /// the first outcome (`applied: false`); with a different one it is
+    /// [`StoreError::IdempotencyConflict`].
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError>;
 
     /// The best `k` entries of `shard`, best first.
@@ -186,4 +220,42 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pinned values: every backend and every release must compute the
+    /// same digest for the same write, or retries across a rolling upgrade
+    /// turn into conflicts.
+    #[test]
+    fn request_digests_are_stable_and_tell_writes_apart() {
+        assert_eq!(request_digest(Op::Incr, 5.0), 0xe5cc_8d9d_f3ca_d1a9);
+        assert_eq!(request_digest(Op::Set, 5.0), 0x1650_8f2c_1c5e_5165);
+        assert_eq!(request_digest(Op::Incr, 6.0), 0xfee8_929e_01c4_06b8);
+        assert_eq!(request_digest(Op::Best, -2.5), 0x601f_eb2b_7937_4586);
+        let w = Write {
+            member: MemberId::new("m:1").unwrap(),
+            op: Op::Incr,
+            value: Score::new(5.0).unwrap(),
+            idempotency_key: Some("k".into()),
+            request_id: "r".into(),
+        };
+        assert_eq!(w.digest(), request_digest(Op::Incr, 5.0));
+        let other_request = Write {
+            request_id: "another".into(),
+            ..w.clone()
+        };
+        assert_eq!(
+            other_request.digest(),
+            w.digest(),
+            "request id is not hashed"
+        );
+        assert_ne!(
+            request_digest(Op::Incr, 0.1 + 0.2),
+            request_digest(Op::Incr, 0.3),
+            "values differing in the last bit differ"
+        );
+    }
 }

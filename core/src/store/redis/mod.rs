@@ -42,9 +42,26 @@
 //! crate's defaults (16 retries, waits from 1.28 s upwards). On top of that
 //! every store call runs under `tokio::time::timeout` of
 //! `connect_timeout + 2 x response_timeout` ([`RedisOptions::call_bound`]),
-//! so no call outlives its bound whatever the client does. Every failure is
-//! [`StoreError::Unavailable`], except replies this code cannot read
-//! ([`StoreError::Corrupt`]) and `incr` out of range.
+//! so no call outlives its bound whatever the client does.
+//!
+//! A failed read is [`StoreError::Unavailable`]: a read changes nothing, so
+//! there is no outcome to be unsure of. A failed write is Unavailable only
+//! when the script certainly did not run: no connection could be made
+//! (refused, no node for the slot, no connection at all) or the node
+//! answered one of the errors it gives instead of executing (`CLUSTERDOWN`,
+//! `MOVED`/`ASK` after the retries, `TRYAGAIN`, `READONLY`, `LOADING`,
+//! `NOSCRIPT`, `OOM`, `BUSY`). Everything else is
+//! [`StoreError::OutcomeUnknown`]: the call bound or the client's response
+//! timeout ran out, the connection dropped or was reset after sending, or
+//! any error this code cannot place; the write may have been applied and
+//! the caller retries it with the same idempotency key. Claiming "nothing
+//! was applied" for a write that was is the worse error, so doubt goes to
+//! OutcomeUnknown. One case stays out of reach: redis-rs re-sends a request
+//! whose connection dropped, and when that retry is refused only the
+//! refusal comes back, so a write sent just before its node died can be
+//! reported Unavailable. Replies this code cannot read are
+//! [`StoreError::Corrupt`], `incr` out of range [`StoreError::OutOfRange`]
+//! and a key reused with another write [`StoreError::IdempotencyConflict`].
 //!
 //! # Layout
 //!
@@ -70,7 +87,7 @@ use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
 use self::reply::{
     array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours, parse_score,
-    parse_write, unavailable,
+    parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
@@ -218,12 +235,27 @@ impl RedisStore {
         self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Runs `fut` under the call bound; past it the call is Unavailable.
+    /// Runs a read (or a setup call) under the call bound; past it the call
+    /// is Unavailable.
     async fn bound<T>(
         &self,
         fut: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         bounded(self.opts.call_bound(), fut).await
+    }
+
+    /// Runs a write under the call bound; past it the write may have been
+    /// sent and applied, so it is OutcomeUnknown.
+    async fn bound_write<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.opts.call_bound();
+        tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            Err(StoreError::OutcomeUnknown(format!(
+                "no answer to the write from Redis Cluster within {limit:?}"
+            )))
+        })
     }
 
     /// One command, routed by its first key (or to the nodes redis-rs
@@ -338,9 +370,10 @@ impl RedisStore {
             now_ms().to_string(),
             write.idempotency_key.clone().unwrap_or_default(),
             AUDIT_MAXLEN.to_string(),
+            format!("{:016x}", write.digest()),
         ];
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
-        let reply = self.run(&call).await.map_err(unavailable)?;
+        let reply = self.run(&call).await.map_err(write_failure)?;
         parse_write(&reply)
     }
 
@@ -441,7 +474,7 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
-        self.bound(self.apply_once(board, write)).await
+        self.bound_write(self.apply_once(board, write)).await
     }
 
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {

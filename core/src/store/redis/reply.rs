@@ -7,13 +7,64 @@
 
 use std::collections::HashMap;
 
-use redis::{RedisError, Value};
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::store::{AuditRecord, Neighbours, StoreError, WriteOutcome};
 use crate::types::{Entry, MemberId, Op, Order, MAX_SCORE};
 
 pub(super) fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// A write call that failed: [`StoreError::Unavailable`] only when the
+/// script certainly did not run (see [`never_ran`]), otherwise
+/// [`StoreError::OutcomeUnknown`]. Reads keep [`unavailable`].
+pub(super) fn write_failure(e: RedisError) -> StoreError {
+    if never_ran(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::OutcomeUnknown(e.to_string())
+    }
+}
+
+/// Whether `e` says the command never reached a node, or the node refused
+/// it before running it: no connection could be made (refused, no node
+/// for the slot, no connection at all), or the server answered one of the
+/// errors it gives instead of executing (redirects, cluster down, loading,
+/// read-only, no script, out of memory, busy). Anything else, a timeout and
+/// a connection dropped or reset after sending above all, may have run.
+fn never_ran(e: &RedisError) -> bool {
+    // Before the dropped test, which counts a refusal as a drop too.
+    if e.is_connection_refusal() {
+        return true;
+    }
+    if e.is_timeout() || e.is_connection_dropped() {
+        return false;
+    }
+    match e.kind() {
+        // Raised while picking or opening a connection, before sending.
+        ErrorKind::ClusterConnectionNotFound
+        | ErrorKind::InvalidClientConfig
+        | ErrorKind::AuthenticationFailed => true,
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::CrossSlot
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading
+                | ServerErrorKind::NoScript
+                | ServerErrorKind::NoPerm
+        ),
+        // The write script's shebang makes Redis check memory before it
+        // runs, so OOM is a refusal; BUSY means another script holds the
+        // node and this one was not started.
+        ErrorKind::Extension => matches!(e.code(), Some("OOM" | "BUSY")),
+        _ => false,
+    }
 }
 
 pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
@@ -109,6 +160,7 @@ pub(super) fn parse_write(v: &Value) -> Result<WriteOutcome, StoreError> {
             applied: false,
         }),
         "range" => Err(StoreError::OutOfRange),
+        "conflict" => Err(StoreError::IdempotencyConflict),
         other => Err(corrupt(format!("unknown write status {other:?}"))),
     }
 }
@@ -180,6 +232,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn write_failures_are_unavailable_only_when_nothing_ran() {
+        use std::io;
+        let io_err = |kind: io::ErrorKind| RedisError::from(io::Error::from(kind));
+        let unknown = |e: RedisError| matches!(write_failure(e), StoreError::OutcomeUnknown(_));
+        let refused = |e: RedisError| matches!(write_failure(e), StoreError::Unavailable(_));
+        assert!(unknown(io_err(io::ErrorKind::TimedOut)), "timed out");
+        assert!(unknown(io_err(io::ErrorKind::ConnectionReset)), "reset");
+        assert!(unknown(io_err(io::ErrorKind::BrokenPipe)), "broken pipe");
+        assert!(unknown(io_err(io::ErrorKind::UnexpectedEof)), "eof");
+        assert!(unknown(io_err(io::ErrorKind::Other)), "other io");
+        assert!(unknown(RedisError::from((
+            ErrorKind::Io,
+            "connection dropped"
+        ))));
+        assert!(unknown(RedisError::from((ErrorKind::Parse, "junk"))));
+        assert!(refused(io_err(io::ErrorKind::ConnectionRefused)), "refused");
+        assert!(refused(RedisError::from((
+            ErrorKind::ClusterConnectionNotFound,
+            "No connections found"
+        ))));
+        let server = |line: &str| {
+            redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+                .expect("an error reply")
+                .extract_error()
+                .expect_err("a server error")
+        };
+        assert!(refused(server("CLUSTERDOWN The cluster is down")));
+        assert!(refused(server("MOVED 3999 127.0.0.1:6381")));
+        assert!(refused(server("NOSCRIPT No matching script")));
+        assert!(refused(server("OOM command not allowed")));
+        assert!(refused(server("BUSY Redis is busy running a script")));
+        assert!(
+            unknown(server("ERR Error running script: WRONGTYPE")),
+            "a script that failed half way may have written"
+        );
+    }
+
+    #[test]
     fn parses_write_replies() {
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         let applied = Value::Array(vec![bulk("applied"), bulk("0.30000000000000004")]);
@@ -190,8 +280,18 @@ mod tests {
                 applied: true
             })
         );
+        let repeat = Value::Array(vec![bulk("repeat"), bulk("5")]);
+        assert_eq!(
+            parse_write(&repeat),
+            Ok(WriteOutcome {
+                score: 5.0,
+                applied: false
+            })
+        );
         let range = Value::Array(vec![bulk("range")]);
         assert_eq!(parse_write(&range), Err(StoreError::OutOfRange));
+        let conflict = Value::Array(vec![bulk("conflict")]);
+        assert_eq!(parse_write(&conflict), Err(StoreError::IdempotencyConflict));
         assert!(matches!(
             parse_write(&Value::Int(3)),
             Err(StoreError::Corrupt(_))

@@ -12,12 +12,24 @@
 /// `KEYS`: 1 sorted set, 2 version, 3 audit stream, 4 (optional) the
 /// idempotency record of (member, key). `ARGV`: 1 member, 2 op, 3 value,
 /// 4 order (`desc`/`asc`), 5 idempotency TTL in ms, 6 request id, 7 time
-/// in ms, 8 idempotency key, 9 audit MAXLEN.
+/// in ms, 8 idempotency key, 9 audit MAXLEN, 10 the write's
+/// [`crate::store::request_digest`] as 16 lowercase hex digits (sent with
+/// or without a key; read only with `KEYS[4]`).
 ///
-/// Answers `{'applied', score}`, `{'repeat', first score}` or `{'range'}`
-/// (incr beyond +-2^53; nothing written). The shebang makes Redis refuse
-/// the whole script up front when it is out of memory, instead of failing
-/// at a write half way through.
+/// The idempotency record holds `"<digest hex> <score>"`: the digest of the
+/// first write and the score after it, set with the board's TTL (`PX`,
+/// `NX`) in the same call that applies the write. A repeat whose digest
+/// matches answers `{'repeat', first score}`; one whose digest differs
+/// answers `{'conflict'}` and writes nothing. A record without a space holds
+/// only a score, as the previous release wrote it: it counts as matching,
+/// so that a retry across a rolling upgrade is still a repeat, not a
+/// conflict.
+///
+/// Answers `{'applied', score}`, `{'repeat', first score}`, `{'conflict'}`
+/// (the key was used with another op or value; nothing written) or
+/// `{'range'}` (incr beyond +-2^53; nothing written). The shebang makes
+/// Redis refuse the whole script up front when it is out of memory, instead
+/// of failing at a write half way through.
 pub const WRITE_SCRIPT: &str = include_str!("write.lua");
 
 /// The neighbours script, read-only: the anchor's place in one shard and up

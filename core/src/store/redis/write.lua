@@ -3,7 +3,12 @@ local MAX = 9007199254740992
 local function fmt(x) return string.format('%.17g', x) end
 if KEYS[4] then
   local seen = redis.call('GET', KEYS[4])
-  if seen then return {'repeat', seen} end
+  if seen then
+    local gap = string.find(seen, ' ', 1, true)
+    if not gap then return {'repeat', seen} end
+    if string.sub(seen, 1, gap - 1) ~= ARGV[10] then return {'conflict'} end
+    return {'repeat', string.sub(seen, gap + 1)}
+  end
 end
 local member, op, value = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local old = redis.call('ZSCORE', KEYS[1], member)
@@ -32,7 +37,7 @@ if new ~= new or math.abs(new) > MAX then return {'range'} end
 new = new + 0
 local score = fmt(new)
 redis.call('ZADD', KEYS[1], score, member)
-if KEYS[4] then redis.call('SET', KEYS[4], score, 'PX', ARGV[5], 'NX') end
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[10] .. ' ' .. score, 'PX', ARGV[5], 'NX') end
 redis.call('INCR', KEYS[2])
 if KEYS[4] then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
