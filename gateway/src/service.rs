@@ -90,13 +90,13 @@ where
         }
         Route::Member => {
             query.only(&[])?;
-            let _permit = state.fanout_permit()?;
+            let _permit = state.fanout_permit().await?;
             let board = decode(routed.board, "board")?;
             reads::member(state, &board, &decode(routed.member, "member")?).await
         }
         Route::Around => {
             query.only(&["radius"])?;
-            let _permit = state.fanout_permit()?;
+            let _permit = state.fanout_permit().await?;
             let board = decode(routed.board, "board")?;
             let member = decode(routed.member, "member")?;
             reads::around(state, &board, &member, &query).await

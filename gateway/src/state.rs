@@ -75,14 +75,23 @@ impl AppState {
     }
 
     /// A fan-out permit, or 503 `overloaded` when all are taken.
-    pub fn fanout_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-        self.fanout.try_acquire().map_err(|_| {
+    ///
+    /// The permit is held across one yield to the scheduler before the
+    /// fan-out runs. A fan-out on the in-process store never awaits, so
+    /// without it each rank read would start and finish within one poll,
+    /// no two would ever be in flight, and a storm of them would never be
+    /// shed: it would queue ahead of `/top` instead (measured with
+    /// `scripts/storm.sh`, docs/benchmarks.md "Rank storm").
+    pub async fn fanout_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        let permit = self.fanout.try_acquire().map_err(|_| {
             metrics::counter!("standings_shed_total", "reason" => "fanout").increment(1);
             ApiError::unavailable(
                 ErrorCode::Overloaded,
                 "too many live rank reads in flight; retry after Retry-After",
             )
-        })
+        })?;
+        tokio::task::yield_now().await;
+        Ok(permit)
     }
 
     /// The board named `name`, or 404.

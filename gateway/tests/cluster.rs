@@ -504,6 +504,10 @@ async fn a_timed_out_write_retried_with_its_key_applies_once_and_bad_scores_neve
     let first = dep.write(&body, Some("retry-key-1")).await;
     cluster.unpause(&master);
     first.assert_unavailable("a write whose master does not answer in time");
+    assert_eq!(
+        first.body["error"]["code"], "outcome_unknown",
+        "the write was sent: it may have been applied"
+    );
 
     // The client retries with the same key until the store answers: the
     // write is applied once, whichever attempt ran first.
@@ -661,27 +665,36 @@ async fn writes_recover_after_a_master_fails_over() {
     cluster.wait_replicated(SETTLE_TIMEOUT);
 
     let killed = cluster.kill_master(0);
-    // One incr per member, each retried with its key until accepted: writes
-    // to the killed master's slots answer 503 until its replica is promoted.
+    // One incr per member, retried until accepted: writes to the killed
+    // master's slots answer 503 until its replica is promoted. The client
+    // believes each code: after `store_unavailable` ("nothing was
+    // applied") it retries under a NEW key, after `outcome_unknown` under
+    // the same key. If either claim were false, the exact oracle below
+    // would see a member counted twice (or never).
     let deadline = Instant::now() + SETTLE_TIMEOUT;
-    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    let mut answers: HashMap<String, usize> = HashMap::new();
     for i in 0..300 {
         let member = format!("user:{i}");
         let body = json!({"member": member, "score": 1, "op": "incr"});
-        let key = format!("after-failover-{i}");
+        let mut attempt = 0;
         loop {
+            let key = format!("after-failover-{i}-{attempt}");
             let r = dep.write(&body, Some(&key)).await;
-            *statuses.entry(r.status).or_default() += 1;
+            let code = r.body["error"]["code"].as_str().unwrap_or("ok");
+            *answers.entry(code.to_string()).or_default() += 1;
             if r.status == 200 {
                 break;
             }
             r.assert_unavailable("a write during the failover");
+            if code == "store_unavailable" {
+                attempt += 1;
+            }
             assert!(Instant::now() < deadline, "writes never recovered");
             tokio::time::sleep(POLL).await;
         }
         *scores.get_mut(&member).expect("planned member") += 1.0;
     }
-    eprintln!("write statuses through the failover: {statuses:?}");
+    eprintln!("write answers through the failover: {answers:?}");
     cluster.wait_until_ok(SETTLE_TIMEOUT);
     assert!(!cluster.masters().contains(&killed), "a replica took over");
 
