@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -68,6 +68,13 @@ impl Shard {
                 self.idempotency.remove(&key);
             }
         }
+    }
+
+    fn push_audit(&mut self, record: AuditRecord) {
+        if self.audit.len() == AUDIT_CAPACITY {
+            self.audit.pop_front();
+        }
+        self.audit.push_back(record);
     }
 
     fn set_score(&mut self, member: &MemberId, score: f64) {
@@ -169,7 +176,36 @@ struct Seen {
     digest: u64,
 }
 
-type ShardId = (crate::types::BoardName, Arc<str>, u32);
+/// A shard of one board period: (board name, period, shard index).
+pub(crate) type ShardId = (crate::types::BoardName, Arc<str>, u32);
+
+/// What an applied write changed, for a durable backend to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Applied {
+    /// The member's shard.
+    pub shard: u32,
+    /// The shard's version after the write.
+    pub version: u64,
+    /// The member's score after the write.
+    pub score: f64,
+    /// The audit record the write appended (it names the member).
+    pub audit: AuditRecord,
+    /// The idempotency record the write created, if it had a key.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A new idempotency record of [`Applied::audit`]'s member.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IdempotencyRecord {
+    /// The idempotency key.
+    pub key: String,
+    /// [`super::request_digest`] of the write.
+    pub digest: u64,
+    /// The member's score after the write.
+    pub score: f64,
+    /// When the record expires, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
 
 /// The in-process store. Cheap to share behind an `Arc`.
 #[derive(Default)]
@@ -186,8 +222,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, board: &Board, shard: u32) -> Arc<Mutex<Shard>> {
-        let id = (board.name.clone(), board.period.clone(), shard);
+    fn shard(&self, id: ShardId) -> Arc<Mutex<Shard>> {
         if let Some(s) = read(&self.shards).get(&id) {
             return s.clone();
         }
@@ -196,9 +231,134 @@ impl MemoryStore {
     }
 
     fn with_shard<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&mut Shard) -> T) -> T {
-        let shard = self.shard(board, shard);
+        self.with_shard_id((board.name.clone(), board.period.clone(), shard), f)
+    }
+
+    fn with_shard_id<T>(&self, id: ShardId, f: impl FnOnce(&mut Shard) -> T) -> T {
+        let shard = self.shard(id);
         let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
+    }
+
+    /// [`Store::apply`], also saying what the write did when it applied
+    /// (`None` for a repeat of an idempotency key): everything a durable
+    /// backend must persist to replay it. The version in [`Applied`] is
+    /// assigned under the shard lock, so it is strictly increasing per shard
+    /// in the order writes were applied here.
+    pub(crate) fn apply_recorded(
+        &self,
+        board: &Board,
+        write: &Write,
+    ) -> Result<(WriteOutcome, Option<Applied>), StoreError> {
+        let shard = board
+            .shard_of(&write.member)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.with_shard(board, shard, |s| {
+            let now = Instant::now();
+            s.expire_idempotency(now);
+            let idem = write
+                .idempotency_key
+                .as_ref()
+                .map(|k| (write.member.clone(), k.clone()));
+            let digest = write.digest();
+            if let Some(seen) = idem.as_ref().and_then(|k| s.idempotency.get(k)) {
+                if seen.digest != digest {
+                    return Err(StoreError::IdempotencyConflict);
+                }
+                return Ok((
+                    WriteOutcome {
+                        score: seen.score,
+                        applied: false,
+                    },
+                    None,
+                ));
+            }
+            let old = s.scores.get(&write.member).copied();
+            let score = write
+                .op
+                .apply(board.order, old, write.value.get())
+                .ok_or(StoreError::OutOfRange)?;
+            s.set_score(&write.member, score);
+            s.version += 1;
+            let at_ms = now_ms();
+            let idempotency = idem.map(|key| {
+                s.idempotency.insert(key.clone(), Seen { score, digest });
+                s.idempotency_expiry
+                    .push_back((now + board.idempotency_ttl, key.clone()));
+                IdempotencyRecord {
+                    key: key.1,
+                    digest,
+                    score,
+                    expires_at_ms: at_ms.saturating_add(board.idempotency_ttl.as_millis() as u64),
+                }
+            });
+            let record = AuditRecord {
+                member: write.member.clone(),
+                op: write.op,
+                value: write.value.get(),
+                score,
+                idempotency_key: write.idempotency_key.clone(),
+                request_id: write.request_id.clone(),
+                at_ms,
+            };
+            s.push_audit(record.clone());
+            Ok((
+                WriteOutcome {
+                    score,
+                    applied: true,
+                },
+                Some(Applied {
+                    shard,
+                    version: s.version,
+                    score,
+                    audit: record,
+                    idempotency,
+                }),
+            ))
+        })
+    }
+
+    /// Restores a member's score (loading a durable store).
+    pub(crate) fn restore_score(&self, id: ShardId, member: &MemberId, score: f64) {
+        self.with_shard_id(id, |s| s.set_score(member, score));
+    }
+
+    /// Restores a shard's version (loading a durable store).
+    pub(crate) fn restore_version(&self, id: ShardId, version: u64) {
+        self.with_shard_id(id, |s| s.version = version);
+    }
+
+    /// Restores an idempotency record that expires `remaining` from now.
+    /// Records of one shard must be restored in order of expiry, since the
+    /// expiry queue is FIFO.
+    pub(crate) fn restore_idempotency(
+        &self,
+        id: ShardId,
+        member: &MemberId,
+        key: &str,
+        digest: u64,
+        score: f64,
+        remaining: Duration,
+    ) {
+        self.with_shard_id(id, |s| {
+            let k = (member.clone(), key.to_owned());
+            s.idempotency.insert(k.clone(), Seen { score, digest });
+            s.idempotency_expiry
+                .push_back((Instant::now() + remaining, k));
+        });
+    }
+
+    /// Appends an audit record to a shard's log, oldest first (loading a
+    /// durable store).
+    pub(crate) fn restore_audit(&self, id: ShardId, record: AuditRecord) {
+        self.with_shard_id(id, |s| s.push_audit(record));
+    }
+
+    /// Stores a snapshot under its [`keyspace::snapshot`] key (loading a
+    /// durable store).
+    pub(crate) fn restore_snapshot(&self, key: String, bytes: Bytes) {
+        let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
+        snapshots.insert(key, bytes);
     }
 
     fn each_shard<T>(
@@ -226,55 +386,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 #[async_trait]
 impl Store for MemoryStore {
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
-        let shard = board
-            .shard_of(&write.member)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.with_shard(board, shard, |s| {
-            let now = Instant::now();
-            s.expire_idempotency(now);
-            let idem = write
-                .idempotency_key
-                .as_ref()
-                .map(|k| (write.member.clone(), k.clone()));
-            let digest = write.digest();
-            if let Some(seen) = idem.as_ref().and_then(|k| s.idempotency.get(k)) {
-                if seen.digest != digest {
-                    return Err(StoreError::IdempotencyConflict);
-                }
-                return Ok(WriteOutcome {
-                    score: seen.score,
-                    applied: false,
-                });
-            }
-            let old = s.scores.get(&write.member).copied();
-            let score = write
-                .op
-                .apply(board.order, old, write.value.get())
-                .ok_or(StoreError::OutOfRange)?;
-            s.set_score(&write.member, score);
-            s.version += 1;
-            if let Some(key) = idem {
-                s.idempotency.insert(key.clone(), Seen { score, digest });
-                s.idempotency_expiry
-                    .push_back((now + board.idempotency_ttl, key));
-            }
-            if s.audit.len() == AUDIT_CAPACITY {
-                s.audit.pop_front();
-            }
-            s.audit.push_back(AuditRecord {
-                member: write.member.clone(),
-                op: write.op,
-                value: write.value.get(),
-                score,
-                idempotency_key: write.idempotency_key.clone(),
-                request_id: write.request_id.clone(),
-                at_ms: now_ms(),
-            });
-            Ok(WriteOutcome {
-                score,
-                applied: true,
-            })
-        })
+        self.apply_recorded(board, write)
+            .map(|(outcome, _)| outcome)
     }
 
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {

@@ -6,6 +6,7 @@
 //! backend can send the commands for one node together and query nodes
 //! concurrently, instead of paying one round trip per shard.
 
+pub mod durable;
 pub mod memory;
 pub mod redis;
 
@@ -19,6 +20,7 @@ use crate::keyspace::Scope;
 use crate::types::{Entry, MemberId, Op, Score};
 
 pub use self::redis::{RedisOptions, RedisStore};
+pub use durable::{DurableOptions, DurableStore, OpenError, Sync};
 pub use memory::MemoryStore;
 
 /// One score write, already validated at the edge.
@@ -137,7 +139,7 @@ pub enum StoreError {
 /// Where scores and snapshots live. Every backend passes
 /// [`crate::conformance::run`], which pins each semantic below.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + std::marker::Sync + 'static {
     /// Applies `write` to the member's shard atomically: idempotency check,
     /// the op, a version bump and an audit record, or none of them. A key
     /// already used by the member with the same [`request_digest`] answers
