@@ -788,6 +788,74 @@ impl Store for DurableStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::IdempotencyRecord;
+
+    fn applied(version: u64, score: f64, key: Option<&str>) -> Mutation {
+        let member = MemberId::new("m:1").unwrap();
+        Mutation::Write {
+            board: BoardName::new("ord").unwrap(),
+            period: Arc::from("all"),
+            applied: Applied {
+                shard: 1,
+                version,
+                score,
+                audit: AuditRecord {
+                    member,
+                    op: Op::Set,
+                    value: score,
+                    score,
+                    idempotency_key: key.map(str::to_owned),
+                    request_id: format!("r{version}"),
+                    at_ms: 1,
+                },
+                idempotency: key.map(|k| IdempotencyRecord {
+                    key: k.to_owned(),
+                    digest: 7,
+                    score,
+                    expires_at_ms: crate::store::now_ms() + 60_000,
+                }),
+            },
+        }
+    }
+
+    /// Writes that reach the committer out of order (in one batch or in
+    /// two) leave the disk as the in-memory order would.
+    #[tokio::test]
+    async fn disk_state_does_not_depend_on_commit_order() {
+        let dir = std::env::temp_dir().join(format!(
+            "standings-durable-order-{}-{}",
+            std::process::id(),
+            crate::store::now_ms()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(FILE_NAME);
+        let db = open_db(&file).unwrap();
+        prepare(&db).unwrap();
+        let im = Durability::Immediate;
+        write_batch(
+            &db,
+            &[applied(3, 30.0, None), applied(2, 20.0, Some("k"))],
+            im,
+            None,
+        )
+        .unwrap();
+        write_batch(&db, &[applied(1, 10.0, None)], im, None).unwrap();
+        let memory = MemoryStore::new();
+        load(&db, &memory).unwrap();
+        let board = Board {
+            shards: 4,
+            shard_by: crate::board::ShardBy::Numeric,
+            ..Board::new(BoardName::new("ord").unwrap())
+        };
+        let m = MemberId::new("m:1").unwrap();
+        assert_eq!(memory.score(&board, 1, &m).await.unwrap(), Some(30.0));
+        assert_eq!(memory.versions(&board, &[1]).await.unwrap(), vec![3]);
+        let tail = memory.audit_tail(&board, 1, 10).await.unwrap();
+        let ids: Vec<_> = tail.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["r3", "r2", "r1"], "audit newest first by version");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn parses_sync_modes() {

@@ -250,6 +250,17 @@ impl MemoryStore {
         board: &Board,
         write: &Write,
     ) -> Result<(WriteOutcome, Option<Applied>), StoreError> {
+        self.apply_inner(board, write, true)
+    }
+
+    /// The one apply: [`Store::apply`] passes `record: false` and gets no
+    /// [`Applied`], so the in-memory store does not pay for the clones.
+    fn apply_inner(
+        &self,
+        board: &Board,
+        write: &Write,
+        record: bool,
+    ) -> Result<(WriteOutcome, Option<Applied>), StoreError> {
         let shard = board
             .shard_of(&write.member)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -281,18 +292,19 @@ impl MemoryStore {
             s.set_score(&write.member, score);
             s.version += 1;
             let at_ms = now_ms();
-            let idempotency = idem.map(|key| {
+            let idempotency = idem.and_then(|key| {
                 s.idempotency.insert(key.clone(), Seen { score, digest });
-                s.idempotency_expiry
-                    .push_back((now + board.idempotency_ttl, key.clone()));
-                IdempotencyRecord {
-                    key: key.1,
+                let made = record.then(|| IdempotencyRecord {
+                    key: key.1.clone(),
                     digest,
                     score,
                     expires_at_ms: at_ms.saturating_add(board.idempotency_ttl.as_millis() as u64),
-                }
+                });
+                s.idempotency_expiry
+                    .push_back((now + board.idempotency_ttl, key));
+                made
             });
-            let record = AuditRecord {
+            let audit = AuditRecord {
                 member: write.member.clone(),
                 op: write.op,
                 value: write.value.get(),
@@ -301,19 +313,20 @@ impl MemoryStore {
                 request_id: write.request_id.clone(),
                 at_ms,
             };
-            s.push_audit(record.clone());
+            let applied = record.then(|| Applied {
+                shard,
+                version: s.version,
+                score,
+                audit: audit.clone(),
+                idempotency,
+            });
+            s.push_audit(audit);
             Ok((
                 WriteOutcome {
                     score,
                     applied: true,
                 },
-                Some(Applied {
-                    shard,
-                    version: s.version,
-                    score,
-                    audit: record,
-                    idempotency,
-                }),
+                applied,
             ))
         })
     }
