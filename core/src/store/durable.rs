@@ -1,7 +1,8 @@
 //! The durable embedded store: [`MemoryStore`] answers every read, and every
 //! applied write is committed to an embedded database file on disk before
-//! [`Store::apply`] returns, so a restart (or `kill -9`, or with the default
-//! [`Sync::Commit`] a power loss) loses no acknowledged write.
+//! [`Store::apply`] returns, so with the default [`Sync::Commit`] a
+//! restart, a `kill -9` or a power loss loses no acknowledged write
+//! ([`Sync::Interval`] trades a bounded window of that for fewer fsyncs).
 //!
 //! # Why redb
 //!
@@ -136,12 +137,17 @@ pub enum Sync {
     /// crash or on power loss. The default.
     #[default]
     Commit,
-    /// Commits are [`redb::Durability::None`] (written to the file, no
-    /// fsync, not durable until a later durable commit) and acknowledged at
-    /// once; a [`redb::Durability::Immediate`] commit follows at most this
-    /// long after. A process crash loses nothing the OS has; a power loss
-    /// can lose the writes of up to this window. (redb 4 has only `None`
-    /// and `Immediate`; the older `Eventual` and `Paranoid` are gone.)
+    /// Commits are [`redb::Durability::None`] and acknowledged at once; a
+    /// [`redb::Durability::Immediate`] commit follows at most this long
+    /// after (the next batch once the interval has passed, or a timer). In
+    /// redb 4 a `None` commit is visible to readers but its root is kept
+    /// only in the process's memory (the on-disk header still names the
+    /// last durable commit), so a crash of the process (kill -9) as well as
+    /// a power loss loses the writes acknowledged in up to this window; a
+    /// clean [`DurableStore::close`] loses nothing. redb 4 has only `None`
+    /// and `Immediate` (the 1.x `Eventual` and `Paranoid` are gone;
+    /// `Immediate` is what `Paranoid` was without the two-phase commit, which
+    /// is a separate switch left off).
     Interval(Duration),
 }
 
