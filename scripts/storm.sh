@@ -33,6 +33,7 @@ base="http://127.0.0.1:$port"
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" \
     -e "s/^max_connections_per_client = .*/max_connections_per_client = 10000/" \
     -e "s|^static_dir = .*|static_dir = \"$work/static\"|" \
+    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
     config/examples/embedded.toml > "$work/storm.toml"
 "$target/release/standings-gateway" --config "$work/storm.toml" 2> "$work/gateway.log" &
 gateway=$!

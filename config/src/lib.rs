@@ -76,19 +76,36 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// In-process, lost on exit: the embedded default.
+    /// In-process index, every write committed to `store.data_dir` before
+    /// it is acknowledged: the embedded default.
     #[default]
+    Embedded,
+    /// In-process and volatile: lost on exit. For tests and benchmarks.
     Memory,
     /// A Redis Cluster given by `store.nodes`.
     Redis,
+}
+
+impl StoreKind {
+    /// Whether the store lives in this process, so the gateway runs the
+    /// agents itself.
+    pub fn in_process(self) -> bool {
+        matches!(self, StoreKind::Embedded | StoreKind::Memory)
+    }
 }
 
 /// `[store]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `memory` or `redis`.
+    /// `embedded`, `memory` or `redis`.
     pub kind: StoreKind,
+    /// Where the embedded store keeps its database; created on first start.
+    pub data_dir: String,
+    /// When the embedded store fsyncs: `commit` (before acknowledging a
+    /// write; the default) or `interval:100ms` (at most that late; a power
+    /// loss can lose that window).
+    pub sync: String,
     /// Redis Cluster seed nodes, `host:port`; the client discovers the rest.
     pub nodes: Vec<String>,
     /// Bound on establishing a connection to a node.
@@ -103,7 +120,9 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            kind: StoreKind::Memory,
+            kind: StoreKind::Embedded,
+            data_dir: "./standings-data".into(),
+            sync: "commit".into(),
             nodes: Vec::new(),
             connect_timeout_ms: 1000,
             response_timeout_ms: 1000,
@@ -319,6 +338,15 @@ impl Config {
                 "store.nodes".into(),
                 "a redis store needs at least one seed node (host:port)",
             ));
+        }
+        if self.store.kind == StoreKind::Embedded && self.store.data_dir.trim().is_empty() {
+            return Err(invalid(
+                "store.data_dir".into(),
+                "the embedded store needs a directory",
+            ));
+        }
+        if let Err(e) = self.store.sync.parse::<standings_core::store::Sync>() {
+            return Err(invalid("store.sync".into(), &e.to_string()));
         }
         for (i, node) in self.store.nodes.iter().enumerate() {
             if !valid_host_port(node) {
@@ -603,7 +631,9 @@ mod tests {
         assert_eq!((b.order, b.default_op), (Order::Desc, Op::Incr));
         assert_eq!(c.precompute_interval(), Duration::from_secs(1));
         assert_eq!(c.refresh_interval(), Duration::from_secs(1));
-        assert_eq!(c.store.kind, StoreKind::Memory);
+        assert_eq!(c.store.kind, StoreKind::Embedded);
+        assert_eq!(c.store.data_dir, "./standings-data");
+        assert_eq!(c.store.sync, "commit");
     }
 
     #[test]

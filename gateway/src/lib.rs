@@ -16,6 +16,7 @@
 //! service without a socket, for tests that call [`Gateway::handle`] in
 //! process.
 
+pub mod admin;
 pub mod error;
 pub mod limit;
 pub mod purge;
@@ -41,8 +42,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use standings_config::{Config, StoreKind};
-use standings_core::{Store, StoreError};
-use standings_runtime::{open_store, supervise, Phase, Supervised};
+use standings_core::Store;
+use standings_runtime::{open_embedded, open_store, supervise, OpenStoreError, Phase, Supervised};
 use standings_shard_agent::{Agent, Assignment};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -60,7 +61,16 @@ const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 pub enum GatewayError {
     /// The store could not be opened.
     #[error("opening the store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] OpenStoreError),
+}
+
+impl GatewayError {
+    /// The exit status the binary answers it with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GatewayError::Store(e) => e.exit_code(),
+        }
+    }
 }
 
 /// The service with its store opened and its state built, not yet serving.
@@ -72,7 +82,18 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store the config names and builds the shared state.
     pub async fn open(config: Config) -> Result<Self, GatewayError> {
-        let store = open_store(&config).await?;
+        // The embedded store is kept typed as well, for backups.
+        let (store, backups): (Arc<dyn Store>, _) = if config.store.kind == StoreKind::Embedded {
+            let durable = Arc::new(open_embedded(&config)?);
+            let backups = admin::Backups {
+                store: durable.clone(),
+                path: std::path::Path::new(&config.store.data_dir).join("backup.redb"),
+                running: tokio::sync::Mutex::new(()),
+            };
+            (durable, Some(backups))
+        } else {
+            (open_store(&config).await?, None)
+        };
         let boards: HashMap<String, Arc<BoardState>> = config
             .boards()
             .into_iter()
@@ -102,6 +123,7 @@ impl Gateway {
                 .iter()
                 .map(|p| limit::parse_net(p).expect("validated with the config"))
                 .collect(),
+            backups,
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]
@@ -159,7 +181,7 @@ pub async fn run(
 ) -> Result<(), GatewayError> {
     let gateway = Gateway::open(config).await?;
     let background = gateway.start_background(shutdown.clone());
-    let embedded = gateway.config.store.kind == StoreKind::Memory;
+    let embedded = gateway.config.store.kind.in_process();
     tracing::info!(addr = ?listener.local_addr().ok(), embedded, "gateway listening");
     let gw = &gateway.config.gateway;
     let limits = server::Limits {
@@ -184,7 +206,7 @@ async fn refresh_loop(
     shutdown: CancellationToken,
 ) {
     let store: Arc<dyn Store> = state.store.clone();
-    let embedded = config.store.kind == StoreKind::Memory;
+    let embedded = config.store.kind.in_process();
     let interval = if embedded {
         config.refresh_interval().min(config.precompute_interval())
     } else {
@@ -271,6 +293,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_refresher_is_restarted_and_readyz_says_so() {
         let mut config = Config::embedded();
+        // Volatile: these tests need no files; the durable store has its own.
+        config.store.kind = standings_config::StoreKind::Memory;
         config.gateway.refresh_interval_ms = 20;
         config.agent.precompute_interval_ms = 20;
         config.gateway.static_dir = String::new();

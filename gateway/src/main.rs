@@ -1,9 +1,11 @@
 //! `standings-gateway`: parse flags, load config, start tracing, bind, and
-//! run until SIGINT/SIGTERM.
+//! run until SIGINT/SIGTERM; or `standings-gateway backup --to FILE`.
+
+mod backup;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use standings_config::{Config, ConfigArgs};
 use standings_runtime::exit;
 
@@ -20,6 +22,22 @@ struct Args {
     /// to the config's cdn.purge_urls.
     #[arg(long = "cdn-purge-url")]
     cdn_purge_urls: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Writes a consistent copy of the embedded store to FILE and exits,
+    /// whether a gateway is serving the data_dir (it is asked over HTTP at
+    /// --listen / gateway.listen) or not (the file is read directly).
+    /// Restore: stop the gateway, put FILE in place of
+    /// DATA_DIR/standings.redb, start it.
+    Backup {
+        /// Where the copy goes; written under a temporary name and renamed.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 const PROGRAM: &str = "standings-gateway";
@@ -32,6 +50,15 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return exit::fail(PROGRAM, &e, exit::EX_USAGE),
     };
+    if let Some(Command::Backup { to }) = &args.command {
+        return match backup::run(&config, to).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err((e, code)) => exit::fail(PROGRAM, &e, code),
+        };
+    }
     let listener = match tokio::net::TcpListener::bind(&config.gateway.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -42,7 +69,7 @@ async fn main() -> ExitCode {
     let shutdown = standings_runtime::shutdown_on_signal();
     match standings_gateway::run(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::fail(PROGRAM, &e, exit::EX_UNAVAILABLE),
+        Err(e) => exit::fail(PROGRAM, &e, e.exit_code()),
     }
 }
 

@@ -23,12 +23,13 @@ pub enum Route {
     Healthz,
     Readyz,
     Metrics,
+    Backup,
     NotFound,
 }
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 10] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -37,6 +38,7 @@ impl Route {
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::Backup,
         Route::NotFound,
     ];
 
@@ -56,6 +58,7 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
+            Route::Backup => "admin_backup",
             Route::NotFound => "not_found",
         }
     }
@@ -63,7 +66,7 @@ impl Route {
     /// The methods it takes, as the `Allow` header lists them.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Scores => "POST",
+            Route::Scores | Route::Backup => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -71,7 +74,7 @@ impl Route {
     /// Whether it takes `method` (any method reaches `NotFound`'s 404).
     pub fn accepts(self, method: &Method) -> bool {
         match self {
-            Route::Scores => method == Method::POST,
+            Route::Scores | Route::Backup => method == Method::POST,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
         }
@@ -127,6 +130,7 @@ pub fn route(path: &str) -> Routed<'_> {
         ["healthz"] => at(Route::Healthz, "", "", ""),
         ["readyz"] => at(Route::Readyz, "", "", ""),
         ["metrics"] => at(Route::Metrics, "", "", ""),
+        ["v1", "admin", "backup"] => at(Route::Backup, "", "", ""),
         _ => not_found,
     }
 }

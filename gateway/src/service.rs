@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::admin;
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::client_ip;
 use crate::reads;
@@ -113,6 +114,10 @@ where
         )),
         Route::Readyz => reads::readyz(state).await,
         Route::Metrics => Ok(reads::metrics_text(state)),
+        Route::Backup => {
+            query.only(&[])?;
+            admin::backup(state).await
+        }
         Route::NotFound => Err(ApiError::not_found()),
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     /// at once is shed with 503 `overloaded` instead of queueing (queued
     /// fan-outs grew memory to 550 MB and timed out anyway).
     pub fanout: tokio::sync::Semaphore,
+    /// The embedded store's backups; `None` on another store.
+    pub backups: Option<crate::admin::Backups>,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that

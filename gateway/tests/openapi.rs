@@ -13,7 +13,7 @@ use standings_gateway::error::{ApiError, ErrorCode};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -24,6 +24,7 @@ const ROUTES: [(&str, &str); 10] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("post", "/v1/admin/backup"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,

@@ -61,6 +61,8 @@ impl Stack {
             .await
             .unwrap();
         let mut config = Config::embedded();
+        // Volatile: these tests need no files; the durable store has its own.
+        config.store.kind = standings_config::StoreKind::Memory;
         config.gateway.refresh_interval_ms = 50;
         config.agent.precompute_interval_ms = 50;
         config.gateway.static_dir = scratch.join("static").display().to_string();

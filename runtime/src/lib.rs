@@ -15,7 +15,7 @@ pub mod supervise;
 
 pub use phase::Phase;
 pub use signal::shutdown_on_signal;
-pub use store::open_store;
+pub use store::{open_embedded, open_store, OpenStoreError};
 pub use supervise::{supervise, Supervised};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

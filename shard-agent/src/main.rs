@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
     };
     let store = match open_store(&config).await {
         Ok(s) => s,
-        Err(e) => return exit::fail(PROGRAM, &e, exit::EX_UNAVAILABLE),
+        Err(e) => return exit::fail(PROGRAM, &e, e.exit_code()),
     };
     let assignment = Assignment {
         role: args.role,

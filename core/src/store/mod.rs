@@ -137,7 +137,7 @@ pub enum StoreError {
 }
 
 /// Where scores and snapshots live. Every backend passes
-/// [`crate::conformance::run`], which pins each semantic below.
+/// the conformance suite in `standings-test-support`, which pins each semantic below.
 #[async_trait]
 pub trait Store: Send + std::marker::Sync + 'static {
     /// Applies `write` to the member's shard atomically: idempotency check,

@@ -26,6 +26,8 @@ impl TestGateway {
     /// The embedded example config with fast ticks and a private static dir.
     pub fn config(name: &str) -> Config {
         let mut config = Config::embedded();
+        // Volatile: these tests need no files; the durable store has its own.
+        config.store.kind = standings_config::StoreKind::Memory;
         config.gateway.refresh_interval_ms = 50;
         config.agent.precompute_interval_ms = 50;
         let dir = std::env::temp_dir().join(format!("standings-{name}-{}", std::process::id()));
