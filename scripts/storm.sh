@@ -35,7 +35,7 @@ sed -e "s/^listen = .*/listen = \"127.0.0.1:$port\"/" \
     -e "s|^static_dir = .*|static_dir = \"$work/static\"|" \
     -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
     config/examples/embedded.toml > "$work/storm.toml"
-"$target/release/standings-gateway" --config "$work/storm.toml" 2> "$work/gateway.log" &
+"$target/release/standings-gateway" --config "$work/storm.toml" > "$work/gateway.log" 2>&1 &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done

@@ -374,3 +374,74 @@ async fn a_backup_taken_while_serving_is_a_valid_store() {
     );
     store.close().await;
 }
+
+/// Restart time and bytes on disk at 1,000,000 members (100 shards, one
+/// `set` each, no keys): prints the figures for docs/benchmarks.md.
+///
+///     cargo test --release -p standings-core --test durable -- --ignored --nocapture restart
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --release --ignored --nocapture"]
+async fn restart_time_and_bytes_per_member_at_a_million_members() {
+    const MEMBERS: u64 = 1_000_000;
+    let dir = TempDir::new("million");
+    let b = Board {
+        shards: 100,
+        groups: 10,
+        top_k: 1000,
+        ..board("million", "all", Order::Desc, 100)
+    };
+    let store = Arc::new(open(dir.path()));
+    let started = std::time::Instant::now();
+    // 256 writers, so that commits carry many writes each.
+    let mut tasks = Vec::new();
+    for lane in 0..256u64 {
+        let (store, b) = (store.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = lane;
+            while n < MEMBERS {
+                let w = write(n, Op::Set, (n * 7919 % 100_000) as f64, None);
+                store.apply(&b, &w).await.expect("apply");
+                n += 256;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let loaded_in = started.elapsed();
+    let before = store.top(&b, 7, 20).await.unwrap();
+    Arc::try_unwrap(store)
+        .ok()
+        .expect("one owner")
+        .close()
+        .await;
+    let bytes = std::fs::metadata(dir.path().join("standings.redb"))
+        .unwrap()
+        .len();
+
+    let started = std::time::Instant::now();
+    let reopened = open(dir.path());
+    let restart = started.elapsed();
+    assert_eq!(
+        reopened.top(&b, 7, 20).await.unwrap(),
+        before,
+        "same answers"
+    );
+    let total: u64 = reopened
+        .counts(&b, &b.all_shards(), -1.0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.total)
+        .sum();
+    assert_eq!(total, MEMBERS);
+    println!(
+        "durable store, {MEMBERS} members: written in {:.1} s ({:.0} writes/s, 256 writers), \
+         restart (open + load) {:.2} s, {bytes} bytes on disk = {:.1} B/member (audit records included)",
+        loaded_in.as_secs_f64(),
+        MEMBERS as f64 / loaded_in.as_secs_f64(),
+        restart.as_secs_f64(),
+        bytes as f64 / MEMBERS as f64
+    );
+    reopened.close().await;
+}

@@ -78,6 +78,11 @@ async fn start(dir: &Path, config: &Path, client: &reqwest::Client) -> (Process,
     panic!("no free port in 3 tries");
 }
 
+/// The JSON body of `request`'s answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// One keyed incr: member, delta, key.
 #[derive(Clone)]
 struct Planned {
@@ -184,16 +189,13 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         // were kept, and are not applied again.
         for &i in acked.iter().step_by(97) {
             let w = &plan[i];
-            let r: Value = client
-                .post(format!("{base}/v1/boards/global/scores"))
-                .header("Idempotency-Key", &w.key)
-                .json(&json!({"member": w.member, "score": w.delta, "op": "incr"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = json_of(
+                client
+                    .post(format!("{base}/v1/boards/global/scores"))
+                    .header("Idempotency-Key", &w.key)
+                    .json(&json!({"member": w.member, "score": w.delta, "op": "incr"})),
+            )
+            .await;
             assert_eq!(
                 r["applied"], false,
                 "{} was acknowledged, so it is kept",
@@ -210,14 +212,7 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         let want = oracle(&expected);
         let deadline = Instant::now() + READY_TIMEOUT;
         let top = loop {
-            let top: Value = client
-                .get(format!("{base}/v1/boards/global/top?limit=1000"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let top = json_of(client.get(format!("{base}/v1/boards/global/top?limit=1000"))).await;
             if top["version"].as_u64() == Some(total_writes) {
                 break top;
             }
@@ -230,14 +225,8 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         };
         assert_eq!(entries(&top), want, "round {round}: /top equals the oracle");
         for (rank, member, score) in want.iter().step_by(37) {
-            let r: Value = client
-                .get(format!("{base}/v1/boards/global/members/{}", enc(member)))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = json_of(client.get(format!("{base}/v1/boards/global/members/{}", enc(member))))
+                .await;
             assert_eq!(
                 (r["rank"].as_u64(), r["score"].as_f64()),
                 (Some(*rank), Some(*score)),
