@@ -418,6 +418,51 @@ fn sweep(
 }
 
 /// Loads every table into `memory`; answers the highest snapshot sequence.
+/// Consecutive rows of one shard, gathered so they are restored together.
+struct ShardRuns<T> {
+    run: Option<(ShardId, Vec<T>)>,
+}
+
+impl<T> Default for ShardRuns<T> {
+    fn default() -> Self {
+        Self { run: None }
+    }
+}
+
+impl<T> ShardRuns<T> {
+    /// Adds `item` of shard `(b, p, s)`; when it starts a new shard, hands
+    /// the finished run to `flush` first.
+    fn push(
+        &mut self,
+        (b, p, s): (&str, &str, u32),
+        id: &mut impl FnMut(&str, &str, u32) -> Result<ShardId, String>,
+        item: T,
+        flush: impl FnOnce(ShardId, Vec<T>),
+    ) -> Result<(), String> {
+        let same = self
+            .run
+            .as_ref()
+            .is_some_and(|((rb, rp, rs), _)| rb.as_str() == b && &**rp == p && *rs == s);
+        if !same {
+            if let Some((shard, items)) = self.run.take() {
+                flush(shard, items);
+            }
+            self.run = Some((id(b, p, s)?, Vec::new()));
+        }
+        if let Some((_, items)) = self.run.as_mut() {
+            items.push(item);
+        }
+        Ok(())
+    }
+
+    /// Hands the last run to `flush`.
+    fn finish(self, flush: impl FnOnce(ShardId, Vec<T>)) {
+        if let Some((shard, items)) = self.run {
+            flush(shard, items);
+        }
+    }
+}
+
 fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let e = |e: redb::StorageError| e.to_string();
@@ -433,13 +478,19 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
     };
     let member = |m: &str| MemberId::new(m).map_err(|err| format!("member {m:?}: {err}"));
 
+    // Rows come sorted by (board, period, shard): each shard's run is
+    // restored under one lookup and one lock.
     let members = txn.open_table(MEMBERS).map_err(t)?;
+    let mut runs = ShardRuns::default();
     for row in members.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (b, p, s, m) = k.value();
         let (score, _) = v.value();
-        memory.restore_score(id(b, p, s)?, &member(m)?, score);
+        runs.push((b, p, s), &mut id, (member(m)?, score), |shard, scores| {
+            memory.restore_scores(shard, scores)
+        })?;
     }
+    runs.finish(|shard, scores| memory.restore_scores(shard, scores));
     let versions = txn.open_table(VERSIONS).map_err(t)?;
     for row in versions.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
@@ -459,6 +510,7 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
         memory.restore_idempotency(id(b, p, s)?, &member(m)?, key, digest, score, remaining);
     }
     let audit = txn.open_table(AUDIT).map_err(t)?;
+    let mut runs = ShardRuns::default();
     for row in audit.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (b, p, s, _) = k.value();
@@ -472,8 +524,11 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
             request_id: request_id.to_owned(),
             at_ms,
         };
-        memory.restore_audit(id(b, p, s)?, record);
+        runs.push((b, p, s), &mut id, record, |shard, records| {
+            memory.restore_audits(shard, records)
+        })?;
     }
+    runs.finish(|shard, records| memory.restore_audits(shard, records));
     let snapshots = txn.open_table(SNAPSHOTS).map_err(t)?;
     let mut seq = 0;
     for row in snapshots.iter().map_err(e)? {

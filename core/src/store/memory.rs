@@ -331,9 +331,24 @@ impl MemoryStore {
         })
     }
 
-    /// Restores a member's score (loading a durable store).
-    pub(crate) fn restore_score(&self, id: ShardId, member: &MemberId, score: f64) {
-        self.with_shard_id(id, |s| s.set_score(member, score));
+    /// Restores a run of one shard's member scores under one lock (loading
+    /// a durable store reads them shard by shard).
+    pub(crate) fn restore_scores(&self, id: ShardId, scores: Vec<(MemberId, f64)>) {
+        self.with_shard_id(id, |s| {
+            s.scores.reserve(scores.len());
+            for (member, score) in &scores {
+                s.set_score(member, *score);
+            }
+        });
+    }
+
+    /// Restores a run of one shard's audit records, oldest first.
+    pub(crate) fn restore_audits(&self, id: ShardId, records: Vec<AuditRecord>) {
+        self.with_shard_id(id, |s| {
+            for record in records {
+                s.push_audit(record);
+            }
+        });
     }
 
     /// Restores a shard's version (loading a durable store).
@@ -359,12 +374,6 @@ impl MemoryStore {
             s.idempotency_expiry
                 .push_back((Instant::now() + remaining, k));
         });
-    }
-
-    /// Appends an audit record to a shard's log, oldest first (loading a
-    /// durable store).
-    pub(crate) fn restore_audit(&self, id: ShardId, record: AuditRecord) {
-        self.with_shard_id(id, |s| s.push_audit(record));
     }
 
     /// Stores a snapshot under its [`keyspace::snapshot`] key (loading a
