@@ -5,25 +5,11 @@
 //! gives them keys and scopes; the shipped Varnish configuration does not
 //! cache them.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use serde::Serialize;
-use standings_core::store::DurableStore;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::reply::{json_of, Reply};
 use crate::state::AppState;
-
-/// The embedded store and where its backups go.
-pub struct Backups {
-    /// The store to copy.
-    pub store: Arc<DurableStore>,
-    /// `DATA_DIR/backup.redb`: replaced atomically by each backup.
-    pub path: PathBuf,
-    /// One backup at a time: they share the file.
-    pub running: tokio::sync::Mutex<()>,
-}
 
 #[derive(Serialize)]
 struct BackupReply {

@@ -85,7 +85,7 @@ impl Gateway {
         // The embedded store is kept typed as well, for backups.
         let (store, backups): (Arc<dyn Store>, _) = if config.store.kind == StoreKind::Embedded {
             let durable = Arc::new(open_embedded(&config)?);
-            let backups = admin::Backups {
+            let backups = state::Backups {
                 store: durable.clone(),
                 path: std::path::Path::new(&config.store.data_dir).join("backup.redb"),
                 running: tokio::sync::Mutex::new(()),

@@ -44,7 +44,7 @@ pub struct AppState {
     /// fan-outs grew memory to 550 MB and timed out anyway).
     pub fanout: tokio::sync::Semaphore,
     /// The embedded store's backups; `None` on another store.
-    pub backups: Option<crate::admin::Backups>,
+    pub backups: Option<Backups>,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that
@@ -102,4 +102,14 @@ impl AppState {
             .get(name)
             .ok_or_else(|| ApiError::unknown_board(name))
     }
+}
+
+/// The embedded store and where its backups go.
+pub struct Backups {
+    /// The store to copy.
+    pub store: Arc<standings_core::store::DurableStore>,
+    /// `DATA_DIR/backup.redb`: replaced atomically by each backup.
+    pub path: std::path::PathBuf,
+    /// One backup at a time: they share the file.
+    pub running: tokio::sync::Mutex<()>,
 }
