@@ -420,10 +420,10 @@ impl Config {
             ));
         }
         for (i, proxy) in self.gateway.trusted_proxies.iter().enumerate() {
-            if !valid_net(proxy) {
+            if let Err(why) = parse_net(proxy) {
                 return Err(invalid(
                     format!("gateway.trusted_proxies[{i}]"),
-                    "must be an IP address or a network like 10.0.0.0/8",
+                    &format!("must be an IP address or a network like 10.0.0.0/8 ({why})"),
                 ));
             }
         }
@@ -533,21 +533,31 @@ impl BoardConfig {
     }
 }
 
-/// An address (`10.1.2.3`, `::1`) or a network (`10.0.0.0/8`).
-fn valid_net(s: &str) -> bool {
+/// Parses a trusted network: CIDR (`10.0.0.0/8`, `::1/128`) or a bare
+/// address, meaning just that host (`/32` or `/128`). Host bits below the
+/// prefix are cleared (`10.1.2.3/8` is `10.0.0.0/8`).
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
-    if s.parse::<std::net::IpAddr>().is_ok() {
-        return true;
+    if let Ok(addr) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(addr));
     }
-    match s.split_once('/') {
-        Some((addr, prefix)) => match addr.parse::<std::net::IpAddr>() {
-            Ok(a) => prefix
-                .parse::<u8>()
-                .is_ok_and(|p| p <= if a.is_ipv4() { 32 } else { 128 }),
-            Err(_) => false,
-        },
-        None => false,
-    }
+    let Some((addr, prefix)) = s.split_once('/') else {
+        return Err(format!(
+            "{s:?} is neither an IP address nor a network like 10.0.0.0/8"
+        ));
+    };
+    let addr: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| format!("{s:?}: the prefix length must be a number from 0 to {max}"))?;
+    ipnet::IpNet::new(addr, prefix)
+        .map(|net| net.trunc())
+        .map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn valid_host_port(s: &str) -> bool {

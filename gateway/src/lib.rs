@@ -99,6 +99,13 @@ impl Gateway {
             .into_iter()
             .map(|b| (b.name.to_string(), Arc::new(BoardState::new(b))))
             .collect();
+        let limiter = |rate_per_sec, burst| {
+            limit::RateLimiter::with_config(limit::LimitConfig {
+                rate_per_sec,
+                burst,
+                max_keys: config.gateway.rate_limit_max_clients,
+            })
+        };
         let state = Arc::new(AppState {
             boards,
             store,
@@ -107,16 +114,14 @@ impl Gateway {
             request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
             request_counter: AtomicU64::new(0),
             route_metrics: telemetry::RouteMetrics::new(),
-            write_limiter: limit::RateLimiter::with_config(limit::LimitConfig {
-                rate_per_sec: config.gateway.write_rate_per_client,
-                burst: config.gateway.write_burst_per_client,
-                max_keys: config.gateway.rate_limit_max_clients,
-            }),
-            read_limiter: limit::RateLimiter::with_config(limit::LimitConfig {
-                rate_per_sec: config.gateway.read_rate_per_client,
-                burst: config.gateway.read_burst_per_client,
-                max_keys: config.gateway.rate_limit_max_clients,
-            }),
+            write_limiter: limiter(
+                config.gateway.write_rate_per_client,
+                config.gateway.write_burst_per_client,
+            ),
+            read_limiter: limiter(
+                config.gateway.read_rate_per_client,
+                config.gateway.read_burst_per_client,
+            ),
             trusted_proxies: config
                 .gateway
                 .trusted_proxies

@@ -444,32 +444,7 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).expect("printable ASCII only")
 }
 
-/// Parses a trusted network: CIDR (`10.0.0.0/8`, `::1/128`) or a bare
-/// address, meaning just that host (`/32` or `/128`). Host bits below the
-/// prefix are cleared (`10.1.2.3/8` is `10.0.0.0/8`).
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    if let Ok(addr) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(addr));
-    }
-    let Some((addr, prefix)) = s.split_once('/') else {
-        return Err(format!(
-            "{s:?} is neither an IP address nor a network like 10.0.0.0/8"
-        ));
-    };
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix: u8 = prefix
-        .parse()
-        .ok()
-        .filter(|p| *p <= max)
-        .ok_or_else(|| format!("{s:?}: the prefix length must be a number from 0 to {max}"))?;
-    IpNet::new(addr, prefix)
-        .map(|net| net.trunc())
-        .map_err(|e| format!("{s:?}: {e}"))
-}
+pub use standings_config::parse_net;
 
 /// The address to limit a request by: `peer` (the TCP peer) itself unless
 /// it is one of the `trusted` proxies, in which case the rightmost address

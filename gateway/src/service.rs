@@ -71,17 +71,15 @@ where
 {
     let query = Query(parts.uri.query().unwrap_or(""));
     let client = || client_ip(peer, &parts.headers, &state.trusted_proxies);
-    match routed.route {
+    if matches!(
+        routed.route,
         Route::Top | Route::Member | Route::Around | Route::Static
-            if state.read_limiter.is_some() =>
-        {
-            state.admit(&state.read_limiter, "reads", client())?;
-        }
-        _ => {}
+    ) {
+        state.admit(&state.read_limiter, "reads", client)?;
     }
     match routed.route {
         Route::Scores => {
-            state.admit(&state.write_limiter, "writes", client())?;
+            state.admit(&state.write_limiter, "writes", client)?;
             let board = decode(routed.board, "board")?;
             writes::write_score(state, &board, &parts.headers, body).await
         }

@@ -54,18 +54,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Takes one request of `client` from `limiter` (`what` names it in
-    /// the 429: `reads`, `writes`).
+    /// Takes one request of the client from `limiter` (`what` names it in
+    /// the 429: `reads`, `writes`). The client's address is only worked
+    /// out (`X-Forwarded-For` parsed) when a limit is on.
     pub fn admit(
         &self,
         limiter: &Option<RateLimiter>,
         what: &'static str,
-        client: std::net::IpAddr,
+        client: impl FnOnce() -> std::net::IpAddr,
     ) -> Result<(), ApiError> {
         let Some(limiter) = limiter else {
             return Ok(());
         };
-        let decision = limiter.check(&client, std::time::Instant::now());
+        let decision = limiter.check(&client(), std::time::Instant::now());
         match decision {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after, .. } => {
