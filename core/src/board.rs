@@ -1,5 +1,11 @@
-//! A board as the stores and agents see it: its name, period, order and how
-//! its members are spread over shards and groups.
+//! A board as the stores and agents see it: its name, its periods and
+//! blends, its order and how its members are spread over shards and groups.
+//!
+//! One `Board` value also addresses one of the board's periods
+//! ([`Board::period`]): reads, versions and snapshots are of that period,
+//! while a write moves the current period of every kind in
+//! [`Board::periods`] and every blend at once. [`Board::at`] makes the value
+//! for another period, cheaply (every field is shared).
 //!
 //! The shard function is part of the on-disk contract (a member must land on
 //! the same shard forever, or its old score would be orphaned), so both
@@ -17,7 +23,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::blend::Blend;
+use crate::period::{Period, PeriodKind, Timezone};
 use crate::types::{BoardName, InputCode, InvalidInput, MemberId, Op, Order};
+
+/// How long a closed period is kept by default: a week.
+pub const DEFAULT_CLOSED_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
 /// How members map to shards; see the module docs for the exact functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -35,9 +46,19 @@ pub enum ShardBy {
 pub struct Board {
     /// The board's name, as in URLs.
     pub name: BoardName,
-    /// The period label (`all` for an all-time board); part of every key so a
-    /// new period starts from empty shards.
+    /// The period this value addresses (a period id such as `all` or
+    /// `daily/2026-12-01`, or a blend's name): what reads, versions and
+    /// snapshots are of. Writes ignore it.
     pub period: Arc<str>,
+    /// The period kinds a write moves, the first one the default of reads.
+    pub periods: Arc<[PeriodKind]>,
+    /// The zone whose wall clock decides hourly, daily, weekly and monthly
+    /// boundaries.
+    pub timezone: Timezone,
+    /// How long a closed period is kept before its data expires.
+    pub closed_retention: Duration,
+    /// The blends every write keeps live.
+    pub blends: Arc<[Blend]>,
     /// Which scores rank first.
     pub order: Order,
     /// Number of shards the board's members are spread over.
@@ -61,6 +82,10 @@ impl Board {
         Self {
             name,
             period: Arc::from("all"),
+            periods: Arc::from([PeriodKind::All]),
+            timezone: Timezone::utc(),
+            closed_retention: DEFAULT_CLOSED_RETENTION,
+            blends: Arc::from([]),
             order: Order::Desc,
             shards: 100,
             groups: 10,
@@ -69,6 +94,42 @@ impl Board {
             default_op: Op::Incr,
             idempotency_ttl: Duration::from_secs(86_400),
         }
+    }
+
+    /// The same board addressing `period` (a period id or a blend name).
+    pub fn at(&self, period: impl Into<Arc<str>>) -> Board {
+        Board {
+            period: period.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The board's first period kind: what a read without `period=` means.
+    pub fn first_kind(&self) -> PeriodKind {
+        self.periods.first().copied().unwrap_or(PeriodKind::All)
+    }
+
+    /// The current period of each kind at `now_ms`, in the order of
+    /// [`Board::periods`]: the periods a write at that instant moves.
+    pub fn current_periods(&self, now_ms: i64) -> Vec<Period> {
+        self.periods
+            .iter()
+            .map(|kind| kind.containing(&self.timezone, now_ms))
+            .collect()
+    }
+
+    /// The blend named `name`, if the board has one.
+    pub fn blend(&self, name: &str) -> Option<&Blend> {
+        self.blends.iter().find(|b| &*b.name == name)
+    }
+
+    /// When the data of period `id` expires, ms since the Unix epoch: its
+    /// end plus the board's retention. `None` for what never expires
+    /// (`all`, blends) and for text that is not a period id.
+    pub fn expires_at_ms(&self, id: &str) -> Option<i64> {
+        let period = Period::parse_id(id, &self.timezone).ok()?;
+        let retention = i64::try_from(self.closed_retention.as_millis()).unwrap_or(i64::MAX);
+        period.ends_ms.map(|end| end.saturating_add(retention))
     }
 
     /// The shard that holds `member`.

@@ -1,18 +1,29 @@
 //! Key names, shared by every backend so that operators see one layout.
 //!
-//! All keys of one shard carry the same Redis hash tag, `{st:BOARD:PERIOD:SHARD}`,
-//! so they live in one cluster slot and a write is one atomic script:
+//! All keys of one shard carry the same Redis hash tag, `{st:BOARD:SHARD}`:
+//! the tag names the board and the shard, not the period, so every period
+//! and blend of a shard lives in one cluster slot and a write that moves all
+//! of them is one atomic script. `P` below is a period id (`all`,
+//! `daily/2026-12-01`, `every:10s/1764597610`) or a blend's name:
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `{st:b:p:s}:z` | sorted set | member -> score |
-//! | `{st:b:p:s}:v` | string (int) | shard version, bumped by every applied write |
-//! | `{st:b:p:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"`, the first write's [`crate::store::request_digest`] (16 hex digits) and resulting score, with the board's TTL; scoped to (member, key). A record of only a score (previous release) matches any digest |
-//! | `{st:b:p:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
-//! | `{st:b:p:s}:snap` | string | the shard's TOP-K snapshot |
-//! | `{sg:b:p:g}:snap` | string | group g's merged TOP-K snapshot |
+//! | `{st:b:s}:z:P` | sorted set | member -> score in period (or blend) P |
+//! | `{st:b:s}:v:P` | string (int) | P's version, bumped by every applied write that moves P |
+//! | `{st:b:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"` and, on a board with several periods, `" <id>=<score>"` per period; the first write's [`crate::store::request_digest`] (16 hex digits) and resulting scores, with the board's TTL; scoped to (member, key) |
+//! | `{st:b:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
+//! | `{st:b:s}:snap:P` | string | the shard's TOP-K snapshot of P |
+//! | `{st:b:s}:bp:NAME` | string | blend NAME's parts set at run time ([`crate::blend::encode_parts`]) |
+//! | `{st:b:s}:bs:NAME` | string | what blend NAME's set was built from ([`crate::blend::built_from`]) |
+//! | `{sg:b:g}:snap:P` | string | group g's merged TOP-K snapshot of P |
+//!
+//! Keys of a closed period (`:z:P`, `:v:P`, `:snap:P`) expire at the
+//! period's end plus the board's `closed_retention`.
 //!
 //! Board names cannot hold `{`, `}` or `:`, so tags never collide.
+//!
+//! Before periods (releases up to wave 1) the tag was `{st:b:all:s}` and
+//! keys had no `:P` suffix; that layout is not read any more.
 
 use crate::board::Board;
 
@@ -29,29 +40,29 @@ pub enum Scope {
 
 /// The hash tag shared by every key of one shard, braces included.
 pub fn shard_tag(board: &Board, shard: u32) -> String {
-    format!("{{st:{}:{}:{}}}", board.name, board.period, shard)
+    format!("{{st:{}:{}}}", board.name, shard)
 }
 
-/// `{st:BOARD:PERIOD:SHARD}` and then `suffix`, in one allocation sized up
-/// front: a rank fans out over every shard, so each request builds one key
-/// per shard (with `format!` over [`shard_tag`], two allocations and their
-/// regrowth were a visible share of the gateway's time).
-fn shard_key(board: &Board, shard: u32, suffix: &str) -> String {
+/// `{st:BOARD:SHARD}`, `suffix` and then `period`, in one allocation sized
+/// up front: a rank fans out over every shard, so each request builds one
+/// key per shard (with `format!` over [`shard_tag`], two allocations and
+/// their regrowth were a visible share of the gateway's time).
+fn shard_key(board: &Board, shard: u32, suffix: &str, period: &str) -> String {
     use std::fmt::Write;
     let name = board.name.as_str();
-    let mut key = String::with_capacity(name.len() + board.period.len() + suffix.len() + 16);
-    let _ = write!(key, "{{st:{name}:{}:{shard}}}{suffix}", board.period);
+    let mut key = String::with_capacity(name.len() + period.len() + suffix.len() + 16);
+    let _ = write!(key, "{{st:{name}:{shard}}}{suffix}{period}");
     key
 }
 
-/// The sorted set of a shard.
+/// The sorted set of `board.period` in a shard.
 pub fn shard_zset(board: &Board, shard: u32) -> String {
-    shard_key(board, shard, ":z")
+    shard_key(board, shard, ":z:", &board.period)
 }
 
-/// The version counter of a shard.
+/// The version counter of `board.period` in a shard.
 pub fn shard_version(board: &Board, shard: u32) -> String {
-    shard_key(board, shard, ":v")
+    shard_key(board, shard, ":v:", &board.period)
 }
 
 /// The prefix of a shard's idempotency records (`LEN:MEMBER:KEY` follows,
@@ -74,12 +85,12 @@ pub fn shard_audit(board: &Board, shard: u32) -> String {
     format!("{}:a", shard_tag(board, shard))
 }
 
-/// Where a snapshot of `scope` is stored.
+/// Where a snapshot of `scope` of `board.period` is stored.
 pub fn snapshot(board: &Board, scope: Scope) -> String {
     match scope {
-        Scope::Shard(s) => format!("{}:snap", shard_tag(board, s)),
-        Scope::Group(g) => format!("{{sg:{}:{}:{}}}:snap", board.name, board.period, g),
-        Scope::Global => format!("{{sx:{}:{}}}:snap", board.name, board.period),
+        Scope::Shard(s) => format!("{}:snap:{}", shard_tag(board, s), board.period),
+        Scope::Group(g) => format!("{{sg:{}:{}}}:snap:{}", board.name, g, board.period),
+        Scope::Global => format!("{{sx:{}}}:snap:{}", board.name, board.period),
     }
 }
 
@@ -91,7 +102,7 @@ mod tests {
     #[test]
     fn shard_keys_share_one_tag() {
         let b = Board::new(BoardName::new("global").unwrap());
-        let tag = "{st:global:all:17}";
+        let tag = "{st:global:17}";
         for key in [
             shard_zset(&b, 17),
             shard_version(&b, 17),
@@ -101,6 +112,10 @@ mod tests {
         ] {
             assert!(key.starts_with(tag), "{key}");
         }
-        assert_eq!(snapshot(&b, Scope::Group(3)), "{sg:global:all:3}:snap");
+        assert_eq!(snapshot(&b, Scope::Group(3)), "{sg:global:3}:snap:all");
+        assert_eq!(shard_zset(&b, 17), "{st:global:17}:z:all");
+        let daily = b.at("daily/2026-12-01");
+        assert_eq!(shard_zset(&daily, 2), "{st:global:2}:z:daily/2026-12-01");
+        assert_eq!(shard_version(&daily, 2), "{st:global:2}:v:daily/2026-12-01");
     }
 }

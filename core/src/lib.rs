@@ -5,16 +5,20 @@
 //! list, a merge and a rank all agree on one total order (see
 //! [`types::Order::cmp_entries`]).
 
+pub mod blend;
 pub mod board;
 pub mod keyspace;
 pub mod merge;
 pub mod ostree;
+pub mod period;
 pub mod rank;
 pub mod snapshot;
 pub mod store;
 pub mod types;
 
+pub use blend::{Blend, BlendPart};
 pub use board::{Board, ShardBy};
+pub use period::{Period, PeriodError, PeriodKind, Timezone};
 pub use keyspace::Scope;
 pub use snapshot::{DecodeError, Snapshot};
 pub use store::{MemoryStore, Store, StoreError, Write, WriteOutcome};

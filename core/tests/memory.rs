@@ -8,3 +8,9 @@ async fn passes_the_conformance_suite() {
     let store = MemoryStore::new();
     conformance::run(&store, "mem").await;
 }
+
+#[tokio::test]
+async fn passes_the_periods_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::periods::run(&store, "mem").await;
+}

@@ -12,7 +12,8 @@
 //! - [`process`]: the workspace's binaries as child processes (built on
 //!   demand, output in files, killed on drop) and scratch directories, for
 //!   tests that run the gateway and the agents as an operator would.
-//! - [`conformance`]: the async suite every `Store` backend passes.
+//! - [`conformance`]: the async suite every `Store` backend passes, and
+//!   [`periods`] its part for boards in time.
 //! - [`merge_sample`]: the merge benchmarks' input lists.
 //! - [`redis`]: the `redis` crate this harness is built on, re-exported so a
 //!   test can build a command for [`RedisCluster::query`] without a
@@ -25,6 +26,7 @@
 pub mod cluster;
 pub mod conformance;
 pub mod merge_sample;
+pub mod periods;
 pub mod process;
 pub mod varnish;
 

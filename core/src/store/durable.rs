@@ -66,20 +66,36 @@
 //!
 //! One file, `DATA_DIR/standings.redb`, holds every board. Keys are redb
 //! tuples, compared element by element, so every row of one shard is
-//! contiguous. `b` is the board name, `p` the period, `s` the shard index
-//! (`u32`):
+//! contiguous. `b` is the board name, `p` a period id (`all`,
+//! `daily/2026-12-01`, ...), `s` the shard index (`u32`); `""` in place of
+//! `p` marks a row of the whole shard:
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `members` | `(b, p, s, member)` | `(score: f64, version: u64)`: the score and the shard version of the write that set it |
-//! | `versions` | `(b, p, s)` | `u64`: the shard's version |
-//! | `idempotency` | `(expires_at_ms: u64, b, p, s, member, key)` | `(digest: u64, score: f64)`: ordered by expiry first, so expired records are one range to delete and records load in the FIFO order the in-memory expiry queue needs |
-//! | `audit` | `(b, p, s, version: u64)` | `(member, op, value: f64, score: f64, idempotency_key: Option<&str>, request_id, at_ms: u64)`, at most [`AUDIT_CAPACITY`] per shard |
+//! | `members` | `(b, p, s, member)` | `(score: f64, seq: u64)`: the member's score in period p and the shard sequence number of the write that set it |
+//! | `versions` | `(b, p, s)` | `u64`: period p's version; `(b, "", s)`: the shard's sequence number |
+//! | `set_expiry` | `(b, p, s)` | `i64`: when period p of the shard expires (ms since the Unix epoch; closed periods only) |
+//! | `idempotency` | `(expires_at_ms: u64, b, "", s, member, key)` | `(digest: u64, score: f64)`: ordered by expiry first, so expired records are one range to delete and records load in the FIFO order the in-memory expiry queue needs |
+//! | `idempotency_scores` | as `idempotency` | `&str`: on a board with several periods, the first write's score in each, `id=score` joined by `;` |
+//! | `audit` | `(b, "", s, seq: u64)` | `(member, op, value: f64, score: f64, idempotency_key: Option<&str>, request_id, at_ms: u64)`, at most [`AUDIT_CAPACITY`] per shard |
+//! | `blend_parts` | `(b, blend, s)` | `&str`: the blend's parts set at run time ([`crate::blend::encode_parts`]) |
 //! | `snapshots` | [`keyspace::snapshot`] key | `(seq: u64, bytes)` |
+//! | `snapshot_expiry` | [`keyspace::snapshot`] key | `i64`: when a closed period's snapshot expires |
+//!
+//! Blends are not stored: a blend is a function of its parts' periods, so
+//! each shard's blend is rebuilt from them after a restart (by the first
+//! write to the shard or the agents' first [`Store::maintain`]).
 //!
 //! Expiry times are wall-clock (ms since the Unix epoch), so a record's TTL
 //! survives a restart; expired records are skipped and deleted at load, and
-//! deleted by the committer at most every [`EXPIRY_SWEEP`].
+//! deleted by the committer at most every [`EXPIRY_SWEEP`]. Closed periods
+//! and their snapshots are deleted when memory drops them (on a write to
+//! the shard, or [`Store::maintain`]) and skipped at load once expired.
+//!
+//! A file written before periods keyed `idempotency` and `audit` by the
+//! period `all` and numbered audit rows by the shard's version; opening it
+//! moves those rows to `""` once (the numbers carry over: the shard's
+//! sequence number starts from its old version).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +111,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
+use crate::blend::{self, Blend};
 use super::{
     AuditRecord, MemoryStore, Neighbours, ShardCounts, Store, StoreError, Write, WriteOutcome,
 };
@@ -128,6 +145,23 @@ const AUDIT: TableDefinition<AuditKey<'static>, AuditValue<'static>> =
     TableDefinition::new("audit");
 const SNAPSHOTS: TableDefinition<&'static str, (u64, &'static [u8])> =
     TableDefinition::new("snapshots");
+const SET_EXPIRY: TableDefinition<ShardKey<'static>, i64> = TableDefinition::new("set_expiry");
+const IDEMPOTENCY_SCORES: TableDefinition<IdemKey<'static>, &'static str> =
+    TableDefinition::new("idempotency_scores");
+const BLEND_PARTS: TableDefinition<ShardKey<'static>, &'static str> =
+    TableDefinition::new("blend_parts");
+const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> =
+    TableDefinition::new("snapshot_expiry");
+
+/// The `p` of rows that belong to a whole shard rather than one period.
+const SHARD_ROW: &str = "";
+
+/// Whether a set id names a period (stored) rather than a blend (rebuilt
+/// from its periods): period ids are `all` or hold a `/`, blend names
+/// have the board-name pattern and are not `all`.
+fn is_period(id: &str) -> bool {
+    id == "all" || id.contains('/')
+}
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,13 +255,28 @@ pub enum OpenError {
 enum Mutation {
     Write {
         board: BoardName,
-        period: Arc<str>,
         applied: Applied,
     },
     Snapshot {
         key: String,
         seq: u64,
         bytes: Bytes,
+        expires_at_ms: Option<i64>,
+    },
+    /// Periods of a shard dropped by retention.
+    Expire {
+        board: BoardName,
+        shard: u32,
+        sets: Vec<Arc<str>>,
+    },
+    /// Snapshots dropped by retention.
+    ExpireSnapshots { keys: Vec<String> },
+    /// A blend's parts set at run time, on every shard.
+    BlendParts {
+        board: BoardName,
+        blend: Arc<str>,
+        shards: u32,
+        parts: String,
     },
 }
 
@@ -394,126 +443,262 @@ fn open_db(file: &Path) -> Result<Database, OpenError> {
     })
 }
 
-/// Creates the tables of a new file and deletes expired idempotency records.
+/// Creates the tables of a new file, moves rows of a file written before
+/// periods to the shard-row layout, and deletes expired idempotency
+/// records.
 fn prepare(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(MEMBERS)?;
         txn.open_table(VERSIONS)?;
-        txn.open_table(AUDIT)?;
         txn.open_table(SNAPSHOTS)?;
+        txn.open_table(SET_EXPIRY)?;
+        txn.open_table(BLEND_PARTS)?;
+        txn.open_table(SNAPSHOT_EXPIRY)?;
         let mut idem = txn.open_table(IDEMPOTENCY)?;
-        sweep(&mut idem, crate::store::now_ms())?;
+        let mut idem_scores = txn.open_table(IDEMPOTENCY_SCORES)?;
+        let mut audit = txn.open_table(AUDIT)?;
+        migrate(&mut idem, &mut audit)?;
+        sweep(&mut idem, &mut idem_scores, crate::store::now_ms())?;
     }
     txn.commit()?;
     Ok(())
 }
 
-fn sweep(
+/// Moves idempotency and audit rows keyed by a period (the layout before
+/// periods, where every board had the one period `all`) to the shard row.
+fn migrate(
     idem: &mut redb::Table<IdemKey<'static>, (u64, f64)>,
-    now: u64,
+    audit: &mut redb::Table<AuditKey<'static>, AuditValue<'static>>,
 ) -> Result<(), redb::Error> {
-    idem.retain_in::<IdemKey<'_>, _>(..(now, "", "", 0, "", ""), |_, _| false)?;
+    type OwnedIdem = ((u64, String, u32, String, String), (u64, f64));
+    let mut old_idem: Vec<OwnedIdem> = Vec::new();
+    for row in idem.iter()? {
+        let (k, v) = row?;
+        let (at, b, p, s, m, key) = k.value();
+        if p != SHARD_ROW {
+            old_idem.push(((at, b.to_owned(), s, m.to_owned(), key.to_owned()), v.value()));
+        }
+    }
+    if !old_idem.is_empty() {
+        idem.retain(|(_, _, p, _, _, _), _| p == SHARD_ROW)?;
+        for ((at, b, s, m, key), v) in &old_idem {
+            idem.insert((*at, b.as_str(), SHARD_ROW, *s, m.as_str(), key.as_str()), *v)?;
+        }
+    }
+    type OwnedAudit = (
+        (String, u32, u64),
+        (String, String, f64, f64, Option<String>, String, u64),
+    );
+    let mut old_audit: Vec<OwnedAudit> = Vec::new();
+    for row in audit.iter()? {
+        let (k, v) = row?;
+        let (b, p, s, seq) = k.value();
+        if p != SHARD_ROW {
+            let (m, op, value, score, key, request_id, at) = v.value();
+            old_audit.push((
+                (b.to_owned(), s, seq),
+                (
+                    m.to_owned(),
+                    op.to_owned(),
+                    value,
+                    score,
+                    key.map(str::to_owned),
+                    request_id.to_owned(),
+                    at,
+                ),
+            ));
+        }
+    }
+    if !old_audit.is_empty() {
+        audit.retain(|(_, p, _, _), _| p == SHARD_ROW)?;
+        for ((b, s, seq), (m, op, value, score, key, request_id, at)) in &old_audit {
+            audit.insert(
+                (b.as_str(), SHARD_ROW, *s, *seq),
+                (
+                    m.as_str(),
+                    op.as_str(),
+                    *value,
+                    *score,
+                    key.as_deref(),
+                    request_id.as_str(),
+                    *at,
+                ),
+            )?;
+        }
+    }
     Ok(())
 }
 
-/// Loads every table into `memory`; answers the highest snapshot sequence.
-/// Consecutive rows of one shard, gathered so they are restored together.
-struct ShardRuns<T> {
-    run: Option<(ShardId, Vec<T>)>,
+fn sweep(
+    idem: &mut redb::Table<IdemKey<'static>, (u64, f64)>,
+    idem_scores: &mut redb::Table<IdemKey<'static>, &'static str>,
+    now: u64,
+) -> Result<(), redb::Error> {
+    idem.retain_in::<IdemKey<'_>, _>(..(now, "", "", 0, "", ""), |_, _| false)?;
+    idem_scores.retain_in::<IdemKey<'_>, _>(..(now, "", "", 0, "", ""), |_, _| false)?;
+    Ok(())
 }
 
-impl<T> Default for ShardRuns<T> {
+/// Consecutive rows of one set, gathered so they are restored together.
+struct Runs<K, T> {
+    run: Option<(K, Vec<T>)>,
+}
+
+impl<K: PartialEq, T> Default for Runs<K, T> {
     fn default() -> Self {
         Self { run: None }
     }
 }
 
-impl<T> ShardRuns<T> {
-    /// Adds `item` of shard `(b, p, s)`; when it starts a new shard, hands
-    /// the finished run to `flush` first.
-    fn push(
-        &mut self,
-        (b, p, s): (&str, &str, u32),
-        id: &mut impl FnMut(&str, &str, u32) -> Result<ShardId, String>,
-        item: T,
-        flush: impl FnOnce(ShardId, Vec<T>),
-    ) -> Result<(), String> {
-        let same = self
-            .run
-            .as_ref()
-            .is_some_and(|((rb, rp, rs), _)| rb.as_str() == b && &**rp == p && *rs == s);
-        if !same {
-            if let Some((shard, items)) = self.run.take() {
-                flush(shard, items);
+impl<K: PartialEq, T> Runs<K, T> {
+    /// Adds `item` of run `key`; when it starts a new run, hands the
+    /// finished one to `flush` first.
+    fn push(&mut self, key: K, item: T, flush: impl FnOnce(K, Vec<T>)) {
+        if self.run.as_ref().is_none_or(|(k, _)| *k != key) {
+            if let Some((k, items)) = self.run.take() {
+                flush(k, items);
             }
-            self.run = Some((id(b, p, s)?, Vec::new()));
+            self.run = Some((key, Vec::new()));
         }
         if let Some((_, items)) = self.run.as_mut() {
             items.push(item);
         }
-        Ok(())
     }
 
     /// Hands the last run to `flush`.
-    fn finish(self, flush: impl FnOnce(ShardId, Vec<T>)) {
-        if let Some((shard, items)) = self.run {
-            flush(shard, items);
+    fn finish(self, flush: impl FnOnce(K, Vec<T>)) {
+        if let Some((k, items)) = self.run {
+            flush(k, items);
         }
     }
 }
 
+/// Interns board names and set ids while loading.
+#[derive(Default)]
+struct Names {
+    boards: HashMap<String, BoardName>,
+    sets: HashMap<String, Arc<str>>,
+}
+
+impl Names {
+    fn board(&mut self, b: &str) -> Result<BoardName, String> {
+        if let Some(name) = self.boards.get(b) {
+            return Ok(name.clone());
+        }
+        let name = BoardName::new(b).map_err(|err| format!("board name {b:?}: {err}"))?;
+        self.boards.insert(b.to_owned(), name.clone());
+        Ok(name)
+    }
+
+    fn set(&mut self, p: &str) -> Arc<str> {
+        self.sets
+            .entry(p.to_owned())
+            .or_insert_with(|| Arc::from(p))
+            .clone()
+    }
+}
+
+/// Parses `id=score;...` (the `idempotency_scores` value).
+fn decode_scores(text: &str, names: &mut Names) -> Result<Arc<[(Arc<str>, f64)]>, String> {
+    text.split(';')
+        .map(|pair| {
+            let (id, score) = pair
+                .rsplit_once('=')
+                .ok_or_else(|| format!("idempotency scores {text:?}"))?;
+            let score: f64 = score
+                .parse()
+                .map_err(|_| format!("idempotency scores {text:?}"))?;
+            Ok((names.set(id), score))
+        })
+        .collect()
+}
+
+fn encode_scores(scores: &[(Arc<str>, f64)]) -> String {
+    scores
+        .iter()
+        .map(|(id, score)| format!("{id}={score:e}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Loads every table into `memory`; answers the highest snapshot sequence.
 fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let e = |e: redb::StorageError| e.to_string();
     let t = |e: redb::TableError| e.to_string();
-    let mut periods: HashMap<String, Arc<str>> = HashMap::new();
-    let mut id = |b: &str, p: &str, s: u32| -> Result<ShardId, String> {
-        let name = BoardName::new(b).map_err(|err| format!("board name {b:?}: {err}"))?;
-        let period = periods
-            .entry(p.to_owned())
-            .or_insert_with(|| Arc::from(p))
-            .clone();
-        Ok((name, period, s))
-    };
+    let mut names = Names::default();
     let member = |m: &str| MemberId::new(m).map_err(|err| format!("member {m:?}: {err}"));
+    let now = crate::store::now_ms();
+    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
 
-    // Rows come sorted by (board, period, shard): each shard's run is
+    let mut expiry: HashMap<(String, String, u32), i64> = HashMap::new();
+    for row in txn.open_table(SET_EXPIRY).map_err(t)?.iter().map_err(e)? {
+        let (k, v) = row.map_err(e)?;
+        let (b, p, s) = k.value();
+        expiry.insert((b.to_owned(), p.to_owned(), s), v.value());
+    }
+    let expires = |b: &str, p: &str, s: u32| expiry.get(&(b.to_owned(), p.to_owned(), s)).copied();
+
+    // Rows come sorted by (board, period, shard): each set's run is
     // restored under one lookup and one lock.
+    type SetRun = (BoardName, Arc<str>, u32, Option<i64>);
+    let restore = |(b, p, s, at): SetRun, scores: Vec<(MemberId, f64)>| {
+        memory.restore_scores((b, s), p, at, scores)
+    };
     let members = txn.open_table(MEMBERS).map_err(t)?;
-    let mut runs = ShardRuns::default();
+    let mut runs: Runs<SetRun, (MemberId, f64)> = Runs::default();
     for row in members.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (b, p, s, m) = k.value();
+        let at = expires(b, p, s);
+        if at.is_some_and(|at| at <= now_i) {
+            continue;
+        }
         let (score, _) = v.value();
-        runs.push((b, p, s), &mut id, (member(m)?, score), |shard, scores| {
-            memory.restore_scores(shard, scores)
-        })?;
+        let key = (names.board(b)?, names.set(p), s, at);
+        runs.push(key, (member(m)?, score), restore);
     }
-    runs.finish(|shard, scores| memory.restore_scores(shard, scores));
+    runs.finish(restore);
     let versions = txn.open_table(VERSIONS).map_err(t)?;
     for row in versions.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (b, p, s) = k.value();
-        memory.restore_version(id(b, p, s)?, v.value());
+        let id: ShardId = (names.board(b)?, s);
+        // The shard's sequence number: its own row, or (a file written
+        // before periods) its old version.
+        memory.restore_seq(id.clone(), v.value());
+        if p != SHARD_ROW {
+            let at = expires(b, p, s);
+            if at.is_none_or(|at| at > now_i) {
+                memory.restore_version(id, names.set(p), at, v.value());
+            }
+        }
     }
-    let now = crate::store::now_ms();
+    let idem_scores = txn.open_table(IDEMPOTENCY_SCORES).map_err(t)?;
     let idem = txn.open_table(IDEMPOTENCY).map_err(t)?;
     for row in idem.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
-        let (expires, b, p, s, m, key) = k.value();
-        if expires <= now {
+        let (expires_at, b, _, s, m, key) = k.value();
+        if expires_at <= now {
             continue;
         }
+        let scores = match idem_scores.get(k.value()).map_err(e)? {
+            Some(text) => Some(decode_scores(text.value(), &mut names)?),
+            None => None,
+        };
         let (digest, score) = v.value();
-        let remaining = Duration::from_millis(expires - now);
-        memory.restore_idempotency(id(b, p, s)?, &member(m)?, key, digest, score, remaining);
+        let remaining = Duration::from_millis(expires_at - now);
+        let id = (names.board(b)?, s);
+        memory.restore_idempotency(id, &member(m)?, key, digest, score, scores, remaining);
     }
     let audit = txn.open_table(AUDIT).map_err(t)?;
-    let mut runs = ShardRuns::default();
+    let restore_audits =
+        |id: ShardId, records: Vec<AuditRecord>| memory.restore_audits(id, records);
+    let mut runs: Runs<ShardId, AuditRecord> = Runs::default();
     for row in audit.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
-        let (b, p, s, _) = k.value();
+        let (b, _, s, _) = k.value();
         let (m, op, value, score, key, request_id, at_ms) = v.value();
         let record = AuditRecord {
             member: member(m)?,
@@ -524,20 +709,44 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
             request_id: request_id.to_owned(),
             at_ms,
         };
-        runs.push((b, p, s), &mut id, record, |shard, records| {
-            memory.restore_audits(shard, records)
-        })?;
+        runs.push((names.board(b)?, s), record, restore_audits);
     }
-    runs.finish(|shard, records| memory.restore_audits(shard, records));
+    runs.finish(restore_audits);
+    for row in txn.open_table(BLEND_PARTS).map_err(t)?.iter().map_err(e)? {
+        let (k, v) = row.map_err(e)?;
+        let (b, name, s) = k.value();
+        let parts = blend::decode_parts(v.value())?;
+        memory.restore_blend_parts((names.board(b)?, s), names.set(name), Arc::from(parts));
+    }
+    let snapshot_expiry = txn.open_table(SNAPSHOT_EXPIRY).map_err(t)?;
     let snapshots = txn.open_table(SNAPSHOTS).map_err(t)?;
     let mut seq = 0;
     for row in snapshots.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (s, bytes) = v.value();
         seq = seq.max(s);
-        memory.restore_snapshot(k.value().to_owned(), Bytes::copy_from_slice(bytes));
+        let at = snapshot_expiry
+            .get(k.value())
+            .map_err(e)?
+            .map(|row| row.value());
+        if at.is_some_and(|at| at <= now_i) {
+            continue;
+        }
+        memory.restore_snapshot(k.value().to_owned(), Bytes::copy_from_slice(bytes), at);
     }
     Ok(seq)
+}
+
+/// Copies every row of `table` from `read` into `write`.
+macro_rules! copy_table {
+    ($read:expr, $write:expr, $table:expr) => {{
+        let src = $read.open_table($table)?;
+        let mut dst = $write.open_table($table)?;
+        for row in src.iter()? {
+            let (k, v) = row?;
+            dst.insert(k.value(), v.value())?;
+        }
+    }};
 }
 
 /// Copies every table of `from` (one read transaction) into `to` (one
@@ -545,38 +754,15 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
 fn copy_tables(from: &Database, to: &Database) -> Result<(), redb::Error> {
     let read = from.begin_read()?;
     let write = to.begin_write()?;
-    {
-        let src = read.open_table(MEMBERS)?;
-        let mut dst = write.open_table(MEMBERS)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-        let src = read.open_table(VERSIONS)?;
-        let mut dst = write.open_table(VERSIONS)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-        let src = read.open_table(IDEMPOTENCY)?;
-        let mut dst = write.open_table(IDEMPOTENCY)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-        let src = read.open_table(AUDIT)?;
-        let mut dst = write.open_table(AUDIT)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-        let src = read.open_table(SNAPSHOTS)?;
-        let mut dst = write.open_table(SNAPSHOTS)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
-    }
+    copy_table!(read, write, MEMBERS);
+    copy_table!(read, write, VERSIONS);
+    copy_table!(read, write, SET_EXPIRY);
+    copy_table!(read, write, IDEMPOTENCY);
+    copy_table!(read, write, IDEMPOTENCY_SCORES);
+    copy_table!(read, write, AUDIT);
+    copy_table!(read, write, BLEND_PARTS);
+    copy_table!(read, write, SNAPSHOTS);
+    copy_table!(read, write, SNAPSHOT_EXPIRY);
     write.commit()?;
     Ok(())
 }
@@ -593,35 +779,49 @@ fn write_batch(
     {
         let mut members = txn.open_table(MEMBERS)?;
         let mut versions = txn.open_table(VERSIONS)?;
+        let mut set_expiry = txn.open_table(SET_EXPIRY)?;
         let mut idem = txn.open_table(IDEMPOTENCY)?;
+        let mut idem_scores = txn.open_table(IDEMPOTENCY_SCORES)?;
         let mut audit = txn.open_table(AUDIT)?;
+        let mut blend_parts = txn.open_table(BLEND_PARTS)?;
         let mut snapshots = txn.open_table(SNAPSHOTS)?;
+        let mut snapshot_expiry = txn.open_table(SNAPSHOT_EXPIRY)?;
+        // The highest version of each set and sequence number of each
+        // shard in the batch (the shard's under `SHARD_ROW`).
         let mut newest: HashMap<ShardKey<'_>, u64> = HashMap::new();
+        let mut trim: HashMap<(&str, u32), u64> = HashMap::new();
         for m in batch {
             match m {
-                Mutation::Write {
-                    board,
-                    period,
-                    applied,
-                } => {
-                    let (b, p, s, v) = (board.as_str(), &**period, applied.shard, applied.version);
+                Mutation::Write { board, applied } => {
+                    let (b, s, seq) = (board.as_str(), applied.shard, applied.seq);
                     let a = &applied.audit;
                     let member = a.member.as_str();
-                    let key = (b, p, s, member);
-                    let newer = members.get(key)?.is_none_or(|row| row.value().1 < v);
-                    if newer {
-                        members.insert(key, (applied.score, v))?;
+                    for set in applied.sets.iter().filter(|set| is_period(&set.id)) {
+                        let p = &*set.id;
+                        let key = (b, p, s, member);
+                        let newer = members.get(key)?.is_none_or(|row| row.value().1 < seq);
+                        if let (true, Some(score)) = (newer, set.score) {
+                            members.insert(key, (score, seq))?;
+                        }
+                        let top = newest.entry((b, p, s)).or_insert(0);
+                        *top = (*top).max(set.version);
+                        if let Some(at) = set.expires_at_ms {
+                            set_expiry.insert((b, p, s), at)?;
+                        }
                     }
-                    let top = newest.entry((b, p, s)).or_insert(0);
-                    *top = (*top).max(v);
+                    let top = newest.entry((b, SHARD_ROW, s)).or_insert(0);
+                    *top = (*top).max(seq);
+                    let last = trim.entry((b, s)).or_insert(0);
+                    *last = (*last).max(seq);
                     if let Some(r) = &applied.idempotency {
-                        idem.insert(
-                            (r.expires_at_ms, b, p, s, member, r.key.as_str()),
-                            (r.digest, r.score),
-                        )?;
+                        let key = (r.expires_at_ms, b, SHARD_ROW, s, member, r.key.as_str());
+                        idem.insert(key, (r.digest, r.score))?;
+                        if let Some(scores) = &r.scores {
+                            idem_scores.insert(key, encode_scores(scores).as_str())?;
+                        }
                     }
                     audit.insert(
-                        (b, p, s, v),
+                        (b, SHARD_ROW, s, seq),
                         (
                             member,
                             a.op.as_str(),
@@ -632,13 +832,50 @@ fn write_batch(
                             a.at_ms,
                         ),
                     )?;
+                    for p in &applied.expired {
+                        expire_set(&mut members, &mut versions, &mut set_expiry, b, p, s)?;
+                    }
                 }
-                Mutation::Snapshot { key, seq, bytes } => {
+                Mutation::Snapshot {
+                    key,
+                    seq,
+                    bytes,
+                    expires_at_ms,
+                } => {
                     let newer = snapshots
                         .get(key.as_str())?
                         .is_none_or(|row| row.value().0 < *seq);
                     if newer {
                         snapshots.insert(key.as_str(), (*seq, &bytes[..]))?;
+                        if let Some(at) = expires_at_ms {
+                            snapshot_expiry.insert(key.as_str(), *at)?;
+                        }
+                    }
+                }
+                Mutation::Expire {
+                    board,
+                    shard,
+                    sets,
+                } => {
+                    for p in sets {
+                        let b = board.as_str();
+                        expire_set(&mut members, &mut versions, &mut set_expiry, b, p, *shard)?;
+                    }
+                }
+                Mutation::ExpireSnapshots { keys } => {
+                    for key in keys {
+                        snapshots.remove(key.as_str())?;
+                        snapshot_expiry.remove(key.as_str())?;
+                    }
+                }
+                Mutation::BlendParts {
+                    board,
+                    blend,
+                    shards,
+                    parts,
+                } => {
+                    for s in 0..*shards {
+                        blend_parts.insert((board.as_str(), &**blend, s), parts.as_str())?;
                     }
                 }
             }
@@ -648,19 +885,36 @@ fn write_batch(
             if v > current {
                 versions.insert((b, p, s), v)?;
             }
-            let keep = AUDIT_CAPACITY as u64;
-            if v > keep {
-                audit
-                    .retain_in::<AuditKey<'_>, _>((b, p, s, 0)..=(b, p, s, v - keep), |_, _| {
-                        false
-                    })?;
+        }
+        let keep = AUDIT_CAPACITY as u64;
+        for ((b, s), seq) in trim {
+            if seq > keep {
+                audit.retain_in::<AuditKey<'_>, _>(
+                    (b, SHARD_ROW, s, 0)..=(b, SHARD_ROW, s, seq - keep),
+                    |_, _| false,
+                )?;
             }
         }
         if let Some(now) = sweep_at {
-            sweep(&mut idem, now)?;
+            sweep(&mut idem, &mut idem_scores, now)?;
         }
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Deletes every row of period `p` of shard `s`.
+fn expire_set(
+    members: &mut redb::Table<MemberKey<'static>, (f64, u64)>,
+    versions: &mut redb::Table<ShardKey<'static>, u64>,
+    set_expiry: &mut redb::Table<ShardKey<'static>, i64>,
+    b: &str,
+    p: &str,
+    s: u32,
+) -> Result<(), redb::Error> {
+    members.retain_in::<MemberKey<'_>, _>((b, p, s, "")..(b, p, s + 1, ""), |_, _| false)?;
+    versions.remove((b, p, s))?;
+    set_expiry.remove((b, p, s))?;
     Ok(())
 }
 
@@ -765,7 +1019,6 @@ impl Store for DurableStore {
         };
         let mutation = Mutation::Write {
             board: board.name.clone(),
-            period: board.period.clone(),
             applied,
         };
         Self::commit(permit, mutation).await?;
@@ -825,17 +1078,61 @@ impl Store for DurableStore {
     ) -> Result<(), StoreError> {
         let permit = self.reserve().await?;
         let key = keyspace::snapshot(board, scope);
+        let expires_at_ms = board.expires_at_ms(&board.period);
         let seq = {
             let mut seq = self.snapshot_seq.lock().unwrap_or_else(|p| p.into_inner());
             *seq += 1;
-            self.memory.restore_snapshot(key.clone(), bytes.clone());
+            self.memory
+                .restore_snapshot(key.clone(), bytes.clone(), expires_at_ms);
             *seq
         };
-        Self::commit(permit, Mutation::Snapshot { key, seq, bytes }).await
+        let mutation = Mutation::Snapshot {
+            key,
+            seq,
+            bytes,
+            expires_at_ms,
+        };
+        Self::commit(permit, mutation).await
     }
 
     async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError> {
         self.memory.get_snapshot(board, scope).await
+    }
+
+    async fn maintain(&self, board: &Board, shards: &[u32]) -> Result<u64, StoreError> {
+        let mut rebuilt = 0;
+        for &shard in shards {
+            super::check_shard(board, shard)?;
+            let permit = self.reserve().await?;
+            let (sets, n) = self.memory.maintain_shard(board, shard);
+            rebuilt += n;
+            if !sets.is_empty() {
+                let mutation = Mutation::Expire {
+                    board: board.name.clone(),
+                    shard,
+                    sets,
+                };
+                Self::commit(permit, mutation).await?;
+            }
+        }
+        let permit = self.reserve().await?;
+        let keys = self.memory.expire_snapshots(crate::store::now_ms_i64());
+        if !keys.is_empty() {
+            Self::commit(permit, Mutation::ExpireSnapshots { keys }).await?;
+        }
+        Ok(rebuilt)
+    }
+
+    async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError> {
+        let permit = self.reserve().await?;
+        self.memory.set_blend(board, blend).await?;
+        let mutation = Mutation::BlendParts {
+            board: board.name.clone(),
+            blend: blend.name.clone(),
+            shards: board.shards,
+            parts: blend::encode_parts(&blend.parts),
+        };
+        Self::commit(permit, mutation).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -849,17 +1146,23 @@ impl Store for DurableStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::IdempotencyRecord;
+    use crate::store::memory::{IdempotencyRecord, SetChange};
 
     fn applied(version: u64, score: f64, key: Option<&str>) -> Mutation {
         let member = MemberId::new("m:1").unwrap();
         Mutation::Write {
             board: BoardName::new("ord").unwrap(),
-            period: Arc::from("all"),
             applied: Applied {
                 shard: 1,
-                version,
+                seq: version,
                 score,
+                sets: vec![SetChange {
+                    id: Arc::from("all"),
+                    score: Some(score),
+                    version,
+                    expires_at_ms: None,
+                }],
+                expired: Vec::new(),
                 audit: AuditRecord {
                     member,
                     op: Op::Set,
@@ -873,6 +1176,7 @@ mod tests {
                     key: k.to_owned(),
                     digest: 7,
                     score,
+                    scores: None,
                     expires_at_ms: crate::store::now_ms() + 60_000,
                 }),
             },

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    check_shard, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
 };
+use crate::blend::{self, Blend, BlendPart};
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
@@ -45,17 +46,44 @@ impl Ord for Key {
     }
 }
 
-/// One shard: Redis's ascending (score, member) order in `sorted`.
+/// One period (or blend) of one shard: member -> score, and Redis's
+/// ascending (score, member) order in `sorted`.
 #[derive(Default)]
-struct Shard {
+struct Set {
     scores: HashMap<MemberId, f64>,
     sorted: OrderStatTree<(Key, MemberId)>,
+    /// Bumped by every applied write that moves this set.
     version: u64,
+    /// When the set expires (closed period past retention), ms since the
+    /// Unix epoch; `None` for never.
+    expires_at_ms: Option<i64>,
+}
+
+/// A shard's state of one blend.
+#[derive(Default, Clone)]
+struct ShardBlend {
+    /// Parts set at run time ([`Store::set_blend`]); `None`: the board's.
+    parts: Option<Arc<[BlendPart]>>,
+    /// What the blend's set was built from ([`blend::built_from`]).
+    built_from: String,
+}
+
+/// One shard of one board: its periods and blends, and the idempotency
+/// records and audit log every write of the shard shares.
+#[derive(Default)]
+struct Shard {
+    sets: HashMap<Arc<str>, Set>,
+    /// Bumped by every applied write: orders the shard's audit records.
+    seq: u64,
     /// (member, key) -> the first write's record; see [`Seen`].
     idempotency: HashMap<(MemberId, String), Seen>,
     /// Expiry queue for `idempotency`; the TTL is per board so it is FIFO.
     idempotency_expiry: VecDeque<(Instant, (MemberId, String))>,
     audit: VecDeque<AuditRecord>,
+    blends: HashMap<Arc<str>, ShardBlend>,
+    /// The earliest `expires_at_ms` of `sets`, so the sweep is one
+    /// comparison while nothing is due.
+    next_expiry: Option<i64>,
 }
 
 impl Shard {
@@ -70,6 +98,24 @@ impl Shard {
         }
     }
 
+    /// Drops the sets past their expiry; answers their ids.
+    fn expire_sets(&mut self, now_ms: i64) -> Vec<Arc<str>> {
+        if self.next_expiry.is_none_or(|at| at > now_ms) {
+            return Vec::new();
+        }
+        let expired: Vec<Arc<str>> = self
+            .sets
+            .iter()
+            .filter(|(_, set)| set.expires_at_ms.is_some_and(|at| at <= now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.sets.remove(id);
+        }
+        self.next_expiry = self.sets.values().filter_map(|s| s.expires_at_ms).min();
+        expired
+    }
+
     fn push_audit(&mut self, record: AuditRecord) {
         if self.audit.len() == AUDIT_CAPACITY {
             self.audit.pop_front();
@@ -77,11 +123,116 @@ impl Shard {
         self.audit.push_back(record);
     }
 
+    /// The set of `id`, created (with its expiry) if missing.
+    fn set_mut(&mut self, id: &Arc<str>, expires_at_ms: Option<i64>) -> &mut Set {
+        if !self.sets.contains_key(id) {
+            if let Some(at) = expires_at_ms {
+                self.next_expiry = Some(self.next_expiry.map_or(at, |n| n.min(at)));
+            }
+            self.sets.insert(
+                id.clone(),
+                Set {
+                    expires_at_ms,
+                    ..Set::default()
+                },
+            );
+        }
+        self.sets.get_mut(id).expect("inserted above")
+    }
+
+    fn score_in(&self, id: &str, member: &MemberId) -> Option<f64> {
+        self.sets.get(id).and_then(|s| s.scores.get(member).copied())
+    }
+
+    /// The parts blend `blend` of this shard uses.
+    fn parts_of(&self, blend: &Blend) -> Arc<[BlendPart]> {
+        self.blends
+            .get(&blend.name)
+            .and_then(|b| b.parts.clone())
+            .unwrap_or_else(|| blend.parts.clone())
+    }
+
+    /// Rebuilds `blend`'s set if what it was built from is not what its
+    /// parts resolve to at `now_ms`: the blend's set becomes the weighted
+    /// sum of its parts' sets, one member at a time. Answers whether it
+    /// rebuilt.
+    fn ensure_blend(&mut self, board: &Board, blend: &Blend, now_ms: i64) -> bool {
+        let parts = self.parts_of(blend);
+        let want = blend::built_from(&parts, &board.timezone, now_ms);
+        if self
+            .blends
+            .get(&blend.name)
+            .is_some_and(|b| b.built_from == want)
+        {
+            return false;
+        }
+        let ids: Vec<(Arc<str>, f64)> = parts
+            .iter()
+            .map(|p| (p.resolve(&board.timezone, now_ms).id, p.weight))
+            .collect();
+        let mut members: Vec<MemberId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (id, _) in &ids {
+            if let Some(set) = self.sets.get(id) {
+                for m in set.scores.keys() {
+                    if seen.insert(m.clone()) {
+                        members.push(m.clone());
+                    }
+                }
+            }
+        }
+        let mut fresh = Set::default();
+        for m in members {
+            let sum = blend::weighted_sum(ids.iter().map(|(id, w)| (*w, self.score_in(id, &m))));
+            if let Some(score) = sum {
+                fresh.scores.insert(m.clone(), score);
+                fresh.sorted.insert((Key(score), m));
+            }
+        }
+        let version = self.sets.get(&blend.name).map_or(0, |s| s.version);
+        fresh.version = version + 1;
+        self.sets.insert(blend.name.clone(), fresh);
+        let entry = self.blends.entry(blend.name.clone()).or_default();
+        entry.built_from = want;
+        true
+    }
+
+    /// Recomputes `member`'s score in `blend` from its parts (after a
+    /// write moved them); answers the new score.
+    fn update_blend(
+        &mut self,
+        board: &Board,
+        blend: &Blend,
+        member: &MemberId,
+        now_ms: i64,
+    ) -> Option<f64> {
+        let parts = self.parts_of(blend);
+        let sum = blend::weighted_sum(parts.iter().map(|p| {
+            let id = p.resolve(&board.timezone, now_ms).id;
+            (p.weight, self.score_in(&id, member))
+        }));
+        let set = self.set_mut(&blend.name, None);
+        match sum {
+            Some(score) => set.set_score(member, score),
+            None => set.remove(member),
+        }
+        set.version += 1;
+        sum
+    }
+}
+
+impl Set {
     fn set_score(&mut self, member: &MemberId, score: f64) {
         if let Some(old) = self.scores.insert(member.clone(), score) {
             self.sorted.remove(&(Key(old), member.clone()));
         }
         self.sorted.insert((Key(score), member.clone()));
+    }
+
+    fn remove(&mut self, member: &MemberId) {
+        if let Some(old) = self.scores.remove(member) {
+            self.sorted.remove(&(Key(old), member.clone()));
+        }
     }
 
     /// Entries best first starting at best-first position `from`.
@@ -168,26 +319,47 @@ impl Shard {
 /// records (members `user:NNNNNN`, 11 bytes; UUID-shaped 36-byte keys).
 /// The audit record of the write keeps a third copy of the key, bounded by
 /// [`AUDIT_CAPACITY`] per shard.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Seen {
-    /// The member's score after the first write.
+    /// The member's score in the first period after the first write.
     score: f64,
     /// [`super::request_digest`] of the first write's op and value.
     digest: u64,
+    /// Its scores in every period, when the board has more than one.
+    scores: Option<Arc<[(Arc<str>, f64)]>>,
 }
 
-/// A shard of one board period: (board name, period, shard index).
-pub(crate) type ShardId = (crate::types::BoardName, Arc<str>, u32);
+/// A shard of one board: (board name, shard index).
+pub(crate) type ShardId = (crate::types::BoardName, u32);
+
+/// One set a write moved: its id (period id or blend name), the member's
+/// score there (`None`: removed) and the set's version after the write.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SetChange {
+    /// The period id or blend name.
+    pub id: Arc<str>,
+    /// The member's score in it after the write.
+    pub score: Option<f64>,
+    /// The set's version after the write.
+    pub version: u64,
+    /// When the set expires (a period that will close), if ever.
+    pub expires_at_ms: Option<i64>,
+}
 
 /// What an applied write changed, for a durable backend to persist.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Applied {
     /// The member's shard.
     pub shard: u32,
-    /// The shard's version after the write.
-    pub version: u64,
-    /// The member's score after the write.
+    /// The shard's sequence number after the write: strictly increasing per
+    /// shard in the order writes were applied here.
+    pub seq: u64,
+    /// The member's score in the first period after the write.
     pub score: f64,
+    /// Every period and blend set the write moved.
+    pub sets: Vec<SetChange>,
+    /// Sets dropped before the write because their retention ran out.
+    pub expired: Vec<Arc<str>>,
     /// The audit record the write appended (it names the member).
     pub audit: AuditRecord,
     /// The idempotency record the write created, if it had a key.
@@ -201,8 +373,10 @@ pub(crate) struct IdempotencyRecord {
     pub key: String,
     /// [`super::request_digest`] of the write.
     pub digest: u64,
-    /// The member's score after the write.
+    /// The member's score in the first period after the write.
     pub score: f64,
+    /// Its scores in every period, when the board has more than one.
+    pub scores: Option<Arc<[(Arc<str>, f64)]>>,
     /// When the record expires, ms since the Unix epoch.
     pub expires_at_ms: u64,
 }
@@ -213,7 +387,8 @@ pub struct MemoryStore {
     /// Shards are created on first touch; the outer lock is taken for
     /// writing only then.
     shards: RwLock<HashMap<ShardId, Arc<Mutex<Shard>>>>,
-    snapshots: RwLock<HashMap<String, Bytes>>,
+    /// Snapshots by [`keyspace::snapshot`] key, with their expiry.
+    snapshots: RwLock<HashMap<String, (Bytes, Option<i64>)>>,
 }
 
 impl MemoryStore {
@@ -231,7 +406,7 @@ impl MemoryStore {
     }
 
     fn with_shard<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&mut Shard) -> T) -> T {
-        self.with_shard_id((board.name.clone(), board.period.clone(), shard), f)
+        self.with_shard_id((board.name.clone(), shard), f)
     }
 
     fn with_shard_id<T>(&self, id: ShardId, f: impl FnOnce(&mut Shard) -> T) -> T {
@@ -240,11 +415,20 @@ impl MemoryStore {
         f(&mut guard)
     }
 
+    /// Runs `f` on the set `board.period` of `shard`, or on an empty set
+    /// when it does not exist (never written, or expired).
+    fn with_set<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&Set) -> T) -> T {
+        self.with_shard(board, shard, |s| match s.sets.get(&board.period) {
+            Some(set) => f(set),
+            None => f(&Set::default()),
+        })
+    }
+
     /// [`Store::apply`], also saying what the write did when it applied
     /// (`None` for a repeat of an idempotency key): everything a durable
-    /// backend must persist to replay it. The version in [`Applied`] is
-    /// assigned under the shard lock, so it is strictly increasing per shard
-    /// in the order writes were applied here.
+    /// backend must persist to replay it. The sequence number in
+    /// [`Applied`] is assigned under the shard lock, so it is strictly
+    /// increasing per shard in the order writes were applied here.
     pub(crate) fn apply_recorded(
         &self,
         board: &Board,
@@ -264,9 +448,12 @@ impl MemoryStore {
         let shard = board
             .shard_of(&write.member)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now_ms = super::now_ms_i64();
+        let periods = board.current_periods(now_ms);
         self.with_shard(board, shard, |s| {
             let now = Instant::now();
             s.expire_idempotency(now);
+            let expired = s.expire_sets(now_ms);
             let idem = write
                 .idempotency_key
                 .as_ref()
@@ -276,28 +463,83 @@ impl MemoryStore {
                 if seen.digest != digest {
                     return Err(StoreError::IdempotencyConflict);
                 }
+                let scores = match &seen.scores {
+                    Some(all) => all.to_vec(),
+                    None => periods
+                        .first()
+                        .map(|p| vec![(p.id.clone(), seen.score)])
+                        .unwrap_or_default(),
+                };
                 return Ok((
                     WriteOutcome {
                         score: seen.score,
                         applied: false,
+                        scores,
                     },
                     None,
                 ));
             }
-            let old = s.scores.get(&write.member).copied();
-            let score = write
-                .op
-                .apply(board.order, old, write.value.get())
-                .ok_or(StoreError::OutOfRange)?;
-            s.set_score(&write.member, score);
-            s.version += 1;
-            let at_ms = now_ms();
+            // Every period's new score first: out of range in one of them
+            // applies none.
+            let mut scores: Vec<(Arc<str>, f64)> = Vec::with_capacity(periods.len());
+            for p in &periods {
+                let old = s.score_in(&p.id, &write.member);
+                let new = write
+                    .op
+                    .apply(board.order, old, write.value.get())
+                    .ok_or(StoreError::OutOfRange)?;
+                scores.push((p.id.clone(), new));
+            }
+            let mut sets = Vec::new();
+            for (p, (id, score)) in periods.iter().zip(&scores) {
+                let expires = p.ends_ms.and_then(|_| board.expires_at_ms(id));
+                let set = s.set_mut(id, expires);
+                set.set_score(&write.member, *score);
+                set.version += 1;
+                if record {
+                    sets.push(SetChange {
+                        id: id.clone(),
+                        score: Some(*score),
+                        version: set.version,
+                        expires_at_ms: set.expires_at_ms,
+                    });
+                }
+            }
+            for blend in board.blends.iter() {
+                s.ensure_blend(board, blend, now_ms);
+                let moves = s.parts_of(blend).iter().any(|p| !p.previous);
+                if moves {
+                    let score = s.update_blend(board, blend, &write.member, now_ms);
+                    if record {
+                        let version = s.sets.get(&blend.name).map_or(0, |b| b.version);
+                        sets.push(SetChange {
+                            id: blend.name.clone(),
+                            score,
+                            version,
+                            expires_at_ms: None,
+                        });
+                    }
+                }
+            }
+            let score = scores.first().map_or(0.0, |(_, v)| *v);
+            let all_scores: Option<Arc<[(Arc<str>, f64)]>> =
+                (scores.len() > 1).then(|| Arc::from(scores.as_slice()));
+            s.seq += 1;
+            let at_ms = now_ms.max(0) as u64;
             let idempotency = idem.and_then(|key| {
-                s.idempotency.insert(key.clone(), Seen { score, digest });
+                s.idempotency.insert(
+                    key.clone(),
+                    Seen {
+                        score,
+                        digest,
+                        scores: all_scores.clone(),
+                    },
+                );
                 let made = record.then(|| IdempotencyRecord {
                     key: key.1.clone(),
                     digest,
                     score,
+                    scores: all_scores.clone(),
                     expires_at_ms: at_ms.saturating_add(board.idempotency_ttl.as_millis() as u64),
                 });
                 s.idempotency_expiry
@@ -315,8 +557,10 @@ impl MemoryStore {
             };
             let applied = record.then(|| Applied {
                 shard,
-                version: s.version,
+                seq: s.seq,
                 score,
+                sets,
+                expired,
                 audit: audit.clone(),
                 idempotency,
             });
@@ -325,19 +569,54 @@ impl MemoryStore {
                 WriteOutcome {
                     score,
                     applied: true,
+                    scores,
                 },
                 applied,
             ))
         })
     }
 
-    /// Restores a run of one shard's member scores under one lock (loading
-    /// a durable store reads them shard by shard).
-    pub(crate) fn restore_scores(&self, id: ShardId, scores: Vec<(MemberId, f64)>) {
+    /// [`Store::maintain`] for one shard: expires sets past retention and
+    /// rebuilds stale blends; answers the expired ids and whether any blend
+    /// was rebuilt.
+    pub(crate) fn maintain_shard(&self, board: &Board, shard: u32) -> (Vec<Arc<str>>, u64) {
+        let now_ms = super::now_ms_i64();
+        self.with_shard(board, shard, |s| {
+            let expired = s.expire_sets(now_ms);
+            let rebuilt = board
+                .blends
+                .iter()
+                .filter(|blend| s.ensure_blend(board, blend, now_ms))
+                .count() as u64;
+            (expired, rebuilt)
+        })
+    }
+
+    /// Sets the parts of `blend` on one shard and rebuilds its set.
+    pub(crate) fn set_blend_shard(&self, board: &Board, shard: u32, blend: &Blend) {
+        let now_ms = super::now_ms_i64();
+        self.with_shard(board, shard, |s| {
+            let entry = s.blends.entry(blend.name.clone()).or_default();
+            entry.parts = Some(blend.parts.clone());
+            entry.built_from.clear();
+            s.ensure_blend(board, blend, now_ms);
+        });
+    }
+
+    /// Restores a run of one set's member scores under one lock (loading a
+    /// durable store reads them set by set).
+    pub(crate) fn restore_scores(
+        &self,
+        id: ShardId,
+        set: Arc<str>,
+        expires_at_ms: Option<i64>,
+        scores: Vec<(MemberId, f64)>,
+    ) {
         self.with_shard_id(id, |s| {
-            s.scores.reserve(scores.len());
+            let target = s.set_mut(&set, expires_at_ms);
+            target.scores.reserve(scores.len());
             for (member, score) in &scores {
-                s.set_score(member, *score);
+                target.set_score(member, *score);
             }
         });
     }
@@ -351,14 +630,39 @@ impl MemoryStore {
         });
     }
 
-    /// Restores a shard's version (loading a durable store).
-    pub(crate) fn restore_version(&self, id: ShardId, version: u64) {
-        self.with_shard_id(id, |s| s.version = version);
+    /// Restores a set's version and the shard's sequence number (loading a
+    /// durable store).
+    pub(crate) fn restore_version(
+        &self,
+        id: ShardId,
+        set: Arc<str>,
+        expires_at_ms: Option<i64>,
+        version: u64,
+    ) {
+        self.with_shard_id(id, |s| {
+            s.set_mut(&set, expires_at_ms).version = version;
+        });
+    }
+
+    /// Restores a shard's sequence number.
+    pub(crate) fn restore_seq(&self, id: ShardId, seq: u64) {
+        self.with_shard_id(id, |s| s.seq = s.seq.max(seq));
+    }
+
+    /// Restores the run-time parts of a shard's blend (its set is rebuilt
+    /// by the next write or [`Store::maintain`]).
+    pub(crate) fn restore_blend_parts(&self, id: ShardId, name: Arc<str>, parts: Arc<[BlendPart]>) {
+        self.with_shard_id(id, |s| {
+            let entry = s.blends.entry(name).or_default();
+            entry.parts = Some(parts);
+            entry.built_from.clear();
+        });
     }
 
     /// Restores an idempotency record that expires `remaining` from now.
     /// Records of one shard must be restored in order of expiry, since the
     /// expiry queue is FIFO.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn restore_idempotency(
         &self,
         id: ShardId,
@@ -366,34 +670,60 @@ impl MemoryStore {
         key: &str,
         digest: u64,
         score: f64,
+        scores: Option<Arc<[(Arc<str>, f64)]>>,
         remaining: Duration,
     ) {
         self.with_shard_id(id, |s| {
             let k = (member.clone(), key.to_owned());
-            s.idempotency.insert(k.clone(), Seen { score, digest });
+            s.idempotency.insert(
+                k.clone(),
+                Seen {
+                    score,
+                    digest,
+                    scores,
+                },
+            );
             s.idempotency_expiry
                 .push_back((Instant::now() + remaining, k));
         });
     }
 
     /// Stores a snapshot under its [`keyspace::snapshot`] key (loading a
-    /// durable store).
-    pub(crate) fn restore_snapshot(&self, key: String, bytes: Bytes) {
+    /// durable store, or putting one), expiring at `expires_at_ms`.
+    pub(crate) fn restore_snapshot(&self, key: String, bytes: Bytes, expires_at_ms: Option<i64>) {
         let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
-        snapshots.insert(key, bytes);
+        snapshots.insert(key, (bytes, expires_at_ms));
     }
 
-    fn each_shard<T>(
+    /// Drops the snapshots past their expiry; answers their keys.
+    pub(crate) fn expire_snapshots(&self, now_ms: i64) -> Vec<String> {
+        let due = |at: &Option<i64>| at.is_some_and(|at| at <= now_ms);
+        if !read(&self.snapshots).values().any(|(_, at)| due(at)) {
+            return Vec::new();
+        }
+        let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<String> = snapshots
+            .iter()
+            .filter(|(_, (_, at))| due(at))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &keys {
+            snapshots.remove(k);
+        }
+        keys
+    }
+
+    fn each_set<T>(
         &self,
         board: &Board,
         shards: &[u32],
-        f: impl Fn(&Shard) -> T,
+        f: impl Fn(&Set) -> T,
     ) -> Result<Vec<T>, StoreError> {
         shards
             .iter()
             .map(|&s| {
                 check_shard(board, s)?;
-                Ok(self.with_shard(board, s, |shard| f(shard)))
+                Ok(self.with_set(board, s, |set| f(set)))
             })
             .collect()
     }
@@ -408,13 +738,13 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 #[async_trait]
 impl Store for MemoryStore {
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
-        self.apply_recorded(board, write)
+        self.apply_inner(board, write, false)
             .map(|(outcome, _)| outcome)
     }
 
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {
         check_shard(board, shard)?;
-        Ok(self.with_shard(board, shard, |s| s.best_first(board.order, 0, k)))
+        Ok(self.with_set(board, shard, |s| s.best_first(board.order, 0, k)))
     }
 
     async fn score(
@@ -424,7 +754,7 @@ impl Store for MemoryStore {
         member: &MemberId,
     ) -> Result<Option<f64>, StoreError> {
         check_shard(board, shard)?;
-        Ok(self.with_shard(board, shard, |s| s.scores.get(member).copied()))
+        Ok(self.with_set(board, shard, |s| s.scores.get(member).copied()))
     }
 
     async fn counts(
@@ -433,7 +763,7 @@ impl Store for MemoryStore {
         shards: &[u32],
         score: f64,
     ) -> Result<Vec<ShardCounts>, StoreError> {
-        self.each_shard(board, shards, |s| ShardCounts {
+        self.each_set(board, shards, |s| ShardCounts {
             better: s.count_better(board.order, score),
             total: s.scores.len() as u64,
         })
@@ -446,11 +776,11 @@ impl Store for MemoryStore {
         anchor: &Entry,
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError> {
-        self.each_shard(board, shards, |s| s.neighbours(board.order, anchor, n))
+        self.each_set(board, shards, |s| s.neighbours(board.order, anchor, n))
     }
 
     async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError> {
-        self.each_shard(board, shards, |s| s.version)
+        self.each_set(board, shards, |s| s.version)
     }
 
     async fn audit_tail(
@@ -471,15 +801,34 @@ impl Store for MemoryStore {
         scope: Scope,
         bytes: Bytes,
     ) -> Result<(), StoreError> {
-        let mut snapshots = self.snapshots.write().unwrap_or_else(|p| p.into_inner());
-        snapshots.insert(keyspace::snapshot(board, scope), bytes);
+        let expires = board.expires_at_ms(&board.period);
+        self.restore_snapshot(keyspace::snapshot(board, scope), bytes, expires);
         Ok(())
     }
 
     async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError> {
+        let now = super::now_ms_i64();
         Ok(read(&self.snapshots)
             .get(&keyspace::snapshot(board, scope))
-            .cloned())
+            .filter(|(_, at)| at.is_none_or(|at| at > now))
+            .map(|(bytes, _)| bytes.clone()))
+    }
+
+    async fn maintain(&self, board: &Board, shards: &[u32]) -> Result<u64, StoreError> {
+        let mut rebuilt = 0;
+        for &shard in shards {
+            check_shard(board, shard)?;
+            rebuilt += self.maintain_shard(board, shard).1;
+        }
+        self.expire_snapshots(super::now_ms_i64());
+        Ok(rebuilt)
+    }
+
+    async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError> {
+        for shard in 0..board.shards {
+            self.set_blend_shard(board, shard, blend);
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -495,7 +844,7 @@ mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     fn idempotency_record_size() {
-        assert_eq!(std::mem::size_of::<((MemberId, String), Seen)>(), 56);
+        assert_eq!(std::mem::size_of::<((MemberId, String), Seen)>(), 72);
         assert_eq!(std::mem::size_of::<(Instant, (MemberId, String))>(), 56);
     }
 }

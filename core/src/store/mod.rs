@@ -10,11 +10,13 @@ pub mod durable;
 pub mod memory;
 pub mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::blend::Blend;
 use crate::board::{fnv1a64, Board};
 use crate::keyspace::Scope;
 use crate::types::{Entry, MemberId, Op, Score};
@@ -62,12 +64,16 @@ pub fn request_digest(op: Op, value: f64) -> u64 {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WriteOutcome {
-    /// The member's score after the write (for a repeat: after the first).
+    /// The member's score in the board's first period after the write (for
+    /// a repeat: after the first).
     pub score: f64,
     /// False when the idempotency key had already been applied.
     pub applied: bool,
+    /// The member's score in every period the write moved, by period id, in
+    /// the order of the board's periods (for a repeat: the first write's).
+    pub scores: Vec<(Arc<str>, f64)>,
 }
 
 /// One applied write, as the audit log keeps it for reconciliation.
@@ -141,7 +147,10 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + std::marker::Sync + 'static {
     /// Applies `write` to the member's shard atomically: idempotency check,
-    /// the op, a version bump and an audit record, or none of them. A key
+    /// the op in the current period of every kind of the board (current by
+    /// the store's own clock, one per shard), the member's score in every
+    /// blend, a version bump of each period and blend touched, and one
+    /// audit record; or none of them. A key
     /// already used by the member with the same [`request_digest`] answers
     /// the first outcome (`applied: false`); with a different one it is
     /// [`StoreError::IdempotencyConflict`].
@@ -150,7 +159,8 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// The best `k` entries of `shard`, best first.
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError>;
 
-    /// The member's score, if it has one (looked up in `shard`).
+    /// The member's score in `board.period`, if it has one (looked up in
+    /// `shard`).
     async fn score(
         &self,
         board: &Board,
@@ -200,6 +210,19 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// The encoded snapshot of `scope`, if one was stored.
     async fn get_snapshot(&self, board: &Board, scope: Scope) -> Result<Option<Bytes>, StoreError>;
 
+    /// Brings `shards` of `board` up to date with the clock: rebuilds each
+    /// blend whose parts rolled over or whose weights changed since it was
+    /// built (see [`crate::blend`]), and drops closed periods past the
+    /// board's retention where the backend does not expire them itself.
+    /// Agents call it every tick; writes do the same for the shard they
+    /// touch. Answers how many shard blends it rebuilt.
+    async fn maintain(&self, board: &Board, shards: &[u32]) -> Result<u64, StoreError>;
+
+    /// Replaces the parts (and weights) of `blend` of `board` on every
+    /// shard, rebuilding each shard's blend in the same atomic step, so
+    /// every gateway and every later write uses the new weights.
+    async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError>;
+
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -214,6 +237,12 @@ pub(crate) fn check_shard(board: &Board, shard: u32) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch as a signed number, for period
+/// arithmetic.
+pub fn now_ms_i64() -> i64 {
+    i64::try_from(now_ms()).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the Unix epoch, for audit records and snapshots.

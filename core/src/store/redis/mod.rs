@@ -95,6 +95,7 @@ use super::{
     check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
 };
+use crate::blend::Blend;
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
 use crate::types::{Entry, MemberId, Order};
@@ -597,6 +598,14 @@ impl Store for RedisStore {
     }
 
     /// `PING` on every master: ready only when every slot can be served.
+    async fn maintain(&self, _board: &Board, _shards: &[u32]) -> Result<u64, StoreError> {
+        todo!("periods: the Redis maintain script")
+    }
+
+    async fn set_blend(&self, _board: &Board, _blend: &Blend) -> Result<(), StoreError> {
+        todo!("periods: the Redis set_blend script")
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let cmd = redis::cmd("PING");
         self.bound(async { self.query(&cmd).await.map_err(unavailable) })

@@ -154,10 +154,12 @@ pub(super) fn parse_write(v: &Value) -> Result<WriteOutcome, StoreError> {
         "applied" => Ok(WriteOutcome {
             score: score()?,
             applied: true,
+            scores: Vec::new(),
         }),
         "repeat" => Ok(WriteOutcome {
             score: score()?,
             applied: false,
+            scores: Vec::new(),
         }),
         "range" => Err(StoreError::OutOfRange),
         "conflict" => Err(StoreError::IdempotencyConflict),
@@ -276,6 +278,7 @@ mod tests {
         assert_eq!(
             parse_write(&applied),
             Ok(WriteOutcome {
+                scores: Vec::new(),
                 score: 0.1 + 0.2,
                 applied: true
             })
@@ -284,6 +287,7 @@ mod tests {
         assert_eq!(
             parse_write(&repeat),
             Ok(WriteOutcome {
+                scores: Vec::new(),
                 score: 5.0,
                 applied: false
             })
