@@ -161,7 +161,9 @@ pub fn built_from(parts: &[BlendPart], tz: &Timezone, now_ms: i64) -> String {
 
 /// A member's blend score from its scores in the parts (`None` where it has
 /// none), in part order; `None` when it has no score in any part.
-pub fn weighted_sum(weights_and_scores: impl IntoIterator<Item = (f64, Option<f64>)>) -> Option<f64> {
+pub fn weighted_sum(
+    weights_and_scores: impl IntoIterator<Item = (f64, Option<f64>)>,
+) -> Option<f64> {
     let mut sum: Option<f64> = None;
     for (weight, score) in weights_and_scores {
         if let Some(s) = score {
@@ -221,7 +223,12 @@ mod tests {
             weight,
         };
         assert!(check_parts(&[part(PeriodKind::Daily, 1.0)], &kinds).is_ok());
-        assert_eq!(check_parts(&[part(PeriodKind::Weekly, 1.0)], &kinds).unwrap_err().0, 0);
+        assert_eq!(
+            check_parts(&[part(PeriodKind::Weekly, 1.0)], &kinds)
+                .unwrap_err()
+                .0,
+            0
+        );
         assert!(check_parts(&[part(PeriodKind::Daily, f64::NAN)], &kinds).is_err());
         assert!(check_parts(&[], &kinds).is_err());
         assert!(check_parts(

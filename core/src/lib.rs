@@ -18,8 +18,8 @@ pub mod types;
 
 pub use blend::{Blend, BlendPart};
 pub use board::{Board, ShardBy};
-pub use period::{Period, PeriodError, PeriodKind, Timezone};
 pub use keyspace::Scope;
+pub use period::{Period, PeriodError, PeriodKind, Timezone};
 pub use snapshot::{DecodeError, Snapshot};
 pub use store::{MemoryStore, Store, StoreError, Write, WriteOutcome};
 pub use types::{BoardName, Entry, InputCode, InvalidInput, MemberId, Op, Order, Score};

@@ -14,6 +14,7 @@ use standings_core::store::{
     Write,
 };
 use standings_core::types::{BoardName, Entry, MemberId, Op, Order, Score};
+use standings_core::{PeriodKind, WriteOutcome};
 use standings_test_support::conformance;
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -49,14 +50,15 @@ fn open(dir: &Path) -> DurableStore {
     DurableStore::open(dir, DurableOptions::default()).expect("open")
 }
 
-fn board(name: &str, period: &str, order: Order, shards: u32) -> Board {
+fn board(name: &str, periods: &[&str], order: Order, shards: u32) -> Board {
+    let kinds: Vec<PeriodKind> = periods.iter().map(|p| p.parse().unwrap()).collect();
     Board {
         order,
         shards,
         groups: 2,
         shard_by: ShardBy::Numeric,
         top_k: 10,
-        period: Arc::from(period),
+        periods: Arc::from(kinds),
         idempotency_ttl: Duration::from_secs(600),
         ..Board::new(BoardName::new(name).unwrap())
     }
@@ -124,19 +126,41 @@ async fn passes_the_conformance_suite() {
     store.close().await;
 }
 
-fn boards() -> Vec<Board> {
+#[tokio::test]
+async fn passes_the_periods_suite() {
+    let dir = TempDir::new("periods");
+    let store = open(dir.path());
+    standings_test_support::periods::run(&store, "dur").await;
+    store.close().await;
+}
+
+/// The boards written to: two of one period, one of three.
+fn written() -> Vec<Board> {
     vec![
-        board("r-desc", "all", Order::Desc, 4),
-        board("r-asc", "all", Order::Asc, 3),
-        board("r-desc", "2026-w01", Order::Desc, 4),
+        board("r-desc", &["all"], Order::Desc, 4),
+        board("r-asc", &["all"], Order::Asc, 3),
+        board("r-time", &["all", "daily", "weekly"], Order::Desc, 4),
     ]
+}
+
+/// Every period of the written boards, each as the board addressing it.
+fn boards() -> Vec<Board> {
+    let now = standings_core::store::now_ms_i64();
+    written()
+        .iter()
+        .flat_map(|b| b.current_periods(now).into_iter().map(|p| b.at(p.id)))
+        .collect()
 }
 
 /// A mix of ops, keyed and unkeyed, over every board; answers the keyed
 /// writes with their first outcome.
-async fn write_mix(store: &dyn Store, rounds: u64, keys: &str) -> Vec<(Board, Write, f64)> {
+async fn write_mix(
+    store: &dyn Store,
+    rounds: u64,
+    keys: &str,
+) -> Vec<(Board, Write, WriteOutcome)> {
     let mut keyed = Vec::new();
-    for b in boards() {
+    for b in written() {
         for i in 0..rounds {
             let n = i % 40;
             let op = [Op::Incr, Op::Set, Op::Best][(i % 3) as usize];
@@ -146,9 +170,11 @@ async fn write_mix(store: &dyn Store, rounds: u64, keys: &str) -> Vec<(Board, Wr
             let outcome = store.apply(&b, &w).await.unwrap();
             assert!(outcome.applied);
             if w.idempotency_key.is_some() {
-                keyed.push((b.clone(), w, outcome.score));
+                keyed.push((b.clone(), w, outcome));
             }
         }
+    }
+    for b in boards() {
         store
             .put_snapshot(
                 &b,
@@ -197,7 +223,12 @@ async fn a_reopened_store_answers_every_read_the_same() {
     for (b, w, first) in &keyed {
         let again = store.apply(b, w).await.unwrap();
         assert!(!again.applied, "a repeat after reopen is not applied");
-        assert_eq!(again.score, *first, "a repeat answers the first outcome");
+        assert_eq!(
+            again.score, first.score,
+            "a repeat answers the first outcome"
+        );
+        assert_eq!(again.scores, first.scores, "in every period");
+        assert_eq!(again.scores.len(), b.periods.len());
         let other = Write {
             value: Score::new(w.value.get() + 1.0).unwrap(),
             ..w.clone()
@@ -312,7 +343,7 @@ async fn an_uncreatable_dir_is_io() {
 async fn concurrent_writers_reopen_to_what_memory_answered() {
     let dir = TempDir::new("concurrent");
     let store = Arc::new(open(dir.path()));
-    let b = board("conc", "all", Order::Desc, 8);
+    let b = board("conc", &["all"], Order::Desc, 8);
     let mut tasks = Vec::new();
     for t in 0..8u64 {
         let store = store.clone();
@@ -388,7 +419,7 @@ async fn restart_time_and_bytes_per_member_at_a_million_members() {
         shards: 100,
         groups: 10,
         top_k: 1000,
-        ..board("million", "all", Order::Desc, 100)
+        ..board("million", &["all"], Order::Desc, 100)
     };
     let store = Arc::new(open(dir.path()));
     let started = std::time::Instant::now();
@@ -444,4 +475,177 @@ async fn restart_time_and_bytes_per_member_at_a_million_members() {
         bytes as f64 / MEMBERS as f64
     );
     reopened.close().await;
+}
+
+/// Every score of `b` (addressing one period) by member.
+async fn all_entries(store: &dyn Store, b: &Board) -> Vec<Entry> {
+    let mut all = Vec::new();
+    for s in 0..b.shards {
+        all.extend(store.top(b, s, 100_000).await.unwrap());
+    }
+    all.sort_by(|x, y| b.order.cmp_entries(x, y));
+    all
+}
+
+#[tokio::test]
+async fn periods_blend_weights_and_expiry_survive_a_reopen() {
+    use standings_core::blend::{Blend, BlendPart};
+    let dir = TempDir::new("periods-reopen");
+    let kinds = |k: &[&str]| -> Arc<[PeriodKind]> {
+        k.iter()
+            .map(|p| p.parse().unwrap())
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let part = |kind: &str, weight| BlendPart {
+        kind: kind.parse().unwrap(),
+        previous: false,
+        weight,
+    };
+    let hot = Blend {
+        name: Arc::from("hot"),
+        parts: Arc::from([part("all", 0.5), part("daily", 2.0)]),
+    };
+    let b = Board {
+        periods: kinds(&["all", "daily", "every:1s"]),
+        closed_retention: Duration::from_secs(1),
+        blends: Arc::from([hot.clone()]),
+        ..board("p-reopen", &["all"], Order::Desc, 4)
+    };
+    let store = open(dir.path());
+    let mut expired = None;
+    for n in 0..20 {
+        let out = store
+            .apply(&b, &write(n, Op::Incr, n as f64 + 1.0, None))
+            .await
+            .unwrap();
+        expired.get_or_insert(out.scores[2].0.clone());
+    }
+    let heavier = Blend {
+        parts: Arc::from([part("all", 1.0), part("daily", 3.0)]),
+        ..hot.clone()
+    };
+    store.set_blend(&b, &heavier).await.unwrap();
+    let now = standings_core::store::now_ms_i64();
+    let daily = b.at(b.current_periods(now)[1].id.clone());
+    let before_daily = all_entries(&store, &daily).await;
+    let before_hot = all_entries(&store, &b.at("hot")).await;
+    assert_eq!(before_hot[0].score, 20.0 + 3.0 * 20.0, "the new weights");
+    // The every:1s period closes and, a second later, expires.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    store.maintain(&b, &b.all_shards()).await.unwrap();
+    store.close().await;
+
+    let expired = expired.unwrap();
+    {
+        // The expired period's rows are gone from the file, not only skipped.
+        let db = redb::Database::open(dir.path().join("standings.redb")).unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let members: redb::TableDefinition<(&str, &str, u32, &str), (f64, u64)> =
+            redb::TableDefinition::new("members");
+        let table = txn.open_table(members).unwrap();
+        let mut periods = std::collections::BTreeSet::new();
+        for row in redb::ReadableTable::iter(&table).unwrap() {
+            let (k, _) = row.unwrap();
+            periods.insert(k.value().1.to_string());
+        }
+        assert!(
+            !periods.contains(&*expired),
+            "{expired} deleted: {periods:?}"
+        );
+        assert!(periods.contains("all") && periods.contains(&*daily.period));
+        assert!(!periods.contains("hot"), "blends are rebuilt, not stored");
+    }
+
+    let store = open(dir.path());
+    assert_eq!(all_entries(&store, &daily).await, before_daily);
+    store.maintain(&b, &b.all_shards()).await.unwrap();
+    assert_eq!(
+        all_entries(&store, &b.at("hot")).await,
+        before_hot,
+        "the blend is rebuilt with the weights set at run time"
+    );
+    assert!(all_entries(&store, &b.at(expired.clone())).await.is_empty());
+    store.close().await;
+}
+
+/// A file written before periods (idempotency and audit rows keyed by the
+/// period `all`, audit numbered by the shard's version) opens with its
+/// scores, repeats and audit intact, and new writes continue its numbering.
+#[tokio::test]
+async fn a_file_from_before_periods_is_migrated() {
+    use redb::{Database, TableDefinition};
+    let dir = TempDir::new("migrate");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let b = board("old", &["all"], Order::Desc, 4);
+    let m = member(1);
+    let shard = b.shard_of(&m).unwrap();
+    let key = "old-key";
+    let digest = standings_core::store::request_digest(Op::Incr, 5.0);
+    {
+        let db = Database::create(dir.path().join("standings.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut members = txn
+                .open_table(TableDefinition::<(&str, &str, u32, &str), (f64, u64)>::new(
+                    "members",
+                ))
+                .unwrap();
+            members
+                .insert(("old", "all", shard, m.as_str()), (5.0, 1))
+                .unwrap();
+            let mut versions = txn
+                .open_table(TableDefinition::<(&str, &str, u32), u64>::new("versions"))
+                .unwrap();
+            versions.insert(("old", "all", shard), 1).unwrap();
+            let mut idem = txn
+                .open_table(TableDefinition::<
+                    (u64, &str, &str, u32, &str, &str),
+                    (u64, f64),
+                >::new("idempotency"))
+                .unwrap();
+            let expires = standings_core::store::now_ms() + 600_000;
+            idem.insert(
+                (expires, "old", "all", shard, m.as_str(), key),
+                (digest, 5.0),
+            )
+            .unwrap();
+            let mut audit = txn
+                .open_table(TableDefinition::<
+                    (&str, &str, u32, u64),
+                    (&str, &str, f64, f64, Option<&str>, &str, u64),
+                >::new("audit"))
+                .unwrap();
+            audit
+                .insert(
+                    ("old", "all", shard, 1),
+                    (m.as_str(), "incr", 5.0, 5.0, Some(key), "req-old", 1),
+                )
+                .unwrap();
+            txn.open_table(TableDefinition::<&str, (u64, &[u8])>::new("snapshots"))
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.score(&b, shard, &m).await.unwrap(), Some(5.0));
+    let repeat = Write {
+        idempotency_key: Some(key.into()),
+        ..write(1, Op::Incr, 5.0, None)
+    };
+    let again = store.apply(&b, &repeat).await.unwrap();
+    assert!(!again.applied, "the old key still answers a repeat");
+    assert_eq!(again.score, 5.0);
+    store
+        .apply(&b, &write(1, Op::Incr, 1.0, None))
+        .await
+        .unwrap();
+    store.close().await;
+    let store = open(dir.path());
+    assert_eq!(store.score(&b, shard, &m).await.unwrap(), Some(6.0));
+    let audit = store.audit_tail(&b, shard, 10).await.unwrap();
+    let ids: Vec<&str> = audit.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["req-1-1", "req-old"], "newest first, old record kept");
+    assert_eq!(store.versions(&b, &[shard]).await.unwrap(), vec![2]);
+    store.close().await;
 }

@@ -144,29 +144,45 @@ async fn every_period_at_once(store: &dyn Store, prefix: &str) {
         assert_eq!(score_in(store, &b, id, 1).await, Some(5.0), "{id} holds it");
     }
     let again = apply(store, &b, write(1, Op::Best, 3.0)).await;
-    assert!(again.iter().all(|(_, s)| *s == 5.0), "best keeps each period's best");
+    assert!(
+        again.iter().all(|(_, s)| *s == 5.0),
+        "best keeps each period's best"
+    );
     let set = apply(store, &b, write(1, Op::Set, 2.0)).await;
     assert!(set.iter().all(|(_, s)| *s == 2.0), "set sets every period");
 
     // A repeat of a key answers the first outcome, every period's score.
     let keyed = Write {
         idempotency_key: Some("pk".into()),
-        ..write(5, Op::Incr, 4.0)
+        ..write(6, Op::Incr, 4.0)
     };
     let first = store.apply(&b, &keyed).await.expect("apply");
     let repeat = store.apply(&b, &keyed).await.expect("repeat");
     assert!(!repeat.applied);
-    assert_eq!(repeat.scores, first.scores, "a repeat answers the first scores");
-    assert_eq!(score_in(store, &b, "all", 5).await, Some(4.0), "applied once");
+    assert_eq!(
+        repeat.scores, first.scores,
+        "a repeat answers the first scores"
+    );
+    assert_eq!(
+        score_in(store, &b, "all", 6).await,
+        Some(4.0),
+        "applied once"
+    );
 
     // Periods are apart: versions and snapshots.
     let daily_board = b.at(daily.id.clone());
     let shard = b.shard_of(&member(1)).expect("shard");
     let v_all = store.versions(&b, &[shard]).await.expect("versions")[0];
-    let v_daily = store.versions(&daily_board, &[shard]).await.expect("versions")[0];
+    let v_daily = store
+        .versions(&daily_board, &[shard])
+        .await
+        .expect("versions")[0];
     assert_eq!((v_all, v_daily), (3, 3), "each period counts its writes");
     assert_eq!(
-        store.versions(&b.at("daily/2000-01-01"), &[shard]).await.expect("versions"),
+        store
+            .versions(&b.at("daily/2000-01-01"), &[shard])
+            .await
+            .expect("versions"),
         vec![0],
         "a period never written is at 0"
     );
@@ -176,11 +192,17 @@ async fn every_period_at_once(store: &dyn Store, prefix: &str) {
         .await
         .expect("put");
     assert_eq!(
-        store.get_snapshot(&daily_board, Scope::Shard(shard)).await.expect("get"),
+        store
+            .get_snapshot(&daily_board, Scope::Shard(shard))
+            .await
+            .expect("get"),
         Some(bytes)
     );
     assert_eq!(
-        store.get_snapshot(&b, Scope::Shard(shard)).await.expect("get"),
+        store
+            .get_snapshot(&b, Scope::Shard(shard))
+            .await
+            .expect("get"),
         None,
         "snapshots of periods are apart"
     );
@@ -198,13 +220,19 @@ async fn roll_over_and_frozen(store: &dyn Store, prefix: &str) {
         let scores = apply(store, &b, write(n, Op::Incr, s)).await;
         *first.entry(n).or_default() += s;
         let id = id_of(&scores, k, &tz);
-        assert!(p1.get_or_insert(id.clone()) == &id, "one period within the step");
+        assert!(
+            p1.get_or_insert(id.clone()) == &id,
+            "one period within the step"
+        );
     }
     let p1 = p1.expect("wrote");
     let frozen = all_entries(store, &b, &p1).await;
     assert_eq!(frozen.len(), 12);
     let shards = b.all_shards();
-    let v1 = store.versions(&b.at(p1.clone()), &shards).await.expect("versions");
+    let v1 = store
+        .versions(&b.at(p1.clone()), &shards)
+        .await
+        .expect("versions");
 
     after_boundary(2000, 100).await;
     let mut p2 = None;
@@ -216,24 +244,42 @@ async fn roll_over_and_frozen(store: &dyn Store, prefix: &str) {
     apply(store, &b, write(99, Op::Set, 1.0)).await;
     let p2 = p2.expect("wrote");
     assert_ne!(p1, p2, "the boundary moved writes to a new period");
-    let prev = Period::parse_id(&p2, &tz).expect("id").previous(&tz).expect("previous");
+    let prev = Period::parse_id(&p2, &tz)
+        .expect("id")
+        .previous(&tz)
+        .expect("previous");
     assert_eq!(prev.id, p1, "the new period follows the closed one");
 
-    assert_eq!(all_entries(store, &b, &p1).await, frozen, "the closed period is frozen");
     assert_eq!(
-        store.versions(&b.at(p1.clone()), &shards).await.expect("versions"),
+        all_entries(store, &b, &p1).await,
+        frozen,
+        "the closed period is frozen"
+    );
+    assert_eq!(
+        store
+            .versions(&b.at(p1.clone()), &shards)
+            .await
+            .expect("versions"),
         v1,
         "its versions stop moving"
     );
     for n in 0..6u64 {
-        assert_eq!(score_in(store, &b, &p2, n).await, Some(100.0), "m:{n} in the new period");
+        assert_eq!(
+            score_in(store, &b, &p2, n).await,
+            Some(100.0),
+            "m:{n} in the new period"
+        );
         assert_eq!(
             score_in(store, &b, "all", n).await,
             Some(first[&n] + 100.0),
             "m:{n} all-time holds both"
         );
     }
-    assert_eq!(score_in(store, &b, &p2, 7).await, None, "m:7 not written in the new period");
+    assert_eq!(
+        score_in(store, &b, &p2, 7).await,
+        None,
+        "m:7 not written in the new period"
+    );
     assert_eq!(total(store, &b, &p2).await, 7);
     assert_eq!(total(store, &b, &p1).await, 12);
 }
@@ -257,20 +303,35 @@ async fn retention(store: &dyn Store, prefix: &str) {
     // The period ends within 1 s and expires 1 s after that.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     store.maintain(&b, &b.all_shards()).await.expect("maintain");
-    assert_eq!(total(store, &b, &p).await, 0, "retention removed the closed period");
+    assert_eq!(
+        total(store, &b, &p).await,
+        0,
+        "retention removed the closed period"
+    );
     assert_eq!(score_in(store, &b, &p, 1).await, None);
-    assert_eq!(store.versions(&at, &[shard]).await.expect("versions"), vec![0]);
+    assert_eq!(
+        store.versions(&at, &[shard]).await.expect("versions"),
+        vec![0]
+    );
     assert_eq!(
         store.get_snapshot(&at, Scope::Group(0)).await.expect("get"),
         None,
         "its snapshots expire too"
     );
-    assert_eq!(score_in(store, &b, "all", 1).await, Some(1.0), "all never expires");
+    assert_eq!(
+        score_in(store, &b, "all", 1).await,
+        Some(1.0),
+        "all never expires"
+    );
 }
 
 /// The blend oracle: sum of weight x score over the parts, in order.
 fn oracle(parts: &[(f64, &HashMap<u64, f64>)], n: u64) -> Option<f64> {
-    blend::weighted_sum(parts.iter().map(|(w, scores)| (*w, scores.get(&n).copied())))
+    blend::weighted_sum(
+        parts
+            .iter()
+            .map(|(w, scores)| (*w, scores.get(&n).copied())),
+    )
 }
 
 async fn check_blend(store: &dyn Store, b: &Board, expect: &HashMap<u64, f64>, when: &str) {
@@ -291,7 +352,8 @@ async fn blends(store: &dyn Store, prefix: &str) {
         previous,
         weight,
     };
-    let parts: Arc<[BlendPart]> = Arc::from([part("every:2s", false, 0.7), part("every:2s", true, 0.3)]);
+    let parts: Arc<[BlendPart]> =
+        Arc::from([part("every:2s", false, 0.7), part("every:2s", true, 0.3)]);
     let hot = Blend {
         name: Arc::from("hot"),
         parts,
@@ -355,7 +417,11 @@ async fn blends(store: &dyn Store, prefix: &str) {
     let hot_board = b.at("hot");
     let shard = b.shard_of(&member(4)).expect("shard");
     assert!(
-        store.versions(&hot_board, &[shard]).await.expect("versions")[0] > 0,
+        store
+            .versions(&hot_board, &[shard])
+            .await
+            .expect("versions")[0]
+            > 0,
         "a blend has a version the agents can watch"
     );
 }

@@ -111,10 +111,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
-use crate::blend::{self, Blend};
 use super::{
-    AuditRecord, MemoryStore, Neighbours, ShardCounts, Store, StoreError, Write, WriteOutcome,
+    AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, Store, StoreError, Write,
+    WriteOutcome,
 };
+use crate::blend::{self, Blend};
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
 use crate::types::{BoardName, Entry, MemberId, Op};
@@ -150,8 +151,7 @@ const IDEMPOTENCY_SCORES: TableDefinition<IdemKey<'static>, &'static str> =
     TableDefinition::new("idempotency_scores");
 const BLEND_PARTS: TableDefinition<ShardKey<'static>, &'static str> =
     TableDefinition::new("blend_parts");
-const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> =
-    TableDefinition::new("snapshot_expiry");
+const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> = TableDefinition::new("snapshot_expiry");
 
 /// The `p` of rows that belong to a whole shard rather than one period.
 const SHARD_ROW: &str = "";
@@ -270,7 +270,9 @@ enum Mutation {
         sets: Vec<Arc<str>>,
     },
     /// Snapshots dropped by retention.
-    ExpireSnapshots { keys: Vec<String> },
+    ExpireSnapshots {
+        keys: Vec<String>,
+    },
     /// A blend's parts set at run time, on every shard.
     BlendParts {
         board: BoardName,
@@ -477,13 +479,19 @@ fn migrate(
         let (k, v) = row?;
         let (at, b, p, s, m, key) = k.value();
         if p != SHARD_ROW {
-            old_idem.push(((at, b.to_owned(), s, m.to_owned(), key.to_owned()), v.value()));
+            old_idem.push((
+                (at, b.to_owned(), s, m.to_owned(), key.to_owned()),
+                v.value(),
+            ));
         }
     }
     if !old_idem.is_empty() {
         idem.retain(|(_, _, p, _, _, _), _| p == SHARD_ROW)?;
         for ((at, b, s, m, key), v) in &old_idem {
-            idem.insert((*at, b.as_str(), SHARD_ROW, *s, m.as_str(), key.as_str()), *v)?;
+            idem.insert(
+                (*at, b.as_str(), SHARD_ROW, *s, m.as_str(), key.as_str()),
+                *v,
+            )?;
         }
     }
     type OwnedAudit = (
@@ -600,7 +608,7 @@ impl Names {
 }
 
 /// Parses `id=score;...` (the `idempotency_scores` value).
-fn decode_scores(text: &str, names: &mut Names) -> Result<Arc<[(Arc<str>, f64)]>, String> {
+fn decode_scores(text: &str, names: &mut Names) -> Result<PeriodScores, String> {
     text.split(';')
         .map(|pair| {
             let (id, score) = pair
@@ -852,11 +860,7 @@ fn write_batch(
                         }
                     }
                 }
-                Mutation::Expire {
-                    board,
-                    shard,
-                    sets,
-                } => {
+                Mutation::Expire { board, shard, sets } => {
                     for p in sets {
                         let b = board.as_str();
                         expire_set(&mut members, &mut versions, &mut set_expiry, b, p, *shard)?;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    check_shard, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    check_shard, AuditRecord, Neighbours, PeriodScores, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
 };
 use crate::blend::{self, Blend, BlendPart};
@@ -141,7 +141,9 @@ impl Shard {
     }
 
     fn score_in(&self, id: &str, member: &MemberId) -> Option<f64> {
-        self.sets.get(id).and_then(|s| s.scores.get(member).copied())
+        self.sets
+            .get(id)
+            .and_then(|s| s.scores.get(member).copied())
     }
 
     /// The parts blend `blend` of this shard uses.
@@ -326,7 +328,7 @@ struct Seen {
     /// [`super::request_digest`] of the first write's op and value.
     digest: u64,
     /// Its scores in every period, when the board has more than one.
-    scores: Option<Arc<[(Arc<str>, f64)]>>,
+    scores: Option<PeriodScores>,
 }
 
 /// A shard of one board: (board name, shard index).
@@ -376,7 +378,7 @@ pub(crate) struct IdempotencyRecord {
     /// The member's score in the first period after the write.
     pub score: f64,
     /// Its scores in every period, when the board has more than one.
-    pub scores: Option<Arc<[(Arc<str>, f64)]>>,
+    pub scores: Option<PeriodScores>,
     /// When the record expires, ms since the Unix epoch.
     pub expires_at_ms: u64,
 }
@@ -522,7 +524,7 @@ impl MemoryStore {
                 }
             }
             let score = scores.first().map_or(0.0, |(_, v)| *v);
-            let all_scores: Option<Arc<[(Arc<str>, f64)]>> =
+            let all_scores: Option<PeriodScores> =
                 (scores.len() > 1).then(|| Arc::from(scores.as_slice()));
             s.seq += 1;
             let at_ms = now_ms.max(0) as u64;
@@ -670,7 +672,7 @@ impl MemoryStore {
         key: &str,
         digest: u64,
         score: f64,
-        scores: Option<Arc<[(Arc<str>, f64)]>>,
+        scores: Option<PeriodScores>,
         remaining: Duration,
     ) {
         self.with_shard_id(id, |s| {

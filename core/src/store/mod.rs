@@ -63,6 +63,10 @@ pub fn request_digest(op: Op, value: f64) -> u64 {
     fnv1a64(format!("{}|{value:e}", op.as_str()).as_bytes())
 }
 
+/// A member's score in each period a write moved, by period id, in the
+/// order of the board's periods.
+pub type PeriodScores = Arc<[(Arc<str>, f64)]>;
+
 /// What a write did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteOutcome {
