@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
-use standings_core::{Board, BoardName, Op, Order, ShardBy};
+use standings_core::{
+    Blend, BlendPart, Board, BoardName, Op, Order, PeriodKind, ShardBy, Timezone,
+};
 
 /// The embedded example, compiled in: the config when no `--config` is given.
 pub const EMBEDDED_EXAMPLE: &str = include_str!("../examples/embedded.toml");
@@ -251,9 +253,24 @@ impl Default for CdnConfig {
 pub struct BoardConfig {
     /// `[a-z0-9][a-z0-9_-]{0,63}`.
     pub name: String,
-    /// Period label, part of every key (`all` for an all-time board).
+    /// Kept for configs written before `periods`: only `all` (the default)
+    /// is accepted; a board in time lists `periods` instead.
     #[serde(default = "default_period")]
     pub period: String,
+    /// The period kinds every write moves: `all`, `hourly`, `daily`,
+    /// `weekly`, `monthly`, `every:DURATION`; the first is what reads
+    /// without `period=` mean.
+    #[serde(default = "default_periods")]
+    pub periods: Vec<String>,
+    /// The IANA time zone of hourly, daily, weekly and monthly boundaries.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// How long a closed period is kept (`7d`, `36h`, `10s`).
+    #[serde(default = "default_closed_retention")]
+    pub closed_retention: String,
+    /// Weighted sums of the board's periods, kept live by every write.
+    #[serde(default)]
+    pub blends: Vec<BlendConfig>,
     /// Shards the members are spread over (1..=16384).
     #[serde(default = "default_shards")]
     pub shards: u32,
@@ -277,8 +294,154 @@ pub struct BoardConfig {
     pub idempotency_ttl_secs: u64,
 }
 
+/// One `blends` entry of a board.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlendConfig {
+    /// Read as `period=NAME`; the board-name pattern, not a period kind.
+    pub name: String,
+    /// Its parts, added in this order.
+    pub parts: Vec<BlendPartConfig>,
+}
+
+/// One part of a blend.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlendPartConfig {
+    /// A period kind of the board, or a kind and `/previous`.
+    #[serde(with = "part_period")]
+    pub period: (PeriodKind, bool),
+    /// The factor its scores are multiplied by.
+    pub weight: f64,
+}
+
+mod part_period {
+    use serde::{Deserialize, Deserializer};
+    use standings_core::{BlendPart, PeriodKind};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(PeriodKind, bool), D::Error> {
+        let text = String::deserialize(d)?;
+        BlendPart::parse_period(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The most period kinds one board may list.
+pub const MAX_PERIODS: usize = 8;
+
+/// The most blends one board may have.
+pub const MAX_BLENDS: usize = 4;
+
+/// A board's life in time, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeModel {
+    /// The period kinds, in config order.
+    pub kinds: Vec<PeriodKind>,
+    /// The zone of the boundaries.
+    pub timezone: Timezone,
+    /// How long closed periods are kept.
+    pub closed_retention: Duration,
+    /// The blends.
+    pub blends: Vec<Blend>,
+}
+
+/// A board's periods, zone, retention and blends, checked: what
+/// [`BoardConfig::to_board`] builds from and what validation reports.
+/// Errors are (field under the board, message).
+pub fn time_model(
+    periods: &[String],
+    timezone: &str,
+    closed_retention: &str,
+    blends: &[BlendConfig],
+) -> Result<TimeModel, (String, String)> {
+    if periods.is_empty() {
+        return Err(("periods".into(), "list at least one period kind".into()));
+    }
+    if periods.len() > MAX_PERIODS {
+        return Err(("periods".into(), format!("at most {MAX_PERIODS} kinds")));
+    }
+    let mut kinds = Vec::with_capacity(periods.len());
+    for (i, text) in periods.iter().enumerate() {
+        let kind: PeriodKind = text
+            .parse()
+            .map_err(|e: standings_core::PeriodError| (format!("periods[{i}]"), e.0))?;
+        if kinds.contains(&kind) {
+            return Err((format!("periods[{i}]"), format!("{kind} is listed twice")));
+        }
+        kinds.push(kind);
+    }
+    let tz = Timezone::parse(timezone).map_err(|e| ("timezone".to_string(), e.0))?;
+    let retention = humantime::parse_duration(closed_retention.trim())
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            (
+                "closed_retention".to_string(),
+                "must be a duration above zero, like 7d, 36h or 10s".to_string(),
+            )
+        })?;
+    if blends.len() > MAX_BLENDS {
+        return Err(("blends".into(), format!("at most {MAX_BLENDS} blends")));
+    }
+    let mut built = Vec::with_capacity(blends.len());
+    for (i, blend) in blends.iter().enumerate() {
+        let field = |f: &str| format!("blends[{i}].{f}");
+        check_blend_name(&blend.name, &kinds).map_err(|m| (field("name"), m))?;
+        if blends[..i].iter().any(|b| b.name == blend.name) {
+            return Err((field("name"), "is defined twice".into()));
+        }
+        let parts: Vec<BlendPart> = blend.parts.iter().map(BlendPartConfig::to_part).collect();
+        standings_core::blend::check_parts(&parts, &kinds).map_err(|(j, m)| {
+            let at = if j < parts.len() {
+                format!("blends[{i}].parts[{j}]")
+            } else {
+                format!("blends[{i}].parts")
+            };
+            (at, m)
+        })?;
+        built.push(Blend {
+            name: Arc::from(blend.name.as_str()),
+            parts: Arc::from(parts),
+        });
+    }
+    Ok(TimeModel {
+        kinds,
+        timezone: tz,
+        closed_retention: retention,
+        blends: built,
+    })
+}
+
+/// A blend's name has the board-name pattern and is not a period kind.
+pub fn check_blend_name(name: &str, _kinds: &[PeriodKind]) -> Result<(), String> {
+    BoardName::new(name).map_err(|_| "must match [a-z0-9][a-z0-9_-]{0,63}".to_string())?;
+    if name.parse::<PeriodKind>().is_ok() {
+        return Err(format!("{name} is a period kind; pick another name"));
+    }
+    Ok(())
+}
+
+impl BlendPartConfig {
+    /// The core type.
+    pub fn to_part(&self) -> BlendPart {
+        BlendPart {
+            kind: self.period.0,
+            previous: self.period.1,
+            weight: self.weight,
+        }
+    }
+}
+
 fn default_period() -> String {
     "all".into()
+}
+fn default_periods() -> Vec<String> {
+    vec!["all".into()]
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_closed_retention() -> String {
+    "7d".into()
 }
 fn default_shards() -> u32 {
     100
@@ -459,11 +622,16 @@ impl Config {
             if self.boards[..i].iter().any(|other| other.name == b.name) {
                 return Err(invalid(key("name"), "is defined twice"));
             }
-            if BoardName::new(&b.period).is_err() {
+            if b.period != "all" {
                 return Err(invalid(
                     key("period"),
-                    "must match [a-z0-9][a-z0-9_-]{0,63}",
+                    "a fixed period label is no longer supported: list period kinds in `periods` (e.g. [\"all\", \"daily\"])",
                 ));
+            }
+            if let Err((field, message)) =
+                time_model(&b.periods, &b.timezone, &b.closed_retention, &b.blends)
+            {
+                return Err(invalid(key(&field), &message));
             }
             if !(1..=16_384).contains(&b.shards) {
                 return Err(invalid(key("shards"), "must be 1 to 16384"));
@@ -519,8 +687,23 @@ impl BoardConfig {
     /// The validated board; call only on a validated config.
     pub fn to_board(&self) -> Board {
         let name = BoardName::new(&self.name).expect("validated board name");
+        let TimeModel {
+            kinds,
+            timezone,
+            closed_retention,
+            blends,
+        } = time_model(
+            &self.periods,
+            &self.timezone,
+            &self.closed_retention,
+            &self.blends,
+        )
+        .expect("validated periods");
         Board {
-            period: Arc::from(self.period.as_str()),
+            periods: Arc::from(kinds),
+            timezone,
+            closed_retention,
+            blends: Arc::from(blends),
             order: self.order,
             shards: self.shards,
             groups: self.groups,
@@ -644,6 +827,55 @@ mod tests {
         assert_eq!(c.store.kind, StoreKind::Embedded);
         assert_eq!(c.store.data_dir, "./standings-data");
         assert_eq!(c.store.sync, "commit");
+        let arena = &c.boards()[1];
+        let kinds: Vec<String> = arena.periods.iter().map(|k| k.to_string()).collect();
+        assert_eq!(kinds, ["all", "daily", "weekly"]);
+        assert_eq!(arena.blends.len(), 1);
+        assert_eq!(
+            standings_core::blend::encode_parts(&arena.blends[0].parts),
+            "daily*7e-1;weekly/previous*3e-1"
+        );
+        assert_eq!(arena.closed_retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn periods_and_blends_are_validated_with_the_key_named() {
+        let board = |extra: &str| format!("[[boards]]\nname = \"b\"\n{extra}\n");
+        let cases = [
+            ("periods = []", "boards[0].periods"),
+            ("periods = [\"all\", \"fortnightly\"]", "boards[0].periods[1]"),
+            ("periods = [\"daily\", \"daily\"]", "boards[0].periods[1]"),
+            ("periods = [\"every:0s\"]", "boards[0].periods[0]"),
+            ("timezone = \"Mars/Olympus\"", "boards[0].timezone"),
+            ("closed_retention = \"soon\"", "boards[0].closed_retention"),
+            ("closed_retention = \"0s\"", "boards[0].closed_retention"),
+            ("period = \"season1\"", "boards[0].period"),
+            (
+                "blends = [{name = \"hot\", parts = [{period = \"weekly\", weight = 1}]}]",
+                "boards[0].blends[0].parts[0]",
+            ),
+            (
+                "periods = [\"all\", \"daily\"]\nblends = [{name = \"daily\", parts = [{period = \"daily\", weight = 1}]}]",
+                "boards[0].blends[0].name",
+            ),
+            (
+                "periods = [\"all\", \"daily\"]\nblends = [{name = \"hot\", parts = []}]",
+                "boards[0].blends[0].parts:",
+            ),
+        ];
+        for (extra, key) in cases {
+            let e = err(&board(extra));
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let ok = Config::parse(
+            &board("periods = [\"daily\", \"every:15m\"]\ntimezone = \"America/New_York\"\nclosed_retention = \"36h\""),
+            "t",
+        )
+        .unwrap();
+        let b = &ok.boards()[0];
+        assert_eq!(b.timezone.name(), "America/New_York");
+        assert_eq!(b.closed_retention, Duration::from_secs(36 * 3600));
+        assert_eq!(b.first_kind().to_string(), "daily");
     }
 
     #[test]

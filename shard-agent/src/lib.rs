@@ -7,6 +7,14 @@
 //!   snapshots and, when the sum of their versions moved, merge them into a
 //!   group snapshot.
 //!
+//! Both run over every period a reader may ask for without naming an old
+//! id: the current and the last closed period of each kind, and each blend
+//! ([`views`]). A closed period's versions stop moving at its boundary, so
+//! the snapshot published after its last write is its final one, and it is
+//! published once. Before publishing, the shard role brings its shards up
+//! to date with the clock ([`Store::maintain`]: blends rebuilt after a
+//! roll-over, closed periods past retention dropped).
+//!
 //! Both are plain loops that stop when the shutdown token is cancelled. The
 //! gateway runs the same loops in-process in embedded mode; the
 //! `standings-agent` binary runs them as their own process.
@@ -18,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use standings_core::merge::merge_sorted;
 use standings_core::snapshot;
-use standings_core::store::now_ms;
+use standings_core::store::{now_ms, now_ms_i64};
 use standings_core::{Board, Scope, Snapshot, Store, StoreError};
 use standings_runtime::Phase;
 use tokio_util::sync::CancellationToken;
@@ -85,12 +93,32 @@ pub fn parse_range(s: &str) -> Result<Range<u32>, String> {
     Ok(a..b + 1)
 }
 
+/// The periods of `board` the agents keep published at `now_ms`: the
+/// current and the previous period of each kind, then each blend, each as
+/// the board addressing it.
+pub fn views(board: &Board, now_ms: i64) -> Vec<Board> {
+    let mut out: Vec<Board> = Vec::new();
+    for period in board.current_periods(now_ms) {
+        if let Some(previous) = period.previous(&board.timezone) {
+            out.push(board.at(previous.id));
+        }
+        out.push(board.at(period.id));
+    }
+    for blend in board.blends.iter() {
+        out.push(board.at(blend.name.clone()));
+    }
+    out
+}
+
+/// What was last published: (board, period, shard or group) -> version.
+type Published = HashMap<(String, Arc<str>, u32), u64>;
+
 /// The agent's memory of what it last published, so unchanged shards and
 /// groups cost one version read per tick and nothing else.
 #[derive(Default)]
 pub struct Agent {
-    published_shards: HashMap<(String, u32), u64>,
-    published_groups: HashMap<(String, u32), u64>,
+    published_shards: Published,
+    published_groups: Published,
 }
 
 impl Agent {
@@ -99,7 +127,8 @@ impl Agent {
         Self::default()
     }
 
-    /// One shard-role pass over `board`; returns how many snapshots it wrote.
+    /// One shard-role pass over every period of `board` ([`views`]);
+    /// returns how many snapshots it wrote.
     pub async fn shard_tick(
         &mut self,
         store: &dyn Store,
@@ -110,10 +139,29 @@ impl Agent {
         if shards.is_empty() {
             return Ok(0);
         }
-        let versions = store.versions(board, &shards).await?;
+        let rebuilt = store.maintain(board, &shards).await?;
+        metrics::counter!("standings_agent_blend_rebuilds_total").increment(rebuilt);
+        let views = views(board, now_ms_i64());
+        forget_others(&mut self.published_shards, board, &views);
+        let mut written = 0;
+        for view in &views {
+            written += self.shard_tick_period(store, view, &shards).await?;
+        }
+        metrics::counter!("standings_agent_shard_snapshots_total").increment(written as u64);
+        Ok(written)
+    }
+
+    /// One shard-role pass over the period `board` addresses.
+    async fn shard_tick_period(
+        &mut self,
+        store: &dyn Store,
+        board: &Board,
+        shards: &[u32],
+    ) -> Result<usize, AgentError> {
+        let versions = store.versions(board, shards).await?;
         let mut written = 0;
         for (&shard, &version) in shards.iter().zip(&versions) {
-            let key = (board.name.to_string(), shard);
+            let key = (board.name.to_string(), board.period.clone(), shard);
             if self.published_shards.get(&key) == Some(&version) {
                 continue;
             }
@@ -133,12 +181,29 @@ impl Agent {
             self.published_shards.insert(key, version);
             written += 1;
         }
-        metrics::counter!("standings_agent_shard_snapshots_total").increment(written as u64);
         Ok(written)
     }
 
-    /// One group-role pass over `board`; returns how many snapshots it wrote.
+    /// One group-role pass over every period of `board` ([`views`]);
+    /// returns how many snapshots it wrote.
     pub async fn group_tick(
+        &mut self,
+        store: &dyn Store,
+        board: &Board,
+        owned: Option<&Range<u32>>,
+    ) -> Result<usize, AgentError> {
+        let views = views(board, now_ms_i64());
+        forget_others(&mut self.published_groups, board, &views);
+        let mut written = 0;
+        for view in &views {
+            written += self.group_tick_period(store, view, owned).await?;
+        }
+        metrics::counter!("standings_agent_group_snapshots_total").increment(written as u64);
+        Ok(written)
+    }
+
+    /// One group-role pass over the period `board` addresses.
+    async fn group_tick_period(
         &mut self,
         store: &dyn Store,
         board: &Board,
@@ -155,7 +220,7 @@ impl Agent {
                     lists.push(snapshot.entries);
                 }
             }
-            let key = (board.name.to_string(), group);
+            let key = (board.name.to_string(), board.period.clone(), group);
             if self.published_groups.get(&key) == Some(&version) {
                 continue;
             }
@@ -179,7 +244,6 @@ impl Agent {
             self.published_groups.insert(key, version);
             written += 1;
         }
-        metrics::counter!("standings_agent_group_snapshots_total").increment(written as u64);
         Ok(written)
     }
 
@@ -205,6 +269,14 @@ impl Agent {
             }
         }
     }
+}
+
+/// Drops what was published of `board`'s periods that are no longer among
+/// `views`, so the agent's memory stays bounded as periods roll over.
+fn forget_others(published: &mut Published, board: &Board, views: &[Board]) {
+    published.retain(|(name, period, _), _| {
+        name.as_str() != board.name.as_str() || views.iter().any(|v| v.period == *period)
+    });
 }
 
 fn report(board: &Board, role: &'static str, e: &AgentError) {
