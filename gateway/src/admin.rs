@@ -1,14 +1,22 @@
 //! Operator endpoints. `POST /v1/admin/backup`: a consistent copy of the
 //! embedded store, written while serving, for `standings-gateway backup`.
+//! `PUT /v1/admin/boards/{board}/blends/{name}`: a blend's weights, changed
+//! at run time.
 //!
 //! Admin routes are open like every other route until the tenants work
 //! gives them keys and scopes; the shipped Varnish configuration does not
 //! cache them.
 
-use serde::Serialize;
+use std::sync::Arc;
 
-use crate::error::{ApiError, ErrorCode};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::Serialize;
+use standings_core::{Blend, BlendPart, Board};
+
+use crate::error::{short, ApiError, ErrorCode};
 use crate::reply::{json_of, Reply};
+use crate::request::{json_object, read_body, require_json};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -53,4 +61,135 @@ pub async fn backup(state: &AppState) -> Reply {
             format!("the backup task failed: {e}"),
         )),
     }
+}
+
+/// `{"parts": [...]}`, validated by hand so each error names its part.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlendBody {
+    parts: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct BlendPartReply {
+    period: String,
+    weight: f64,
+}
+
+#[derive(Serialize)]
+struct BlendReply<'a> {
+    board: &'a str,
+    blend: &'a str,
+    parts: Vec<BlendPartReply>,
+}
+
+/// Reads blend parts: `[{"period": "daily", "weight": 0.7}, ...]`.
+fn parse_parts(value: serde_json::Value, board: &Board) -> Result<Vec<BlendPart>, ApiError> {
+    let bad = |field: String, message: String| {
+        ApiError::bad_field(ErrorCode::InvalidBlend, field, message)
+    };
+    let serde_json::Value::Array(items) = value else {
+        return Err(bad(
+            "parts".into(),
+            "parts must be an array of {period, weight}".into(),
+        ));
+    };
+    let mut parts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = |f: &str| format!("parts[{i}].{f}");
+        let serde_json::Value::Object(map) = item else {
+            return Err(bad(
+                format!("parts[{i}]"),
+                "each part must be an object {period, weight}".into(),
+            ));
+        };
+        if let Some(other) = map.keys().find(|k| *k != "period" && *k != "weight") {
+            return Err(ApiError::bad_field(
+                ErrorCode::UnknownField,
+                field(&short(other)),
+                format!("unknown field {:?}; expected period, weight", short(other)),
+            ));
+        }
+        let period = map
+            .get("period")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                bad(
+                    field("period"),
+                    "period must be a string such as \"daily\" or \"weekly/previous\"".into(),
+                )
+            })?;
+        let (kind, previous) =
+            BlendPart::parse_period(period).map_err(|e| bad(field("period"), e))?;
+        let weight = map
+            .get("weight")
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| bad(field("weight"), "weight must be a number".into()))?;
+        parts.push(BlendPart {
+            kind,
+            previous,
+            weight,
+        });
+    }
+    standings_core::blend::check_parts(&parts, &board.periods).map_err(|(i, message)| {
+        let field = if message.contains("weight") {
+            format!("parts[{i}].weight")
+        } else if parts.is_empty() || i >= parts.len() {
+            "parts".to_string()
+        } else {
+            format!("parts[{i}].period")
+        };
+        bad(field, message)
+    })?;
+    Ok(parts)
+}
+
+/// `PUT /v1/admin/boards/{board}/blends/{name}` `{"parts": [...]}`: new
+/// parts and weights for a blend of the board, stored with every shard
+/// (each rebuilt in the same step), so every gateway and every later
+/// write uses them.
+pub async fn set_blend<B>(
+    state: &AppState,
+    board: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: B,
+) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let b = state.board(board)?;
+    let Some(blend) = b.board.blend(name) else {
+        return Err(ApiError::bad_field(
+            ErrorCode::NotFound,
+            "blend",
+            format!("board {} has no blend {:?}", b.board.name, short(name)),
+        ));
+    };
+    require_json(headers)?;
+    let body = read_body(headers, body, state.max_body_bytes).await?;
+    let fields: BlendBody = json_object(&body, "parts")?;
+    let value = fields.parts.ok_or_else(|| {
+        ApiError::bad_field(ErrorCode::MissingField, "parts", "parts is required")
+    })?;
+    let parts = parse_parts(value, &b.board)?;
+    let blend = Blend {
+        name: blend.name.clone(),
+        parts: Arc::from(parts),
+    };
+    state.store.set_blend(&b.board, &blend).await?;
+    tracing::info!(board = %b.board.name, blend = %blend.name, parts = %standings_core::blend::encode_parts(&blend.parts), "blend parts changed");
+    Ok(json_of(&BlendReply {
+        board: b.board.name.as_str(),
+        blend: &blend.name,
+        parts: blend
+            .parts
+            .iter()
+            .map(|p| BlendPartReply {
+                period: p.period_text(),
+                weight: p.weight,
+            })
+            .collect(),
+    }))
 }

@@ -69,11 +69,19 @@ pub enum ErrorCode {
     NotReady,
     /// 503: shed before any work (fan-out or connection limit).
     Overloaded,
+    /// 400: a `period` that is not a kind, a kind with `/previous`, an id
+    /// or a blend of the board.
+    InvalidPeriod,
+    /// 404: a well-formed period id the board does not hold (not started
+    /// yet, or past its retention).
+    UnknownPeriod,
+    /// 400: blend parts that are not valid for the board.
+    InvalidBlend,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -99,6 +107,9 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::NotReady,
         ErrorCode::Overloaded,
+        ErrorCode::InvalidPeriod,
+        ErrorCode::UnknownPeriod,
+        ErrorCode::InvalidBlend,
     ];
 
     /// The code as the error body spells it.
@@ -129,6 +140,9 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::InvalidPeriod => "invalid_period",
+            ErrorCode::UnknownPeriod => "unknown_period",
+            ErrorCode::InvalidBlend => "invalid_blend",
         }
     }
 
@@ -145,8 +159,12 @@ impl ErrorCode {
             | Self::InvalidIdempotencyKey
             | Self::UnknownParameter
             | Self::InvalidParameter
-            | Self::InvalidPath => StatusCode::BAD_REQUEST,
-            Self::UnknownBoard | Self::MemberNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            | Self::InvalidPath
+            | Self::InvalidPeriod
+            | Self::InvalidBlend => StatusCode::BAD_REQUEST,
+            Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod error;
 pub mod limit;
+pub mod period;
 pub mod purge;
 pub mod reads;
 pub mod refresh;
@@ -49,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::refresh::{refresh_board, Refreshed, StaticWriter};
+use crate::refresh::{refresh_board_slots, Refreshed, StaticWriter};
 use crate::state::AppState;
 use crate::view::BoardState;
 
@@ -249,18 +250,23 @@ async fn refresh_loop(
             agent.tick(store.as_ref(), &boards, &assignment).await;
         }
         for board in state.boards.values() {
-            let outcome = refresh_board(store.as_ref(), board).await;
-            if outcome == Refreshed::Changed {
+            let (outcome, slots) = refresh_board_slots(store.as_ref(), board).await;
+            if outcome != Refreshed::Changed {
+                continue;
+            }
+            let mut dirs = Vec::new();
+            for slot in slots {
                 if let Some(writer) = static_writer.as_mut() {
-                    if let Err(e) = writer.write(board) {
+                    if let Err(e) = writer.write_slot(board, slot) {
                         metrics::counter!("standings_static_write_errors_total").increment(1);
                         tracing::warn!(board = %board.board.name, error = %e, "writing static JSON failed");
                     }
                 }
-                // After the files are written: the CDN's next fetch gets them.
-                if let Some(purger) = &purger {
-                    purger.board_changed(board.board.name.as_str());
-                }
+                dirs.extend(StaticWriter::dirs(board, slot));
+            }
+            // After the files are written: the CDN's next fetch gets them.
+            if let (Some(purger), false) = (&purger, dirs.is_empty()) {
+                purger.board_changed(board.board.name.as_str(), dirs);
             }
         }
         state.metrics.run_upkeep();

@@ -7,8 +7,10 @@
 //! alone a read. One task, [`run`], takes names off the channel and sends,
 //! to every endpoint at once:
 //!
-//! - `PURGE /static/{b}/top20.json` (and `top100.json`, `top1000.json`):
-//!   Varnish's `return (purge)` and Fastly's purge-by-URL answer this;
+//! - `PURGE /static/{b}/top20.json` (and `top100.json`, `top1000.json`),
+//!   and the same under `/static/{b}/{kind or blend}/` for each period
+//!   whose view changed: Varnish's `return (purge)` and Fastly's
+//!   purge-by-URL answer this;
 //! - with `cdn.surrogate_key = "xkey"`, one `PURGE /` carrying
 //!   `xkey-purge: standings-board-{b}` (the Varnish xkey vmod's
 //!   convention, see `config/varnish/standings-xkey.vcl`);
@@ -131,16 +133,41 @@ pub struct PurgeRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// Every request that purges `board` at `endpoint`: one `PURGE` per static
-/// file, plus one surrogate-key purge when `key` is set.
-pub fn requests(endpoint: &str, board: &str, key: Option<SurrogateKey>) -> Vec<PurgeRequest> {
+/// What changed: a board and the directories of its static files (`""`
+/// for the board's own, else a kind or a blend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The board.
+    pub board: String,
+    /// Its changed directories.
+    pub dirs: Vec<String>,
+}
+
+/// Every request that purges `dirs` of `board` at `endpoint`: one `PURGE`
+/// per static file, plus one surrogate-key purge when `key` is set.
+pub fn requests(
+    endpoint: &str,
+    board: &str,
+    dirs: &[String],
+    key: Option<SurrogateKey>,
+) -> Vec<PurgeRequest> {
     let base = endpoint.trim_end_matches('/');
     let purge = Method::from_bytes(b"PURGE").expect("PURGE is a valid method token");
-    let mut out: Vec<PurgeRequest> = PRERENDERED
+    let mut out: Vec<PurgeRequest> = dirs
         .iter()
-        .map(|limit| PurgeRequest {
+        .flat_map(|dir| {
+            let prefix = if dir.is_empty() {
+                format!("{base}/static/{board}")
+            } else {
+                format!("{base}/static/{board}/{dir}")
+            };
+            PRERENDERED
+                .iter()
+                .map(move |limit| format!("{prefix}/top{limit}.json"))
+        })
+        .map(|url| PurgeRequest {
             method: purge.clone(),
-            url: format!("{base}/static/{board}/top{limit}.json"),
+            url,
             headers: Vec::new(),
         })
         .collect();
@@ -173,13 +200,13 @@ pub fn requests(endpoint: &str, board: &str, key: Option<SurrogateKey>) -> Vec<P
 /// The refresher's side of the purge queue. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Purger {
-    /// Names of boards whose static JSON changed; bounded by [`QUEUE`].
-    tx: mpsc::Sender<String>,
+    /// Boards whose static JSON changed; bounded by [`QUEUE`].
+    tx: mpsc::Sender<Changed>,
 }
 
 impl Purger {
     /// A purger and the receiving end that [`run`] drains.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<String>) {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Changed>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (Self { tx }, rx)
     }
@@ -206,13 +233,18 @@ impl Purger {
         Some((purger, task))
     }
 
-    /// Queues a purge of `board`'s static files. Never waits: when the
-    /// queue is full the purge is dropped, counted and logged.
-    pub fn board_changed(&self, board: &str) {
+    /// Queues a purge of the static files in `dirs` of `board` (see
+    /// [`Changed`]). Never waits: when the queue is full the purge is
+    /// dropped, counted and logged.
+    pub fn board_changed(&self, board: &str, dirs: Vec<String>) {
         // Counted before it is queued, so the gauge never reads 0 while a
         // purge waits.
         metrics::gauge!(BACKLOG).increment(1.0);
-        if self.tx.try_send(board.to_string()).is_err() {
+        let changed = Changed {
+            board: board.to_string(),
+            dirs,
+        };
+        if self.tx.try_send(changed).is_err() {
             metrics::gauge!(BACKLOG).decrement(1.0);
             metrics::counter!("standings_cdn_purges_total", "result" => "dropped").increment(1);
             tracing::warn!(board, "CDN purge queue full or closed; purge dropped");
@@ -224,7 +256,7 @@ impl Purger {
 /// `shutdown` or until every [`Purger`] is dropped. The queue sits behind a
 /// lock held for the task's life, so a restarted task drains the same one.
 pub async fn run(
-    queue: Arc<Mutex<mpsc::Receiver<String>>>,
+    queue: Arc<Mutex<mpsc::Receiver<Changed>>>,
     cdn: CdnConfig,
     shutdown: CancellationToken,
 ) {
@@ -245,17 +277,17 @@ pub async fn run(
     let key = SurrogateKey::from_config(&cdn);
     let retries = cdn.retries.min(MAX_RETRIES);
     loop {
-        let board = tokio::select! {
+        let changed = tokio::select! {
             _ = shutdown.cancelled() => break,
             next = rx.recv() => match next {
-                Some(board) => board,
+                Some(changed) => changed,
                 None => break,
             },
         };
         let all: Vec<PurgeRequest> = cdn
             .purge_urls
             .iter()
-            .flat_map(|endpoint| requests(endpoint, &board, key))
+            .flat_map(|endpoint| requests(endpoint, &changed.board, &changed.dirs, key))
             .collect();
         let sends = send_all(&client, &all, retries);
         tokio::select! {
@@ -348,7 +380,7 @@ mod tests {
 
     #[test]
     fn path_purges_name_every_static_file() {
-        let r = requests("http://127.0.0.1:6081/", "global", None);
+        let r = requests("http://127.0.0.1:6081/", "global", &[String::new()], None);
         let urls: Vec<&str> = r.iter().map(|r| r.url.as_str()).collect();
         assert_eq!(
             urls,
@@ -363,7 +395,12 @@ mod tests {
 
     #[test]
     fn surrogate_key_purges_follow_the_configured_convention() {
-        let x = requests("http://127.0.0.1:6081", "weekly", Some(SurrogateKey::Xkey));
+        let x = requests(
+            "http://127.0.0.1:6081",
+            "weekly",
+            &[String::new()],
+            Some(SurrogateKey::Xkey),
+        );
         assert_eq!(x.len(), 4);
         assert_eq!(x[3].url, "http://127.0.0.1:6081/");
         assert_eq!(x[3].headers[0].0.as_str(), "xkey-purge");
@@ -372,6 +409,7 @@ mod tests {
         let f = requests(
             "http://127.0.0.1:9000",
             "weekly",
+            &[String::new()],
             Some(SurrogateKey::Fastly),
         );
         assert_eq!(f.len(), 4);
@@ -415,7 +453,7 @@ mod tests {
     }
 
     fn one(url: &str) -> PurgeRequest {
-        requests(url, "global", None).remove(0)
+        requests(url, "global", &[String::new()], None).remove(0)
     }
 
     #[tokio::test]
@@ -445,9 +483,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_instead_of_waiting() {
         let (purger, mut rx) = Purger::channel(1);
-        purger.board_changed("a");
-        purger.board_changed("b"); // full: dropped, returns at once
-        assert_eq!(rx.recv().await.as_deref(), Some("a"));
+        purger.board_changed("a", vec![String::new()]);
+        purger.board_changed("b", vec![String::new()]); // full: dropped, returns at once
+        assert_eq!(rx.recv().await.map(|c| c.board).as_deref(), Some("a"));
         assert!(rx.try_recv().is_err());
     }
 
@@ -462,7 +500,7 @@ mod tests {
         };
         let shutdown = CancellationToken::new();
         let (purger, task) = Purger::spawn(&cdn, shutdown.clone()).unwrap();
-        purger.board_changed("global");
+        purger.board_changed("global", vec![String::new()]);
         drop(purger); // the task drains the queue, then stops
         task.await.unwrap();
         assert_eq!(one_count.load(Ordering::SeqCst), 4);

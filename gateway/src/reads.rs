@@ -3,27 +3,38 @@
 //! through [`standings_core::rank`], and the operations endpoints.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
-use standings_core::store::now_ms;
-use standings_core::{rank, MemberId};
+use standings_core::snapshot::LoadError;
+use standings_core::store::{now_ms, now_ms_i64};
+use standings_core::{rank, Board, MemberId, PeriodKind, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::period::{self, PeriodInfo, Slot, Target};
+use crate::refresh::merge_period;
 use crate::reply::{json, json_of, Reply};
 use crate::request::Query;
 use crate::state::AppState;
-use crate::view::{score, RankedEntry};
+use crate::view::{score, BoardState, RankedEntry, View};
 
-/// `GET /v1/boards/{board}/top`.
-pub fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
+/// `GET /v1/boards/{board}/top`: a tracked period from its published view;
+/// an older period from its group snapshots, merged on demand.
+pub async fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let k = b.board.top_k;
     let limit = query.int("limit", 20, 1..=k)?;
     let offset = query.int("offset", 0, 0..=k - 1)?;
-    let view = b.view.load();
+    let period = query.text("period")?;
+    let target = period::target(&b.board, &b.slots, period.as_deref(), now_ms_i64())?;
+    let slot = match target {
+        Target::Slot(slot) => slot,
+        Target::Id(_) => return top_on_demand(state, b, &target, offset, limit).await,
+    };
+    let view = b.views[slot].load();
     if offset == 0 {
         if let Some(rendered) = view.prerendered(limit) {
             return Ok(json(StatusCode::OK, rendered.body.clone()));
@@ -38,9 +49,41 @@ pub fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
     ))
 }
 
-/// `GET /static/{board}/top{20,100,1000}.json`: the pre-rendered body with
-/// its strong ETag, 304 on a matching `If-None-Match`.
-pub fn static_file(state: &AppState, board: &str, file: &str, headers: &HeaderMap) -> Reply {
+/// `top` of a closed period older than the tracked ones: its group
+/// snapshots (final once the period closed) merged for this request.
+async fn top_on_demand(
+    state: &AppState,
+    b: &BoardState,
+    target: &Target,
+    offset: usize,
+    limit: usize,
+) -> Reply {
+    let now = now_ms_i64();
+    let (board, info) = period::resolve(&b.board, b.slots.as_slice(), target, now);
+    let (version, entries) =
+        merge_period(state.store.as_ref(), &board)
+            .await
+            .map_err(|e| match e {
+                LoadError::Store(e) => ApiError::from(e),
+                other => ApiError::from(StoreError::Corrupt(other.to_string())),
+            })?;
+    let view = View::unrendered(info, version, now_ms(), entries);
+    Ok(json(
+        StatusCode::OK,
+        view.render(&b.board, offset, limit, None),
+    ))
+}
+
+/// `GET /static/{board}/top{20,100,1000}.json` (the board's first period)
+/// and `GET /static/{board}/{kind or blend}/top....json`: the pre-rendered
+/// body with its strong ETag, 304 on a matching `If-None-Match`.
+pub fn static_file(
+    state: &AppState,
+    board: &str,
+    dir: &str,
+    file: &str,
+    headers: &HeaderMap,
+) -> Reply {
     let b = state.board(board)?;
     let limit = match file {
         "top20.json" => 20,
@@ -48,7 +91,19 @@ pub fn static_file(state: &AppState, board: &str, file: &str, headers: &HeaderMa
         "top1000.json" => 1000,
         _ => return Err(ApiError::not_found()),
     };
-    let view = b.view.load();
+    let slot = if dir.is_empty() {
+        0
+    } else {
+        let wanted = match dir.parse::<PeriodKind>() {
+            Ok(kind) => Slot::Current(kind),
+            Err(_) => Slot::Blend(Arc::from(dir)),
+        };
+        b.slots
+            .iter()
+            .position(|s| *s == wanted)
+            .ok_or_else(ApiError::not_found)?
+    };
+    let view = b.views[slot].load();
     let rendered = view.prerendered(limit).ok_or_else(ApiError::not_found)?;
     let not_modified = headers
         .get_all(header::IF_NONE_MATCH)
@@ -77,6 +132,15 @@ pub fn static_file(state: &AppState, board: &str, file: &str, headers: &HeaderMa
     Ok(response)
 }
 
+/// The board addressing the period of `period=` for a live read, and its
+/// `period` object.
+fn live_period(b: &BoardState, query: &Query<'_>) -> Result<(Board, PeriodInfo), ApiError> {
+    let period = query.text("period")?;
+    let now = now_ms_i64();
+    let target = period::target(&b.board, &b.slots, period.as_deref(), now)?;
+    Ok(period::resolve(&b.board, &b.slots, &target, now))
+}
+
 #[derive(Serialize)]
 struct MemberReply<'a> {
     member: &'a str,
@@ -84,13 +148,15 @@ struct MemberReply<'a> {
     score: f64,
     rank: u64,
     total: u64,
+    period: &'a PeriodInfo,
 }
 
 /// `GET /v1/boards/{board}/members/{member}`: live and exact.
-pub async fn member(state: &AppState, board: &str, member: &str) -> Reply {
+pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let member = MemberId::new(member)?;
-    let standing = rank::standing(state.store.as_ref(), &b.board, &member)
+    let (at, period) = live_period(b, query)?;
+    let standing = rank::standing(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
     Ok(json_of(&MemberReply {
@@ -98,6 +164,7 @@ pub async fn member(state: &AppState, board: &str, member: &str) -> Reply {
         score: standing.score,
         rank: standing.rank,
         total: standing.total,
+        period: &period,
     }))
 }
 
@@ -106,6 +173,7 @@ struct AroundReply<'a> {
     board: &'a str,
     member: &'a str,
     total: u64,
+    period: &'a PeriodInfo,
     entries: Vec<RankedEntry<'a>>,
 }
 
@@ -114,7 +182,8 @@ pub async fn around(state: &AppState, board: &str, member: &str, query: &Query<'
     let b = state.board(board)?;
     let radius = query.int("radius", 5, 1..=100)?;
     let member = MemberId::new(member)?;
-    let around = rank::around(state.store.as_ref(), &b.board, &member, radius)
+    let (at, period) = live_period(b, query)?;
+    let around = rank::around(state.store.as_ref(), &at, &member, radius)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
     let entries = around
@@ -127,7 +196,89 @@ pub async fn around(state: &AppState, board: &str, member: &str, query: &Query<'
         board: b.board.name.as_str(),
         member: member.as_str(),
         total: around.total,
+        period: &period,
         entries,
+    }))
+}
+
+/// One period held, as `GET .../periods` lists it.
+#[derive(Serialize)]
+struct HeldPeriod {
+    #[serde(flatten)]
+    period: PeriodInfo,
+    /// Members with a score in it.
+    members: u64,
+}
+
+#[derive(Serialize)]
+struct PeriodsReply<'a> {
+    board: &'a str,
+    periods: Vec<HeldPeriod>,
+}
+
+/// `GET /v1/boards/{board}/periods?kind=daily&limit=30`: the periods the
+/// board holds, newest first, per kind (every kind and then the blends
+/// when `kind` is absent), each with its member count, live.
+pub async fn periods(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
+    let b = state.board(board)?;
+    let limit = query.int("limit", 30, 1..=100)?;
+    let board = &b.board;
+    let kinds: Vec<PeriodKind> = match query.text("kind")? {
+        None => board.periods.to_vec(),
+        Some(text) => {
+            let kind = text
+                .parse::<PeriodKind>()
+                .ok()
+                .filter(|k| board.periods.contains(k))
+                .ok_or_else(|| {
+                    let kinds: Vec<String> = board.periods.iter().map(|k| k.to_string()).collect();
+                    ApiError::bad_field(
+                        ErrorCode::InvalidParameter,
+                        "kind",
+                        format!(
+                            "kind must be one of the board's periods: {}",
+                            kinds.join(", ")
+                        ),
+                    )
+                })?;
+            vec![kind]
+        }
+    };
+    let now = now_ms_i64();
+    let mut held: Vec<PeriodInfo> = Vec::new();
+    for kind in kinds {
+        let mut period = Some(kind.containing(&board.timezone, now));
+        let mut listed = 0;
+        while let Some(p) = period {
+            if listed == limit || board.expires_at_ms(&p.id).is_some_and(|at| at <= now) {
+                break;
+            }
+            held.push(PeriodInfo::of(&p, now));
+            listed += 1;
+            period = p.previous(&board.timezone);
+        }
+    }
+    if query.text("kind")?.is_none() {
+        held.extend(
+            board
+                .blends
+                .iter()
+                .map(|blend| PeriodInfo::blend(&blend.name)),
+        );
+    }
+    let shards = board.all_shards();
+    let mut periods = Vec::with_capacity(held.len());
+    for period in held {
+        let counts = state
+            .store
+            .counts(&board.at(period.id.clone()), &shards, 0.0)
+            .await?;
+        let members = counts.iter().map(|c| c.total).sum();
+        periods.push(HeldPeriod { period, members });
+    }
+    Ok(json_of(&PeriodsReply {
+        board: board.name.as_str(),
+        periods,
     }))
 }
 
@@ -152,7 +303,7 @@ pub async fn readyz(state: &AppState) -> Reply {
             "the snapshot refresher is not running",
         ));
     }
-    if let Some(b) = state.boards.values().find(|b| !b.view.load().loaded) {
+    if let Some(b) = state.boards.values().find(|b| !b.loaded()) {
         return Err(ApiError::unavailable(
             ErrorCode::NotReady,
             format!("board {} has no snapshot loaded yet", b.board.name),
@@ -165,7 +316,7 @@ pub async fn readyz(state: &AppState) -> Reply {
         .map(|b| now.saturating_sub(b.refreshed_at_ms.load(Ordering::Relaxed)))
         .max()
         .unwrap_or(0);
-    let stale = state.boards.values().any(|b| b.view.load().stale);
+    let stale = state.boards.values().any(|b| b.stale());
     Ok(json_of(&ReadyReply {
         status: "ready",
         snapshot_age_ms,

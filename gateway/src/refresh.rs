@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use standings_core::merge::merge_sorted;
 use standings_core::snapshot::{self, LoadError};
-use standings_core::store::now_ms;
-use standings_core::{Scope, Store};
+use standings_core::store::{now_ms, now_ms_i64};
+use standings_core::{Board, Entry, Scope, Store};
 
+use crate::period::{PeriodInfo, Slot};
 use crate::view::{BoardState, View};
 
 /// What one refresh of one board did.
@@ -23,17 +24,32 @@ use crate::view::{BoardState, View};
 pub enum Refreshed {
     /// Versions unchanged; nothing swapped.
     Unchanged,
-    /// A new merge was swapped in.
+    /// A new merge was swapped in for at least one period.
     Changed,
-    /// The store failed; the old view stays, marked stale.
+    /// The store failed; the old views stay, marked stale.
     Stale,
 }
 
-/// Refreshes one board.
+/// Refreshes every period view of one board; answers what happened and
+/// which slots (indexes into [`BoardState::slots`]) changed.
 pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
-    let outcome = merge_groups(store, state).await;
+    refresh_board_slots(store, state).await.0
+}
+
+/// [`refresh_board`], also answering the slots whose view changed.
+pub async fn refresh_board_slots(store: &dyn Store, state: &BoardState) -> (Refreshed, Vec<usize>) {
     let now = now_ms();
-    if outcome.is_ok() {
+    let now_i = now_ms_i64();
+    let mut changed = Vec::new();
+    let mut failed = None;
+    for (i, slot) in state.slots.iter().enumerate() {
+        match merge_groups(store, state, i, slot.resolve(&state.board, now_i)).await {
+            Ok(Refreshed::Changed) => changed.push(i),
+            Ok(_) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    if failed.is_none() {
         state.refreshed_at_ms.store(now, Ordering::Relaxed);
     }
     // How far behind the store the served view may be: up to one interval
@@ -41,22 +57,69 @@ pub async fn refresh_board(store: &dyn Store, state: &BoardState) -> Refreshed {
     let age_ms = now.saturating_sub(state.refreshed_at_ms.load(Ordering::Relaxed));
     metrics::gauge!("standings_snapshot_age_seconds", "board" => state.board.name.to_string())
         .set(age_ms as f64 / 1000.0);
-    match outcome {
-        Ok(outcome) => outcome,
-        Err(e) => {
+    match failed {
+        None if changed.is_empty() => (Refreshed::Unchanged, changed),
+        None => (Refreshed::Changed, changed),
+        Some(e) => {
             metrics::counter!("standings_refresh_errors_total").increment(1);
-            tracing::warn!(board = %state.board.name, error = %e, "refresh failed; serving the last good view as stale");
-            let current = state.view.load();
-            state
-                .view
-                .store(Arc::new(current.as_stale(&state.board, age_ms)));
-            Refreshed::Stale
+            tracing::warn!(board = %state.board.name, error = %e, "refresh failed; serving the last good views as stale");
+            for view in &state.views {
+                let current = view.load();
+                view.store(Arc::new(current.as_stale(&state.board, age_ms)));
+            }
+            (Refreshed::Stale, changed)
         }
     }
 }
 
-async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed, LoadError> {
-    let board = &state.board;
+/// Merges the group snapshots of `period` into view `slot` of `state`
+/// when their versions moved (or the slot moved on to another period).
+async fn merge_groups(
+    store: &dyn Store,
+    state: &BoardState,
+    slot: usize,
+    period: PeriodInfo,
+) -> Result<Refreshed, LoadError> {
+    let board = state.board.at(period.id.clone());
+    let (version, entries) = merge_period(store, &board).await?;
+    let current = state.views[slot].load();
+    let same_period = current.period.id == period.id;
+    if current.loaded && !current.stale && same_period && current.version == version {
+        if current.period.closed != period.closed {
+            let view = View::build(
+                &board,
+                period,
+                version,
+                current.generated_at_ms,
+                entries,
+                false,
+                true,
+            );
+            state.views[slot].store(Arc::new(view));
+            return Ok(Refreshed::Changed);
+        }
+        return Ok(Refreshed::Unchanged);
+    }
+    let unchanged = current.loaded && same_period && current.version == version;
+    let generated_at = if unchanged {
+        current.generated_at_ms
+    } else {
+        now_ms()
+    };
+    let view = View::build(&board, period, version, generated_at, entries, false, true);
+    state.views[slot].store(Arc::new(view));
+    // Either the versions moved or the view comes back from stale; both
+    // change the served bytes, so both count as a change (CDN copies of a
+    // stale body get purged too).
+    Ok(Refreshed::Changed)
+}
+
+/// The global TOP-K of the period `board` addresses: its group snapshots
+/// merged, with the sum of their versions.
+pub async fn merge_period(
+    store: &dyn Store,
+    board: &Board,
+) -> Result<(u64, Vec<Entry>), LoadError> {
     let mut lists = Vec::with_capacity(board.groups as usize);
     let mut version = 0u64;
     for group in 0..board.groups {
@@ -65,26 +128,11 @@ async fn merge_groups(store: &dyn Store, state: &BoardState) -> Result<Refreshed
             lists.push(snapshot.entries);
         }
     }
-    let current = state.view.load();
-    if current.loaded && !current.stale && current.version == version {
-        return Ok(Refreshed::Unchanged);
-    }
     let started = Instant::now();
     let refs: Vec<&[_]> = lists.iter().map(Vec::as_slice).collect();
     let entries = merge_sorted(&refs, board.top_k, board.order);
     metrics::histogram!("standings_global_merge_seconds").record(started.elapsed().as_secs_f64());
-    let unchanged = current.loaded && current.version == version;
-    let generated_at = if unchanged {
-        current.generated_at_ms
-    } else {
-        now_ms()
-    };
-    let view = View::build(board, version, generated_at, entries, false, true);
-    state.view.store(Arc::new(view));
-    // Either the versions moved or the view comes back from stale; both
-    // change the served bytes, so both count as a change (CDN copies of a
-    // stale body get purged too).
-    Ok(Refreshed::Changed)
+    Ok((version, entries))
 }
 
 /// Writes the static JSON files of boards whose bytes changed, atomically
@@ -105,27 +153,57 @@ impl StaticWriter {
         }
     }
 
-    /// Writes `top20.json`, `top100.json` and `top1000.json` of `state` if
-    /// their bytes changed. Stale views are not written: the files always
-    /// hold the last good merge. Returns how many files were written.
+    /// The directories (relative to the board's, `""` for the board's
+    /// own) whose files show view `slot`: the first period's files sit at
+    /// the board's top level and under its kind, other current periods
+    /// under their kind, blends under their name.
+    pub fn dirs(state: &BoardState, slot: usize) -> Vec<String> {
+        let mut dirs = Vec::new();
+        if slot == 0 {
+            dirs.push(String::new());
+        }
+        if let Some(dir) = state.slots.get(slot).and_then(Slot::static_dir) {
+            dirs.push(dir);
+        }
+        dirs
+    }
+
+    /// Writes `top20.json`, `top100.json` and `top1000.json` of every view
+    /// of `state` whose bytes changed. Stale views are not written: the
+    /// files always hold the last good merge. Returns how many files were
+    /// written.
     pub fn write(&mut self, state: &BoardState) -> std::io::Result<usize> {
-        let view = state.view.load();
+        let mut count = 0;
+        for slot in 0..state.slots.len() {
+            count += self.write_slot(state, slot)?;
+        }
+        Ok(count)
+    }
+
+    /// [`StaticWriter::write`] for one view.
+    pub fn write_slot(&mut self, state: &BoardState, slot: usize) -> std::io::Result<usize> {
+        let view = state.views[slot].load();
         if view.stale || !view.loaded {
             return Ok(0);
         }
-        let dir = self.dir.join(state.board.name.as_str());
-        std::fs::create_dir_all(&dir)?;
         let mut count = 0;
-        for rendered in &view.bodies {
-            let path = dir.join(format!("top{}.json", rendered.limit));
-            let hash = standings_core::board::fnv1a64(&rendered.body);
-            if self.written.get(&path) == Some(&hash) || same_bytes(&path, &rendered.body) {
-                self.written.insert(path, hash);
-                continue;
+        for sub in Self::dirs(state, slot) {
+            let mut dir = self.dir.join(state.board.name.as_str());
+            if !sub.is_empty() {
+                dir = dir.join(&sub);
             }
-            write_atomically(&path, &rendered.body)?;
-            self.written.insert(path, hash);
-            count += 1;
+            std::fs::create_dir_all(&dir)?;
+            for rendered in &view.bodies {
+                let path = dir.join(format!("top{}.json", rendered.limit));
+                let hash = standings_core::board::fnv1a64(&rendered.body);
+                if self.written.get(&path) == Some(&hash) || same_bytes(&path, &rendered.body) {
+                    self.written.insert(path, hash);
+                    continue;
+                }
+                write_atomically(&path, &rendered.body)?;
+                self.written.insert(path, hash);
+                count += 1;
+            }
         }
         metrics::counter!("standings_static_files_written_total").increment(count as u64);
         Ok(count)
@@ -151,7 +229,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use standings_core::{Board, BoardName, Entry, MemberId, Score};
+    use standings_core::{BoardName, MemberId, Score};
 
     fn state(entries: usize) -> BoardState {
         let board = Board::new(BoardName::new("files").unwrap());
@@ -164,8 +242,10 @@ mod tests {
                 )
             })
             .collect();
-        s.view
-            .store(Arc::new(View::build(&board, 1, 5, entries, false, true)));
+        let period = s.slots[0].resolve(&board, 0);
+        s.view().store(Arc::new(View::build(
+            &board, period, 1, 5, entries, false, true,
+        )));
         s
     }
 
@@ -195,7 +275,7 @@ mod tests {
         agent.group_tick(&store, &board, None).await.unwrap();
         assert_eq!(refresh_board(&store, &state).await, Refreshed::Changed);
         assert_eq!(refresh_board(&store, &state).await, Refreshed::Unchanged);
-        let fresh = state.view.load_full();
+        let fresh = state.view().load_full();
         assert_eq!(
             (fresh.version, fresh.entries.len(), fresh.stale),
             (10, 10, false)
@@ -211,7 +291,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(refresh_board(&store, &state).await, Refreshed::Stale);
-        let stale = state.view.load_full();
+        let stale = state.view().load_full();
         assert!(stale.stale);
         assert_eq!(stale.entries, fresh.entries, "the last good entries");
         let body: serde_json::Value =
@@ -225,7 +305,7 @@ mod tests {
         // Once readable again the view is fresh and counts as a change.
         Agent::new().group_tick(&store, &board, None).await.unwrap();
         assert_eq!(refresh_board(&store, &state).await, Refreshed::Changed);
-        let back = state.view.load_full();
+        let back = state.view().load_full();
         assert!(!back.stale);
         assert_eq!(
             back.prerendered(20).unwrap().body,
@@ -239,16 +319,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let mut writer = StaticWriter::new(&dir);
         let s = state(30);
-        assert_eq!(writer.write(&s).unwrap(), 3);
+        assert_eq!(
+            writer.write(&s).unwrap(),
+            6,
+            "three files at the board's top and three under its first period's kind"
+        );
         assert_eq!(
             writer.write(&s).unwrap(),
             0,
             "unchanged bytes are not rewritten"
         );
-        let on_disk = std::fs::read(dir.join("files/top20.json")).unwrap();
+        let want = s.view().load().prerendered(20).unwrap().body.to_vec();
+        assert_eq!(std::fs::read(dir.join("files/top20.json")).unwrap(), want);
         assert_eq!(
-            on_disk,
-            s.view.load().prerendered(20).unwrap().body.to_vec()
+            std::fs::read(dir.join("files/all/top20.json")).unwrap(),
+            want
         );
         let mut fresh = StaticWriter::new(&dir);
         assert_eq!(
@@ -259,8 +344,8 @@ mod tests {
         let changed = state(31);
         assert_eq!(
             fresh.write(&changed).unwrap(),
-            2,
-            "top20 is the same; top100 and top1000 grew"
+            4,
+            "top20 is the same; top100 and top1000 grew, in both places"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

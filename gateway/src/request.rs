@@ -41,6 +41,18 @@ impl<'a> Query<'a> {
         Ok(())
     }
 
+    /// The last value of text parameter `name`, if given.
+    pub fn text(&self, name: &str) -> Result<Option<Cow<'a, str>>, ApiError> {
+        let mut last = None;
+        for pair in self.pairs() {
+            let (k, v) = pair?;
+            if k == name {
+                last = Some(v);
+            }
+        }
+        Ok(last)
+    }
+
     /// An integer parameter within `range`, or `default` when absent.
     pub fn int(
         &self,

@@ -20,6 +20,8 @@ pub enum Route {
     Member,
     Around,
     Static,
+    Periods,
+    BlendWeights,
     Healthz,
     Readyz,
     Metrics,
@@ -29,12 +31,14 @@ pub enum Route {
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 12] = [
         Route::Scores,
         Route::Top,
         Route::Member,
         Route::Around,
         Route::Static,
+        Route::Periods,
+        Route::BlendWeights,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -55,6 +59,8 @@ impl Route {
             Route::Member => "member",
             Route::Around => "around",
             Route::Static => "static",
+            Route::Periods => "periods",
+            Route::BlendWeights => "admin_blend",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
@@ -67,6 +73,7 @@ impl Route {
     pub fn allow(self) -> &'static str {
         match self {
             Route::Scores | Route::Backup => "POST",
+            Route::BlendWeights => "PUT",
             _ => "GET, HEAD",
         }
     }
@@ -75,6 +82,7 @@ impl Route {
     pub fn accepts(self, method: &Method) -> bool {
         match self {
             Route::Scores | Route::Backup => method == Method::POST,
+            Route::BlendWeights => method == Method::PUT,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
         }
@@ -93,6 +101,9 @@ pub struct Routed<'a> {
     pub member: &'a str,
     /// The static file name (`top20.json`, ...).
     pub file: &'a str,
+    /// The static file's period directory (a kind or a blend; empty for
+    /// the board's first period), or the `{name}` of a blend route.
+    pub period: &'a str,
 }
 
 /// Most path segments any route has.
@@ -107,6 +118,7 @@ pub fn route(path: &str) -> Routed<'_> {
         board: "",
         member: "",
         file: "",
+        period: "",
     };
     for part in path.trim_start_matches('/').split('/') {
         if count == MAX_SEGMENTS {
@@ -120,6 +132,7 @@ pub fn route(path: &str) -> Routed<'_> {
         board,
         member,
         file,
+        period: "",
     };
     match seg[..count] {
         ["v1", "boards", b, "scores"] => at(Route::Scores, b, "", ""),
@@ -127,6 +140,15 @@ pub fn route(path: &str) -> Routed<'_> {
         ["v1", "boards", b, "members", m] if !m.is_empty() => at(Route::Member, b, m, ""),
         ["v1", "boards", b, "members", m, "around"] if !m.is_empty() => at(Route::Around, b, m, ""),
         ["static", b, f] => at(Route::Static, b, "", f),
+        ["static", b, p, f] if !p.is_empty() => Routed {
+            period: p,
+            ..at(Route::Static, b, "", f)
+        },
+        ["v1", "boards", b, "periods"] => at(Route::Periods, b, "", ""),
+        ["v1", "admin", "boards", b, "blends", n] if !n.is_empty() => Routed {
+            period: n,
+            ..at(Route::BlendWeights, b, "", "")
+        },
         ["healthz"] => at(Route::Healthz, "", "", ""),
         ["readyz"] => at(Route::Readyz, "", "", ""),
         ["metrics"] => at(Route::Metrics, "", "", ""),
@@ -159,6 +181,17 @@ mod tests {
         assert_eq!(route("/v1/boards/g/members/u/around").route, Route::Around);
         assert_eq!(route("/v1/boards/g/members//around").route, Route::NotFound);
         assert_eq!(route("/static/g/top20.json").route, Route::Static);
+        let daily = route("/static/g/daily/top20.json");
+        assert_eq!(
+            (daily.route, daily.period, daily.file),
+            (Route::Static, "daily", "top20.json")
+        );
+        assert_eq!(route("/v1/boards/g/periods").route, Route::Periods);
+        let blend = route("/v1/admin/boards/g/blends/hot");
+        assert_eq!(
+            (blend.route, blend.board, blend.period),
+            (Route::BlendWeights, "g", "hot")
+        );
         assert_eq!(route("/v1/boards/g").route, Route::NotFound);
         assert_eq!(route("/").route, Route::NotFound);
     }

@@ -73,7 +73,7 @@ where
     let client = || client_ip(peer, &parts.headers, &state.trusted_proxies);
     if matches!(
         routed.route,
-        Route::Top | Route::Member | Route::Around | Route::Static
+        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods
     ) {
         state.admit(&state.read_limiter, "reads", client)?;
     }
@@ -84,17 +84,17 @@ where
             writes::write_score(state, &board, &parts.headers, body).await
         }
         Route::Top => {
-            query.only(&["limit", "offset"])?;
-            reads::top(state, &decode(routed.board, "board")?, &query)
+            query.only(&["limit", "offset", "period"])?;
+            reads::top(state, &decode(routed.board, "board")?, &query).await
         }
         Route::Member => {
-            query.only(&[])?;
+            query.only(&["period"])?;
             let _permit = state.fanout_permit().await?;
             let board = decode(routed.board, "board")?;
-            reads::member(state, &board, &decode(routed.member, "member")?).await
+            reads::member(state, &board, &decode(routed.member, "member")?, &query).await
         }
         Route::Around => {
-            query.only(&["radius"])?;
+            query.only(&["radius", "period"])?;
             let _permit = state.fanout_permit().await?;
             let board = decode(routed.board, "board")?;
             let member = decode(routed.member, "member")?;
@@ -103,9 +103,21 @@ where
         Route::Static => reads::static_file(
             state,
             &decode(routed.board, "board")?,
+            &decode(routed.period, "period")?,
             routed.file,
             &parts.headers,
         ),
+        Route::Periods => {
+            query.only(&["kind", "limit"])?;
+            let _permit = state.fanout_permit().await?;
+            reads::periods(state, &decode(routed.board, "board")?, &query).await
+        }
+        Route::BlendWeights => {
+            query.only(&[])?;
+            let board = decode(routed.board, "board")?;
+            let name = decode(routed.period, "blend")?;
+            admin::set_blend(state, &board, &name, &parts.headers, body).await
+        }
         Route::Healthz => Ok(json(
             StatusCode::OK,
             Bytes::from_static(b"{\"status\":\"ok\"}"),

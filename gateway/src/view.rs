@@ -1,4 +1,5 @@
-//! The published global TOP-K of each board, and its pre-serialised bodies.
+//! The published global TOP-K of each period of each board, and its
+//! pre-serialised bodies.
 //!
 //! The refresher builds a [`View`] off the request path and swaps it in
 //! through an `ArcSwap`; a `top` or static read loads the `Arc` and clones a
@@ -13,6 +14,8 @@ use http::HeaderValue;
 use serde::{Serialize, Serializer};
 use standings_core::types::competition_ranks;
 use standings_core::{Board, Entry};
+
+use crate::period::{PeriodInfo, Slot};
 
 /// The limits whose `top` bodies (offset 0) and static files are
 /// pre-serialised.
@@ -29,9 +32,11 @@ pub struct Rendered {
     pub etag: HeaderValue,
 }
 
-/// A board's global TOP-K as last merged.
+/// A board period's global TOP-K as last merged.
 #[derive(Debug)]
 pub struct View {
+    /// The period it is of, as its bodies show it.
+    pub period: PeriodInfo,
     /// Sum of group versions it was merged from; 0 before the first merge.
     pub version: u64,
     /// When the merge ran, ms since the epoch (0 before the first merge).
@@ -50,12 +55,14 @@ pub struct View {
     pub bodies: Vec<Rendered>,
 }
 
-/// A board and its swappable view.
+/// A board and the swappable view of each of its [`Slot`]s.
 pub struct BoardState {
     /// The board's definition.
     pub board: Board,
-    /// The current view; replaced whole by the refresher.
-    pub view: ArcSwap<View>,
+    /// The periods it keeps views of, the first period first.
+    pub slots: Vec<Slot>,
+    /// One view per slot; each replaced whole by the refresher.
+    pub views: Vec<ArcSwap<View>>,
     /// When a refresh last reached the store (ms since the epoch): what
     /// `age_ms` on stale bodies and the snapshot-age gauge measure from.
     pub refreshed_at_ms: AtomicU64,
@@ -65,24 +72,50 @@ pub struct BoardState {
 }
 
 impl BoardState {
-    /// A board with an empty, not yet loaded view.
+    /// A board with empty, not yet loaded views.
     pub fn new(board: Board) -> Self {
-        let view = View::build(&board, 0, 0, Vec::new(), false, false);
+        let now = standings_core::store::now_ms_i64();
+        let slots = Slot::all(&board);
+        let views = slots
+            .iter()
+            .map(|slot| {
+                let period = slot.resolve(&board, now);
+                ArcSwap::from_pointee(View::build(&board, period, 0, 0, Vec::new(), false, false))
+            })
+            .collect();
         let surrogate_key = HeaderValue::from_str(&surrogate_key(board.name.as_str()))
             .expect("board names are valid header values");
         Self {
             surrogate_key,
             board,
-            view: ArcSwap::from_pointee(view),
+            slots,
+            views,
             refreshed_at_ms: AtomicU64::new(standings_core::store::now_ms()),
         }
+    }
+
+    /// The view of the board's first period: what reads without
+    /// `period=` are of.
+    pub fn view(&self) -> &ArcSwap<View> {
+        &self.views[0]
+    }
+
+    /// Whether every view has been loaded once.
+    pub fn loaded(&self) -> bool {
+        self.views.iter().all(|v| v.load().loaded)
+    }
+
+    /// Whether any view is stale.
+    pub fn stale(&self) -> bool {
+        self.views.iter().any(|v| v.load().stale)
     }
 }
 
 impl View {
-    /// Ranks and renders a freshly merged list.
+    /// Ranks and renders a freshly merged list of `period`.
     pub fn build(
         board: &Board,
+        period: PeriodInfo,
         version: u64,
         generated_at_ms: u64,
         entries: Vec<Entry>,
@@ -92,6 +125,7 @@ impl View {
         let ranks = competition_ranks(&entries);
         let generated_at = format_ms(generated_at_ms);
         let mut view = View {
+            period,
             version,
             generated_at_ms,
             generated_at,
@@ -116,11 +150,33 @@ impl View {
         view
     }
 
+    /// A merged list of `period` without pre-rendered bodies, for a read
+    /// of a period that has no published view.
+    pub fn unrendered(
+        period: PeriodInfo,
+        version: u64,
+        generated_at_ms: u64,
+        entries: Vec<Entry>,
+    ) -> Self {
+        View {
+            period,
+            version,
+            generated_at_ms,
+            generated_at: format_ms(generated_at_ms),
+            stale: false,
+            loaded: true,
+            ranks: competition_ranks(&entries),
+            entries: Arc::new(entries),
+            bodies: Vec::new(),
+        }
+    }
+
     /// The same entries marked stale after a failed refresh; `age_ms` is
     /// how long ago a refresh last reached the store.
     pub fn as_stale(&self, board: &Board, age_ms: u64) -> Self {
         let age = age_ms;
         let mut view = View {
+            period: self.period.clone(),
             version: self.version,
             generated_at_ms: self.generated_at_ms,
             generated_at: self.generated_at.clone(),
@@ -161,6 +217,7 @@ impl View {
             .collect();
         let body = TopBody {
             board: board.name.as_str(),
+            period: &self.period,
             version: self.version,
             generated_at: &self.generated_at,
             stale: self.stale,
@@ -175,6 +232,7 @@ impl View {
 #[derive(Serialize)]
 struct TopBody<'a> {
     board: &'a str,
+    period: &'a PeriodInfo,
     version: u64,
     generated_at: &'a str,
     stale: bool,

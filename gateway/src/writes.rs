@@ -1,6 +1,7 @@
 //! The write endpoint: `POST /v1/boards/{board}/scores`.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Response};
@@ -22,6 +23,29 @@ struct WriteReply<'a> {
     #[serde(serialize_with = "score")]
     score: f64,
     applied: bool,
+    /// The member's score in every period the write moved, by period id.
+    #[serde(serialize_with = "scores_by_period")]
+    scores: &'a [(Arc<str>, f64)],
+}
+
+/// `[(id, score)]` as a JSON object in board period order, scores as
+/// [`score`] prints them.
+fn scores_by_period<S: serde::Serializer>(
+    scores: &&[(Arc<str>, f64)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    struct Score(f64);
+    impl Serialize for Score {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            score(&self.0, s)
+        }
+    }
+    let mut map = s.serialize_map(Some(scores.len()))?;
+    for (id, value) in scores.iter() {
+        map.serialize_entry(&**id, &Score(*value))?;
+    }
+    map.end()
 }
 
 /// Validates and applies one score write.
@@ -56,6 +80,7 @@ where
         member: write.member.as_str(),
         score: outcome.score,
         applied: outcome.applied,
+        scores: &outcome.scores,
     }))
 }
 
@@ -159,6 +184,13 @@ mod tests {
 
     #[test]
     fn write_bodies() {
+        let (_, _, exact) =
+            parse_write(br#"{"member":"u","score":3.8499999999999996}"#, Op::Incr).unwrap();
+        assert_eq!(
+            exact.get().to_bits(),
+            3.849_999_999_999_999_6_f64.to_bits(),
+            "a score is read exactly (serde_json's float_roundtrip), not to within an ulp"
+        );
         let ok = parse_write(br#"{"member":"u:1","score":5}"#, Op::Incr).unwrap();
         assert_eq!((ok.0.as_str(), ok.1, ok.2.get()), ("u:1", Op::Incr, 5.0));
         let field = |body: &str| parse_write(body.as_bytes(), Op::Incr).unwrap_err().field;
