@@ -265,6 +265,24 @@ impl RedisCluster {
             .sum()
     }
 
+    /// The sum over live masters of `INFO cpu`'s `used_cpu_sys` and
+    /// `used_cpu_user`, in seconds: the CPU the cluster has spent, for
+    /// CPU-per-operation figures (read before and after a run).
+    pub fn used_cpu_seconds(&self) -> f64 {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("cpu");
+        self.on_every_master(&cmd)
+            .iter()
+            .map(|v| {
+                let info = value_text(v);
+                ["used_cpu_sys", "used_cpu_user"]
+                    .iter()
+                    .filter_map(|f| info_float(&info, f))
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
     fn state_ok(&self, addr: &str) -> bool {
         let Ok(mut con) = redis::Client::open(format!("redis://{addr}/"))
             .and_then(|c| c.get_connection_with_timeout(NODE_TIMEOUT))
@@ -373,6 +391,13 @@ fn value_text(v: &Value) -> String {
         Value::VerbatimString { text, .. } => text.clone(),
         other => format!("{other:?}"),
     }
+}
+
+/// The decimal value of `field` in an `INFO` reply.
+fn info_float(info: &str, field: &str) -> Option<f64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The integer value of `field` in an `INFO` reply.

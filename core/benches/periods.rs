@@ -1,0 +1,196 @@
+//! The cost of periods: writes to a board with one period (`all`) against
+//! writes to a board with four (`all`, `daily`, `weekly`, `monthly`) and a
+//! blend (0.7 x daily + 0.3 x weekly/previous), side by side in one run,
+//! on each store: a real 3-master Redis Cluster (started here on loopback
+//! ports), the durable embedded store and the memory store.
+//!
+//! Each round sends the same number of `incr` writes over `CONCURRENCY`
+//! tasks to random members of one board, then to the other, alternating
+//! for `ROUNDS` rounds, so both see the same machine noise. It prints, per
+//! store and board, the median over rounds of writes per second, the p50
+//! and p99 latency, and the CPU spent per write by the store: on Redis the
+//! masters' `used_cpu_sys + used_cpu_user` (INFO cpu), in process the
+//! whole process's CPU time (`/proc/self/stat`, which for the memory and
+//! durable stores is the store's work plus this driver's). Then the ratio
+//! four-periods / one-period of each. The goal: at most 1.5x the
+//! single-period write in cluster CPU per write.
+//!
+//! `cargo bench -p standings-core --bench periods` (a release build);
+//! `BENCH_WRITES` (default 20000 per round) and `BENCH_ROUNDS` (default 3)
+//! size it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use standings_core::blend::{Blend, BlendPart};
+use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisStore};
+use standings_core::{Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write};
+use standings_test_support::RedisCluster;
+
+const CONCURRENCY: usize = 64;
+const MEMBERS: u64 = 100_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn boards() -> (Board, Board) {
+    let kind = |k: &str| k.parse::<PeriodKind>().unwrap();
+    let one = Board::new(BoardName::new("bench-one").unwrap());
+    let part = |k: &str, previous, weight| BlendPart {
+        kind: kind(k),
+        previous,
+        weight,
+    };
+    let four = Board {
+        periods: Arc::from([kind("all"), kind("daily"), kind("weekly"), kind("monthly")]),
+        blends: Arc::from([Blend {
+            name: Arc::from("hot"),
+            parts: Arc::from([part("daily", false, 0.7), part("weekly", true, 0.3)]),
+        }]),
+        ..Board::new(BoardName::new("bench-four").unwrap())
+    };
+    (one, four)
+}
+
+/// What one round measured.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_write: f64,
+}
+
+/// This process's CPU time (user + system), from `/proc/self/stat`.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn round(
+    store: Arc<dyn Store>,
+    board: &Board,
+    writes: usize,
+    cpu: &dyn Fn() -> f64,
+    seed: u64,
+) -> Round {
+    let cpu_before = cpu();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..CONCURRENCY {
+        let store = store.clone();
+        let board = board.clone();
+        let n = writes / CONCURRENCY;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(n);
+            let mut x = seed ^ (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let w = Write {
+                    member: MemberId::new(&format!("user:{}", x % MEMBERS)).unwrap(),
+                    op: Op::Incr,
+                    value: Score::new((i % 10) as f64 + 1.0).unwrap(),
+                    idempotency_key: None,
+                    request_id: String::new(),
+                };
+                let at = Instant::now();
+                store.apply(&board, &w).await.expect("write");
+                latencies.push(at.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(writes);
+    for t in tasks {
+        all.extend(t.await.expect("writer"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_spent = cpu() - cpu_before;
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
+    Round {
+        rate: all.len() as f64 / elapsed,
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        cpu_us_per_write: cpu_spent * 1e6 / all.len() as f64,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn compare(name: &str, store: Arc<dyn Store>, cpu: &dyn Fn() -> f64) {
+    let (one, four) = boards();
+    let writes = env("BENCH_WRITES", 20_000);
+    let rounds = env("BENCH_ROUNDS", 3);
+    // Warm both boards (shards created, scripts cached) before measuring.
+    round(store.clone(), &one, writes / 10, cpu, 1).await;
+    round(store.clone(), &four, writes / 10, cpu, 1).await;
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for r in 0..rounds {
+        a.push(round(store.clone(), &one, writes, cpu, 7 + r as u64).await);
+        b.push(round(store.clone(), &four, writes, cpu, 7 + r as u64).await);
+    }
+    let summary = |rs: &[Round]| {
+        (
+            median(rs.iter().map(|r| r.rate).collect()),
+            median(rs.iter().map(|r| r.p50_us).collect()),
+            median(rs.iter().map(|r| r.p99_us).collect()),
+            median(rs.iter().map(|r| r.cpu_us_per_write).collect()),
+        )
+    };
+    let (ra, pa50, pa99, ca) = summary(&a);
+    let (rb, pb50, pb99, cb) = summary(&b);
+    println!(
+        "{name:<8} 1 period            {ra:>9.0} writes/s  p50 {pa50:>7.0} us  p99 {pa99:>7.0} us  cpu {ca:>6.1} us/write"
+    );
+    println!(
+        "{name:<8} 4 periods + 1 blend {rb:>9.0} writes/s  p50 {pb50:>7.0} us  p99 {pb99:>7.0} us  cpu {cb:>6.1} us/write"
+    );
+    println!(
+        "{name:<8} ratio 4+1 / 1:      throughput {:.2}x  p99 {:.2}x  cpu per write {:.2}x",
+        rb / ra,
+        pb99 / pa99,
+        cb / ca
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!(
+        "periods bench: {} writes x {} rounds per board, {CONCURRENCY} concurrent writers, {MEMBERS} members (median over rounds)",
+        env("BENCH_WRITES", 20_000),
+        env("BENCH_ROUNDS", 3)
+    );
+    let cluster = RedisCluster::start(3, 0);
+    let redis = RedisStore::connect(&cluster.nodes(), RedisOptions::default())
+        .await
+        .expect("connect to the cluster");
+    let cpu = || cluster.used_cpu_seconds();
+    compare("redis", Arc::new(redis), &cpu).await;
+
+    let dir = std::env::temp_dir().join(format!("standings-periods-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let durable = DurableStore::open(&dir, DurableOptions::default()).expect("open");
+    compare("durable", Arc::new(durable), &process_cpu_seconds).await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    compare("memory", Arc::new(MemoryStore::new()), &process_cpu_seconds).await;
+}
