@@ -3,11 +3,34 @@
 //!
 //! # Writes
 //!
-//! Every key of a shard carries the shard's hash tag, so a write is ONE Lua
-//! script ([`WRITE_SCRIPT`]) on one slot, atomic on the node that owns it:
-//! idempotency check, the op, the version bump and the audit record, or none
-//! of them. `incr` refuses a sum beyond +-2^53 with the same TwoSum test as
-//! [`crate::types::checked_add`], before anything is written. The script is
+//! Every key of a shard carries the shard's hash tag `{st:BOARD:SHARD}`,
+//! whatever the period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
+//! one slot, atomic on the node that owns it: idempotency check, the op in
+//! the current period of every kind of the board, the member's score in
+//! every blend (each blend's set rebuilt first when one of its parts rolled
+//! over), a version bump of each period and blend moved and the audit
+//! record, or none of them. `incr` refuses a sum beyond +-2^53 in any
+//! period with the same TwoSum test as [`crate::types::checked_add`],
+//! before anything is written.
+//!
+//! Which period is current is decided by the store's clock (`TIME` in the
+//! script), not the gateway's: the gateway sends each kind's periods p-2
+//! to p+1 around its own clock's current period and the script picks the
+//! one that holds the store's time. A gateway whose clock is off by more
+//! than a period gets [`StoreError::Unavailable`] naming the clock skew,
+//! and nothing is written. Closed periods are dropped by Redis's own
+//! expiry: the first write to a period in a shard sets `PEXPIREAT` on its
+//! sorted set and version at the period's end plus the board's
+//! `closed_retention`, and snapshots of such a period get the same time
+//! (`PXAT`). `scripts.rs` documents every script's KEYS and ARGV.
+//!
+//! [`Store::maintain`] and [`Store::set_blend`] run [`BLEND_SCRIPT`] once
+//! per shard, pipelined per master like the fan-out reads below: it
+//! resolves each blend's parts by the store's clock and rebuilds the blends
+//! whose parts rolled over (`maintain`; a board without blends costs no
+//! call), or stores new parts and rebuilds (`set_blend`).
+//!
+//! The scripts are
 //! sent with `EVALSHA`; a node that answers `NOSCRIPT` (restarted, failed
 //! over, `SCRIPT FLUSH`) gets the same call as `EVAL` with the source, which
 //! also caches it there again. That is the fallback redis-rs's own
@@ -62,11 +85,16 @@
 //! reported Unavailable. Replies this code cannot read are
 //! [`StoreError::Corrupt`], `incr` out of range [`StoreError::OutOfRange`]
 //! and a key reused with another write [`StoreError::IdempotencyConflict`].
+//! The script's own refusals, which write nothing, are
+//! [`StoreError::Unavailable`] for clock skew (another gateway, or this
+//! one once its clock is fixed, can write) and [`StoreError::Corrupt`] for
+//! a blend part of a kind the board does not write.
 //!
 //! # Layout
 //!
-//! This file holds the store and its [`Store`] impl; `scripts` the two Lua
-//! scripts (kept as `write.lua` and `neighbours.lua`), `fanout` the
+//! This file holds the store and its [`Store`] impl; `scripts` the Lua
+//! scripts (kept as `periods.lua`, the head the write and blend scripts
+//! share, `write.lua`, `blend.lua` and `neighbours.lua`), `fanout` the
 //! per-master pipelines and `reply` the decoding of replies.
 
 mod fanout;
@@ -86,18 +114,19 @@ use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
 use self::reply::{
-    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours, parse_score,
-    parse_write, unavailable, write_failure,
+    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours,
+    parse_rebuilt, parse_score, parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
-pub use self::scripts::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
+pub use self::scripts::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
 use super::{
-    check_shard, now_ms, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
+    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
 };
-use crate::blend::Blend;
+use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
 use crate::keyspace::{self, Scope};
+use crate::period::PeriodKind;
 use crate::types::{Entry, MemberId, Order};
 
 /// How many audit records a shard's stream keeps, approximately
@@ -152,11 +181,13 @@ pub struct RedisStore {
     write_sha: String,
     /// SHA1 of [`NEIGHBOURS_SCRIPT`], for `EVALSHA_RO`.
     neighbours_sha: String,
+    /// SHA1 of [`BLEND_SCRIPT`], for `EVALSHA`.
+    blend_sha: String,
 }
 
 impl RedisStore {
     /// Connects to the cluster through `nodes` (`host:port` seeds; the rest
-    /// are discovered), checks that every master answers, loads both
+    /// are discovered), checks that every master answers, loads the
     /// scripts on every node and reads the slot map. Fails with
     /// [`StoreError::Unavailable`] within a bounded time when the cluster
     /// cannot be reached.
@@ -189,6 +220,7 @@ impl RedisStore {
             slots_stale: AtomicBool::new(true),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
+            blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
         };
         store.ping().await?;
         store.bound(store.load_scripts()).await?;
@@ -201,11 +233,15 @@ impl RedisStore {
         self.opts
     }
 
-    /// `SCRIPT LOAD` of both scripts on every node (redis-rs sends it to
+    /// `SCRIPT LOAD` of the scripts on every node (redis-rs sends it to
     /// all). A node that is down now gets the script on first use through
     /// the `EVAL` fallback, so a failure here is logged, not fatal.
     async fn load_scripts(&self) -> Result<(), StoreError> {
-        for (name, source) in [("write", WRITE_SCRIPT), ("neighbours", NEIGHBOURS_SCRIPT)] {
+        for (name, source) in [
+            ("write", WRITE_SCRIPT),
+            ("neighbours", NEIGHBOURS_SCRIPT),
+            ("blend", BLEND_SCRIPT),
+        ] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
             if let Err(e) = self.query(&cmd).await {
@@ -340,6 +376,45 @@ fn idempotency_key(board: &Board, shard: u32, member: &MemberId, key: &str) -> S
     )
 }
 
+/// Each blend's `:z:`, `:v:`, `:bp:` and `:bs:` key in the shard of
+/// `tag`, the order the scripts read them in.
+fn push_blend_keys<'b>(keys: &mut Vec<String>, tag: &str, blends: impl Iterator<Item = &'b Blend>) {
+    for blend in blends {
+        let name = &*blend.name;
+        for infix in [":z:", ":v:", ":bp:", ":bs:"] {
+            keys.push(format!("{tag}{infix}{name}"));
+        }
+    }
+}
+
+/// The period descriptors the scripts choose current periods from (see
+/// `scripts.rs`): for each kind of the board, `all` alone, or the kind and
+/// the four periods p-2, p-1, p, p+1 around `now_ms` (the gateway's
+/// clock), by id, with the starts of p-1, p and p+1 and the end of p+1.
+fn push_period_args(args: &mut Vec<String>, board: &Board, now_ms: i64) {
+    let tz = &board.timezone;
+    let ms = |at: Option<i64>, none: &str| at.map_or_else(|| none.to_string(), |at| at.to_string());
+    for &kind in board.periods.iter() {
+        if kind == PeriodKind::All {
+            args.push("all".to_string());
+            continue;
+        }
+        let [before, current, next] = kind.window(tz, now_ms);
+        let earlier = before.previous(tz).unwrap_or_else(|| before.clone());
+        args.extend([
+            kind.to_string(),
+            earlier.id.to_string(),
+            before.id.to_string(),
+            ms(before.starts_ms, "-inf"),
+            current.id.to_string(),
+            ms(current.starts_ms, "-inf"),
+            next.id.to_string(),
+            ms(next.starts_ms, "-inf"),
+            ms(next.ends_ms, "inf"),
+        ]);
+    }
+}
+
 fn order_arg(order: Order) -> &'static str {
     match order {
         Order::Desc => "desc",
@@ -352,30 +427,67 @@ impl RedisStore {
         let shard = board
             .shard_of(&write.member)
             .map_err(|e| corrupt(e.to_string()))?;
-        let mut keys = vec![
-            keyspace::shard_zset(board, shard),
-            keyspace::shard_version(board, shard),
-            keyspace::shard_audit(board, shard),
-        ];
+        let tag = keyspace::shard_tag(board, shard);
+        let mut keys = Vec::with_capacity(2 + 4 * board.blends.len());
+        keys.push(keyspace::shard_audit(board, shard));
+        push_blend_keys(&mut keys, &tag, board.blends.iter());
         if let Some(key) = &write.idempotency_key {
             keys.push(idempotency_key(board, shard, &write.member, key));
         }
         let ttl_ms = board.idempotency_ttl.as_millis().max(1);
-        let args = vec![
+        let mut args = Vec::with_capacity(12 + 9 * board.periods.len() + board.blends.len());
+        args.extend([
             write.member.as_str().to_string(),
             write.op.as_str().to_string(),
             score_arg(write.value.get()),
             order_arg(board.order).to_string(),
             ttl_ms.to_string(),
             write.request_id.clone(),
-            now_ms().to_string(),
             write.idempotency_key.clone().unwrap_or_default(),
             AUDIT_MAXLEN.to_string(),
             format!("{:016x}", write.digest()),
-        ];
+            board.closed_retention.as_millis().to_string(),
+            board.periods.len().to_string(),
+            board.blends.len().to_string(),
+        ]);
+        push_period_args(&mut args, board, now_ms_i64());
+        args.extend(board.blends.iter().map(|b| encode_parts(&b.parts)));
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
         let reply = self.run(&call).await.map_err(write_failure)?;
         parse_write(&reply)
+    }
+
+    /// The blend script on `shards` (see [`BLEND_SCRIPT`]): `mode` with
+    /// `blends` and one parts text each; answers the shards' rebuild
+    /// counts summed.
+    async fn blend_script(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        mode: &str,
+        blends: &[Blend],
+        parts: impl Iterator<Item = String>,
+    ) -> Result<u64, StoreError> {
+        let mut args = Vec::with_capacity(3 + 9 * board.periods.len() + blends.len());
+        args.extend([
+            mode.to_string(),
+            board.periods.len().to_string(),
+            blends.len().to_string(),
+        ]);
+        push_period_args(&mut args, board, now_ms_i64());
+        args.extend(parts);
+        let build = |shard: u32| {
+            let tag = keyspace::shard_tag(board, shard);
+            let mut keys = Vec::with_capacity(4 * blends.len());
+            push_blend_keys(&mut keys, &tag, blends.iter());
+            let call = self.script_call(false, &self.blend_sha, BLEND_SCRIPT, &keys, &args);
+            ShardCalls {
+                slot: slot_of(&tag),
+                calls: vec![call],
+            }
+        };
+        let work = self.per_shard(board, shards, build, |values| parse_rebuilt(first(values)?));
+        Ok(self.bound(work).await?.into_iter().sum())
     }
 
     async fn top_once(
@@ -597,15 +709,32 @@ impl Store for RedisStore {
         }
     }
 
+    /// The blend script in `maintain` mode on every shard, one pipeline
+    /// per master; closed periods need nothing, Redis expires them.
+    async fn maintain(&self, board: &Board, shards: &[u32]) -> Result<u64, StoreError> {
+        if board.blends.is_empty() {
+            for &shard in shards {
+                check_shard(board, shard)?;
+            }
+            return Ok(0);
+        }
+        let parts = board.blends.iter().map(|b| encode_parts(&b.parts));
+        self.blend_script(board, shards, "maintain", &board.blends, parts)
+            .await
+    }
+
+    /// The blend script in `set` mode on every shard of the board. Shards
+    /// that answered keep the new parts when another fails; the call is
+    /// safe to repeat.
+    async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError> {
+        let parts = std::iter::once(encode_parts(&blend.parts));
+        let blends = std::slice::from_ref(blend);
+        self.blend_script(board, &board.all_shards(), "set", blends, parts)
+            .await
+            .map(|_| ())
+    }
+
     /// `PING` on every master: ready only when every slot can be served.
-    async fn maintain(&self, _board: &Board, _shards: &[u32]) -> Result<u64, StoreError> {
-        todo!("periods: the Redis maintain script")
-    }
-
-    async fn set_blend(&self, _board: &Board, _blend: &Blend) -> Result<(), StoreError> {
-        todo!("periods: the Redis set_blend script")
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         let cmd = redis::cmd("PING");
         self.bound(async { self.query(&cmd).await.map_err(unavailable) })

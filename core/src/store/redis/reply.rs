@@ -6,6 +6,7 @@
 //! "Scores" in the module doc of [`super`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
@@ -136,6 +137,8 @@ pub(super) fn parse_entries(v: &Value) -> Result<Vec<Entry>, StoreError> {
         .collect()
 }
 
+/// A write script reply: `{status, first score, id1, score1, ...}` (see
+/// [`super::WRITE_SCRIPT`]).
 pub(super) fn parse_write(v: &Value) -> Result<WriteOutcome, StoreError> {
     let items = array(v)?;
     let status = items
@@ -143,27 +146,61 @@ pub(super) fn parse_write(v: &Value) -> Result<WriteOutcome, StoreError> {
         .map(text)
         .transpose()?
         .ok_or_else(|| corrupt("empty write reply"))?;
-    let score = || {
-        parse_score(
-            items
-                .get(1)
-                .ok_or_else(|| corrupt("write reply lacks score"))?,
-        )
+    let applied = match status {
+        "applied" => true,
+        "repeat" => false,
+        _ => return Err(script_refusal(status, items)),
     };
+    let score = parse_score(
+        items
+            .get(1)
+            .ok_or_else(|| corrupt("write reply lacks score"))?,
+    )?;
+    let rest = &items[2..];
+    if rest.len() % 2 != 0 {
+        return Err(corrupt("write reply has a period id without a score"));
+    }
+    let scores = rest
+        .chunks(2)
+        .map(|pair| Ok((Arc::from(text(&pair[0])?), parse_score(&pair[1])?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(WriteOutcome {
+        score,
+        applied,
+        scores,
+    })
+}
+
+/// A blend script reply: `{'rebuilt', count}` (see [`super::BLEND_SCRIPT`]).
+pub(super) fn parse_rebuilt(v: &Value) -> Result<u64, StoreError> {
+    let items = array(v)?;
+    match items.first().map(text).transpose()? {
+        Some("rebuilt") => parse_count(items.get(1).ok_or_else(|| corrupt("no rebuild count"))?),
+        Some(status) => Err(script_refusal(status, items)),
+        None => Err(corrupt("empty blend reply")),
+    }
+}
+
+/// The error of a script that refused to run: `{'range'}`, `{'conflict'}`,
+/// `{'skew', kind, store ms}` or `{'badpart', blend key, part}`; nothing
+/// was written for any of them.
+fn script_refusal(status: &str, items: &[Value]) -> StoreError {
+    let field = |i: usize| items.get(i).and_then(|v| text(v).ok()).unwrap_or("?");
     match status {
-        "applied" => Ok(WriteOutcome {
-            score: score()?,
-            applied: true,
-            scores: Vec::new(),
-        }),
-        "repeat" => Ok(WriteOutcome {
-            score: score()?,
-            applied: false,
-            scores: Vec::new(),
-        }),
-        "range" => Err(StoreError::OutOfRange),
-        "conflict" => Err(StoreError::IdempotencyConflict),
-        other => Err(corrupt(format!("unknown write status {other:?}"))),
+        "range" => StoreError::OutOfRange,
+        "conflict" => StoreError::IdempotencyConflict,
+        "skew" => StoreError::Unavailable(format!(
+            "clock skew: the store's clock ({} ms) is outside the {} periods this gateway \
+             sent, so the gateway's clock is off by more than a period; nothing was written",
+            field(2),
+            field(1)
+        )),
+        "badpart" => corrupt(format!(
+            "blend {} has part {} of a kind the board does not write; nothing was written",
+            field(1),
+            field(2)
+        )),
+        other => corrupt(format!("unknown script status {other:?}")),
     }
 }
 
@@ -274,11 +311,21 @@ mod tests {
     #[test]
     fn parses_write_replies() {
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let applied = Value::Array(vec![bulk("applied"), bulk("0.30000000000000004")]);
+        let applied = Value::Array(vec![
+            bulk("applied"),
+            bulk("0.30000000000000004"),
+            bulk("all"),
+            bulk("0.30000000000000004"),
+            bulk("daily/2026-12-01"),
+            bulk("-2"),
+        ]);
         assert_eq!(
             parse_write(&applied),
             Ok(WriteOutcome {
-                scores: Vec::new(),
+                scores: vec![
+                    (Arc::from("all"), 0.1 + 0.2),
+                    (Arc::from("daily/2026-12-01"), -2.0)
+                ],
                 score: 0.1 + 0.2,
                 applied: true
             })
@@ -292,12 +339,43 @@ mod tests {
                 applied: false
             })
         );
+        let odd = Value::Array(vec![bulk("applied"), bulk("5"), bulk("all")]);
+        assert!(matches!(parse_write(&odd), Err(StoreError::Corrupt(_))));
         let range = Value::Array(vec![bulk("range")]);
         assert_eq!(parse_write(&range), Err(StoreError::OutOfRange));
         let conflict = Value::Array(vec![bulk("conflict")]);
         assert_eq!(parse_write(&conflict), Err(StoreError::IdempotencyConflict));
+        let skew = Value::Array(vec![bulk("skew"), bulk("daily"), bulk("1764547200000")]);
+        match parse_write(&skew) {
+            Err(StoreError::Unavailable(m)) => {
+                assert!(m.contains("clock skew") && m.contains("daily"), "{m}")
+            }
+            other => panic!("skew is Unavailable: {other:?}"),
+        }
+        let bad = Value::Array(vec![
+            bulk("badpart"),
+            bulk("{st:b:0}:z:hot"),
+            bulk("weekly*1e0"),
+        ]);
+        assert!(matches!(parse_write(&bad), Err(StoreError::Corrupt(_))));
         assert!(matches!(
             parse_write(&Value::Int(3)),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn parses_blend_replies() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let rebuilt = Value::Array(vec![bulk("rebuilt"), bulk("2")]);
+        assert_eq!(parse_rebuilt(&rebuilt), Ok(2));
+        let skew = Value::Array(vec![bulk("skew"), bulk("hourly"), bulk("0")]);
+        assert!(matches!(
+            parse_rebuilt(&skew),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            parse_rebuilt(&Value::Array(vec![])),
             Err(StoreError::Corrupt(_))
         ));
     }

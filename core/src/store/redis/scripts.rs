@@ -1,36 +1,113 @@
-//! The two Lua scripts the store runs on the cluster, and the limit that
-//! follows from how Lua formats numbers.
+//! The Lua scripts the store runs on the cluster, their KEYS and ARGV, and
+//! the limit that follows from how Lua formats numbers.
 //!
-//! Each script lives in its own `.lua` file so that it can be read and
-//! linted as Lua; `include_str!` puts its exact bytes into the constant, so
-//! its SHA1 (what `EVALSHA` sends) is that of the file. Scores leave the
-//! scripts as `string.format('%.17g', x)` text, see the module doc of
-//! [`super`].
+//! Each script lives in `.lua` files so that it can be read and linted as
+//! Lua; `include_str!` puts their exact bytes into the constants, so a
+//! script's SHA1 (what `EVALSHA` sends) is that of its text. The write and
+//! blend scripts share a head, `periods.lua` (the `#!lua` shebang, the
+//! store's clock, the choice of current periods, blend parts resolved and
+//! rebuilt), which is prepended to `write.lua` and `blend.lua`. Scores
+//! leave the scripts as `string.format('%.17g', x)` text, see the module
+//! doc of [`super`].
+//!
+//! # Keys
+//!
+//! Every key of a shard carries the tag `{st:BOARD:SHARD}`, and the scripts
+//! take it from their first key. Keys whose names do not depend on the
+//! clock are passed in `KEYS` (the audit stream, the idempotency record and
+//! each blend's four keys); the keys of periods (`:z:P`, `:v:P`, for `all`
+//! too) are built in the script from the tag and the period id it picked,
+//! since which period is current is only known there. Redis 7 allows a
+//! script (with a shebang) to touch keys it did not declare as long as they
+//! are in the slot of the ones it did.
+//!
+//! # The clock
+//!
+//! Which period of a kind is current is decided by the store's clock
+//! (`TIME` on the node that owns the shard), so that every gateway writes a
+//! shard's roll-over at the same instant. The gateway sends, for each kind
+//! of the board, four consecutive periods around ITS clock's current period
+//! p: the ids of p-2, p-1, p and p+1, the starts of p-1, p and p+1 and the
+//! end of p+1 (ms since the Unix epoch; `inf`/`-inf` where the calendar
+//! has none). The script picks the one of p-1, p, p+1 that holds the
+//! store's time, whose previous is then known too (for `/previous` blend
+//! parts). A store time outside [start of p-1, end of p+1) means the
+//! gateway's clock is off by more than a period: the script writes nothing
+//! and answers `{'skew', kind, store ms}`, which is
+//! [`crate::store::StoreError::Unavailable`]. The kind `all` is sent as
+//! `all` alone: its one period, `all`, is always current and never
+//! expires.
+//!
+//! A period descriptor in ARGV is therefore `all`, or these 9 entries:
+//! kind (as `PeriodKind` displays it), id p-2, id p-1, start p-1, id p,
+//! start p, id p+1, start p+1, end p+1.
 
-/// The write script: one call per write, all keys in the shard's slot.
+/// The write script: one call per write, every key in the shard's slot.
 ///
-/// `KEYS`: 1 sorted set, 2 version, 3 audit stream, 4 (optional) the
-/// idempotency record of (member, key). `ARGV`: 1 member, 2 op, 3 value,
-/// 4 order (`desc`/`asc`), 5 idempotency TTL in ms, 6 request id, 7 time
-/// in ms, 8 idempotency key, 9 audit MAXLEN, 10 the write's
-/// [`crate::store::request_digest`] as 16 lowercase hex digits (sent with
-/// or without a key; read only with `KEYS[4]`).
+/// `KEYS`: 1 the audit stream `{st:b:s}:a`; then for each blend of the
+/// board, in board order, its `:z:NAME`, `:v:NAME`, `:bp:NAME` and
+/// `:bs:NAME`; last, only when the write has an idempotency key, the
+/// record of (member, key).
 ///
-/// The idempotency record holds `"<digest hex> <score>"`: the digest of the
-/// first write and the score after it, set with the board's TTL (`PX`,
-/// `NX`) in the same call that applies the write. A repeat whose digest
-/// matches answers `{'repeat', first score}`; one whose digest differs
-/// answers `{'conflict'}` and writes nothing. A record without a space holds
-/// only a score, as the previous release wrote it: it counts as matching,
-/// so that a retry across a rolling upgrade is still a repeat, not a
-/// conflict.
+/// `ARGV`: 1 member, 2 op, 3 value, 4 order (`desc`/`asc`), 5 idempotency
+/// TTL in ms, 6 request id, 7 idempotency key (audit only), 8 audit MAXLEN,
+/// 9 the write's [`crate::store::request_digest`] as 16 lowercase hex
+/// digits, 10 the board's closed retention in ms, 11 K the number of period
+/// kinds, 12 B the number of blends; from 13, K period descriptors (see the
+/// module docs) in board order; then B texts, each blend's parts from the
+/// board's config ([`crate::blend::encode_parts`]).
 ///
-/// Answers `{'applied', score}`, `{'repeat', first score}`, `{'conflict'}`
-/// (the key was used with another op or value; nothing written) or
-/// `{'range'}` (incr beyond +-2^53; nothing written). The shebang makes
-/// Redis refuse the whole script up front when it is out of memory, instead
-/// of failing at a write half way through.
-pub const WRITE_SCRIPT: &str = include_str!("write.lua");
+/// In one atomic step: the idempotency check; the current period of each
+/// kind by the store's clock; every period's new score (incr, set or best
+/// by the board's order), all checked for range before any is written;
+/// each blend's parts (`GET :bp:NAME`, else the config's) resolved to
+/// period ids; then per period `ZADD` and `INCR :v:P`, and when that INCR
+/// answers 1 (the period's first write in the shard) `PEXPIREAT` of
+/// `:z:P` and `:v:P` at the period's end plus the retention (not for
+/// `all`); per blend a rebuild when `:bs:NAME` is not what the parts
+/// resolve to now ([`crate::blend::built_from`]), and, when a part is a
+/// current period, the member's blend score recomputed as
+/// [`crate::blend::weighted_sum`] does (`ZADD`, or `ZREM` when it has none)
+/// and `INCR :v:NAME`; the idempotency record; one audit record (`score`
+/// is the first period's, `at_ms` the store's time).
+///
+/// The idempotency record holds `"<digest hex> <score>"` and, on a board
+/// with more than one period, `" <id>=<score>"` per period in board order,
+/// set with the board's TTL (`PX`, `NX`). A repeat whose digest matches
+/// answers the recorded outcome; one whose digest differs answers
+/// `{'conflict'}` and writes nothing. A record of only `digest score`, or
+/// of only a score (the release before digests, counted as matching so a
+/// retry across a rolling upgrade is still a repeat), answers that score
+/// for the first period by the store's clock.
+///
+/// Answers `{'applied', first score, id1, score1, id2, score2, ...}` or
+/// `{'repeat', ...}` likewise, periods in board order; `{'conflict'}`;
+/// `{'range'}` (beyond +-2^53 in some period; nothing written);
+/// `{'skew', kind, store ms}` (see the module docs; nothing written); or
+/// `{'badpart', blend key, part}` (a blend part names a kind the board does
+/// not write, so no period id is known for it; nothing written). The
+/// shebang makes Redis refuse the whole script up front when it is out of
+/// memory, instead of failing at a write half way through.
+pub const WRITE_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!("write.lua"));
+
+/// The blend script: a shard's blends brought up to date with the store's
+/// clock (`maintain`), or one blend given new parts (`set`).
+///
+/// `KEYS`: for each blend, its `:z:NAME`, `:v:NAME`, `:bp:NAME` and
+/// `:bs:NAME` (`set`: one blend). `ARGV`: 1 mode (`maintain`/`set`), 2 K
+/// the number of period kinds, 3 B the number of blends; from 4, K period
+/// descriptors as for the write; then B parts texts: for `maintain` each
+/// blend's config parts (used when `:bp:NAME` is absent), for `set` the new
+/// parts.
+///
+/// `maintain` rebuilds each blend whose `:bs:NAME` differs from what its
+/// parts resolve to now; `set` stores the parts in `:bp:NAME` and rebuilds
+/// whatever `:bs:` holds. A rebuild is `ZUNIONSTORE` of the parts' sets
+/// with their weights (folded two at a time, so sums add in part order),
+/// `SET :bs:NAME` and `INCR :v:NAME`. Answers `{'rebuilt', count}`, or
+/// `{'skew', ...}`/`{'badpart', ...}` as the write does, rebuilding
+/// nothing.
+pub const BLEND_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!("blend.lua"));
 
 /// The neighbours script, read-only: the anchor's place in one shard and up
 /// to n entries on each side, in ascending (score, member bytes) order.
@@ -49,3 +126,17 @@ pub const NEIGHBOURS_SCRIPT: &str = include_str!("neighbours.lua");
 /// `redis.call` with 14 significant digits, so indexes must stay below
 /// 10^14; no shard holds anywhere near 10^12 members.
 pub(super) const MAX_NEIGHBOURS: usize = 1_000_000_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_start_with_the_shebang_once() {
+        for script in [WRITE_SCRIPT, BLEND_SCRIPT] {
+            assert!(script.starts_with("#!lua\n"));
+            assert_eq!(script.matches("#!lua").count(), 1);
+        }
+        assert!(NEIGHBOURS_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+    }
+}
