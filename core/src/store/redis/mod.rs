@@ -691,6 +691,10 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(keyspace::snapshot(board, scope))
             .arg(bytes.as_ref());
+        // A snapshot of a period that closes expires with its data.
+        if let Some(at) = board.expires_at_ms(&board.period) {
+            cmd.arg("PXAT").arg(at.max(1));
+        }
         self.bound(async { self.query(&cmd).await.map_err(unavailable) })
             .await
             .map(|_| ())
