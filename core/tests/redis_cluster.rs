@@ -1,6 +1,11 @@
 //! The Redis Cluster backend against a real cluster: three masters started
 //! by `standings-test-support` on free loopback ports, one cluster per test.
 //!
+//! Both conformance suites run here (`conformance` and `periods`), next to
+//! what only this backend has: the store's clock choosing the period, Redis
+//! expiry as retention, the idempotency record's layout, blend rebuilds by
+//! ZUNIONSTORE, script reloads, timeouts and failover.
+//!
 //! Needs `redis-server` and `redis-cli` on the PATH; without them every test
 //! here fails (never skips) with the command that installs them.
 //!
@@ -8,15 +13,20 @@
 //! in `docs/operations.md`, run with
 //! `cargo test --release -p standings-core --test redis_cluster -- --ignored --nocapture`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
-use standings_core::store::redis::{NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
-use standings_core::store::{RedisOptions, RedisStore};
+use standings_core::blend::{self, Blend, BlendPart};
+use standings_core::keyspace::{self, Scope};
+use standings_core::period::{PeriodKind, Timezone};
+use standings_core::store::redis::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
+use standings_core::store::{now_ms_i64, RedisOptions, RedisStore};
 use standings_core::{Board, BoardName, Entry, MemberId, Op, Score, Store, StoreError, Write};
-use standings_test_support::conformance;
 use standings_test_support::RedisCluster;
+use standings_test_support::{conformance, periods};
 
 async fn connect(cluster: &RedisCluster, opts: RedisOptions) -> RedisStore {
     RedisStore::connect(&cluster.nodes(), opts)
@@ -55,6 +65,16 @@ async fn passes_the_conformance_suite() {
     let cluster = RedisCluster::start(3, 0);
     let store = connect(&cluster, RedisOptions::default()).await;
     conformance::run(&store, "rc").await;
+}
+
+/// Boards in time against the real cluster: every period moved by one
+/// script, the store's clock picking the current one, roll-over,
+/// retention by Redis's own expiry and blends against the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_periods_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    periods::run(&store, "rc").await;
 }
 
 /// A write whose answer never came (every master paused past the store's
@@ -188,6 +208,382 @@ async fn idempotency_records_hold_the_digest_and_old_records_still_repeat() {
     );
 }
 
+fn text_of(v: redis::Value) -> String {
+    redis::from_redis_value(v).expect("text")
+}
+
+fn int_of(v: redis::Value) -> i64 {
+    redis::from_redis_value(v).expect("integer")
+}
+
+fn cmd(parts: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(parts[0]);
+    for part in &parts[1..] {
+        c.arg(*part);
+    }
+    c
+}
+
+/// Runs `parts` on the master that owns `parts[1]`.
+fn on_key(cluster: &RedisCluster, parts: &[&str]) -> redis::Value {
+    cluster.query(&cluster.master_of_key(parts[1]), &cmd(parts))
+}
+
+/// Waits until at least `margin` is left before the next UTC midnight, so
+/// a test and the store agree on today's and yesterday's daily ids.
+async fn away_from_midnight(margin: Duration) {
+    let day = 86_400_000;
+    let now = now_ms_i64();
+    let left = day - now.rem_euclid(day);
+    let margin_ms = i64::try_from(margin.as_millis()).expect("margin");
+    if left < margin_ms {
+        tokio::time::sleep(Duration::from_millis((left + 100) as u64)).await;
+    }
+}
+
+/// A board with `periods`, hashed over `shards`, and `blends`.
+fn timed_board(name: &str, shards: u32, periods: &[&str], blends: Vec<Blend>) -> Board {
+    let kinds: Vec<PeriodKind> = periods
+        .iter()
+        .map(|p| p.parse().expect("period kind"))
+        .collect();
+    Board {
+        periods: Arc::from(kinds),
+        blends: Arc::from(blends),
+        ..board(name, shards)
+    }
+}
+
+fn part(kind: &str, previous: bool, weight: f64) -> BlendPart {
+    BlendPart {
+        kind: kind.parse().expect("period kind"),
+        previous,
+        weight,
+    }
+}
+
+/// The write script's period descriptors for `kinds` as a gateway whose
+/// clock reads `at_ms` sends them (the layout `scripts.rs` documents).
+fn descriptors(kinds: &[PeriodKind], at_ms: i64) -> Vec<String> {
+    let tz = Timezone::utc();
+    let mut out = Vec::new();
+    for &kind in kinds {
+        if kind == PeriodKind::All {
+            out.push("all".to_string());
+            continue;
+        }
+        let [before, current, next] = kind.window(&tz, at_ms);
+        let earlier = before.previous(&tz).expect("previous");
+        let ms = |x: Option<i64>| x.expect("bounded").to_string();
+        out.extend([
+            kind.to_string(),
+            earlier.id.to_string(),
+            before.id.to_string(),
+            ms(before.starts_ms),
+            current.id.to_string(),
+            ms(current.starts_ms),
+            next.id.to_string(),
+            ms(next.starts_ms),
+            ms(next.ends_ms),
+        ]);
+    }
+    out
+}
+
+/// The write script run directly for a gateway clock reading `at_ms`:
+/// `set 1` of `m:1` on shard 0 of a board `name` with `all` and `every:1s`.
+fn write_as_if_at(cluster: &RedisCluster, name: &str, at_ms: i64) -> redis::Value {
+    let audit = format!("{{st:{name}:0}}:a");
+    let kinds = [
+        "all".parse().expect("all"),
+        "every:1s".parse().expect("every"),
+    ];
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(WRITE_SCRIPT).arg(1).arg(&audit);
+    eval.arg(&[
+        "m:1",
+        "set",
+        "1e0",
+        "desc",
+        "60000",
+        "req",
+        "",
+        "100",
+        "0000000000000000",
+        "1000",
+        "2",
+        "0",
+    ]);
+    eval.arg(descriptors(&kinds, at_ms));
+    cluster.query(&cluster.master_of_key(&audit), &eval)
+}
+
+/// The store's clock decides the current period: a gateway one period off
+/// still writes the period that holds the store's time, and one off by
+/// more than a period writes nothing and is told about the skew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_clock_picks_the_period_and_a_skewed_gateway_writes_nothing() {
+    let cluster = RedisCluster::start(3, 0);
+    let tz = Timezone::utc();
+    let every: PeriodKind = "every:1s".parse().expect("every");
+
+    let before = now_ms_i64();
+    let reply: Vec<String> =
+        redis::from_redis_value(write_as_if_at(&cluster, "clock", before - 1000)).expect("reply");
+    let after = now_ms_i64();
+    assert_eq!(reply[..4], ["applied", "1", "all", "1"], "{reply:?}");
+    let picked = &reply[4];
+    let candidates = [
+        every.containing(&tz, before).id,
+        every.containing(&tz, after).id,
+    ];
+    assert!(
+        candidates.iter().any(|id| &**id == picked.as_str()),
+        "the store picked its own current period {picked}, not the gateway's ({candidates:?})"
+    );
+
+    for (name, off) in [("behind", -3_600_000), ("ahead", 3_600_000)] {
+        let reply: Vec<String> =
+            redis::from_redis_value(write_as_if_at(&cluster, name, now_ms_i64() + off))
+                .expect("reply");
+        assert_eq!(reply[..2], ["skew", "every:1s"], "{name}: {reply:?}");
+        let store_ms: i64 = reply[2].parse().expect("store ms");
+        assert!(
+            (store_ms - now_ms_i64()).abs() < 5_000,
+            "the store's own time"
+        );
+        let tag = format!("{{st:{name}:0}}");
+        for key in [
+            format!("{tag}:z:all"),
+            format!("{tag}:v:all"),
+            format!("{tag}:a"),
+        ] {
+            assert_eq!(
+                int_of(on_key(&cluster, &["EXISTS", &key])),
+                0,
+                "{name}: nothing written ({key})"
+            );
+        }
+    }
+}
+
+/// Retention is Redis's own expiry: the first write of a closing period
+/// sets its sorted set and version to expire at its end plus the board's
+/// retention, and its snapshots likewise; `all` and blends never expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_periods_expire_at_their_end_plus_retention() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    away_from_midnight(Duration::from_secs(10)).await;
+    let hot = Blend {
+        name: Arc::from("hot"),
+        parts: Arc::from([part("daily", false, 0.7), part("all", false, 0.3)]),
+    };
+    let b = timed_board("expiry", 1, &["all", "daily"], vec![hot]);
+    let outcome = store
+        .apply(&b, &incr("m:1", 5.0, None))
+        .await
+        .expect("write");
+    let ids: Vec<&str> = outcome.scores.iter().map(|(id, _)| &**id).collect();
+    assert_eq!(ids[0], "all");
+    let daily = ids[1].to_string();
+    let expires = b.expires_at_ms(&daily).expect("daily closes");
+    let tag = keyspace::shard_tag(&b, 0);
+    let expiry = |key: &str| int_of(on_key(&cluster, &["PEXPIRETIME", key]));
+    for key in [format!("{tag}:z:{daily}"), format!("{tag}:v:{daily}")] {
+        assert_eq!(expiry(&key), expires, "{key} expires at end + retention");
+    }
+    for suffix in [":z:all", ":v:all", ":z:hot", ":v:hot", ":bs:hot"] {
+        let key = format!("{tag}{suffix}");
+        assert_eq!(expiry(&key), -1, "{key} exists and never expires");
+    }
+
+    let daily_board = b.at(daily.clone());
+    store
+        .put_snapshot(&daily_board, Scope::Group(0), Bytes::from_static(b"s"))
+        .await
+        .expect("put");
+    store
+        .put_snapshot(&b, Scope::Group(0), Bytes::from_static(b"s"))
+        .await
+        .expect("put");
+    let snap = keyspace::snapshot(&daily_board, Scope::Group(0));
+    assert_eq!(
+        expiry(&snap),
+        expires,
+        "a daily snapshot expires with its period"
+    );
+    let snap_all = keyspace::snapshot(&b, Scope::Group(0));
+    assert_eq!(expiry(&snap_all), -1, "an all-time snapshot never expires");
+}
+
+/// On a board with several periods the idempotency record keeps every
+/// period's score and a repeat answers them; a record of a single-period
+/// release (`digest score`, or a bare score) answers its score for the
+/// first period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_period_records_keep_every_score() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    away_from_midnight(Duration::from_secs(10)).await;
+    let b = timed_board("idem-periods", 4, &["all", "daily"], Vec::new());
+    let write = incr("m:1", 5.0, Some("k"));
+    let first = store.apply(&b, &write).await.expect("write");
+    let daily = first.scores[1].0.clone();
+    assert_eq!(
+        first.scores,
+        vec![(Arc::from("all"), 5.0), (daily.clone(), 5.0)]
+    );
+    let record = idempotency_record(&b, "m:1", "k");
+    assert_eq!(
+        text_of(on_key(&cluster, &["GET", &record])),
+        format!("{:016x} 5 all=5 {daily}=5", write.digest())
+    );
+    let repeat = store.apply(&b, &write).await.expect("repeat");
+    assert_eq!((repeat.applied, &repeat.scores), (false, &first.scores));
+
+    for (member, held) in [
+        ("m:2", format!("{:016x} 7", incr("m:2", 1.0, None).digest())),
+        ("m:3", "7".to_string()),
+    ] {
+        let key = idempotency_record(&b, member, "old");
+        on_key(&cluster, &["SET", &key, &held, "PX", "60000"]);
+        let retry = store
+            .apply(&b, &incr(member, 1.0, Some("old")))
+            .await
+            .expect("retry against an old record");
+        assert_eq!(
+            (retry.applied, retry.score, retry.scores),
+            (false, 7.0, vec![(Arc::from("all"), 7.0)]),
+            "{member}: {held:?}"
+        );
+    }
+}
+
+/// A rebuild adds each member's products in part order, exactly as
+/// `blend::weighted_sum`: ZUNIONSTORE alone would add the smallest input
+/// first, and 0.1 + 0.2 + 0.3 depends on the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blend_rebuilds_add_in_part_order() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    away_from_midnight(Duration::from_secs(10)).await;
+    let tz = Timezone::utc();
+    let today = PeriodKind::Daily.containing(&tz, now_ms_i64());
+    let yesterday = today.previous(&tz).expect("yesterday");
+    let parts = [
+        part("daily", false, 1.0),
+        part("all", false, 1.0),
+        part("daily", true, 1.0),
+    ];
+    let hot = Blend {
+        name: Arc::from("hot"),
+        parts: Arc::from(parts),
+    };
+    let b = timed_board("order", 1, &["all", "daily"], vec![hot.clone()]);
+    let tag = keyspace::shard_tag(&b, 0);
+    let (cur, all, prev) = (
+        format!("{tag}:z:{}", today.id),
+        format!("{tag}:z:all"),
+        format!("{tag}:z:{}", yesterday.id),
+    );
+    on_key(&cluster, &["ZADD", &cur, "0.1", "x", "1", "y", "2", "z"]);
+    on_key(&cluster, &["ZADD", &all, "0.2", "x", "1", "y"]);
+    on_key(&cluster, &["ZADD", &prev, "0.3", "x"]);
+    let scratch = format!("{tag}:scratch");
+    on_key(&cluster, &["ZUNIONSTORE", &scratch, "3", &cur, &all, &prev]);
+    let unfolded: f64 = text_of(on_key(&cluster, &["ZSCORE", &scratch, "x"]))
+        .parse()
+        .expect("score");
+    assert_eq!(unfolded, 0.6, "ZUNIONSTORE adds the smallest input first");
+
+    let oracle = |scores: [Option<f64>; 3]| {
+        blend::weighted_sum(parts.iter().zip(scores).map(|(p, s)| (p.weight, s)))
+    };
+    store.set_blend(&b, &hot).await.expect("set_blend");
+    let hot_board = b.at("hot");
+    let member = |m: &str| MemberId::new(m).expect("member");
+    let score = |m: &'static str| {
+        let (store, hot_board) = (&store, &hot_board);
+        async move { store.score(hot_board, 0, &member(m)).await.expect("score") }
+    };
+    assert_eq!(
+        score("x").await,
+        oracle([Some(0.1), Some(0.2), Some(0.3)]),
+        "x adds in part order"
+    );
+    assert_eq!(score("x").await, Some(0.6000000000000001));
+    assert_eq!(score("y").await, oracle([Some(1.0), Some(1.0), None]));
+    assert_eq!(score("z").await, oracle([Some(2.0), None, None]));
+    assert_eq!(
+        store.maintain(&b, &[0]).await.expect("maintain"),
+        0,
+        "up to date"
+    );
+
+    let w = Write {
+        op: Op::Set,
+        value: Score::new(0.1).expect("score"),
+        ..incr("x", 0.0, None)
+    };
+    store.apply(&b, &w).await.expect("write");
+    assert_eq!(
+        score("x").await,
+        oracle([Some(0.1), Some(0.1), Some(0.3)]),
+        "a write recomputes in part order"
+    );
+}
+
+/// `maintain` rebuilds a shard's blend once (its set was never built) and
+/// then nothing until a part rolls over; a board without blends sends no
+/// script at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_rebuilds_once_and_costs_nothing_without_blends() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let hot = Blend {
+        name: Arc::from("hot"),
+        parts: Arc::from([part("all", false, 2.0)]),
+    };
+    let b = timed_board("upkeep", 4, &["all"], vec![hot]);
+    let shards = b.all_shards();
+    assert_eq!(store.maintain(&b, &shards).await.expect("maintain"), 4);
+    assert_eq!(store.maintain(&b, &shards).await.expect("maintain"), 0);
+
+    let plain = board("plain", 4);
+    let evals = || -> u64 {
+        let mut info = redis::cmd("INFO");
+        info.arg("commandstats");
+        cluster
+            .on_every_master(&info)
+            .into_iter()
+            .map(|v| {
+                let text: String = redis::from_redis_value(v).expect("info");
+                text.lines()
+                    .filter(|l| l.starts_with("cmdstat_eval"))
+                    .filter_map(|l| {
+                        l.split("calls=")
+                            .nth(1)?
+                            .split(',')
+                            .next()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    let before = evals();
+    assert_eq!(
+        store
+            .maintain(&plain, &plain.all_shards())
+            .await
+            .expect("maintain"),
+        0
+    );
+    assert_eq!(evals(), before, "no script for a board without blends");
+}
+
 /// After `SCRIPT FLUSH` on every node (as after a restart or a failover to
 /// a node that never saw the scripts) writes and neighbour reads still
 /// work, and the node that served them has the scripts again.
@@ -229,6 +625,18 @@ async fn writes_and_reads_survive_script_flush() {
         .expect("neighbours after flush");
     let ahead: u64 = around.iter().map(|nb| nb.ahead).sum();
     assert_eq!(ahead, 7, "m:9..m:15 score above 9");
+    let blended = Board {
+        blends: Arc::from([Blend {
+            name: Arc::from("twice"),
+            parts: Arc::from([part("all", false, 2.0)]),
+        }]),
+        ..b.clone()
+    };
+    let rebuilt = store
+        .maintain(&blended, &blended.all_shards())
+        .await
+        .expect("maintain after flush");
+    assert_eq!(rebuilt, 8, "every shard's blend built once");
     for addr in cluster.masters() {
         assert!(
             script_loaded(&cluster, &addr, WRITE_SCRIPT),
@@ -237,6 +645,10 @@ async fn writes_and_reads_survive_script_flush() {
         assert!(
             script_loaded(&cluster, &addr, NEIGHBOURS_SCRIPT),
             "neighbours script back on {addr}"
+        );
+        assert!(
+            script_loaded(&cluster, &addr, BLEND_SCRIPT),
+            "blend script back on {addr}"
         );
     }
 }

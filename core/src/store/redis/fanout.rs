@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn script_fallback_swaps_the_sha_for_the_source() {
-        let keys = ["{st:b:all:3}:z".to_string()];
+        let keys = ["{st:b:3}:z:all".to_string()];
         let argv = ["5e0".to_string(), "m".to_string()];
         let mut cmd = redis::cmd("EVALSHA_RO");
         cmd.arg("abc123").arg(keys.len()).arg(&keys).arg(&argv);
@@ -338,7 +338,7 @@ mod tests {
         };
         assert_eq!(
             args(&call.fallback().unwrap()),
-            ["EVAL_RO", "return 1", "1", "{st:b:all:3}:z", "5e0", "m"]
+            ["EVAL_RO", "return 1", "1", "{st:b:3}:z:all", "5e0", "m"]
         );
         assert!(Call::plain(redis::cmd("GET")).fallback().is_none());
     }
