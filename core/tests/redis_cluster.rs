@@ -307,6 +307,7 @@ fn write_as_if_at(cluster: &RedisCluster, name: &str, at_ms: i64) -> redis::Valu
         "desc",
         "60000",
         "req",
+        "0",
         "",
         "100",
         "0000000000000000",

@@ -1,8 +1,7 @@
 -- Blend upkeep: follows periods.lua (scripts.rs documents KEYS and ARGV).
 local mode, nkinds, nblends = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = now_ms()
-local periods, bykind, i = pick_periods(4, nkinds, now)
-if not periods then return {'skew', bykind, fmt(now)} end
+local periods, bykind, i = pick_periods(4, nkinds)
+if not periods then return {'skew', bykind, fmt(i)} end
 
 if mode == 'set' then
   -- New parts for the one blend in KEYS, rebuilt whatever it was built from.

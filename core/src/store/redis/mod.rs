@@ -435,7 +435,8 @@ impl RedisStore {
             keys.push(idempotency_key(board, shard, &write.member, key));
         }
         let ttl_ms = board.idempotency_ttl.as_millis().max(1);
-        let mut args = Vec::with_capacity(12 + 9 * board.periods.len() + board.blends.len());
+        let now = now_ms_i64();
+        let mut args = Vec::with_capacity(13 + 9 * board.periods.len() + board.blends.len());
         args.extend([
             write.member.as_str().to_string(),
             write.op.as_str().to_string(),
@@ -443,6 +444,7 @@ impl RedisStore {
             order_arg(board.order).to_string(),
             ttl_ms.to_string(),
             write.request_id.clone(),
+            now.max(0).to_string(),
             write.idempotency_key.clone().unwrap_or_default(),
             AUDIT_MAXLEN.to_string(),
             format!("{:016x}", write.digest()),
@@ -450,7 +452,7 @@ impl RedisStore {
             board.periods.len().to_string(),
             board.blends.len().to_string(),
         ]);
-        push_period_args(&mut args, board, now_ms_i64());
+        push_period_args(&mut args, board, now);
         args.extend(board.blends.iter().map(|b| encode_parts(&b.parts)));
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
         let reply = self.run(&call).await.map_err(write_failure)?;

@@ -17,24 +17,26 @@ local function now_ms()
 end
 
 -- Reads `count` period descriptors from ARGV[i] on and picks, per kind, the
--- period that holds `now`. A descriptor is `all` alone, or 9 entries: kind,
--- id of p-2, id of p-1, start of p-1, id of p, start of p, id of p+1, start
--- of p+1, end of p+1 (p the gateway's current period; starts and ends in ms,
--- `inf` for none). Answers the chosen periods in board order, each
--- `{id, prev, ends}` (`prev`: the id before it; `ends`: nil for `all`), the
--- same by kind text, and the index after the descriptors; or nil and the
--- kind whose window does not hold `now` (the gateway's clock is off by more
--- than a period).
-local function pick_periods(i, count, now)
-  local periods, bykind = {}, {}
+-- period that holds the store's time. A descriptor is `all` alone, or 9
+-- entries: kind, id of p-2, id of p-1, start of p-1, id of p, start of p,
+-- id of p+1, start of p+1, end of p+1 (p the gateway's current period;
+-- starts and ends in ms, `inf`/`-inf` for none). Answers the chosen periods
+-- in board order, each `{id, prev, ends}` (`prev`: the id before it;
+-- `ends`: nil for `all`), the same by kind text, and the index after the
+-- descriptors; or nil, the kind whose window does not hold the store's
+-- time (the gateway's clock is off by more than a period) and that time.
+-- The clock is read once, and not at all for a board of `all` alone.
+local function pick_periods(i, count)
+  local periods, bykind, now = {}, {}, nil
   for n = 1, count do
     local kind, p = ARGV[i], nil
     if kind == 'all' then
       p = {id = 'all'}
       i = i + 1
     else
+      now = now or now_ms()
       local b1, b2, b3 = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
-      if now < tonumber(ARGV[i + 3]) or now >= b3 then return nil, kind end
+      if now < tonumber(ARGV[i + 3]) or now >= b3 then return nil, kind, now end
       if now < b1 then
         p = {id = ARGV[i + 2], prev = ARGV[i + 1], ends = b1}
       elseif now < b2 then

@@ -50,12 +50,14 @@
 /// record of (member, key).
 ///
 /// `ARGV`: 1 member, 2 op, 3 value, 4 order (`desc`/`asc`), 5 idempotency
-/// TTL in ms, 6 request id, 7 idempotency key (audit only), 8 audit MAXLEN,
-/// 9 the write's [`crate::store::request_digest`] as 16 lowercase hex
-/// digits, 10 the board's closed retention in ms, 11 K the number of period
-/// kinds, 12 B the number of blends; from 13, K period descriptors (see the
-/// module docs) in board order; then B texts, each blend's parts from the
-/// board's config ([`crate::blend::encode_parts`]).
+/// TTL in ms, 6 request id, 7 the gateway's time in ms (the audit record's
+/// `at_ms`), 8 idempotency key (audit only), 9 audit MAXLEN, 10 the write's
+/// [`crate::store::request_digest`] as 16 lowercase hex digits (1 to 10 as
+/// in the release before periods), 11 the board's closed retention in ms,
+/// 12 K the number of period kinds, 13 B the number of blends; from 14, K
+/// period descriptors (see the module docs) in board order; then B texts,
+/// each blend's parts from the board's config
+/// ([`crate::blend::encode_parts`]).
 ///
 /// In one atomic step: the idempotency check; the current period of each
 /// kind by the store's clock; every period's new score (incr, set or best
@@ -69,7 +71,7 @@
 /// current period, the member's blend score recomputed as
 /// [`crate::blend::weighted_sum`] does (`ZADD`, or `ZREM` when it has none)
 /// and `INCR :v:NAME`; the idempotency record; one audit record (`score`
-/// is the first period's, `at_ms` the store's time).
+/// is the first period's). A board of `all` alone never reads the clock.
 ///
 /// The idempotency record holds `"<digest hex> <score>"` and, on a board
 /// with more than one period, `" <id>=<score>"` per period in board order,

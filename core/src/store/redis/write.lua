@@ -1,6 +1,6 @@
 -- The write: follows periods.lua (scripts.rs documents KEYS and ARGV).
-local member, op, digest = ARGV[1], ARGV[2], ARGV[9]
-local nkinds, nblends = tonumber(ARGV[11]), tonumber(ARGV[12])
+local member, op, digest = ARGV[1], ARGV[2], ARGV[10]
+local nkinds, nblends = tonumber(ARGV[12]), tonumber(ARGV[13])
 local idem = KEYS[2 + 4 * nblends]
 
 if idem then
@@ -24,17 +24,15 @@ if idem then
       return reply
     end
     -- A record without ids: the first period by the store's clock.
-    local now = now_ms()
-    local periods, bad = pick_periods(13, nkinds, now)
+    local periods, bad, now = pick_periods(14, nkinds)
     if not periods then return {'skew', bad, fmt(now)} end
     if periods[1] then return {'repeat', rest, periods[1].id, rest} end
     return {'repeat', rest}
   end
 end
 
-local now = now_ms()
-local periods, bykind, i = pick_periods(13, nkinds, now)
-if not periods then return {'skew', bykind, fmt(now)} end
+local periods, bykind, i = pick_periods(14, nkinds)
+if not periods then return {'skew', bykind, fmt(i)} end
 
 -- Every period's new score before anything is written: one out of range
 -- writes none.
@@ -90,7 +88,7 @@ end
 local first = '0'
 local reply = {'applied', first}
 local record = {digest, first}
-local retention = tonumber(ARGV[10])
+local retention = tonumber(ARGV[11])
 for n = 1, nkinds do
   local p = periods[n]
   local score = fmt(p.score)
@@ -155,10 +153,10 @@ if idem then
   local kept = digest .. ' ' .. first
   if nkinds > 1 then kept = table.concat(record, ' ') end
   redis.call('SET', idem, kept, 'PX', ARGV[5], 'NX')
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'idem', ARGV[7], 'request_id', ARGV[6], 'at_ms', fmt(now))
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
+    'value', ARGV[3], 'score', first, 'idem', ARGV[8], 'request_id', ARGV[6], 'at_ms', ARGV[7])
 else
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'request_id', ARGV[6], 'at_ms', fmt(now))
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
+    'value', ARGV[3], 'score', first, 'request_id', ARGV[6], 'at_ms', ARGV[7])
 end
 return reply
