@@ -752,6 +752,7 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::period::Period;
     use crate::types::{BoardName, MAX_SCORE};
 
     #[test]
@@ -770,6 +771,60 @@ mod tests {
         ] {
             let s = score_arg(x);
             assert_eq!(s.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{s}");
+        }
+    }
+
+    /// The write script picks a period by comparing the store's time with
+    /// the starts of p-1, p, p+1 and the end of p+1 alone, so each period
+    /// must end where the next starts, across DST changes and skipped days
+    /// too.
+    #[test]
+    fn period_descriptors_are_contiguous_windows() {
+        use crate::period::Timezone;
+        let kinds: Vec<PeriodKind> = ["all", "hourly", "daily", "weekly", "monthly", "every:90s"]
+            .iter()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        // Around Berlin's 2026 DST changes, and Apia's skipped 2011-12-30.
+        let instants = [
+            1_774_746_000_000_i64,
+            1_792_890_000_000,
+            1_325_239_200_000,
+            1_764_547_200_000,
+        ];
+        for zone in ["UTC", "Europe/Berlin", "Pacific/Apia", "America/St_Johns"] {
+            let tz = Timezone::parse(zone).unwrap();
+            let board = Board {
+                periods: Arc::from(kinds.clone()),
+                timezone: tz.clone(),
+                ..Board::new(BoardName::new("b").unwrap())
+            };
+            for at in instants {
+                for offset in (-3..=3).map(|h| h * 1_800_000) {
+                    let now = at + offset;
+                    let mut args = Vec::new();
+                    push_period_args(&mut args, &board, now);
+                    assert_eq!(args[0], "all");
+                    for (n, d) in args[1..].chunks(9).enumerate() {
+                        let kind = kinds[n + 1];
+                        assert_eq!(d[0], kind.to_string());
+                        let period = |id: &str| Period::parse_id(id, &tz).unwrap();
+                        let ids: Vec<Period> =
+                            [1, 2, 4, 6].iter().map(|&i| period(&d[i])).collect();
+                        let ms = |i: usize| d[i].parse::<i64>().unwrap();
+                        assert_eq!(ids[2].id, kind.containing(&tz, now).id);
+                        for w in ids.windows(2) {
+                            assert_eq!(w[0].ends_ms, w[1].starts_ms, "{zone} {kind} at {now}");
+                        }
+                        assert_eq!(ids[1].starts_ms, Some(ms(3)));
+                        assert_eq!(ids[2].starts_ms, Some(ms(5)));
+                        assert_eq!(ids[3].starts_ms, Some(ms(7)));
+                        assert_eq!(ids[3].ends_ms, Some(ms(8)));
+                        assert!(ms(5) <= now && now < ms(7), "p holds the gateway's time");
+                    }
+                    assert_eq!(args.len(), 1 + 9 * (kinds.len() - 1));
+                }
+            }
         }
     }
 
