@@ -12,9 +12,12 @@
 //! A member's blend score is always computed the same way, whether by a
 //! rebuild or after a write: `sum of weight x score` over the parts in
 //! which the member has a score, in the order the parts are listed, left
-//! to right, skipping parts without one ([`weighted_sum`]). Redis's
-//! `ZUNIONSTORE ... WEIGHTS ... AGGREGATE SUM` adds in the same order, so
-//! both stores and a test oracle agree to the last bit.
+//! to right, skipping parts without one ([`weighted_sum`]). Both stores and
+//! a test oracle therefore agree to the last bit. (Redis's `ZUNIONSTORE
+//! ... WEIGHTS ... AGGREGATE SUM` does not keep that order: it sorts its
+//! inputs by size first, so with three or more parts a sum can differ in
+//! the last bit; the Redis store rebuilds by folding the parts into the
+//! blend two at a time, in part order.)
 
 use std::sync::Arc;
 
