@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use standings_core::blend::{Blend, BlendPart};
 use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisStore};
-use standings_core::{Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write};
+use standings_core::{
+    Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write,
+};
 use standings_test_support::RedisCluster;
 
 const CONCURRENCY: usize = 64;
@@ -37,7 +39,7 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn boards() -> (Board, Board) {
+fn boards() -> (Board, Board, Board) {
     let kind = |k: &str| k.parse::<PeriodKind>().unwrap();
     let one = Board::new(BoardName::new("bench-one").unwrap());
     let part = |k: &str, previous, weight| BlendPart {
@@ -45,15 +47,21 @@ fn boards() -> (Board, Board) {
         previous,
         weight,
     };
+    let periods: Arc<[PeriodKind]> =
+        Arc::from([kind("all"), kind("daily"), kind("weekly"), kind("monthly")]);
     let four = Board {
-        periods: Arc::from([kind("all"), kind("daily"), kind("weekly"), kind("monthly")]),
+        periods: periods.clone(),
+        ..Board::new(BoardName::new("bench-four").unwrap())
+    };
+    let blended = Board {
+        periods,
         blends: Arc::from([Blend {
             name: Arc::from("hot"),
             parts: Arc::from([part("daily", false, 0.7), part("weekly", true, 0.3)]),
         }]),
-        ..Board::new(BoardName::new("bench-four").unwrap())
+        ..Board::new(BoardName::new("bench-blend").unwrap())
     };
-    (one, four)
+    (one, four, blended)
 }
 
 /// What one round measured.
@@ -71,7 +79,12 @@ fn process_cpu_seconds() -> f64 {
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -133,17 +146,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn compare(name: &str, store: Arc<dyn Store>, cpu: &dyn Fn() -> f64) {
-    let (one, four) = boards();
+    let (one, four, blended) = boards();
     let writes = env("BENCH_WRITES", 20_000);
     let rounds = env("BENCH_ROUNDS", 3);
-    // Warm both boards (shards created, scripts cached) before measuring.
-    round(store.clone(), &one, writes / 10, cpu, 1).await;
-    round(store.clone(), &four, writes / 10, cpu, 1).await;
-    let mut a = Vec::new();
-    let mut b = Vec::new();
+    let boards = [
+        ("1 period", &one),
+        ("4 periods", &four),
+        ("4 periods + 1 blend", &blended),
+    ];
+    // Warm every board (shards created, scripts cached) before measuring.
+    for (_, board) in boards {
+        round(store.clone(), board, writes / 10, cpu, 1).await;
+    }
+    let mut measured: Vec<Vec<Round>> = vec![Vec::new(); boards.len()];
     for r in 0..rounds {
-        a.push(round(store.clone(), &one, writes, cpu, 7 + r as u64).await);
-        b.push(round(store.clone(), &four, writes, cpu, 7 + r as u64).await);
+        for (i, (_, board)) in boards.iter().enumerate() {
+            measured[i].push(round(store.clone(), board, writes, cpu, 7 + r as u64).await);
+        }
     }
     let summary = |rs: &[Round]| {
         (
@@ -153,20 +172,22 @@ async fn compare(name: &str, store: Arc<dyn Store>, cpu: &dyn Fn() -> f64) {
             median(rs.iter().map(|r| r.cpu_us_per_write).collect()),
         )
     };
-    let (ra, pa50, pa99, ca) = summary(&a);
-    let (rb, pb50, pb99, cb) = summary(&b);
-    println!(
-        "{name:<8} 1 period            {ra:>9.0} writes/s  p50 {pa50:>7.0} us  p99 {pa99:>7.0} us  cpu {ca:>6.1} us/write"
-    );
-    println!(
-        "{name:<8} 4 periods + 1 blend {rb:>9.0} writes/s  p50 {pb50:>7.0} us  p99 {pb99:>7.0} us  cpu {cb:>6.1} us/write"
-    );
-    println!(
-        "{name:<8} ratio 4+1 / 1:      throughput {:.2}x  p99 {:.2}x  cpu per write {:.2}x",
-        rb / ra,
-        pb99 / pa99,
-        cb / ca
-    );
+    let base = summary(&measured[0]);
+    for (i, (label, _)) in boards.iter().enumerate() {
+        let (rate, p50, p99, cpu) = summary(&measured[i]);
+        print!(
+            "{name:<8} {label:<20} {rate:>9.0} writes/s  p50 {p50:>7.0} us  p99 {p99:>7.0} us  cpu {cpu:>6.1} us/write"
+        );
+        if i > 0 {
+            print!(
+                "  | vs 1 period: throughput {:.2}x, p99 {:.2}x, cpu/write {:.2}x",
+                rate / base.0,
+                p99 / base.2,
+                cpu / base.3
+            );
+        }
+        println!();
+    }
 }
 
 #[tokio::main]

@@ -59,6 +59,9 @@ pub struct Board {
     pub closed_retention: Duration,
     /// The blends every write keeps live.
     pub blends: Arc<[Blend]>,
+    /// The periods around now, computed once per period instead of per
+    /// write (shared by every clone; see [`Board::schedule`]).
+    pub schedule: Arc<ScheduleCache>,
     /// Which scores rank first.
     pub order: Order,
     /// Number of shards the board's members are spread over.
@@ -86,6 +89,7 @@ impl Board {
             timezone: Timezone::utc(),
             closed_retention: DEFAULT_CLOSED_RETENTION,
             blends: Arc::from([]),
+            schedule: Arc::default(),
             order: Order::Desc,
             shards: 100,
             groups: 10,
@@ -112,10 +116,20 @@ impl Board {
     /// The current period of each kind at `now_ms`, in the order of
     /// [`Board::periods`]: the periods a write at that instant moves.
     pub fn current_periods(&self, now_ms: i64) -> Vec<Period> {
-        self.periods
+        self.schedule(now_ms)
+            .kinds
             .iter()
-            .map(|kind| kind.containing(&self.timezone, now_ms))
+            .map(|w| w.current.clone())
             .collect()
+    }
+
+    /// The periods of every kind around `now_ms`: computed when the first
+    /// call of a period comes and then shared until one of them ends, so a
+    /// write does no calendar arithmetic (a `daily` period in a time zone
+    /// costs a few microseconds to work out, which was most of an
+    /// in-memory write).
+    pub fn schedule(&self, now_ms: i64) -> Arc<Schedule> {
+        self.schedule.get(self, now_ms)
     }
 
     /// The blend named `name`, if the board has one.
@@ -169,6 +183,130 @@ impl Board {
     /// All shards of the board.
     pub fn all_shards(&self) -> Vec<u32> {
         (0..self.shards).collect()
+    }
+}
+
+/// The periods of one kind around an instant: the two before the current
+/// one, the current one and the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindWindow {
+    /// The kind.
+    pub kind: PeriodKind,
+    /// The period before `previous` (for `all`: `all`).
+    pub earlier: Period,
+    /// The last closed period (for `all`: `all`).
+    pub previous: Period,
+    /// The current period.
+    pub current: Period,
+    /// The next period (for `all`: `all`).
+    pub next: Period,
+}
+
+/// Every kind's [`KindWindow`] of a board, valid for instants in
+/// `[valid_from_ms, valid_until_ms)`: from the latest start to the
+/// earliest end of the current periods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// In the order of [`Board::periods`].
+    pub kinds: Vec<KindWindow>,
+    /// The first instant it holds for.
+    pub valid_from_ms: i64,
+    /// The first instant it no longer holds for.
+    pub valid_until_ms: i64,
+    /// The kinds and zone it was computed for (a board value built from
+    /// another with other periods must not use its schedule).
+    periods: Arc<[PeriodKind]>,
+    timezone: Timezone,
+}
+
+impl Schedule {
+    fn compute(board: &Board, now_ms: i64) -> Self {
+        let tz = &board.timezone;
+        let kinds: Vec<KindWindow> = board
+            .periods
+            .iter()
+            .map(|&kind| {
+                let [previous, current, next] = kind.window(tz, now_ms);
+                let earlier = previous.previous(tz).unwrap_or_else(|| previous.clone());
+                KindWindow {
+                    kind,
+                    earlier,
+                    previous,
+                    current,
+                    next,
+                }
+            })
+            .collect();
+        let valid_from_ms = kinds
+            .iter()
+            .filter_map(|w| w.current.starts_ms)
+            .max()
+            .unwrap_or(i64::MIN);
+        let valid_until_ms = kinds
+            .iter()
+            .filter_map(|w| w.current.ends_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        Self {
+            kinds,
+            valid_from_ms,
+            valid_until_ms,
+            periods: board.periods.clone(),
+            timezone: tz.clone(),
+        }
+    }
+
+    fn holds(&self, board: &Board, now_ms: i64) -> bool {
+        (self.valid_from_ms..self.valid_until_ms).contains(&now_ms)
+            && Arc::ptr_eq(&self.periods, &board.periods)
+            && self.timezone == board.timezone
+    }
+
+    /// The window of `kind`, if the board has that kind.
+    pub fn window(&self, kind: PeriodKind) -> Option<&KindWindow> {
+        self.kinds.iter().find(|w| w.kind == kind)
+    }
+
+    /// The id of the period blend part `part` reads: its kind's current
+    /// period, or the previous one for `/previous`; `None` when the board
+    /// has no such kind.
+    pub fn part_id(&self, part: &crate::blend::BlendPart) -> Option<&Arc<str>> {
+        self.window(part.kind).map(|w| {
+            if part.previous {
+                &w.previous.id
+            } else {
+                &w.current.id
+            }
+        })
+    }
+}
+
+/// Where a board keeps its [`Schedule`]; shared by every clone of the
+/// board, compared as always equal (it is a cache, not part of the board).
+#[derive(Default)]
+pub struct ScheduleCache(std::sync::RwLock<Option<Arc<Schedule>>>);
+
+impl ScheduleCache {
+    fn get(&self, board: &Board, now_ms: i64) -> Arc<Schedule> {
+        let cached = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(schedule) = cached.filter(|s| s.holds(board, now_ms)) {
+            return schedule;
+        }
+        let fresh = Arc::new(Schedule::compute(board, now_ms));
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+        fresh
+    }
+}
+
+impl PartialEq for ScheduleCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ScheduleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScheduleCache")
     }
 }
 
@@ -236,6 +374,44 @@ mod tests {
         assert_eq!(b.shard_of(&m("7")).unwrap(), 7);
         assert_eq!(b.shard_of(&m("alice")).unwrap_err().field, "member");
         assert!(b.shard_of(&m("99999999999999999999999")).is_err());
+    }
+
+    #[test]
+    fn the_schedule_is_shared_within_a_period_and_follows_the_clock() {
+        let kinds: Arc<[PeriodKind]> =
+            Arc::from(["all".parse().unwrap(), "every:10s".parse().unwrap()]);
+        let b = Board {
+            periods: kinds,
+            ..board(4, 2)
+        };
+        let t = 1_764_597_615_123;
+        let first = b.schedule(t);
+        assert!(
+            Arc::ptr_eq(&first, &b.schedule(t + 4_000)),
+            "same period: cached"
+        );
+        assert!(
+            Arc::ptr_eq(&first, &b.at("all").schedule(t)),
+            "clones share it"
+        );
+        assert_eq!(&*first.kinds[1].current.id, "every:10s/1764597610");
+        assert_eq!(&*first.kinds[1].previous.id, "every:10s/1764597600");
+        assert_eq!(&*first.kinds[1].earlier.id, "every:10s/1764597590");
+        assert_eq!(&*first.kinds[1].next.id, "every:10s/1764597620");
+        let later = b.schedule(t + 5_000);
+        assert_eq!(
+            &*later.kinds[1].current.id, "every:10s/1764597620",
+            "recomputed at the boundary"
+        );
+        let other = Board {
+            periods: Arc::from(["daily".parse::<PeriodKind>().unwrap()]),
+            ..b.clone()
+        };
+        assert_eq!(
+            other.schedule(t).kinds[0].kind.to_string(),
+            "daily",
+            "not another board's"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{
     WriteOutcome,
 };
 use crate::blend::{self, Blend, BlendPart};
-use crate::board::Board;
+use crate::board::{Board, Schedule};
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
 use crate::types::{Entry, MemberId, Order};
@@ -64,8 +64,10 @@ struct Set {
 struct ShardBlend {
     /// Parts set at run time ([`Store::set_blend`]); `None`: the board's.
     parts: Option<Arc<[BlendPart]>>,
-    /// What the blend's set was built from ([`blend::built_from`]).
-    built_from: String,
+    /// What the blend's set was built from: each part's period id and
+    /// weight (the in-memory form of [`blend::built_from`]); empty until
+    /// built.
+    built_from: Vec<(Arc<str>, u64)>,
 }
 
 /// One shard of one board: its periods and blends, and the idempotency
@@ -155,23 +157,22 @@ impl Shard {
     }
 
     /// Rebuilds `blend`'s set if what it was built from is not what its
-    /// parts resolve to at `now_ms`: the blend's set becomes the weighted
-    /// sum of its parts' sets, one member at a time. Answers whether it
-    /// rebuilt.
-    fn ensure_blend(&mut self, board: &Board, blend: &Blend, now_ms: i64) -> bool {
+    /// parts resolve to under `schedule`: the blend's set becomes the
+    /// weighted sum of its parts' sets, one member at a time. Answers
+    /// whether it rebuilt.
+    fn ensure_blend(&mut self, board: &Board, blend: &Blend, schedule: &Schedule) -> bool {
         let parts = self.parts_of(blend);
-        let want = blend::built_from(&parts, &board.timezone, now_ms);
-        if self
-            .blends
-            .get(&blend.name)
-            .is_some_and(|b| b.built_from == want)
-        {
+        let ids = part_ids(board, &parts, schedule);
+        let built = self.blends.get(&blend.name).is_some_and(|b| {
+            b.built_from.len() == ids.len()
+                && b.built_from
+                    .iter()
+                    .zip(&ids)
+                    .all(|((id, bits), (want, w))| id == want && *bits == w.to_bits())
+        });
+        if built {
             return false;
         }
-        let ids: Vec<(Arc<str>, f64)> = parts
-            .iter()
-            .map(|p| (p.resolve(&board.timezone, now_ms).id, p.weight))
-            .collect();
         let mut members: Vec<MemberId> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (id, _) in &ids {
@@ -195,7 +196,7 @@ impl Shard {
         fresh.version = version + 1;
         self.sets.insert(blend.name.clone(), fresh);
         let entry = self.blends.entry(blend.name.clone()).or_default();
-        entry.built_from = want;
+        entry.built_from = ids.into_iter().map(|(id, w)| (id, w.to_bits())).collect();
         true
     }
 
@@ -206,13 +207,11 @@ impl Shard {
         board: &Board,
         blend: &Blend,
         member: &MemberId,
-        now_ms: i64,
+        schedule: &Schedule,
     ) -> Option<f64> {
         let parts = self.parts_of(blend);
-        let sum = blend::weighted_sum(parts.iter().map(|p| {
-            let id = p.resolve(&board.timezone, now_ms).id;
-            (p.weight, self.score_in(&id, member))
-        }));
+        let ids = part_ids(board, &parts, schedule);
+        let sum = blend::weighted_sum(ids.iter().map(|(id, w)| (*w, self.score_in(id, member))));
         let set = self.set_mut(&blend.name, None);
         match sum {
             Some(score) => set.set_score(member, score),
@@ -221,6 +220,22 @@ impl Shard {
         set.version += 1;
         sum
     }
+}
+
+/// Each part's period id under `schedule` (worked out from the calendar for
+/// a part of a kind the board does not write, which validation refuses)
+/// and its weight.
+fn part_ids(board: &Board, parts: &[BlendPart], schedule: &Schedule) -> Vec<(Arc<str>, f64)> {
+    parts
+        .iter()
+        .map(|p| {
+            let id = schedule
+                .part_id(p)
+                .cloned()
+                .unwrap_or_else(|| p.resolve(&board.timezone, schedule.valid_from_ms.max(0)).id);
+            (id, p.weight)
+        })
+        .collect()
 }
 
 impl Set {
@@ -451,7 +466,8 @@ impl MemoryStore {
             .shard_of(&write.member)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now_ms = super::now_ms_i64();
-        let periods = board.current_periods(now_ms);
+        let schedule = board.schedule(now_ms);
+        let retention = i64::try_from(board.closed_retention.as_millis()).unwrap_or(i64::MAX);
         self.with_shard(board, shard, |s| {
             let now = Instant::now();
             s.expire_idempotency(now);
@@ -467,9 +483,10 @@ impl MemoryStore {
                 }
                 let scores = match &seen.scores {
                     Some(all) => all.to_vec(),
-                    None => periods
+                    None => schedule
+                        .kinds
                         .first()
-                        .map(|p| vec![(p.id.clone(), seen.score)])
+                        .map(|w| vec![(w.current.id.clone(), seen.score)])
                         .unwrap_or_default(),
                 };
                 return Ok((
@@ -483,8 +500,9 @@ impl MemoryStore {
             }
             // Every period's new score first: out of range in one of them
             // applies none.
-            let mut scores: Vec<(Arc<str>, f64)> = Vec::with_capacity(periods.len());
-            for p in &periods {
+            let periods = schedule.kinds.iter().map(|w| &w.current);
+            let mut scores: Vec<(Arc<str>, f64)> = Vec::with_capacity(schedule.kinds.len());
+            for p in periods.clone() {
                 let old = s.score_in(&p.id, &write.member);
                 let new = write
                     .op
@@ -493,8 +511,8 @@ impl MemoryStore {
                 scores.push((p.id.clone(), new));
             }
             let mut sets = Vec::new();
-            for (p, (id, score)) in periods.iter().zip(&scores) {
-                let expires = p.ends_ms.and_then(|_| board.expires_at_ms(id));
+            for (p, (id, score)) in periods.zip(&scores) {
+                let expires = p.ends_ms.map(|end| end.saturating_add(retention));
                 let set = s.set_mut(id, expires);
                 set.set_score(&write.member, *score);
                 set.version += 1;
@@ -508,10 +526,10 @@ impl MemoryStore {
                 }
             }
             for blend in board.blends.iter() {
-                s.ensure_blend(board, blend, now_ms);
+                s.ensure_blend(board, blend, &schedule);
                 let moves = s.parts_of(blend).iter().any(|p| !p.previous);
                 if moves {
-                    let score = s.update_blend(board, blend, &write.member, now_ms);
+                    let score = s.update_blend(board, blend, &write.member, &schedule);
                     if record {
                         let version = s.sets.get(&blend.name).map_or(0, |b| b.version);
                         sets.push(SetChange {
@@ -583,12 +601,13 @@ impl MemoryStore {
     /// was rebuilt.
     pub(crate) fn maintain_shard(&self, board: &Board, shard: u32) -> (Vec<Arc<str>>, u64) {
         let now_ms = super::now_ms_i64();
+        let schedule = board.schedule(now_ms);
         self.with_shard(board, shard, |s| {
             let expired = s.expire_sets(now_ms);
             let rebuilt = board
                 .blends
                 .iter()
-                .filter(|blend| s.ensure_blend(board, blend, now_ms))
+                .filter(|blend| s.ensure_blend(board, blend, &schedule))
                 .count() as u64;
             (expired, rebuilt)
         })
@@ -596,12 +615,12 @@ impl MemoryStore {
 
     /// Sets the parts of `blend` on one shard and rebuilds its set.
     pub(crate) fn set_blend_shard(&self, board: &Board, shard: u32, blend: &Blend) {
-        let now_ms = super::now_ms_i64();
+        let schedule = board.schedule(super::now_ms_i64());
         self.with_shard(board, shard, |s| {
             let entry = s.blends.entry(blend.name.clone()).or_default();
             entry.parts = Some(blend.parts.clone());
             entry.built_from.clear();
-            s.ensure_blend(board, blend, now_ms);
+            s.ensure_blend(board, blend, &schedule);
         });
     }
 

@@ -392,25 +392,22 @@ fn push_blend_keys<'b>(keys: &mut Vec<String>, tag: &str, blends: impl Iterator<
 /// the four periods p-2, p-1, p, p+1 around `now_ms` (the gateway's
 /// clock), by id, with the starts of p-1, p and p+1 and the end of p+1.
 fn push_period_args(args: &mut Vec<String>, board: &Board, now_ms: i64) {
-    let tz = &board.timezone;
     let ms = |at: Option<i64>, none: &str| at.map_or_else(|| none.to_string(), |at| at.to_string());
-    for &kind in board.periods.iter() {
-        if kind == PeriodKind::All {
+    for w in board.schedule(now_ms).kinds.iter() {
+        if w.kind == PeriodKind::All {
             args.push("all".to_string());
             continue;
         }
-        let [before, current, next] = kind.window(tz, now_ms);
-        let earlier = before.previous(tz).unwrap_or_else(|| before.clone());
         args.extend([
-            kind.to_string(),
-            earlier.id.to_string(),
-            before.id.to_string(),
-            ms(before.starts_ms, "-inf"),
-            current.id.to_string(),
-            ms(current.starts_ms, "-inf"),
-            next.id.to_string(),
-            ms(next.starts_ms, "-inf"),
-            ms(next.ends_ms, "inf"),
+            w.kind.to_string(),
+            w.earlier.id.to_string(),
+            w.previous.id.to_string(),
+            ms(w.previous.starts_ms, "-inf"),
+            w.current.id.to_string(),
+            ms(w.current.starts_ms, "-inf"),
+            w.next.id.to_string(),
+            ms(w.next.starts_ms, "-inf"),
+            ms(w.next.ends_ms, "inf"),
         ]);
     }
 }
