@@ -3,8 +3,13 @@
 # schemathesis (4.x, from PyPI; installed when missing).
 #
 # Builds and starts the embedded gateway (in-process store, no Redis) on a
-# free loopback port, waits for it, writes one member so the spec's examples
-# find data, then runs schemathesis (examples, coverage and fuzzing phases)
+# free loopback port with the embedded example config, whose boards the
+# spec's examples name: `global` (one period) and `arena` (periods all,
+# daily, weekly and the blend `hot`, so period=, /periods, the per-period
+# static files and PUT .../blends/hot are exercised on a board that has
+# them). Waits for it, writes the examples' member to both boards so the
+# members examples find data, then runs schemathesis (examples, coverage
+# and fuzzing phases)
 # with a bounded number of examples per operation and these checks: no 5xx;
 # response bodies, headers, statuses and content types as documented;
 # requests that break the schema refused with a 4xx; undocumented methods
@@ -75,7 +80,7 @@ base="http://127.0.0.1:$port"
 gateway_pid=$!
 
 # Up (/healthz), then ready (/readyz: a snapshot is loaded), 30 s at most;
-# then one write so that the members examples answer 200.
+# then one write per example board so that the members examples answer 200.
 python3 - "$base" "$gateway_pid" <<'EOF'
 import json, os, sys, time, urllib.error, urllib.request
 
@@ -115,8 +120,9 @@ for path in ("/healthz", "/readyz"):
             sys.exit(f"schemathesis.sh: {path} did not answer 200 within 30 s")
         time.sleep(0.1)
 body = json.dumps({"member": "user:10086", "score": 50, "op": "set"}).encode()
-if status("/v1/boards/global/scores", body) != 200:
-    sys.exit("schemathesis.sh: the seed write failed")
+for board in ("global", "arena"):
+    if status(f"/v1/boards/{board}/scores", body) != 200:
+        sys.exit(f"schemathesis.sh: the seed write to {board} failed")
 EOF
 
 checks=not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance

@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use standings_core::{MemberId, Op, Score, StoreError};
 use standings_gateway::error::{ApiError, ErrorCode};
+use standings_gateway::router::{route, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 16] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -21,6 +22,11 @@ const ROUTES: [(&str, &str); 11] = [
     ("get", "/static/{board}/top20.json"),
     ("get", "/static/{board}/top100.json"),
     ("get", "/static/{board}/top1000.json"),
+    ("get", "/static/{board}/{period}/top20.json"),
+    ("get", "/static/{board}/{period}/top100.json"),
+    ("get", "/static/{board}/{period}/top1000.json"),
+    ("get", "/v1/boards/{board}/periods"),
+    ("put", "/v1/admin/boards/{board}/blends/{name}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -30,7 +36,7 @@ const ROUTES: [(&str, &str); 11] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 25] = [
+const ERROR_CODES: [&str; 28] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -61,6 +67,10 @@ const ERROR_CODES: [&str; 25] = [
     "overloaded",
     "idempotency_conflict",
     "outcome_unknown",
+    // periods and blends: 400, 404, 400
+    "invalid_period",
+    "unknown_period",
+    "invalid_blend",
 ];
 
 fn spec() -> Value {
@@ -110,6 +120,41 @@ fn every_route_is_in_the_spec_and_nothing_else() {
                 method.to_uppercase()
             );
         }
+    }
+}
+
+/// Each spec path, with its templates filled in, reaches a route that
+/// takes the spec's method, and every route's `Allow` value is one the
+/// spec's `Allow` header lists.
+#[test]
+fn spec_paths_reach_their_routes() {
+    let spec = spec();
+    for (method, path) in ROUTES {
+        let concrete = path
+            .replace("{board}", "arena")
+            .replace("{member}", "user%3A1")
+            .replace("{period}", "daily")
+            .replace("{name}", "hot");
+        let routed = route(&concrete).route;
+        assert_ne!(routed, Route::NotFound, "{path} does not route");
+        let method = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        assert!(
+            routed.accepts(&method),
+            "{routed:?} does not take {method} ({path})"
+        );
+    }
+    let allow: BTreeSet<&str> = spec["components"]["headers"]["Allow"]["schema"]["enum"]
+        .as_array()
+        .expect("Allow has an enum")
+        .iter()
+        .map(|v| v.as_str().expect("strings"))
+        .collect();
+    for r in Route::ALL.iter().filter(|r| **r != Route::NotFound) {
+        assert!(
+            allow.contains(r.allow()),
+            "{r:?} answers Allow: {}, which the spec does not list",
+            r.allow()
+        );
     }
 }
 
@@ -251,5 +296,64 @@ fn board_names_and_limits_match_the_code() {
     assert_eq!(
         (&radius["minimum"], &radius["maximum"], &radius["default"]),
         (&1.into(), &100.into(), &5.into())
+    );
+    let periods = param("/v1/boards/{board}/periods", "limit");
+    assert_eq!(
+        (
+            &periods["minimum"],
+            &periods["maximum"],
+            &periods["default"]
+        ),
+        (&1.into(), &100.into(), &30.into())
+    );
+    for path in [
+        "/v1/boards/{board}/top",
+        "/v1/boards/{board}/members/{member}",
+        "/v1/boards/{board}/members/{member}/around",
+    ] {
+        assert_eq!(
+            param(path, "period")["type"],
+            "string",
+            "{path} takes period"
+        );
+    }
+    let schemas = &spec["components"]["schemas"];
+    for name in ["Top", "MemberStanding", "Around"] {
+        let required = schemas[name]["required"].as_array().expect("required");
+        assert!(
+            required.iter().any(|f| f == "period"),
+            "{name} requires period"
+        );
+    }
+    let period = &schemas["Period"];
+    for field in ["id", "kind", "starts_at", "ends_at", "closed"] {
+        assert!(
+            period["required"]
+                .as_array()
+                .expect("required")
+                .iter()
+                .any(|f| f == field),
+            "Period requires {field}"
+        );
+    }
+    assert_eq!(period["properties"]["starts_at"]["nullable"], true);
+    assert_eq!(period["properties"]["ends_at"]["nullable"], true);
+    let parts = &schemas["BlendParts"]["properties"]["parts"];
+    assert_eq!(
+        parts["maxItems"].as_u64(),
+        Some(standings_core::blend::MAX_PARTS as u64)
+    );
+    let weight = &schemas["BlendPart"]["properties"]["weight"];
+    assert_eq!(
+        weight["maximum"].as_f64(),
+        Some(standings_core::blend::MAX_WEIGHT)
+    );
+    assert_eq!(
+        weight["minimum"].as_f64(),
+        Some(-standings_core::blend::MAX_WEIGHT)
+    );
+    assert!(
+        schemas["WriteResult"]["properties"].get("scores").is_some(),
+        "the write answer has scores"
     );
 }
