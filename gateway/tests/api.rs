@@ -152,7 +152,7 @@ async fn idempotency_static_json_and_operations() {
         (s1, &first),
         (
             200,
-            &json!({"member": "user:10086", "score": 50, "applied": true})
+            &json!({"member": "user:10086", "score": 50, "applied": true, "scores": {"all": 50}})
         )
     );
     let (s2, repeat) = gw.write("global", w.clone(), Some("req-1")).await;
@@ -160,7 +160,7 @@ async fn idempotency_static_json_and_operations() {
         (s2, &repeat),
         (
             200,
-            &json!({"member": "user:10086", "score": 50, "applied": false})
+            &json!({"member": "user:10086", "score": 50, "applied": false, "scores": {"all": 50}})
         )
     );
     let (_, other) = gw.write("global", w.clone(), Some("req-2")).await;
@@ -184,7 +184,8 @@ async fn idempotency_static_json_and_operations() {
     let (_, member) = gw.get_json("/v1/boards/global/members/user%3A10086").await;
     assert_eq!(
         member,
-        json!({"member": "user:10086", "score": 8100, "rank": 1, "total": 1})
+        json!({"member": "user:10086", "score": 8100, "rank": 1, "total": 1,
+               "period": {"id": "all", "kind": "all", "starts_at": null, "ends_at": null, "closed": false}})
     );
 
     // Static JSON: same bytes as /top, strong ETag, 304, cache headers, file on disk.

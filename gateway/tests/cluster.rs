@@ -533,7 +533,7 @@ async fn a_timed_out_write_retried_with_its_key_applies_once_and_bad_scores_neve
     let again = dep.write(&body, Some("retry-key-1")).await;
     assert_eq!(
         again.body,
-        json!({"member": "retry:1", "score": 7, "applied": false})
+        json!({"member": "retry:1", "score": 7, "applied": false, "scores": {"all": 7}})
     );
     assert_eq!(
         store.score(&board, shard, &member).await.expect("score"),
