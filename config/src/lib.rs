@@ -390,14 +390,8 @@ pub fn time_model(
             return Err((field("name"), "is defined twice".into()));
         }
         let parts: Vec<BlendPart> = blend.parts.iter().map(BlendPartConfig::to_part).collect();
-        standings_core::blend::check_parts(&parts, &kinds).map_err(|(j, m)| {
-            let at = if j < parts.len() {
-                format!("blends[{i}].parts[{j}]")
-            } else {
-                format!("blends[{i}].parts")
-            };
-            (at, m)
-        })?;
+        standings_core::blend::check_parts(&parts, &kinds)
+            .map_err(|e| (e.path(&format!("blends[{i}].parts")), e.message))?;
         built.push(Blend {
             name: Arc::from(blend.name.as_str()),
             parts: Arc::from(parts),
@@ -852,7 +846,7 @@ mod tests {
             ("period = \"season1\"", "boards[0].period"),
             (
                 "blends = [{name = \"hot\", parts = [{period = \"weekly\", weight = 1}]}]",
-                "boards[0].blends[0].parts[0]",
+                "boards[0].blends[0].parts[0].period",
             ),
             (
                 "periods = [\"all\", \"daily\"]\nblends = [{name = \"daily\", parts = [{period = \"daily\", weight = 1}]}]",

@@ -85,19 +85,51 @@ pub struct Blend {
     pub parts: Arc<[BlendPart]>,
 }
 
-/// Checks a blend's parts against the kinds its board has; the message
-/// names what is wrong.
-pub fn check_parts(parts: &[BlendPart], kinds: &[PeriodKind]) -> Result<(), (usize, String)> {
+/// What is wrong with a blend's parts: the part (`None`: the list as a
+/// whole), the field of it (`period` or `weight`) and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsError {
+    /// Index of the part at fault; `None` for the list.
+    pub part: Option<usize>,
+    /// `period` or `weight` (meaningless when `part` is `None`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PartsError {
+    /// The field as a path under `prefix` (`parts`, `blends[0].parts`):
+    /// `parts[1].weight`, or `parts` for the list.
+    pub fn path(&self, prefix: &str) -> String {
+        match self.part {
+            Some(i) => format!("{prefix}[{i}].{}", self.field),
+            None => prefix.to_string(),
+        }
+    }
+}
+
+/// Checks a blend's parts against the kinds its board has.
+pub fn check_parts(parts: &[BlendPart], kinds: &[PeriodKind]) -> Result<(), PartsError> {
+    let list = |message: String| PartsError {
+        part: None,
+        field: "",
+        message,
+    };
     if parts.is_empty() {
-        return Err((0, "a blend needs at least one part".into()));
+        return Err(list("a blend needs at least one part".into()));
     }
     if parts.len() > MAX_PARTS {
-        return Err((MAX_PARTS, format!("a blend has at most {MAX_PARTS} parts")));
+        return Err(list(format!("a blend has at most {MAX_PARTS} parts")));
     }
     for (i, part) in parts.iter().enumerate() {
+        let at = |field, message| PartsError {
+            part: Some(i),
+            field,
+            message,
+        };
         if !kinds.contains(&part.kind) {
-            return Err((
-                i,
+            return Err(at(
+                "period",
                 format!(
                     "period {} is not one of the board's periods",
                     part.period_text()
@@ -105,8 +137,8 @@ pub fn check_parts(parts: &[BlendPart], kinds: &[PeriodKind]) -> Result<(), (usi
             ));
         }
         if !part.weight.is_finite() || part.weight.abs() > MAX_WEIGHT {
-            return Err((
-                i,
+            return Err(at(
+                "weight",
                 format!("weight must be a finite number within +-{MAX_WEIGHT:e}"),
             ));
         }
@@ -114,7 +146,10 @@ pub fn check_parts(parts: &[BlendPart], kinds: &[PeriodKind]) -> Result<(), (usi
             .iter()
             .any(|p| p.kind == part.kind && p.previous == part.previous)
         {
-            return Err((i, format!("period {} is listed twice", part.period_text())));
+            return Err(at(
+                "period",
+                format!("period {} is listed twice", part.period_text()),
+            ));
         }
     }
     Ok(())
@@ -163,7 +198,9 @@ pub fn built_from(parts: &[BlendPart], tz: &Timezone, now_ms: i64) -> String {
 }
 
 /// A member's blend score from its scores in the parts (`None` where it has
-/// none), in part order; `None` when it has no score in any part.
+/// none), in part order; `None` when it has no score in any part. Like
+/// every score it stays within +-2^53: a sum beyond saturates there (with
+/// weights up to [`MAX_WEIGHT`] a blend can multiply a score past it).
 pub fn weighted_sum(
     weights_and_scores: impl IntoIterator<Item = (f64, Option<f64>)>,
 ) -> Option<f64> {
@@ -177,7 +214,13 @@ pub fn weighted_sum(
             });
         }
     }
-    sum.map(|s| if s == 0.0 { 0.0 } else { s })
+    sum.map(|s| {
+        if s == 0.0 {
+            0.0
+        } else {
+            s.clamp(-crate::types::MAX_SCORE, crate::types::MAX_SCORE)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -215,6 +258,14 @@ mod tests {
             Some(0.7 * 3.0 + 0.3 * 7.0)
         );
         assert_eq!(weighted_sum([(-1.0, Some(0.0))]), Some(0.0), "never -0");
+        let max = crate::types::MAX_SCORE;
+        assert_eq!(weighted_sum([(1e6, Some(max))]), Some(max), "saturates");
+        assert_eq!(weighted_sum([(1e6, Some(-max))]), Some(-max));
+        assert_eq!(
+            weighted_sum([(1e6, Some(max)), (-1e6, Some(max))]),
+            Some(0.0),
+            "only the sum saturates, not each product"
+        );
     }
 
     #[test]
@@ -226,14 +277,16 @@ mod tests {
             weight,
         };
         assert!(check_parts(&[part(PeriodKind::Daily, 1.0)], &kinds).is_ok());
+        let err = check_parts(&[part(PeriodKind::Weekly, 1.0)], &kinds).unwrap_err();
+        assert_eq!(err.path("parts"), "parts[0].period");
+        let err = check_parts(&[part(PeriodKind::Daily, f64::NAN)], &kinds).unwrap_err();
+        assert_eq!(err.path("parts"), "parts[0].weight");
+        assert_eq!(check_parts(&[], &kinds).unwrap_err().path("parts"), "parts");
+        let nine = vec![part(PeriodKind::Daily, 1.0); 9];
         assert_eq!(
-            check_parts(&[part(PeriodKind::Weekly, 1.0)], &kinds)
-                .unwrap_err()
-                .0,
-            0
+            check_parts(&nine, &kinds).unwrap_err().path("parts"),
+            "parts"
         );
-        assert!(check_parts(&[part(PeriodKind::Daily, f64::NAN)], &kinds).is_err());
-        assert!(check_parts(&[], &kinds).is_err());
         assert!(check_parts(
             &[part(PeriodKind::Daily, 1.0), part(PeriodKind::Daily, 2.0)],
             &kinds

@@ -131,16 +131,8 @@ fn parse_parts(value: serde_json::Value, board: &Board) -> Result<Vec<BlendPart>
             weight,
         });
     }
-    standings_core::blend::check_parts(&parts, &board.periods).map_err(|(i, message)| {
-        let field = if message.contains("weight") {
-            format!("parts[{i}].weight")
-        } else if parts.is_empty() || i >= parts.len() {
-            "parts".to_string()
-        } else {
-            format!("parts[{i}].period")
-        };
-        bad(field, message)
-    })?;
+    standings_core::blend::check_parts(&parts, &board.periods)
+        .map_err(|e| bad(e.path("parts"), e.message))?;
     Ok(parts)
 }
 

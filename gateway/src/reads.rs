@@ -217,8 +217,9 @@ struct PeriodsReply<'a> {
 }
 
 /// `GET /v1/boards/{board}/periods?kind=daily&limit=30`: the periods the
-/// board holds, newest first, per kind (every kind and then the blends
-/// when `kind` is absent), each with its member count, live.
+/// board holds (the current one and the closed ones within retention),
+/// newest first, kind by kind (every kind and then the blends when `kind`
+/// is absent), at most `limit` in all, each with its member count, live.
 pub async fn periods(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let limit = query.int("limit", 30, 1..=100)?;
@@ -246,23 +247,25 @@ pub async fn periods(state: &AppState, board: &str, query: &Query<'_>) -> Reply 
     };
     let now = now_ms_i64();
     let mut held: Vec<PeriodInfo> = Vec::new();
+    // `limit` bounds the whole answer (each listed period costs a count
+    // across every shard).
     for kind in kinds {
         let mut period = Some(kind.containing(&board.timezone, now));
-        let mut listed = 0;
         while let Some(p) = period {
-            if listed == limit || board.expires_at_ms(&p.id).is_some_and(|at| at <= now) {
+            if held.len() == limit || board.expires_at_ms(&p.id).is_some_and(|at| at <= now) {
                 break;
             }
             held.push(PeriodInfo::of(&p, now));
-            listed += 1;
             period = p.previous(&board.timezone);
         }
     }
     if query.text("kind")?.is_none() {
+        let room = limit.saturating_sub(held.len());
         held.extend(
             board
                 .blends
                 .iter()
+                .take(room)
                 .map(|blend| PeriodInfo::blend(&blend.name)),
         );
     }

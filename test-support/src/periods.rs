@@ -32,6 +32,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     roll_over_and_frozen(store, prefix).await;
     retention(store, prefix).await;
     blends(store, prefix).await;
+    blend_edges(store, prefix).await;
 }
 
 fn kind(text: &str) -> PeriodKind {
@@ -423,5 +424,69 @@ async fn blends(store: &dyn Store, prefix: &str) {
             .expect("versions")[0]
             > 0,
         "a blend has a version the agents can watch"
+    );
+}
+
+/// Blend scores saturate at +-2^53 like every score, by a write and by a
+/// rebuild; and weights stored for a kind the board no longer writes give
+/// way to the board's own parts instead of failing its writes.
+async fn blend_edges(store: &dyn Store, prefix: &str) {
+    let max = standings_core::types::MAX_SCORE;
+    let part = |k: &str, weight: f64| BlendPart {
+        kind: kind(k),
+        previous: false,
+        weight,
+    };
+    let big = Blend {
+        name: Arc::from("big"),
+        parts: Arc::from([part("all", 1e6)]),
+    };
+    let b = Board {
+        blends: Arc::from([big.clone()]),
+        ..board(prefix, "pedge", &["all", "every:2s"])
+    };
+    apply(store, &b, write(1, Op::Set, max)).await;
+    apply(store, &b, write(2, Op::Set, -max)).await;
+    apply(store, &b, write(3, Op::Set, 2.0)).await;
+    assert_eq!(
+        score_in(store, &b, "big", 1).await,
+        Some(max),
+        "a write saturates"
+    );
+    assert_eq!(score_in(store, &b, "big", 2).await, Some(-max));
+    assert_eq!(score_in(store, &b, "big", 3).await, Some(2e6));
+    let bigger = Blend {
+        parts: Arc::from([part("all", 5e5)]),
+        ..big.clone()
+    };
+    store.set_blend(&b, &bigger).await.expect("set_blend");
+    assert_eq!(
+        score_in(store, &b, "big", 1).await,
+        Some(max),
+        "a rebuild saturates"
+    );
+    assert_eq!(score_in(store, &b, "big", 2).await, Some(-max));
+    assert_eq!(score_in(store, &b, "big", 3).await, Some(1e6));
+
+    // Weights stored for every:2s, then the board drops that kind.
+    let stale = Blend {
+        parts: Arc::from([part("every:2s", 3.0)]),
+        ..big.clone()
+    };
+    store.set_blend(&b, &stale).await.expect("set_blend");
+    let fewer = Board {
+        periods: Arc::from([kind("all")]),
+        blends: Arc::from([Blend {
+            parts: Arc::from([part("all", 2.0)]),
+            ..big.clone()
+        }]),
+        ..board(prefix, "pedge", &["all"])
+    };
+    let scores = apply(store, &fewer, write(3, Op::Incr, 1.0)).await;
+    assert_eq!(scores.len(), 1, "{scores:?}");
+    assert_eq!(
+        score_in(store, &fewer, "big", 3).await,
+        Some(6.0),
+        "the board's own parts (all x 2) apply"
     );
 }

@@ -148,11 +148,15 @@ impl Shard {
             .and_then(|s| s.scores.get(member).copied())
     }
 
-    /// The parts blend `blend` of this shard uses.
-    fn parts_of(&self, blend: &Blend) -> Arc<[BlendPart]> {
+    /// The parts blend `blend` of this shard uses: those set at run time
+    /// when every one of them names a kind the board writes (as
+    /// `schedule` shows), else the board's own. Weights stored for a kind
+    /// the board no longer has are ignored, as the Redis store does.
+    fn parts_of(&self, blend: &Blend, schedule: &Schedule) -> Arc<[BlendPart]> {
         self.blends
             .get(&blend.name)
             .and_then(|b| b.parts.clone())
+            .filter(|parts| parts.iter().all(|p| schedule.window(p.kind).is_some()))
             .unwrap_or_else(|| blend.parts.clone())
     }
 
@@ -161,7 +165,7 @@ impl Shard {
     /// weighted sum of its parts' sets, one member at a time. Answers
     /// whether it rebuilt.
     fn ensure_blend(&mut self, board: &Board, blend: &Blend, schedule: &Schedule) -> bool {
-        let parts = self.parts_of(blend);
+        let parts = self.parts_of(blend, schedule);
         let ids = part_ids(board, &parts, schedule);
         let built = self.blends.get(&blend.name).is_some_and(|b| {
             b.built_from.len() == ids.len()
@@ -209,7 +213,7 @@ impl Shard {
         member: &MemberId,
         schedule: &Schedule,
     ) -> Option<f64> {
-        let parts = self.parts_of(blend);
+        let parts = self.parts_of(blend, schedule);
         let ids = part_ids(board, &parts, schedule);
         let sum = blend::weighted_sum(ids.iter().map(|(id, w)| (*w, self.score_in(id, member))));
         let set = self.set_mut(&blend.name, None);
@@ -527,7 +531,7 @@ impl MemoryStore {
             }
             for blend in board.blends.iter() {
                 s.ensure_blend(board, blend, &schedule);
-                let moves = s.parts_of(blend).iter().any(|p| !p.previous);
+                let moves = s.parts_of(blend, &schedule).iter().any(|p| !p.previous);
                 if moves {
                     let score = s.update_blend(board, blend, &write.member, &schedule);
                     if record {

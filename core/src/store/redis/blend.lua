@@ -23,7 +23,7 @@ end
 local state = redis.call('MGET', unpack(names))
 local stale = {}
 for b = 1, nblends do
-  local parts, built = resolve(state[2 * b - 1] or ARGV[i + b - 1], bykind)
+  local parts, built = resolve_or_config(state[2 * b - 1], ARGV[i + b - 1], bykind)
   if not parts then return {'badpart', KEYS[4 * b - 3], built} end
   if built ~= state[2 * b] then stale[#stale + 1] = {b = b, parts = parts, built = built} end
 end

@@ -78,6 +78,18 @@ local function resolve(text, bykind)
   return parts, table.concat(built, ';')
 end
 
+-- The parts a blend uses: those set at run time (`stored`, the blend's
+-- `:bp:` key) when they resolve, else the board's config parts: weights
+-- stored for a period kind the board no longer writes are ignored, so that
+-- a config change cannot make every write fail.
+local function resolve_or_config(stored, config, bykind)
+  if stored then
+    local parts, built = resolve(stored, bykind)
+    if parts then return parts, built end
+  end
+  return resolve(config, bykind)
+end
+
 -- Rebuilds a blend's set from its parts' sets and records what it was
 -- built from. ZUNIONSTORE orders its inputs by size before adding, so more
 -- than two parts are folded in pairs, left to right: each sum then adds in
@@ -92,6 +104,13 @@ local function rebuild(z, v, bs, parts, built)
     for j = 3, #parts do
       redis.call('ZUNIONSTORE', z, 2, z, zpre .. parts[j].id, 'WEIGHTS', 1, parts[j].wtext)
     end
+  end
+  -- Blend scores saturate at +-2^53, as blend::weighted_sum does.
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '(' .. fmt(MAX), '+inf')) do
+    redis.call('ZADD', z, fmt(MAX), m)
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. fmt(-MAX))) do
+    redis.call('ZADD', z, fmt(-MAX), m)
   end
   redis.call('SET', bs, built)
   redis.call('INCR', v)

@@ -79,7 +79,7 @@ if nblends > 0 then
   end
   local state = redis.call('MGET', unpack(names))
   for b = 1, nblends do
-    local parts, built = resolve(state[2 * b - 1] or ARGV[i + b - 1], bykind)
+    local parts, built = resolve_or_config(state[2 * b - 1], ARGV[i + b - 1], bykind)
     if not parts then return {'badpart', KEYS[4 * b - 2], built} end
     blends[b] = {parts = parts, built = built, was = state[2 * b]}
   end
@@ -140,6 +140,7 @@ if nblends > 0 then
       end
       if sum then
         if sum == 0 then sum = 0 end
+        if sum > MAX then sum = MAX elseif sum < -MAX then sum = -MAX end
         redis.call('ZADD', z, fmt(sum), member)
       else
         redis.call('ZREM', z, member)
