@@ -69,9 +69,85 @@ pub struct Config {
     /// CDN purging (see `docs/operations.md`).
     #[serde(default)]
     pub cdn: CdnConfig,
+    /// The tenants and their API keys; none: every board belongs to
+    /// `public`, which needs no key.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
     /// The boards served; at least one.
     #[serde(default)]
     pub boards: Vec<BoardConfig>,
+}
+
+/// The tenant of boards that name none; it needs no key.
+pub const PUBLIC_TENANT: &str = "public";
+
+/// One `[[tenants]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// `[a-z0-9][a-z0-9_-]{0,63}`, not `public`.
+    pub id: String,
+    /// Its API keys, by the SHA-256 of the key.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One API key of a tenant. The config holds only the key's SHA-256, so a
+/// leaked config file leaks no key (`standings-gateway keygen` prints a new
+/// key and its hash).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// A name for the key (board-name pattern), unique in its tenant: what
+    /// logs and audit records show instead of the key.
+    pub id: String,
+    /// 64 hex digits: the SHA-256 of the key's UTF-8 bytes.
+    pub sha256: String,
+    /// What the key may do: `read`, `write`, `admin`.
+    pub scopes: Vec<KeyScope>,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    /// Reads: top, members, around, periods, static JSON.
+    Read,
+    /// Score writes.
+    Write,
+    /// The admin API.
+    Admin,
+}
+
+impl KeyScope {
+    /// The scope as the config and errors spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Read => "read",
+            KeyScope::Write => "write",
+            KeyScope::Admin => "admin",
+        }
+    }
+}
+
+/// The SHA-256 of `key` as 32 bytes: how an API key is looked up.
+pub fn key_digest(key: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key).into()
+}
+
+/// `hex` (64 hex digits, either case) as 32 bytes.
+pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Which backend holds scores.
@@ -292,6 +368,21 @@ pub struct BoardConfig {
     /// How long an idempotency key is remembered.
     #[serde(default = "default_idempotency_ttl")]
     pub idempotency_ttl_secs: u64,
+    /// The tenant that owns the board (one of `[[tenants]]`); absent:
+    /// `public`, which needs no key.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Whether reads (top, members, around, periods, static JSON) need no
+    /// key, for CDN pulls; writes and admin still do.
+    #[serde(default)]
+    pub public_reads: bool,
+}
+
+impl BoardConfig {
+    /// The tenant that owns the board.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(PUBLIC_TENANT)
+    }
 }
 
 /// One `blends` entry of a board.
@@ -606,6 +697,51 @@ impl Config {
                 ));
             }
         }
+        let mut digests = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            let key = |field: &str| format!("tenants[{i}].{field}");
+            BoardName::new(&t.id)
+                .map_err(|_| invalid(key("id"), "must match [a-z0-9][a-z0-9_-]{0,63}"))?;
+            if t.id == PUBLIC_TENANT {
+                return Err(invalid(
+                    key("id"),
+                    "public is the tenant of boards that name none; it needs no keys",
+                ));
+            }
+            if self.tenants[..i].iter().any(|o| o.id == t.id) {
+                return Err(invalid(key("id"), "is defined twice"));
+            }
+            for (j, k) in t.keys.iter().enumerate() {
+                let key = |field: &str| format!("tenants[{i}].keys[{j}].{field}");
+                BoardName::new(&k.id)
+                    .map_err(|_| invalid(key("id"), "must match [a-z0-9][a-z0-9_-]{0,63}"))?;
+                if t.keys[..j].iter().any(|o| o.id == k.id) {
+                    return Err(invalid(key("id"), "is defined twice in this tenant"));
+                }
+                let Some(digest) = parse_digest(&k.sha256) else {
+                    return Err(invalid(
+                        key("sha256"),
+                        "must be 64 hex digits: the SHA-256 of the key (standings-gateway keygen prints both)",
+                    ));
+                };
+                if !digests.insert(digest) {
+                    return Err(invalid(key("sha256"), "is the hash of a key listed before"));
+                }
+                if k.scopes.is_empty() {
+                    return Err(invalid(
+                        key("scopes"),
+                        "list at least one of read, write, admin",
+                    ));
+                }
+                if k.scopes
+                    .iter()
+                    .enumerate()
+                    .any(|(n, s)| k.scopes[..n].contains(s))
+                {
+                    return Err(invalid(key("scopes"), "lists a scope twice"));
+                }
+            }
+        }
         if self.boards.is_empty() {
             return Err(invalid("boards".into(), "define at least one [[boards]]"));
         }
@@ -615,6 +751,14 @@ impl Config {
                 .map_err(|_| invalid(key("name"), "must match [a-z0-9][a-z0-9_-]{0,63}"))?;
             if self.boards[..i].iter().any(|other| other.name == b.name) {
                 return Err(invalid(key("name"), "is defined twice"));
+            }
+            if let Some(tenant) = &b.tenant {
+                if tenant != PUBLIC_TENANT && !self.tenants.iter().any(|t| &t.id == tenant) {
+                    return Err(invalid(
+                        key("tenant"),
+                        "names no [[tenants]] entry (absent: public)",
+                    ));
+                }
             }
             if b.period != "all" {
                 return Err(invalid(
@@ -830,6 +974,66 @@ mod tests {
             "daily*7e-1;weekly/previous*3e-1"
         );
         assert_eq!(arena.closed_retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn tenants_and_keys_are_validated_with_the_key_named() {
+        let hash = "a".repeat(64);
+        let ok = format!(
+            "[[tenants]]\nid = \"acme\"\nkeys = [{{id = \"ops\", sha256 = \"{hash}\", scopes = [\"read\", \"admin\"]}}]\n\
+             [[boards]]\nname = \"b\"\ntenant = \"acme\"\npublic_reads = true\n"
+        );
+        let c = Config::parse(&ok, "t").unwrap();
+        assert_eq!(c.boards[0].tenant(), "acme");
+        assert_eq!(
+            c.tenants[0].keys[0].scopes,
+            [KeyScope::Read, KeyScope::Admin]
+        );
+        assert_eq!(parse_digest(&hash), Some([0xaa; 32]));
+        let cases = [
+            (
+                ok.replace("id = \"acme\"", "id = \"public\""),
+                "tenants[0].id",
+            ),
+            (
+                ok.replace("id = \"acme\"", "id = \"Acme\""),
+                "tenants[0].id",
+            ),
+            (ok.replace(&hash, "abc"), "tenants[0].keys[0].sha256"),
+            (
+                ok.replace("[\"read\", \"admin\"]", "[]"),
+                "tenants[0].keys[0].scopes",
+            ),
+            (
+                ok.replace("[\"read\", \"admin\"]", "[\"read\", \"read\"]"),
+                "tenants[0].keys[0].scopes",
+            ),
+            (
+                ok.replace("tenant = \"acme\"", "tenant = \"other\""),
+                "boards[0].tenant",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = err(&text);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        assert!(
+            err(&ok.replace("\"admin\"]", "\"root\"]")).contains("root"),
+            "unknown scope"
+        );
+        let twice = ok.replace(
+            "[[boards]]",
+            &format!("[[tenants]]\nid = \"beta\"\nkeys = [{{id = \"k\", sha256 = \"{hash}\", scopes = [\"read\"]}}]\n[[boards]]"),
+        );
+        assert!(
+            err(&twice).contains("tenants[1].keys[0].sha256"),
+            "one key, one tenant"
+        );
+        assert_eq!(
+            key_digest(b"abc")[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256 of abc"
+        );
     }
 
     #[test]

@@ -77,11 +77,16 @@ pub enum ErrorCode {
     UnknownPeriod,
     /// 400: blend parts that are not valid for the board.
     InvalidBlend,
+    /// 401: no API key where one is needed, or a key the gateway does not
+    /// know.
+    Unauthorized,
+    /// 403: the key lacks the scope the request needs.
+    Forbidden,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -110,6 +115,8 @@ impl ErrorCode {
         ErrorCode::InvalidPeriod,
         ErrorCode::UnknownPeriod,
         ErrorCode::InvalidBlend,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
     ];
 
     /// The code as the error body spells it.
@@ -143,6 +150,8 @@ impl ErrorCode {
             ErrorCode::InvalidPeriod => "invalid_period",
             ErrorCode::UnknownPeriod => "unknown_period",
             ErrorCode::InvalidBlend => "invalid_blend",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 
@@ -165,6 +174,8 @@ impl ErrorCode {
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

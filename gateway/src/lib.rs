@@ -17,6 +17,7 @@
 //! process.
 
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod limit;
 pub mod period;
@@ -96,9 +97,13 @@ impl Gateway {
             (open_store(&config).await?, None)
         };
         let boards: HashMap<String, Arc<BoardState>> = config
-            .boards()
-            .into_iter()
-            .map(|b| (b.name.to_string(), Arc::new(BoardState::new(b))))
+            .boards
+            .iter()
+            .map(|c| {
+                let tenant: Arc<str> = Arc::from(c.tenant());
+                let state = BoardState::owned(c.to_board(), tenant, c.public_reads);
+                (c.name.clone(), Arc::new(state))
+            })
             .collect();
         let limiter = |rate_per_sec, burst| {
             limit::RateLimiter::with_config(limit::LimitConfig {
@@ -130,6 +135,7 @@ impl Gateway {
                 .map(|p| limit::parse_net(p).expect("validated with the config"))
                 .collect(),
             backups,
+            keys: auth::Keys::from_config(&config),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `standings-gateway`: parse flags, load config, start tracing, bind, and
-//! run until SIGINT/SIGTERM; or `standings-gateway backup --to FILE`.
+//! run until SIGINT/SIGTERM; or `standings-gateway backup --to FILE`, or
+//! `standings-gateway keygen`.
 
 mod backup;
 
@@ -38,6 +39,10 @@ enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Prints a new random API key and the SHA-256 to put in the config
+    /// (`[[tenants]] keys = [{id, sha256, scopes}]`). The key is shown once;
+    /// the config keeps only the hash.
+    Keygen,
 }
 
 const PROGRAM: &str = "standings-gateway";
@@ -46,6 +51,11 @@ const PROGRAM: &str = "standings-gateway";
 async fn main() -> ExitCode {
     standings_runtime::init_tracing();
     let args = Args::parse();
+    if let Some(Command::Keygen) = &args.command {
+        let (key, sha256) = keygen();
+        println!("key:    {key}\nsha256: {sha256}");
+        return ExitCode::SUCCESS;
+    }
     let config = match load(&args) {
         Ok(c) => c,
         Err(e) => return exit::fail(PROGRAM, &e, exit::EX_USAGE),
@@ -71,6 +81,21 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::fail(PROGRAM, &e, e.exit_code()),
     }
+}
+
+/// A new API key (`sk_` and 32 random bytes as 64 hex digits, from the
+/// operating system's generator) and its SHA-256 in hex.
+fn keygen() -> (String, String) {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = format!("sk_{}", hex(&bytes));
+    let digest = standings_config::key_digest(key.as_bytes());
+    (key, hex(&digest))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The config with the command line's overrides applied, validated.

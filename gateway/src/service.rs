@@ -15,6 +15,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::admin;
+use crate::auth;
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::client_ip;
 use crate::reads;
@@ -77,11 +78,19 @@ where
     ) {
         state.admit(&state.read_limiter, "reads", client)?;
     }
+    let caller = state.keys.caller(&parts.headers)?;
+    if let Some(scope) = board_scope(routed.route) {
+        let board = state.board(&decode(routed.board, "board")?)?;
+        auth::authorize(board, caller.as_deref(), scope)?;
+    }
+    if routed.route == Route::Backup {
+        auth::authorize_operator(&state.keys, caller.as_deref())?;
+    }
     match routed.route {
         Route::Scores => {
             state.admit(&state.write_limiter, "writes", client)?;
             let board = decode(routed.board, "board")?;
-            writes::write_score(state, &board, &parts.headers, body).await
+            writes::write_score(state, &board, caller.as_deref(), &parts.headers, body).await
         }
         Route::Top => {
             query.only(&["limit", "offset", "period"])?;
@@ -129,5 +138,18 @@ where
             admin::backup(state).await
         }
         Route::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+/// The scope a board route needs of a key (`None`: not a board route).
+fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
+    use standings_config::KeyScope;
+    match route {
+        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => {
+            Some(KeyScope::Read)
+        }
+        Route::Scores => Some(KeyScope::Write),
+        Route::BlendWeights => Some(KeyScope::Admin),
+        Route::Healthz | Route::Readyz | Route::Metrics | Route::Backup | Route::NotFound => None,
     }
 }

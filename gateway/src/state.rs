@@ -45,6 +45,8 @@ pub struct AppState {
     pub fanout: tokio::sync::Semaphore,
     /// The embedded store's backups; `None` on another store.
     pub backups: Option<Backups>,
+    /// The configured API keys.
+    pub keys: crate::auth::Keys,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that

@@ -59,6 +59,10 @@ pub struct View {
 pub struct BoardState {
     /// The board's definition.
     pub board: Board,
+    /// The tenant that owns it (`public`: no key needed).
+    pub tenant: Arc<str>,
+    /// Whether its reads need no key.
+    pub public_reads: bool,
     /// The periods it keeps views of, the first period first.
     pub slots: Vec<Slot>,
     /// One view per slot; each replaced whole by the refresher.
@@ -72,8 +76,13 @@ pub struct BoardState {
 }
 
 impl BoardState {
-    /// A board with empty, not yet loaded views.
+    /// A board of tenant `public` with empty, not yet loaded views.
     pub fn new(board: Board) -> Self {
+        Self::owned(board, Arc::from(standings_config::PUBLIC_TENANT), false)
+    }
+
+    /// A board of `tenant` with empty, not yet loaded views.
+    pub fn owned(board: Board, tenant: Arc<str>, public_reads: bool) -> Self {
         let now = standings_core::store::now_ms_i64();
         let slots = Slot::all(&board);
         let views = slots
@@ -88,6 +97,8 @@ impl BoardState {
         Self {
             surrogate_key,
             board,
+            tenant,
+            public_reads,
             slots,
             views,
             refreshed_at_ms: AtomicU64::new(standings_core::store::now_ms()),

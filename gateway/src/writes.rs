@@ -11,6 +11,7 @@ use serde_json::Value;
 use standings_core::store::now_ms;
 use standings_core::{MemberId, Op, Score, Write};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::reply::json_of;
 use crate::request::{idempotency_key, json_object, present, read_body, require_json};
@@ -48,10 +49,23 @@ fn scores_by_period<S: serde::Serializer>(
     map.end()
 }
 
+/// The idempotency key as stored: a key sent with an API key is scoped to
+/// that API key (its tenant and id, then a byte no client key can hold,
+/// then the key),
+/// so two API keys that happen to send the same key never claim each
+/// other's writes; an anonymous write keeps the key as sent.
+pub fn scoped_key(caller: Option<&Caller>, key: String) -> String {
+    match caller {
+        Some(c) => format!("{}/{}\u{1}{key}", c.tenant, c.key_id),
+        None => key,
+    }
+}
+
 /// Validates and applies one score write.
 pub async fn write_score<B>(
     state: &AppState,
     board: &str,
+    caller: Option<&Caller>,
     headers: &HeaderMap,
     body: B,
 ) -> Result<Response<Full<Bytes>>, ApiError>
@@ -61,7 +75,7 @@ where
 {
     let b = state.board(board)?;
     require_json(headers)?;
-    let idempotency_key = idempotency_key(headers)?;
+    let idempotency_key = idempotency_key(headers)?.map(|key| scoped_key(caller, key));
     let request_id = request_id(state, headers);
     let body = read_body(headers, body, state.max_body_bytes).await?;
     let (member, op, value) = parse_write(&body, b.board.default_op)?;

@@ -1,0 +1,357 @@
+//! Tenants and API keys over every route, on the durable embedded store and
+//! on a real Redis Cluster: a key of tenant A gets 404 for everything of
+//! tenant B (as for a board that does not exist), no key gets 401 and a key
+//! without the scope gets 403, each with the JSON error body; `public`
+//! boards need no key and `public_reads` boards need none for reads; the
+//! same `Idempotency-Key` from two API keys applies once for each.
+
+mod support;
+
+use serde_json::{json, Value};
+use standings_config::{key_digest, Config, StoreKind};
+use standings_test_support::RedisCluster;
+use support::{Answer, InProcess};
+
+const KEYS: [(&str, &str, &str); 4] = [
+    ("ta", "ta-all", "key-of-tenant-a-all"),
+    ("ta", "ta-read", "key-of-tenant-a-read"),
+    ("ta", "ta-writer", "key-of-tenant-a-writer"),
+    ("tb", "tb-all", "key-of-tenant-b-all"),
+];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn config_text() -> String {
+    let key = |id: &str| KEYS.iter().find(|k| k.1 == id).unwrap();
+    let entry = |id: &str, scopes: &str| {
+        format!(
+            "{{id = \"{id}\", sha256 = \"{}\", scopes = [{scopes}]}}",
+            hex(&key_digest(key(id).2.as_bytes()))
+        )
+    };
+    format!(
+        r#"
+[[tenants]]
+id = "ta"
+keys = [{}, {}, {}]
+
+[[tenants]]
+id = "tb"
+keys = [{}]
+
+[[boards]]
+name = "alpha"
+tenant = "ta"
+periods = ["all", "daily"]
+blends = [{{name = "hot", parts = [{{period = "daily", weight = 1}}]}}]
+shards = 4
+groups = 2
+
+[[boards]]
+name = "beta"
+tenant = "tb"
+shards = 4
+groups = 2
+
+[[boards]]
+name = "open"
+shards = 4
+groups = 2
+
+[[boards]]
+name = "cdn"
+tenant = "ta"
+public_reads = true
+shards = 4
+groups = 2
+"#,
+        entry("ta-all", "\"read\", \"write\", \"admin\""),
+        entry("ta-read", "\"read\""),
+        entry("ta-writer", "\"read\", \"write\""),
+        entry("tb-all", "\"read\", \"write\", \"admin\""),
+    )
+}
+
+fn config(kind: StoreKind, dir: &std::path::Path, nodes: Option<Vec<String>>) -> Config {
+    let mut config = Config::parse(&config_text(), "tenants.toml").expect("valid config");
+    config.store.kind = kind;
+    config.store.data_dir = dir.join("data").display().to_string();
+    config.gateway.refresh_interval_ms = 50;
+    config.agent.precompute_interval_ms = 50;
+    config.gateway.static_dir = dir.join("static").display().to_string();
+    if let Some(nodes) = nodes {
+        config.store.nodes = nodes;
+    }
+    config
+}
+
+/// Sends a request with an optional API key.
+async fn call(
+    gw: &InProcess,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b));
+    }
+    let bytes = match &body {
+        Some(v) => {
+            headers.push(("content-type", "application/json"));
+            v.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    gw.send(method, path, &headers, bytes).await
+}
+
+fn key(id: &str) -> &'static str {
+    KEYS.iter().find(|k| k.1 == id).unwrap().2
+}
+
+/// Every board route of `board`, as (method, path, body).
+fn routes(board: &str) -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        (
+            "POST",
+            format!("/v1/boards/{board}/scores"),
+            Some(json!({"member": "user:1", "score": 5})),
+        ),
+        ("GET", format!("/v1/boards/{board}/top"), None),
+        ("GET", format!("/v1/boards/{board}/members/user%3A1"), None),
+        (
+            "GET",
+            format!("/v1/boards/{board}/members/user%3A1/around"),
+            None,
+        ),
+        ("GET", format!("/v1/boards/{board}/periods"), None),
+        ("GET", format!("/static/{board}/top20.json"), None),
+        (
+            "PUT",
+            format!("/v1/admin/boards/{board}/blends/hot"),
+            Some(json!({"parts": [{"period": "daily", "weight": 2}]})),
+        ),
+    ]
+}
+
+fn assert_error(a: &Answer, status: u16, code: &str, what: &str) {
+    assert_eq!(a.status, status, "{what}: {}", a.body);
+    assert_eq!(a.body["error"]["code"], code, "{what}: {}", a.body);
+    assert!(
+        a.body["error"]["message"].is_string(),
+        "{what}: JSON error body"
+    );
+}
+
+/// `incr 10` of user:77 on alpha with Idempotency-Key `shared-key-1`.
+async fn keyed_write(gw: &InProcess, k: &str) -> Answer {
+    let bearer = format!("Bearer {}", key(k));
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+        ("idempotency-key", "shared-key-1"),
+    ];
+    let body = json!({"member": "user:77", "score": 10, "op": "incr"});
+    gw.send(
+        "POST",
+        "/v1/boards/alpha/scores",
+        &headers,
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+async fn scenario(gw: InProcess) {
+    // Data to find: one score on each board, by its own tenant.
+    for (board, k) in [
+        ("alpha", Some("ta-all")),
+        ("beta", Some("tb-all")),
+        ("open", None),
+        ("cdn", Some("ta-all")),
+    ] {
+        let body = json!({"member": "user:1", "score": 5});
+        let a = call(
+            &gw,
+            "POST",
+            &format!("/v1/boards/{board}/scores"),
+            k.map(key),
+            Some(body),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{board}: {}", a.body);
+    }
+
+    // A key of tenant A sees nothing of tenant B: every route is 404, the
+    // same answer as a board that does not exist.
+    let unknown = call(
+        &gw,
+        "GET",
+        "/v1/boards/nosuch/top",
+        Some(key("ta-all")),
+        None,
+    )
+    .await;
+    assert_error(
+        &unknown,
+        404,
+        "unknown_board",
+        "a board that does not exist",
+    );
+    for (method, path, body) in routes("beta") {
+        let a = call(&gw, method, &path, Some(key("ta-all")), body).await;
+        assert_error(
+            &a,
+            404,
+            "unknown_board",
+            &format!("A's key on {method} {path}"),
+        );
+        assert_eq!(
+            a.body["error"]["message"],
+            unknown.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("nosuch", "beta"),
+            "the 404 does not reveal that beta exists"
+        );
+    }
+    // No key on a keyed board: 401 everywhere, with WWW-Authenticate.
+    for (method, path, body) in routes("alpha") {
+        let a = call(&gw, method, &path, None, body).await;
+        assert_error(
+            &a,
+            401,
+            "unauthorized",
+            &format!("no key on {method} {path}"),
+        );
+        assert_eq!(
+            a.headers
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer")
+        );
+    }
+    // An unknown key is 401 anywhere, even on a public board.
+    let a = call(&gw, "GET", "/v1/boards/open/top", Some("not-a-key"), None).await;
+    assert_error(&a, 401, "unauthorized", "an unknown key");
+    // A read key may read, not write or administer: 403.
+    let read = key("ta-read");
+    for (method, path, body) in routes("alpha") {
+        let a = call(&gw, method, &path, Some(read), body).await;
+        match method {
+            "GET" => assert!(
+                [200, 404].contains(&a.status) && a.body["error"]["code"] != "unknown_board",
+                "read key reads {path}: {} {}",
+                a.status,
+                a.body
+            ),
+            _ => assert_error(
+                &a,
+                403,
+                "forbidden",
+                &format!("read key on {method} {path}"),
+            ),
+        }
+    }
+    // A write key may not administer.
+    let (method, path, body) = routes("alpha").pop().unwrap();
+    let a = call(&gw, method, &path, Some(key("ta-writer")), body).await;
+    assert_error(&a, 403, "forbidden", "write key on the admin route");
+    // Its own tenant's key does everything.
+    for (method, path, body) in routes("alpha") {
+        let a = call(&gw, method, &path, Some(key("ta-all")), body).await;
+        assert!(
+            a.status < 400
+                || a.status == 404 && a.body["error"]["code"] == "member_not_found"
+                || path.contains("static") && a.status == 404,
+            "{method} {path}: {} {}",
+            a.status,
+            a.body
+        );
+    }
+    // Public boards need no key; public_reads boards need none for reads.
+    for (method, path, body) in routes("open").into_iter().take(5) {
+        let a = call(&gw, method, &path, None, body).await;
+        assert!(
+            a.status < 400,
+            "public {method} {path}: {} {}",
+            a.status,
+            a.body
+        );
+    }
+    let a = call(&gw, "GET", "/v1/boards/cdn/members/user%3A1", None, None).await;
+    assert_eq!(a.status, 200, "public_reads: {}", a.body);
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/boards/cdn/scores",
+        None,
+        Some(json!({"member": "u", "score": 1})),
+    )
+    .await;
+    assert_error(&a, 401, "unauthorized", "public_reads does not open writes");
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/boards/cdn/scores",
+        Some(key("tb-all")),
+        Some(json!({"member": "u", "score": 1})),
+    )
+    .await;
+    assert_error(
+        &a,
+        404,
+        "unknown_board",
+        "another tenant's key on a public_reads board",
+    );
+
+    // Operator routes need an admin key once tenants exist.
+    let a = call(&gw, "POST", "/v1/admin/backup", None, None).await;
+    assert_error(&a, 401, "unauthorized", "backup without a key");
+    let a = call(&gw, "POST", "/v1/admin/backup", Some(read), None).await;
+    assert_error(&a, 403, "forbidden", "backup with a read key");
+
+    // The same Idempotency-Key from two API keys applies once for each.
+    let first = keyed_write(&gw, "ta-all").await;
+    assert_eq!(
+        (
+            first.status,
+            first.body["applied"].clone(),
+            first.body["score"].clone()
+        ),
+        (200, json!(true), json!(10))
+    );
+    let other = keyed_write(&gw, "ta-writer").await;
+    assert_eq!(
+        (other.body["applied"].clone(), other.body["score"].clone()),
+        (json!(true), json!(20)),
+        "another API key's write with the same Idempotency-Key applies: {}",
+        other.body
+    );
+    let repeat = keyed_write(&gw, "ta-all").await;
+    assert_eq!(
+        (repeat.body["applied"].clone(), repeat.body["score"].clone()),
+        (json!(false), json!(10)),
+        "a repeat by the first key answers its own first outcome"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_keys_on_the_embedded_store() {
+    let dir = standings_test_support::process::ScratchDir::new("tenants-embedded");
+    let gw = InProcess::start(config(StoreKind::Embedded, dir.path(), None)).await;
+    scenario(gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_keys_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let dir = standings_test_support::process::ScratchDir::new("tenants-redis");
+    let gw = InProcess::start(config(StoreKind::Redis, dir.path(), Some(cluster.nodes()))).await;
+    scenario(gw).await;
+}
