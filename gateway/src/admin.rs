@@ -185,3 +185,55 @@ where
             .collect(),
     }))
 }
+
+#[derive(Serialize)]
+struct ReloadReply {
+    boards: usize,
+}
+
+/// `POST /v1/admin/reload`: re-reads the config file (as SIGHUP does) and
+/// swaps in its boards, tenants and keys; a config that does not load or
+/// validate is refused with 422 and the old one stays.
+pub fn reload(state: &AppState) -> Reply {
+    if state.reloader.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "this gateway was started without a config file to re-read",
+        ));
+    }
+    match state.reload() {
+        Ok(boards) => Ok(json_of(&ReloadReply { boards })),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::InvalidConfig,
+            format!("the config was not reloaded: {e}"),
+        )),
+    }
+}
+
+#[derive(Serialize)]
+struct PurgeReply<'a> {
+    board: &'a str,
+    /// Static directories queued for purging (`""` is the board's own).
+    dirs: Vec<String>,
+    /// Whether a CDN is configured to purge at all.
+    cdn: bool,
+}
+
+/// `POST /v1/admin/boards/{board}/purge`: queues a purge of every static
+/// JSON file of the board at every CDN endpoint now, whatever changed.
+pub fn purge(state: &AppState, board: &str) -> Reply {
+    let b = state.board(board)?;
+    let dirs: Vec<String> = (0..b.slots.len())
+        .flat_map(|slot| crate::refresh::StaticWriter::dirs(&b, slot))
+        .collect();
+    let cdn = state.purger.get().is_some();
+    if let Some(purger) = state.purger.get() {
+        purger.board_changed(b.board.name.as_str(), dirs.clone());
+    }
+    tracing::info!(board = %b.board.name, cdn, "static JSON purge requested");
+    Ok(json_of(&PurgeReply {
+        board: b.board.name.as_str(),
+        dirs,
+        cdn,
+    }))
+}

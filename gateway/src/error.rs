@@ -82,11 +82,13 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: the key lacks the scope the request needs.
     Forbidden,
+    /// 422: a reload found a config that does not load or validate.
+    InvalidConfig,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -117,6 +119,7 @@ impl ErrorCode {
         ErrorCode::InvalidBlend,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::InvalidConfig,
     ];
 
     /// The code as the error body spells it.
@@ -152,6 +155,7 @@ impl ErrorCode {
             ErrorCode::InvalidBlend => "invalid_blend",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InvalidConfig => "invalid_config",
         }
     }
 
@@ -179,7 +183,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyConflict | Self::InvalidConfig => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable
             | Self::StoreError

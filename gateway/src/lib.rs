@@ -34,7 +34,6 @@ pub mod telemetry;
 pub mod view;
 pub mod writes;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -53,7 +52,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::refresh::{refresh_board_slots, Refreshed, StaticWriter};
 use crate::state::AppState;
-use crate::view::BoardState;
 
 /// How long a panicked refresher waits before it is started again.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
@@ -84,6 +82,15 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store the config names and builds the shared state.
     pub async fn open(config: Config) -> Result<Self, GatewayError> {
+        Self::open_with(config, None).await
+    }
+
+    /// [`Gateway::open`] with a way to re-read the config for reloads
+    /// (`POST /v1/admin/reload`, SIGHUP).
+    pub async fn open_with(
+        config: Config,
+        reloader: Option<state::Reloader>,
+    ) -> Result<Self, GatewayError> {
         // The embedded store is kept typed as well, for backups.
         let (store, backups): (Arc<dyn Store>, _) = if config.store.kind == StoreKind::Embedded {
             let durable = Arc::new(open_embedded(&config)?);
@@ -96,15 +103,7 @@ impl Gateway {
         } else {
             (open_store(&config).await?, None)
         };
-        let boards: HashMap<String, Arc<BoardState>> = config
-            .boards
-            .iter()
-            .map(|c| {
-                let tenant: Arc<str> = Arc::from(c.tenant());
-                let state = BoardState::owned(c.to_board(), tenant, c.public_reads);
-                (c.name.clone(), Arc::new(state))
-            })
-            .collect();
+        let registry = state::Registry::of(&config, None);
         let limiter = |rate_per_sec, burst| {
             limit::RateLimiter::with_config(limit::LimitConfig {
                 rate_per_sec,
@@ -113,7 +112,9 @@ impl Gateway {
             })
         };
         let state = Arc::new(AppState {
-            boards,
+            registry: arc_swap::ArcSwap::from_pointee(registry),
+            reloader,
+            purger: std::sync::OnceLock::new(),
             store,
             metrics: telemetry::metrics_handle(),
             max_body_bytes: config.gateway.max_body_bytes,
@@ -135,7 +136,6 @@ impl Gateway {
                 .map(|p| limit::parse_net(p).expect("validated with the config"))
                 .collect(),
             backups,
-            keys: auth::Keys::from_config(&config),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]
@@ -162,6 +162,9 @@ impl Gateway {
             Some((purger, task)) => (Some(purger), Some(task)),
             None => (None, None),
         };
+        if let Some(p) = &purger {
+            let _ = state.purger.set(p.clone());
+        }
         let health = state.refresher.clone();
         let token = shutdown.clone();
         tokio::spawn(async move {
@@ -191,8 +194,20 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    let gateway = Gateway::open(config).await?;
+    run_with(config, None, listener, shutdown).await
+}
+
+/// [`run`] with a way to re-read the config: `POST /v1/admin/reload` and
+/// SIGHUP reload boards, tenants and keys.
+pub async fn run_with(
+    config: Config,
+    reloader: Option<state::Reloader>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let gateway = Gateway::open_with(config, reloader).await?;
     let background = gateway.start_background(shutdown.clone());
+    reload_on_sighup(gateway.state.clone(), shutdown.clone());
     let embedded = gateway.config.store.kind.in_process();
     tracing::info!(addr = ?listener.local_addr().ok(), embedded, "gateway listening");
     let gw = &gateway.config.gateway;
@@ -207,6 +222,28 @@ pub async fn run(
     let _ = background.await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Reloads the config on every SIGHUP until `shutdown`; a config that does
+/// not load is logged and the old one stays.
+fn reload_on_sighup(state: Arc<AppState>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot watch SIGHUP; reload with POST /v1/admin/reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = hup.recv() => {
+                    if let Err(e) = state.reload() {
+                        tracing::error!(error = %e, "reload on SIGHUP refused; the old config stays");
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Refreshes every board each interval; in embedded mode runs an agent tick
@@ -224,7 +261,6 @@ async fn refresh_loop(
     } else {
         config.refresh_interval()
     };
-    let boards = config.boards();
     let assignment = Assignment::everything();
     let mut agent = Agent::new();
     let mut static_writer = (!config.gateway.static_dir.is_empty())
@@ -253,9 +289,17 @@ async fn refresh_loop(
             panic!("refresher panic injected by a test");
         }
         if embedded {
+            let boards: Vec<_> = state
+                .registry
+                .load()
+                .boards
+                .values()
+                .map(|b| b.board.clone())
+                .collect();
             agent.tick(store.as_ref(), &boards, &assignment).await;
         }
-        for board in state.boards.values() {
+        let registry = state.registry.load_full();
+        for board in registry.boards.values() {
             let (outcome, slots) = refresh_board_slots(store.as_ref(), board).await;
             if outcome != Refreshed::Changed {
                 continue;

@@ -11,7 +11,7 @@ use standings_config::{Config, ConfigArgs};
 use standings_runtime::exit;
 
 /// Standings gateway: the leaderboard HTTP API.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Args {
     #[command(flatten)]
@@ -27,7 +27,7 @@ struct Args {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// Writes a consistent copy of the embedded store to FILE and exits,
     /// whether a gateway is serving the data_dir (it is asked over HTTP at
@@ -77,7 +77,10 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = standings_runtime::shutdown_on_signal();
-    match standings_gateway::run(config, listener, shutdown).await {
+    let again = args.clone();
+    let reloader: standings_gateway::state::Reloader =
+        Box::new(move || load(&again).map_err(|e| e.to_string()));
+    match standings_gateway::run_with(config, Some(reloader), listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => exit::fail(PROGRAM, &e, e.exit_code()),
     }

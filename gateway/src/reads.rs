@@ -32,7 +32,7 @@ pub async fn top(state: &AppState, board: &str, query: &Query<'_>) -> Reply {
     let target = period::target(&b.board, &b.slots, period.as_deref(), now_ms_i64())?;
     let slot = match target {
         Target::Slot(slot) => slot,
-        Target::Id(_) => return top_on_demand(state, b, &target, offset, limit).await,
+        Target::Id(_) => return top_on_demand(state, &b, &target, offset, limit).await,
     };
     let view = b.views[slot].load();
     if offset == 0 {
@@ -155,7 +155,7 @@ struct MemberReply<'a> {
 pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let member = MemberId::new(member)?;
-    let (at, period) = live_period(b, query)?;
+    let (at, period) = live_period(&b, query)?;
     let standing = rank::standing(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
@@ -182,7 +182,7 @@ pub async fn around(state: &AppState, board: &str, member: &str, query: &Query<'
     let b = state.board(board)?;
     let radius = query.int("radius", 5, 1..=100)?;
     let member = MemberId::new(member)?;
-    let (at, period) = live_period(b, query)?;
+    let (at, period) = live_period(&b, query)?;
     let around = rank::around(state.store.as_ref(), &at, &member, radius)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
@@ -306,20 +306,21 @@ pub async fn readyz(state: &AppState) -> Reply {
             "the snapshot refresher is not running",
         ));
     }
-    if let Some(b) = state.boards.values().find(|b| !b.loaded()) {
+    let registry = state.registry.load();
+    if let Some(b) = registry.boards.values().find(|b| !b.loaded()) {
         return Err(ApiError::unavailable(
             ErrorCode::NotReady,
             format!("board {} has no snapshot loaded yet", b.board.name),
         ));
     }
     let now = now_ms();
-    let snapshot_age_ms = state
+    let snapshot_age_ms = registry
         .boards
         .values()
         .map(|b| now.saturating_sub(b.refreshed_at_ms.load(Ordering::Relaxed)))
         .max()
         .unwrap_or(0);
-    let stale = state.boards.values().any(|b| b.stale());
+    let stale = registry.boards.values().any(|b| b.stale());
     Ok(json_of(&ReadyReply {
         status: "ready",
         snapshot_age_ms,

@@ -22,6 +22,8 @@ pub enum Route {
     Static,
     Periods,
     BlendWeights,
+    Purge,
+    Reload,
     Healthz,
     Readyz,
     Metrics,
@@ -31,7 +33,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 14] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -39,6 +41,8 @@ impl Route {
         Route::Static,
         Route::Periods,
         Route::BlendWeights,
+        Route::Purge,
+        Route::Reload,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -61,6 +65,8 @@ impl Route {
             Route::Static => "static",
             Route::Periods => "periods",
             Route::BlendWeights => "admin_blend",
+            Route::Purge => "admin_purge",
+            Route::Reload => "admin_reload",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
@@ -72,7 +78,7 @@ impl Route {
     /// The methods it takes, as the `Allow` header lists them.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Scores | Route::Backup => "POST",
+            Route::Scores | Route::Backup | Route::Purge | Route::Reload => "POST",
             Route::BlendWeights => "PUT",
             _ => "GET, HEAD",
         }
@@ -81,7 +87,7 @@ impl Route {
     /// Whether it takes `method` (any method reaches `NotFound`'s 404).
     pub fn accepts(self, method: &Method) -> bool {
         match self {
-            Route::Scores | Route::Backup => method == Method::POST,
+            Route::Scores | Route::Backup | Route::Purge | Route::Reload => method == Method::POST,
             Route::BlendWeights => method == Method::PUT,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
@@ -153,6 +159,8 @@ pub fn route(path: &str) -> Routed<'_> {
         ["readyz"] => at(Route::Readyz, "", "", ""),
         ["metrics"] => at(Route::Metrics, "", "", ""),
         ["v1", "admin", "backup"] => at(Route::Backup, "", "", ""),
+        ["v1", "admin", "reload"] => at(Route::Reload, "", "", ""),
+        ["v1", "admin", "boards", b, "purge"] => at(Route::Purge, b, "", ""),
         _ => not_found,
     }
 }

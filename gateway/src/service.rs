@@ -78,14 +78,16 @@ where
     ) {
         state.admit(&state.read_limiter, "reads", client)?;
     }
-    let caller = state.keys.caller(&parts.headers)?;
+    let registry = state.registry.load();
+    let caller = registry.keys.caller(&parts.headers)?;
     if let Some(scope) = board_scope(routed.route) {
         let board = state.board(&decode(routed.board, "board")?)?;
-        auth::authorize(board, caller.as_deref(), scope)?;
+        auth::authorize(&board, caller.as_deref(), scope)?;
     }
-    if routed.route == Route::Backup {
-        auth::authorize_operator(&state.keys, caller.as_deref())?;
+    if matches!(routed.route, Route::Backup | Route::Reload) {
+        auth::authorize_operator(&registry.keys, caller.as_deref())?;
     }
+    drop(registry);
     match routed.route {
         Route::Scores => {
             state.admit(&state.write_limiter, "writes", client)?;
@@ -137,6 +139,14 @@ where
             query.only(&[])?;
             admin::backup(state).await
         }
+        Route::Reload => {
+            query.only(&[])?;
+            admin::reload(state)
+        }
+        Route::Purge => {
+            query.only(&[])?;
+            admin::purge(state, &decode(routed.board, "board")?)
+        }
         Route::NotFound => Err(ApiError::not_found()),
     }
 }
@@ -149,7 +159,12 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
             Some(KeyScope::Read)
         }
         Route::Scores => Some(KeyScope::Write),
-        Route::BlendWeights => Some(KeyScope::Admin),
-        Route::Healthz | Route::Readyz | Route::Metrics | Route::Backup | Route::NotFound => None,
+        Route::BlendWeights | Route::Purge => Some(KeyScope::Admin),
+        Route::Healthz
+        | Route::Readyz
+        | Route::Metrics
+        | Route::Backup
+        | Route::Reload
+        | Route::NotFound => None,
     }
 }

@@ -2,6 +2,8 @@
 //! store, limits, metrics and the refresher's health.
 
 use std::collections::HashMap;
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +17,28 @@ use crate::limit::{rate_limit_headers, Decision, IpNet, RateLimiter};
 use crate::telemetry::RouteMetrics;
 use crate::view::BoardState;
 
+/// What a reload or a board created at run time replaces as a whole: the
+/// boards by name and the API keys.
+pub struct Registry {
+    /// Boards by name: the config's, then those created at run time.
+    pub boards: HashMap<String, Arc<BoardState>>,
+    /// The configured API keys.
+    pub keys: crate::auth::Keys,
+}
+
+/// Re-reads the config for a reload: the file and the command line's
+/// overrides, validated (the binary builds it; tests may not have one).
+pub type Reloader = Box<dyn Fn() -> Result<standings_config::Config, String> + Send + Sync>;
+
 /// Everything a request handler needs; shared by all connections.
 pub struct AppState {
-    /// Boards by name.
-    pub boards: HashMap<String, Arc<BoardState>>,
+    /// Boards and keys, swapped whole by a reload or a catalog change.
+    pub registry: ArcSwap<Registry>,
+    /// How to re-read the config; `None`: reloads are refused.
+    pub reloader: Option<Reloader>,
+    /// The CDN purge queue, once the background tasks have started it
+    /// (never, when no CDN is configured).
+    pub purger: std::sync::OnceLock<crate::purge::Purger>,
     /// Where scores live.
     pub store: Arc<dyn Store>,
     /// Renders `/metrics`.
@@ -45,8 +65,6 @@ pub struct AppState {
     pub fanout: tokio::sync::Semaphore,
     /// The embedded store's backups; `None` on another store.
     pub backups: Option<Backups>,
-    /// The configured API keys.
-    pub keys: crate::auth::Keys,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that
@@ -55,7 +73,53 @@ pub struct AppState {
     pub panic_refresher: std::sync::atomic::AtomicBool,
 }
 
+impl Registry {
+    /// The registry of `config`, keeping the state (views) of every board
+    /// of `old` whose definition did not change, so a reload does not
+    /// empty `/top`.
+    pub fn of(config: &standings_config::Config, old: Option<&Registry>) -> Self {
+        let boards = config
+            .boards
+            .iter()
+            .map(|c| {
+                let board = c.to_board();
+                let tenant: Arc<str> = Arc::from(c.tenant());
+                let kept = old
+                    .and_then(|r| r.boards.get(&c.name))
+                    .filter(|b| {
+                        b.board == board && b.tenant == tenant && b.public_reads == c.public_reads
+                    })
+                    .cloned();
+                let state = kept
+                    .unwrap_or_else(|| Arc::new(BoardState::owned(board, tenant, c.public_reads)));
+                (c.name.clone(), state)
+            })
+            .collect();
+        Self {
+            boards,
+            keys: crate::auth::Keys::from_config(config),
+        }
+    }
+}
+
 impl AppState {
+    /// Re-reads the config and swaps in its boards and keys. A config that
+    /// does not load or validate is refused and the old one stays. Settings
+    /// other than boards, tenants and keys need a restart.
+    pub fn reload(&self) -> Result<usize, String> {
+        let Some(reloader) = &self.reloader else {
+            return Err("this gateway was started without a config file to re-read".into());
+        };
+        let config = reloader()?;
+        let old = self.registry.load();
+        let fresh = Registry::of(&config, Some(&old));
+        let boards = fresh.boards.len();
+        self.registry.store(Arc::new(fresh));
+        metrics::counter!("standings_config_reloads_total").increment(1);
+        tracing::info!(boards, "config reloaded");
+        Ok(boards)
+    }
+
     /// Takes one request of the client from `limiter` (`what` names it in
     /// the 429: `reads`, `writes`). The client's address is only worked
     /// out (`X-Forwarded-For` parsed) when a limit is on.
@@ -100,9 +164,12 @@ impl AppState {
     }
 
     /// The board named `name`, or 404.
-    pub fn board(&self, name: &str) -> Result<&Arc<BoardState>, ApiError> {
-        self.boards
+    pub fn board(&self, name: &str) -> Result<Arc<BoardState>, ApiError> {
+        self.registry
+            .load()
+            .boards
             .get(name)
+            .cloned()
             .ok_or_else(|| ApiError::unknown_board(name))
     }
 }

@@ -315,6 +315,43 @@ async fn scenario(gw: InProcess) {
     let a = call(&gw, "POST", "/v1/admin/backup", Some(read), None).await;
     assert_error(&a, 403, "forbidden", "backup with a read key");
 
+    // Purge now: the board's admin only.
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/admin/boards/alpha/purge",
+        Some(key("ta-all")),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["cdn"], false, "no CDN configured here: {}", a.body);
+    assert!(
+        a.body["dirs"].as_array().is_some_and(|d| d.len() >= 2),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/admin/boards/alpha/purge",
+        Some(key("tb-all")),
+        None,
+    )
+    .await;
+    assert_error(&a, 404, "unknown_board", "another tenant's purge");
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/admin/boards/alpha/purge",
+        Some(key("ta-writer")),
+        None,
+    )
+    .await;
+    assert_error(&a, 403, "forbidden", "purge without admin");
+    let a = call(&gw, "POST", "/v1/admin/reload", Some(key("ta-all")), None).await;
+    assert_error(&a, 404, "not_found", "no config file to re-read in process");
+
     // The same Idempotency-Key from two API keys applies once for each.
     let first = keyed_write(&gw, "ta-all").await;
     assert_eq!(
@@ -354,4 +391,110 @@ async fn tenants_and_keys_on_a_redis_cluster() {
     let dir = standings_test_support::process::ScratchDir::new("tenants-redis");
     let gw = InProcess::start(config(StoreKind::Redis, dir.path(), Some(cluster.nodes()))).await;
     scenario(gw).await;
+}
+
+/// The gateway binary on a config file: `POST /v1/admin/reload` and SIGHUP
+/// pick up a new board and a new key; a broken file is refused with 422 and
+/// the old config stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_picks_up_boards_and_keys_and_refuses_a_broken_file() {
+    use standings_test_support::process::{free_loopback_port, Process, ScratchDir};
+    let dir = ScratchDir::new("tenants-reload");
+    let path = dir.path().join("standings.toml");
+    let base_text = format!(
+        "[store]\nkind = \"memory\"\n[gateway]\nrefresh_interval_ms = 50\n[agent]\nprecompute_interval_ms = 50\n{}",
+        config_text()
+    );
+    std::fs::write(&path, &base_text).unwrap();
+    let listen = format!("127.0.0.1:{}", free_loopback_port());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_standings-gateway"));
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("--listen")
+        .arg(&listen)
+        .env("NO_COLOR", "1");
+    let mut gateway = Process::spawn("gateway", cmd, dir.path());
+    let base = format!("http://{listen}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        gateway.assert_running();
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway was not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let admin = format!("Bearer {}", key("ta-all"));
+    let reload = || async {
+        let r = client
+            .post(format!("{base}/v1/admin/reload"))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    };
+    let r = client
+        .get(format!("{base}/v1/boards/gamma/top"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no gamma yet");
+
+    // A new public board: reload over HTTP.
+    std::fs::write(
+        &path,
+        format!("{base_text}\n[[boards]]\nname = \"gamma\"\nshards = 2\ngroups = 1\n"),
+    )
+    .unwrap();
+    let (status, body) = reload().await;
+    assert_eq!((status, body["boards"].as_u64()), (200, Some(5)), "{body}");
+    let r = client
+        .post(format!("{base}/v1/boards/gamma/scores"))
+        .json(&json!({"member": "u:1", "score": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A broken file: 422, and gamma is still served.
+    std::fs::write(&path, "[[boards]]\nname = \"Bad Name\"\n").unwrap();
+    let (status, body) = reload().await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_config");
+    let r = client
+        .get(format!("{base}/v1/boards/gamma/members/u%3A1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the old config stays");
+
+    // SIGHUP: gamma removed again.
+    std::fs::write(&path, &base_text).unwrap();
+    let pid = gateway.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    support::eventually(
+        "SIGHUP to reload",
+        std::time::Duration::from_secs(10),
+        || async {
+            let r = client
+                .get(format!("{base}/v1/boards/gamma/top"))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 404).then_some(())
+        },
+    )
+    .await;
+    gateway.assert_running();
 }
