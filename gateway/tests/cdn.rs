@@ -3,7 +3,12 @@
 //! static JSON is cached (miss, then hit), the API passes through, a change
 //! to the top 20 is purged so the next read through Varnish misses and
 //! carries the new entries, and a PURGE from a non-loopback client is
-//! refused by the VCL's ACL.
+//! refused by the VCL's ACL. And, in front of a gateway with a tenant and a
+//! keyed board: API keys pass through Varnish (no key: the gateway's 401
+//! with its JSON body), `/static` never carries a key, and `/metrics` and
+//! `/v1/admin/...` are served only to the `operators` ACL (the harness's
+//! site VCL is the shipped one: 127.0.0.1 and ::1), so a client at
+//! 127.0.0.2 gets Varnish's 403 and the gateway never sees the request.
 //!
 //! No assertion is about time: waits are `eventually`, and the one-minute
 //! TTL is far longer than any wait, so only a purge can explain a miss.
@@ -14,6 +19,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use standings_config::{key_digest, Config, StoreKind};
 use standings_test_support::varnish::Varnish;
 use support::eventually;
 use tokio_util::sync::CancellationToken;
@@ -237,6 +243,197 @@ async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
         "a loopback PURGE is accepted: {allowed}"
     );
     assert_eq!(get(&client, &top20).await.x_cache, "MISS");
+
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(static_dir);
+    tokio::task::spawn_blocking(move || drop(varnish))
+        .await
+        .unwrap();
+}
+
+/// The API key of tenant `acme` (the config holds only its SHA-256).
+const ACME_KEY: &str = "sk_cdn-test-key-of-acme";
+
+/// A client address outside every ACL of the shipped site VCL: still
+/// loopback, so nothing leaves the machine, but not 127.0.0.1.
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// One tenant with one key that may do everything, and one board of that
+/// tenant (with a blend, for the admin route); reads need the key too.
+fn keyed_config(name: &str) -> Config {
+    let sha256: String = key_digest(ACME_KEY.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let text = format!(
+        r#"
+[[tenants]]
+id = "acme"
+keys = [{{id = "acme-all", sha256 = "{sha256}", scopes = ["read", "write", "admin"]}}]
+
+[[boards]]
+name = "videos"
+tenant = "acme"
+periods = ["all", "daily"]
+blends = [{{name = "hot", parts = [{{period = "daily", weight = 1}}]}}]
+shards = 4
+groups = 2
+"#
+    );
+    let mut config = Config::parse(&text, "cdn-keys.toml").expect("valid config");
+    config.store.kind = StoreKind::Memory;
+    config.gateway.refresh_interval_ms = 50;
+    config.agent.precompute_interval_ms = 50;
+    let dir = std::env::temp_dir().join(format!("standings-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    config.gateway.static_dir = dir.display().to_string();
+    config
+}
+
+/// How many requests the gateway counted on `route` (its label), any status.
+async fn route_requests(client: &reqwest::Client, metrics_url: &str, route: &str) -> f64 {
+    let text = client
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = format!("route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with("standings_http_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The status line and the body of a raw response.
+fn status_and_body(raw: &str) -> (&str, &str) {
+    let status = raw.lines().next().unwrap_or("");
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn varnish_passes_api_keys_on_and_keeps_operator_paths_to_its_acl() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    let varnish = tokio::task::spawn_blocking(move || Varnish::start(gateway))
+        .await
+        .unwrap();
+    let config = keyed_config("cdn-keys");
+    let static_dir = config.gateway.static_dir.clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(standings_gateway::run(config, listener, shutdown.clone()));
+    let client = reqwest::Client::new();
+    let metrics = format!("http://{gateway}/metrics");
+    eventually(
+        "the gateway to be ready through Varnish",
+        Duration::from_secs(30),
+        || async {
+            let r = client.get(varnish.url("/readyz")).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+
+    // An anonymous write to the keyed board: the gateway's 401, JSON body
+    // and WWW-Authenticate intact, never cached.
+    let scores = varnish.url("/v1/boards/videos/scores");
+    let write = json!({"member": "user:1", "score": 7, "op": "set"});
+    let r = client.post(&scores).json(&write).send().await.unwrap();
+    assert_eq!(r.status(), 401, "{}", varnish.log());
+    assert_eq!(r.headers()["x-cache"], "PASS");
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    assert_eq!(body["error"]["field"], "Authorization", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    // A key the gateway does not know is 401 too.
+    let r = client
+        .post(&scores)
+        .bearer_auth("sk_not-a-key")
+        .json(&write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The tenant's key reaches the gateway through Varnish: the write applies.
+    let r = client
+        .post(&scores)
+        .bearer_auth(ACME_KEY)
+        .json(&write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let top = varnish.url("/v1/boards/videos/top");
+    assert_eq!(client.get(&top).send().await.unwrap().status(), 401);
+    let r = client.get(&top).bearer_auth(ACME_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // /static never carries a key past Varnish (one cached object serves
+    // every reader): a board whose reads need a key has no static JSON
+    // through the CDN, whatever the reader sends; public_reads is for that.
+    let r = client
+        .get(varnish.url("/static/videos/top20.json"))
+        .bearer_auth(ACME_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "Authorization is dropped on /static");
+
+    // /metrics from outside the operators ACL: Varnish's 403, short text.
+    let get_metrics = "GET /metrics HTTP/1.1\r\nHost: standings";
+    let outside = tokio::task::block_in_place(|| varnish.request_as(OUTSIDE, get_metrics));
+    let (status, body) = status_and_body(&outside);
+    assert!(status.starts_with("HTTP/1.1 403"), "{outside}");
+    assert!(
+        outside
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{outside}"
+    );
+    assert_eq!(
+        body.trim(),
+        "/metrics and /v1/admin/ are for operators only"
+    );
+    // The same from the operators' address: the gateway's metrics.
+    let inside =
+        tokio::task::block_in_place(|| varnish.request_as(Ipv4Addr::LOCALHOST, get_metrics));
+    let (status, body) = status_and_body(&inside);
+    assert!(status.starts_with("HTTP/1.1 200"), "{inside}");
+    assert!(body.contains("standings_http_requests_total"), "{inside}");
+
+    // The admin API likewise: from outside even the admin key is refused by
+    // Varnish, and the gateway never counts the request.
+    let blend = "/v1/admin/boards/videos/blends/hot";
+    for request in [
+        format!(
+            "PUT {blend} HTTP/1.1\r\nHost: standings\r\nAuthorization: Bearer {ACME_KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: 0"
+        ),
+        format!("POST /v1/admin/backup HTTP/1.1\r\nHost: standings\r\nAuthorization: Bearer {ACME_KEY}\r\nContent-Length: 0"),
+        // Leading slashes the gateway ignores do not slip past the ACL.
+        "GET //metrics HTTP/1.1\r\nHost: standings".to_string(),
+    ] {
+        let answer = tokio::task::block_in_place(|| varnish.request_as(OUTSIDE, &request));
+        assert!(answer.starts_with("HTTP/1.1 403"), "{request}: {answer}");
+    }
+    assert_eq!(route_requests(&client, &metrics, "admin_blend").await, 0.0);
+    assert_eq!(route_requests(&client, &metrics, "admin_backup").await, 0.0);
+    // From the operators' address (the plain listener is 127.0.0.1) with the
+    // admin key, the blend change goes through.
+    let r = client
+        .put(varnish.url(blend))
+        .bearer_auth(ACME_KEY)
+        .json(&json!({"parts": [{"period": "daily", "weight": 2}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(route_requests(&client, &metrics, "admin_blend").await, 1.0);
 
     shutdown.cancel();
     task.await.unwrap().unwrap();
