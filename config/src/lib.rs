@@ -90,6 +90,49 @@ pub struct TenantConfig {
     /// Its API keys, by the SHA-256 of the key.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Rates for the tenant's boards, per API key and for the tenant as a
+    /// whole; on top of the per-client-address limits of `[gateway]`.
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+/// `limits = {...}` of a tenant: requests per second (0: no limit), each
+/// allowing a burst of `burst_seconds` worth of its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantLimits {
+    /// Writes per second per API key.
+    pub writes_per_key: f64,
+    /// Reads per second per API key.
+    pub reads_per_key: f64,
+    /// Writes per second to the tenant's boards, all keys together.
+    pub writes_per_tenant: f64,
+    /// Reads per second of the tenant's boards, all callers together
+    /// (anonymous `public_reads` included).
+    pub reads_per_tenant: f64,
+    /// How many seconds of its rate a quiet key or tenant may send at once.
+    pub burst_seconds: f64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            writes_per_key: 0.0,
+            reads_per_key: 0.0,
+            writes_per_tenant: 0.0,
+            reads_per_tenant: 0.0,
+            burst_seconds: 1.0,
+        }
+    }
+}
+
+impl TenantLimits {
+    /// The burst that goes with `rate`: `burst_seconds` of it, at least 1.
+    pub fn burst(&self, rate: f64) -> u32 {
+        (rate * self.burst_seconds)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32
+    }
 }
 
 /// One API key of a tenant. The config holds only the key's SHA-256, so a
@@ -710,6 +753,27 @@ impl Config {
             }
             if self.tenants[..i].iter().any(|o| o.id == t.id) {
                 return Err(invalid(key("id"), "is defined twice"));
+            }
+            let l = &t.limits;
+            for (field, rate) in [
+                ("writes_per_key", l.writes_per_key),
+                ("reads_per_key", l.reads_per_key),
+                ("writes_per_tenant", l.writes_per_tenant),
+                ("reads_per_tenant", l.reads_per_tenant),
+            ] {
+                if !rate.is_finite() || rate < 0.0 {
+                    return Err(invalid(
+                        key(&format!("limits.{field}")),
+                        "must be a number >= 0 (0 turns the limit off)",
+                    ));
+                }
+            }
+            if !(l.burst_seconds.is_finite() && l.burst_seconds > 0.0 && l.burst_seconds <= 3600.0)
+            {
+                return Err(invalid(
+                    key("limits.burst_seconds"),
+                    "must be above 0 and at most 3600",
+                ));
             }
             for (j, k) in t.keys.iter().enumerate() {
                 let key = |field: &str| format!("tenants[{i}].keys[{j}].{field}");

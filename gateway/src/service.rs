@@ -83,6 +83,10 @@ where
     if let Some(scope) = board_scope(routed.route) {
         let board = state.board(&decode(routed.board, "board")?)?;
         auth::authorize(&board, caller.as_deref(), scope)?;
+        if let Some(limits) = registry.limits.get(&board.tenant) {
+            let key = caller.as_ref().map(|c| &c.key_id);
+            limits.admit(scope == standings_config::KeyScope::Write, key)?;
+        }
     }
     if matches!(routed.route, Route::Backup | Route::Reload) {
         auth::authorize_operator(&registry.keys, caller.as_deref())?;

@@ -13,7 +13,7 @@ use standings_core::Store;
 use standings_runtime::Supervised;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::limit::{rate_limit_headers, Decision, IpNet, RateLimiter};
+use crate::limit::{rate_limit_headers, Decision, IpNet, Limiter, RateLimiter};
 use crate::telemetry::RouteMetrics;
 use crate::view::BoardState;
 
@@ -24,6 +24,72 @@ pub struct Registry {
     pub boards: HashMap<String, Arc<BoardState>>,
     /// The configured API keys.
     pub keys: crate::auth::Keys,
+    /// Each tenant's limiters, by tenant id.
+    pub limits: HashMap<Arc<str>, TenantLimiters>,
+}
+
+/// The rate limiters of one tenant (`None`: that limit is off).
+pub struct TenantLimiters {
+    /// Writes per API key.
+    pub writes_per_key: Option<Limiter<Arc<str>>>,
+    /// Reads per API key.
+    pub reads_per_key: Option<Limiter<Arc<str>>>,
+    /// Writes to the tenant's boards.
+    pub writes: Option<Limiter<()>>,
+    /// Reads of the tenant's boards.
+    pub reads: Option<Limiter<()>>,
+}
+
+impl TenantLimiters {
+    fn of(limits: &standings_config::TenantLimits) -> Self {
+        let burst = |rate: f64| limits.burst(rate);
+        Self {
+            writes_per_key: Limiter::new(limits.writes_per_key, burst(limits.writes_per_key)),
+            reads_per_key: Limiter::new(limits.reads_per_key, burst(limits.reads_per_key)),
+            writes: Limiter::new(limits.writes_per_tenant, burst(limits.writes_per_tenant)),
+            reads: Limiter::new(limits.reads_per_tenant, burst(limits.reads_per_tenant)),
+        }
+    }
+
+    /// Takes one request of `key` (`None`: anonymous) from the tenant's
+    /// limiters for writes or reads; 429 with the IETF headers when over.
+    pub fn admit(&self, write: bool, key: Option<&Arc<str>>) -> Result<(), ApiError> {
+        let (what, per_key, all) = if write {
+            ("writes", &self.writes_per_key, &self.writes)
+        } else {
+            ("reads", &self.reads_per_key, &self.reads)
+        };
+        let now = std::time::Instant::now();
+        if let (Some(limiter), Some(key)) = (per_key, key) {
+            over(limiter, limiter.check(key, now), what, "of this API key")?;
+        }
+        if let Some(limiter) = all {
+            over(limiter, limiter.check(&(), now), what, "to this tenant")?;
+        }
+        Ok(())
+    }
+}
+
+/// 429 for a limited `decision` of `limiter`.
+fn over<K>(
+    limiter: &Limiter<K>,
+    decision: Decision,
+    what: &'static str,
+    whose: &str,
+) -> Result<(), ApiError>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
+    match decision {
+        Decision::Allowed { .. } => Ok(()),
+        Decision::Limited { retry_after, .. } => {
+            metrics::counter!("standings_rate_limited_total", "what" => what).increment(1);
+            let headers = rate_limit_headers(what, limiter.policy(), &decision);
+            let mut e = ApiError::over_limit(what, retry_after, headers.into());
+            e.message = format!("too many {what} {whose}; retry after Retry-After").into();
+            Err(e)
+        }
+    }
 }
 
 /// Re-reads the config for a reload: the file and the command line's
@@ -95,9 +161,15 @@ impl Registry {
                 (c.name.clone(), state)
             })
             .collect();
+        let limits = config
+            .tenants
+            .iter()
+            .map(|t| (Arc::from(t.id.as_str()), TenantLimiters::of(&t.limits)))
+            .collect();
         Self {
             boards,
             keys: crate::auth::Keys::from_config(config),
+            limits,
         }
     }
 }

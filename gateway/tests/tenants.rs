@@ -498,3 +498,78 @@ async fn reload_picks_up_boards_and_keys_and_refuses_a_broken_file() {
     .await;
     gateway.assert_running();
 }
+
+/// Limits per API key and per tenant, from the tenant's `limits`: rates so
+/// low (one write per 100 s per key, two per tenant) that the second write
+/// of a key is refused whatever the machine's speed.
+#[tokio::test]
+async fn writes_are_limited_per_key_and_per_tenant() {
+    let digest = |k: &str| hex(&key_digest(k.as_bytes()));
+    let text = format!(
+        r#"
+[store]
+kind = "memory"
+
+[[tenants]]
+id = "tl"
+limits = {{writes_per_key = 0.01, writes_per_tenant = 0.02, burst_seconds = 100}}
+keys = [
+  {{id = "k1", sha256 = "{}", scopes = ["read", "write"]}},
+  {{id = "k2", sha256 = "{}", scopes = ["read", "write"]}},
+  {{id = "k3", sha256 = "{}", scopes = ["read", "write"]}},
+]
+
+[[boards]]
+name = "limited"
+tenant = "tl"
+shards = 2
+groups = 1
+"#,
+        digest("limit-key-1"),
+        digest("limit-key-2"),
+        digest("limit-key-3")
+    );
+    let config = Config::parse(&text, "limits.toml").expect("valid config");
+    let gw = InProcess::start(config).await;
+    let body = || Some(json!({"member": "u:1", "score": 1}));
+    let path = "/v1/boards/limited/scores";
+    let a = call(&gw, "POST", path, Some("limit-key-1"), body()).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = call(&gw, "POST", path, Some("limit-key-1"), body()).await;
+    assert_error(&a, 429, "rate_limited", "the key's second write");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key"),
+        "{}",
+        a.body
+    );
+    assert!(a.headers.contains_key("retry-after") && a.headers.contains_key("ratelimit"));
+    let a = call(&gw, "POST", path, Some("limit-key-2"), body()).await;
+    assert_eq!(
+        a.status, 200,
+        "another key has its own allowance: {}",
+        a.body
+    );
+    let a = call(&gw, "POST", path, Some("limit-key-3"), body()).await;
+    assert_error(&a, 429, "rate_limited", "the tenant's third write");
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenant"),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &gw,
+        "GET",
+        "/v1/boards/limited/top",
+        Some("limit-key-1"),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "reads are not limited here");
+    gw.stop().await;
+}
