@@ -285,6 +285,60 @@ pub async fn periods(state: &AppState, board: &str, query: &Query<'_>) -> Reply 
     }))
 }
 
+/// One board as `GET /v1/boards` lists it.
+#[derive(Serialize)]
+struct BoardListing<'a> {
+    name: &'a str,
+    tenant: &'a str,
+    periods: Vec<String>,
+    blends: Vec<&'a str>,
+    timezone: &'a str,
+    order: &'static str,
+    top_k: usize,
+    shards: u32,
+    public_reads: bool,
+}
+
+#[derive(Serialize)]
+struct BoardsReply<'a> {
+    boards: Vec<BoardListing<'a>>,
+}
+
+/// `GET /v1/boards`: the boards the caller may read, by name: those of
+/// tenant `public`, those with `public_reads`, and those of the caller's
+/// own tenant. Another tenant's boards are not listed.
+pub fn boards(state: &AppState, caller: Option<&crate::auth::Caller>) -> Reply {
+    let registry = state.registry.load();
+    let mut visible: Vec<&Arc<BoardState>> = registry
+        .boards
+        .values()
+        .filter(|b| {
+            &*b.tenant == standings_config::PUBLIC_TENANT
+                || b.public_reads
+                || caller.is_some_and(|c| c.tenant == b.tenant)
+        })
+        .collect();
+    visible.sort_by(|a, b| a.board.name.cmp(&b.board.name));
+    let boards = visible
+        .iter()
+        .map(|b| BoardListing {
+            name: b.board.name.as_str(),
+            tenant: &b.tenant,
+            periods: b.board.periods.iter().map(|k| k.to_string()).collect(),
+            blends: b.board.blends.iter().map(|x| &*x.name).collect(),
+            timezone: b.board.timezone.name(),
+            order: match b.board.order {
+                standings_core::Order::Desc => "desc",
+                standings_core::Order::Asc => "asc",
+            },
+            top_k: b.board.top_k,
+            shards: b.board.shards,
+            public_reads: b.public_reads,
+        })
+        .collect();
+    Ok(json_of(&BoardsReply { boards }))
+}
+
 #[derive(Serialize)]
 struct ReadyReply {
     status: &'static str,

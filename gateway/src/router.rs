@@ -24,6 +24,7 @@ pub enum Route {
     BlendWeights,
     Purge,
     Reload,
+    Boards,
     Healthz,
     Readyz,
     Metrics,
@@ -33,7 +34,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 15] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -43,6 +44,7 @@ impl Route {
         Route::BlendWeights,
         Route::Purge,
         Route::Reload,
+        Route::Boards,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -67,6 +69,7 @@ impl Route {
             Route::BlendWeights => "admin_blend",
             Route::Purge => "admin_purge",
             Route::Reload => "admin_reload",
+            Route::Boards => "boards",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
@@ -160,6 +163,7 @@ pub fn route(path: &str) -> Routed<'_> {
         ["metrics"] => at(Route::Metrics, "", "", ""),
         ["v1", "admin", "backup"] => at(Route::Backup, "", "", ""),
         ["v1", "admin", "reload"] => at(Route::Reload, "", "", ""),
+        ["v1", "boards"] => at(Route::Boards, "", "", ""),
         ["v1", "admin", "boards", b, "purge"] => at(Route::Purge, b, "", ""),
         _ => not_found,
     }

@@ -147,6 +147,11 @@ where
             query.only(&[])?;
             admin::reload(state)
         }
+        Route::Boards => {
+            query.only(&[])?;
+            let caller = state.registry.load().keys.caller(&parts.headers)?;
+            reads::boards(state, caller.as_deref())
+        }
         Route::Purge => {
             query.only(&[])?;
             admin::purge(state, &decode(routed.board, "board")?)
@@ -169,6 +174,7 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
         | Route::Metrics
         | Route::Backup
         | Route::Reload
+        | Route::Boards
         | Route::NotFound => None,
     }
 }

@@ -315,6 +315,23 @@ async fn scenario(gw: InProcess) {
     let a = call(&gw, "POST", "/v1/admin/backup", Some(read), None).await;
     assert_error(&a, 403, "forbidden", "backup with a read key");
 
+    // The board list shows public boards, public_reads boards and the
+    // caller's own, never another tenant's.
+    let names = |a: &Answer| -> Vec<String> {
+        a.body["boards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let a = call(&gw, "GET", "/v1/boards", None, None).await;
+    assert_eq!(names(&a), ["cdn", "open"], "anonymous: {}", a.body);
+    let a = call(&gw, "GET", "/v1/boards", Some(key("ta-read")), None).await;
+    assert_eq!(names(&a), ["alpha", "cdn", "open"]);
+    let a = call(&gw, "GET", "/v1/boards", Some(key("tb-all")), None).await;
+    assert_eq!(names(&a), ["beta", "cdn", "open"]);
+
     // Purge now: the board's admin only.
     let a = call(
         &gw,
