@@ -16,6 +16,33 @@
 //! - `numeric`: the member's trailing run of ASCII digits as a `u64`, mod
 //!   shards (the seed design's `user_id mod shards`): `user:10086` is shard
 //!   86 of 100. A member without trailing digits is refused on such a board.
+//!
+//! # Tenants and the storage name
+//!
+//! Every board belongs to a tenant ([`Board::tenant`], [`PUBLIC_TENANT`]
+//! when none is configured), and tenant and board together name the
+//! keyspace: every key and row a store writes is built from the board's
+//! storage name ([`Board::storage_name`]), never from [`Board::name`]
+//! alone, so boards of the same name in two tenants never touch each
+//! other's data. The storage name is
+//!
+//! - exactly the board name for tenant `public`, so data written before
+//!   tenants existed (all of it public) stays where it is in every store;
+//! - `TENANT.BOARD` for any other tenant. `.` matches neither the tenant
+//!   nor the board pattern, so `a.b` can only be board `b` of tenant `a`
+//!   and never collides with a public board's name.
+//!
+//! It is computed once, by [`Board::new`] and [`Board::in_tenant`] (a
+//! store builds a key per shard per request, so it must not be re-joined
+//! each time), and kept in a field of an opaque type ([`StorageName`])
+//! rather than a private field: Rust refuses struct-update syntax
+//! (`Board { shards: 4, ..Board::new(name) }`) outside this crate on a
+//! struct with a private field, and that syntax is how boards are built
+//! everywhere. Its consequence: set the tenant with [`Board::in_tenant`],
+//! never by assigning [`Board::tenant`] or overriding it (or
+//! [`Board::name`]) in a struct update, which would leave the storage name
+//! of the base board ([`Board::storage_name`] asserts this in debug
+//! builds).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -26,6 +53,64 @@ use serde::{Deserialize, Serialize};
 use crate::blend::Blend;
 use crate::period::{Period, PeriodKind, Timezone};
 use crate::types::{BoardName, InputCode, InvalidInput, MemberId, Op, Order};
+
+/// The tenant of boards configured without one.
+pub const PUBLIC_TENANT: &str = "public";
+
+/// The string every storage key and row of a board is built from; see the
+/// module docs. Only [`Board::new`] and [`Board::in_tenant`] make one from
+/// a board (so it always matches the board's tenant and name), and
+/// [`StorageName::parse`] from stored text. Cloning it is a counter bump.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageName(Arc<str>);
+
+impl StorageName {
+    /// The storage name of board `name` of `tenant`: the board name for
+    /// [`PUBLIC_TENANT`], `tenant.name` otherwise.
+    fn of(tenant: &BoardName, name: &BoardName) -> Self {
+        if tenant.as_str() == PUBLIC_TENANT {
+            Self(Arc::from(name.as_str()))
+        } else {
+            Self(Arc::from(format!("{tenant}.{name}")))
+        }
+    }
+
+    /// Validates stored text as a storage name: one board-name-pattern part
+    /// (a public board), or two joined by one `.` (tenant, board).
+    pub fn parse(text: &str) -> Result<Self, InvalidInput> {
+        let mut parts = text.splitn(2, '.');
+        let first = parts.next().unwrap_or("");
+        BoardName::new(first)?;
+        if let Some(board) = parts.next() {
+            BoardName::new(board)?;
+        }
+        Ok(Self(Arc::from(text)))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the storage name of board `name` of `tenant`,
+    /// without allocating.
+    fn is_of(&self, tenant: &BoardName, name: &BoardName) -> bool {
+        if tenant.as_str() == PUBLIC_TENANT {
+            &*self.0 == name.as_str()
+        } else {
+            self.0
+                .strip_prefix(tenant.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|rest| rest == name.as_str())
+        }
+    }
+}
+
+impl std::fmt::Display for StorageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// How long a closed period is kept by default: a week.
 pub const DEFAULT_CLOSED_RETENTION: Duration = Duration::from_secs(7 * 86_400);
@@ -46,6 +131,14 @@ pub enum ShardBy {
 pub struct Board {
     /// The board's name, as in URLs.
     pub name: BoardName,
+    /// The tenant that owns the board ([`PUBLIC_TENANT`] by default). Set
+    /// it with [`Board::in_tenant`], which also sets the storage name.
+    pub tenant: BoardName,
+    /// What every key and row of the board is built from; read it with
+    /// [`Board::storage_name`]. Set by [`Board::new`] and
+    /// [`Board::in_tenant`] only (see the module docs for why it is a
+    /// public field of an opaque type).
+    pub storage: StorageName,
     /// The period this value addresses (a period id such as `all` or
     /// `daily/2026-12-01`, or a blend's name): what reads, versions and
     /// snapshots are of. Writes ignore it.
@@ -81,9 +174,13 @@ pub struct Board {
 impl Board {
     /// A board with the defaults of the embedded example: 100 shards in 10
     /// groups, TOP-1000, descending, `incr`, hashed, keys kept a day.
+    /// The board belongs to [`PUBLIC_TENANT`]; see [`Board::in_tenant`].
     pub fn new(name: BoardName) -> Self {
+        let tenant = BoardName::new(PUBLIC_TENANT).expect("`public` is a valid tenant id");
         Self {
+            storage: StorageName::of(&tenant, &name),
             name,
+            tenant,
             period: Arc::from("all"),
             periods: Arc::from([PeriodKind::All]),
             timezone: Timezone::utc(),
@@ -100,7 +197,39 @@ impl Board {
         }
     }
 
-    /// The same board addressing `period` (a period id or a blend name).
+    /// The same board owned by `tenant`, with the storage name that goes
+    /// with it; every other field is kept.
+    pub fn in_tenant(self, tenant: BoardName) -> Board {
+        Board {
+            storage: StorageName::of(&tenant, &self.name),
+            tenant,
+            ..self
+        }
+    }
+
+    /// The string every storage key and row of the board is built from:
+    /// the board name for tenant `public`, `TENANT.BOARD` otherwise (see
+    /// the module docs).
+    pub fn storage_name(&self) -> &str {
+        debug_assert!(
+            self.storage.is_of(&self.tenant, &self.name),
+            "board {} of tenant {} carries storage name {}: set the tenant with \
+             Board::in_tenant, not a struct update",
+            self.name,
+            self.tenant,
+            self.storage
+        );
+        self.storage.as_str()
+    }
+
+    /// [`Board::storage_name`] as its own (cheaply cloned) value.
+    pub fn storage(&self) -> &StorageName {
+        debug_assert!(self.storage.is_of(&self.tenant, &self.name));
+        &self.storage
+    }
+
+    /// The same board addressing `period` (a period id or a blend name);
+    /// tenant and storage name are kept.
     pub fn at(&self, period: impl Into<Arc<str>>) -> Board {
         Board {
             period: period.into(),
@@ -412,6 +541,55 @@ mod tests {
             "daily",
             "not another board's"
         );
+    }
+
+    #[test]
+    fn the_storage_name_joins_tenant_and_board() {
+        let name = |s: &str| BoardName::new(s).unwrap();
+        let public = board(4, 2);
+        assert_eq!(public.tenant.as_str(), PUBLIC_TENANT);
+        assert_eq!(public.storage_name(), "b", "public keeps the bare name");
+        let acme = public.clone().in_tenant(name("acme"));
+        assert_eq!(acme.storage_name(), "acme.b");
+        assert_eq!((acme.shards, acme.groups), (4, 2), "other fields kept");
+        let daily = acme.at("daily/2026-12-01");
+        assert_eq!(daily.storage_name(), "acme.b", "at keeps the tenant");
+        assert_eq!(daily.tenant.as_str(), "acme");
+        let back = acme.in_tenant(name(PUBLIC_TENANT));
+        assert_eq!(back.storage_name(), "b");
+        assert_eq!(back, public);
+        let updated = Board {
+            shards: 8,
+            ..Board::new(name("videos")).in_tenant(name("acme"))
+        };
+        assert_eq!(
+            updated.storage_name(),
+            "acme.videos",
+            "struct update keeps it"
+        );
+    }
+
+    #[test]
+    fn storage_names_parse_as_one_or_two_parts() {
+        for ok in ["global", "acme.videos", "a.b", "0-x_y.z"] {
+            assert_eq!(StorageName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "", ".", "a.", ".b", "a..b", "a.b.c", "A.b", "a.B", "a:b", "a{b",
+        ] {
+            assert!(StorageName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "Board::in_tenant")]
+    fn a_tenant_set_by_struct_update_is_caught() {
+        let b = Board {
+            tenant: BoardName::new("acme").unwrap(),
+            ..board(4, 2)
+        };
+        let _ = b.storage_name();
     }
 
     #[test]
