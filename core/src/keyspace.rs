@@ -1,6 +1,11 @@
 //! Key names, shared by every backend so that operators see one layout.
 //!
-//! All keys of one shard carry the same Redis hash tag, `{st:BOARD:SHARD}`:
+//! Keys are built from the board's storage name ([`Board::storage_name`]),
+//! `b` below: the board name for tenant `public` (so keys written before
+//! tenants are where they were), `TENANT.BOARD` for any other tenant, so
+//! boards of one name in two tenants share no key.
+//!
+//! All keys of one shard carry the same Redis hash tag, `{st:b:SHARD}`:
 //! the tag names the board and the shard, not the period, so every period
 //! and blend of a shard lives in one cluster slot and a write that moves all
 //! of them is one atomic script. `P` below is a period id (`all`,
@@ -16,11 +21,17 @@
 //! | `{st:b:s}:bp:NAME` | string | blend NAME's parts set at run time ([`crate::blend::encode_parts`]) |
 //! | `{st:b:s}:bs:NAME` | string | what blend NAME's set was built from ([`crate::blend::built_from`]) |
 //! | `{sg:b:g}:snap:P` | string | group g's merged TOP-K snapshot of P |
+//! | `{sx:b}:snap:P` | string | the global TOP-K of P (an encoding's key; not stored) |
+//!
+//! For example board `global` of tenant `public` keeps shard 17's `all` set
+//! at `{st:global:17}:z:all`, board `videos` of tenant `acme` at
+//! `{st:acme.videos:17}:z:all`.
 //!
 //! Keys of a closed period (`:z:P`, `:v:P`, `:snap:P`) expire at the
 //! period's end plus the board's `closed_retention`.
 //!
-//! Board names cannot hold `{`, `}` or `:`, so tags never collide.
+//! Tenant ids and board names cannot hold `{`, `}`, `:` or `.`, so tags
+//! never collide, across boards or across tenants.
 //!
 //! Before periods (releases up to wave 1) the tag was `{st:b:all:s}` and
 //! keys had no `:P` suffix; that layout is not read any more.
@@ -40,16 +51,16 @@ pub enum Scope {
 
 /// The hash tag shared by every key of one shard, braces included.
 pub fn shard_tag(board: &Board, shard: u32) -> String {
-    format!("{{st:{}:{}}}", board.name, shard)
+    format!("{{st:{}:{}}}", board.storage_name(), shard)
 }
 
-/// `{st:BOARD:SHARD}`, `suffix` and then `period`, in one allocation sized
+/// `{st:STORAGE:SHARD}`, `suffix` and then `period`, in one allocation sized
 /// up front: a rank fans out over every shard, so each request builds one
 /// key per shard (with `format!` over [`shard_tag`], two allocations and
 /// their regrowth were a visible share of the gateway's time).
 fn shard_key(board: &Board, shard: u32, suffix: &str, period: &str) -> String {
     use std::fmt::Write;
-    let name = board.name.as_str();
+    let name = board.storage_name();
     let mut key = String::with_capacity(name.len() + period.len() + suffix.len() + 16);
     let _ = write!(key, "{{st:{name}:{shard}}}{suffix}{period}");
     key
@@ -89,8 +100,13 @@ pub fn shard_audit(board: &Board, shard: u32) -> String {
 pub fn snapshot(board: &Board, scope: Scope) -> String {
     match scope {
         Scope::Shard(s) => format!("{}:snap:{}", shard_tag(board, s), board.period),
-        Scope::Group(g) => format!("{{sg:{}:{}}}:snap:{}", board.name, g, board.period),
-        Scope::Global => format!("{{sx:{}}}:snap:{}", board.name, board.period),
+        Scope::Group(g) => format!(
+            "{{sg:{}:{}}}:snap:{}",
+            board.storage_name(),
+            g,
+            board.period
+        ),
+        Scope::Global => format!("{{sx:{}}}:snap:{}", board.storage_name(), board.period),
     }
 }
 
@@ -117,5 +133,52 @@ mod tests {
         let daily = b.at("daily/2026-12-01");
         assert_eq!(shard_zset(&daily, 2), "{st:global:2}:z:daily/2026-12-01");
         assert_eq!(shard_version(&daily, 2), "{st:global:2}:v:daily/2026-12-01");
+    }
+
+    /// Pinned: a public board's keys are what they were before tenants (the
+    /// data already stored stays reachable), a tenant board's carry
+    /// `TENANT.BOARD`.
+    #[test]
+    fn keys_of_public_and_tenant_boards() {
+        let name = |s: &str| BoardName::new(s).unwrap();
+        let public = Board::new(name("global"));
+        assert_eq!(shard_tag(&public, 17), "{st:global:17}");
+        assert_eq!(shard_zset(&public, 17), "{st:global:17}:z:all");
+        assert_eq!(shard_version(&public, 17), "{st:global:17}:v:all");
+        assert_eq!(shard_idempotency_prefix(&public, 17), "{st:global:17}:i:");
+        assert_eq!(shard_audit(&public, 17), "{st:global:17}:a");
+        assert_eq!(
+            snapshot(&public, Scope::Shard(17)),
+            "{st:global:17}:snap:all"
+        );
+        assert_eq!(snapshot(&public, Scope::Group(3)), "{sg:global:3}:snap:all");
+        assert_eq!(snapshot(&public, Scope::Global), "{sx:global}:snap:all");
+
+        let videos = Board::new(name("videos")).in_tenant(name("acme"));
+        assert_eq!(shard_tag(&videos, 17), "{st:acme.videos:17}");
+        assert_eq!(shard_zset(&videos, 17), "{st:acme.videos:17}:z:all");
+        assert_eq!(shard_version(&videos, 17), "{st:acme.videos:17}:v:all");
+        assert_eq!(
+            shard_idempotency_prefix(&videos, 17),
+            "{st:acme.videos:17}:i:"
+        );
+        assert_eq!(shard_audit(&videos, 17), "{st:acme.videos:17}:a");
+        let daily = videos.at("daily/2026-12-01");
+        assert_eq!(
+            shard_zset(&daily, 17),
+            "{st:acme.videos:17}:z:daily/2026-12-01"
+        );
+        assert_eq!(
+            snapshot(&daily, Scope::Shard(17)),
+            "{st:acme.videos:17}:snap:daily/2026-12-01"
+        );
+        assert_eq!(
+            snapshot(&videos, Scope::Group(3)),
+            "{sg:acme.videos:3}:snap:all"
+        );
+        assert_eq!(
+            snapshot(&videos, Scope::Global),
+            "{sx:acme.videos}:snap:all"
+        );
     }
 }

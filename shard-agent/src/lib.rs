@@ -110,7 +110,8 @@ pub fn views(board: &Board, now_ms: i64) -> Vec<Board> {
     out
 }
 
-/// What was last published: (board, period, shard or group) -> version.
+/// What was last published: (board storage name, so boards of one name in
+/// two tenants are apart; period; shard or group) -> version.
 type Published = HashMap<(String, Arc<str>, u32), u64>;
 
 /// The agent's memory of what it last published, so unchanged shards and
@@ -161,7 +162,7 @@ impl Agent {
         let versions = store.versions(board, shards).await?;
         let mut written = 0;
         for (&shard, &version) in shards.iter().zip(&versions) {
-            let key = (board.name.to_string(), board.period.clone(), shard);
+            let key = (board.storage_name().to_owned(), board.period.clone(), shard);
             if self.published_shards.get(&key) == Some(&version) {
                 continue;
             }
@@ -220,7 +221,7 @@ impl Agent {
                     lists.push(snapshot.entries);
                 }
             }
-            let key = (board.name.to_string(), board.period.clone(), group);
+            let key = (board.storage_name().to_owned(), board.period.clone(), group);
             if self.published_groups.get(&key) == Some(&version) {
                 continue;
             }
@@ -275,7 +276,7 @@ impl Agent {
 /// `views`, so the agent's memory stays bounded as periods roll over.
 fn forget_others(published: &mut Published, board: &Board, views: &[Board]) {
     published.retain(|(name, period, _), _| {
-        name.as_str() != board.name.as_str() || views.iter().any(|v| v.period == *period)
+        name.as_str() != board.storage_name() || views.iter().any(|v| v.period == *period)
     });
 }
 

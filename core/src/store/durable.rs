@@ -66,7 +66,9 @@
 //!
 //! One file, `DATA_DIR/standings.redb`, holds every board. Keys are redb
 //! tuples, compared element by element, so every row of one shard is
-//! contiguous. `b` is the board name, `p` a period id (`all`,
+//! contiguous. `b` is the board's storage name ([`Board::storage_name`]:
+//! the board name for tenant `public`, as in files written before tenants,
+//! `TENANT.BOARD` otherwise), `p` a period id (`all`,
 //! `daily/2026-12-01`, ...), `s` the shard index (`u32`); `""` in place of
 //! `p` marks a row of the whole shard:
 //!
@@ -116,9 +118,9 @@ use super::{
     WriteOutcome,
 };
 use crate::blend::{self, Blend};
-use crate::board::Board;
+use crate::board::{Board, StorageName};
 use crate::keyspace::{self, Scope};
-use crate::types::{BoardName, Entry, MemberId, Op};
+use crate::types::{Entry, MemberId, Op};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "standings.redb";
@@ -254,7 +256,7 @@ pub enum OpenError {
 /// One change to persist.
 enum Mutation {
     Write {
-        board: BoardName,
+        board: StorageName,
         applied: Applied,
     },
     Snapshot {
@@ -265,17 +267,15 @@ enum Mutation {
     },
     /// Periods of a shard dropped by retention.
     Expire {
-        board: BoardName,
+        board: StorageName,
         shard: u32,
         sets: Vec<Arc<str>>,
     },
     /// Snapshots dropped by retention.
-    ExpireSnapshots {
-        keys: Vec<String>,
-    },
+    ExpireSnapshots { keys: Vec<String> },
     /// A blend's parts set at run time, on every shard.
     BlendParts {
-        board: BoardName,
+        board: StorageName,
         blend: Arc<str>,
         shards: u32,
         parts: String,
@@ -582,19 +582,21 @@ impl<K: PartialEq, T> Runs<K, T> {
     }
 }
 
-/// Interns board names and set ids while loading.
+/// Interns storage names and set ids while loading.
 #[derive(Default)]
 struct Names {
-    boards: HashMap<String, BoardName>,
+    boards: HashMap<String, StorageName>,
     sets: HashMap<String, Arc<str>>,
 }
 
 impl Names {
-    fn board(&mut self, b: &str) -> Result<BoardName, String> {
+    /// A row's `b`: a storage name (`videos`, or `acme.videos` for a
+    /// tenant's board), not necessarily a valid board name.
+    fn board(&mut self, b: &str) -> Result<StorageName, String> {
         if let Some(name) = self.boards.get(b) {
             return Ok(name.clone());
         }
-        let name = BoardName::new(b).map_err(|err| format!("board name {b:?}: {err}"))?;
+        let name = StorageName::parse(b).map_err(|err| format!("storage name {b:?}: {err}"))?;
         self.boards.insert(b.to_owned(), name.clone());
         Ok(name)
     }
@@ -650,7 +652,7 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
 
     // Rows come sorted by (board, period, shard): each set's run is
     // restored under one lookup and one lock.
-    type SetRun = (BoardName, Arc<str>, u32, Option<i64>);
+    type SetRun = (StorageName, Arc<str>, u32, Option<i64>);
     let restore = |(b, p, s, at): SetRun, scores: Vec<(MemberId, f64)>| {
         memory.restore_scores((b, s), p, at, scores)
     };
@@ -1022,7 +1024,7 @@ impl Store for DurableStore {
             return Ok(outcome);
         };
         let mutation = Mutation::Write {
-            board: board.name.clone(),
+            board: board.storage().clone(),
             applied,
         };
         Self::commit(permit, mutation).await?;
@@ -1112,7 +1114,7 @@ impl Store for DurableStore {
             rebuilt += n;
             if !sets.is_empty() {
                 let mutation = Mutation::Expire {
-                    board: board.name.clone(),
+                    board: board.storage().clone(),
                     shard,
                     sets,
                 };
@@ -1131,7 +1133,7 @@ impl Store for DurableStore {
         let permit = self.reserve().await?;
         self.memory.set_blend(board, blend).await?;
         let mutation = Mutation::BlendParts {
-            board: board.name.clone(),
+            board: board.storage().clone(),
             blend: blend.name.clone(),
             shards: board.shards,
             parts: blend::encode_parts(&blend.parts),
@@ -1151,11 +1153,12 @@ impl Store for DurableStore {
 mod tests {
     use super::*;
     use crate::store::memory::{IdempotencyRecord, SetChange};
+    use crate::types::BoardName;
 
     fn applied(version: u64, score: f64, key: Option<&str>) -> Mutation {
         let member = MemberId::new("m:1").unwrap();
         Mutation::Write {
-            board: BoardName::new("ord").unwrap(),
+            board: StorageName::parse("ord").unwrap(),
             applied: Applied {
                 shard: 1,
                 seq: version,

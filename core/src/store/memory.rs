@@ -18,7 +18,7 @@ use super::{
     WriteOutcome,
 };
 use crate::blend::{self, Blend, BlendPart};
-use crate::board::{Board, Schedule};
+use crate::board::{Board, Schedule, StorageName};
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
 use crate::types::{Entry, MemberId, Order};
@@ -350,8 +350,10 @@ struct Seen {
     scores: Option<PeriodScores>,
 }
 
-/// A shard of one board: (board name, shard index).
-pub(crate) type ShardId = (crate::types::BoardName, u32);
+/// A shard of one board: (the board's storage name, shard index). The
+/// storage name, not the board name, so that boards of one name in two
+/// tenants are separate shards ([`Board::storage_name`]).
+pub(crate) type ShardId = (StorageName, u32);
 
 /// One set a write moved: its id (period id or blend name), the member's
 /// score there (`None`: removed) and the set's version after the write.
@@ -427,7 +429,7 @@ impl MemoryStore {
     }
 
     fn with_shard<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&mut Shard) -> T) -> T {
-        self.with_shard_id((board.name.clone(), shard), f)
+        self.with_shard_id((board.storage().clone(), shard), f)
     }
 
     fn with_shard_id<T>(&self, id: ShardId, f: impl FnOnce(&mut Shard) -> T) -> T {

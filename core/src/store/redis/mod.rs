@@ -3,8 +3,9 @@
 //!
 //! # Writes
 //!
-//! Every key of a shard carries the shard's hash tag `{st:BOARD:SHARD}`,
-//! whatever the period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
+//! Every key of a shard carries the shard's hash tag `{st:STORAGE:SHARD}`
+//! (`STORAGE` the board's [`crate::Board::storage_name`]: the board name,
+//! or `TENANT.BOARD` outside tenant `public`), whatever the period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
 //! one slot, atomic on the node that owns it: idempotency check, the op in
 //! the current period of every kind of the board, the member's score in
 //! every blend (each blend's set rebuilt first when one of its parts rolled

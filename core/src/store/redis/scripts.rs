@@ -12,8 +12,9 @@
 //!
 //! # Keys
 //!
-//! Every key of a shard carries the tag `{st:BOARD:SHARD}`, and the scripts
-//! take it from their first key. Keys whose names do not depend on the
+//! Every key of a shard carries the tag `{st:STORAGE:SHARD}` (the board's
+//! storage name, which may hold a `.` but never a brace), and the scripts
+//! take it from their first key (`%b{}`). Keys whose names do not depend on the
 //! clock are passed in `KEYS` (the audit stream, the idempotency record and
 //! each blend's four keys); the keys of periods (`:z:P`, `:v:P`, for `all`
 //! too) are built in the script from the tag and the period id it picked,
