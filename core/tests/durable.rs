@@ -649,3 +649,138 @@ async fn a_file_from_before_periods_is_migrated() {
     assert_eq!(store.versions(&b, &[shard]).await.unwrap(), vec![2]);
     store.close().await;
 }
+
+/// A file written before tenants (rows keyed by the bare board name, as
+/// the store writes them for tenant `public`) reopens with every row where
+/// it was, and a tenant's board of the same name is written beside it,
+/// keyed `TENANT.BOARD`, and reopens under its tenant.
+#[tokio::test]
+async fn public_rows_stay_put_and_tenant_rows_reopen_under_their_tenant() {
+    use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+    let members_table = TableDefinition::<(&str, &str, u32, &str), (f64, u64)>::new("members");
+    let dir = TempDir::new("tenants");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let public = board("videos", &["all"], Order::Desc, 4);
+    let acme = public.clone().in_tenant(BoardName::new("acme").unwrap());
+    let m = member(1);
+    let shard = public.shard_of(&m).unwrap();
+    {
+        // What a release before tenants wrote for board `videos`.
+        let db = Database::create(dir.path().join("standings.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut members = txn.open_table(members_table).unwrap();
+            members
+                .insert(("videos", "all", shard, m.as_str()), (5.0, 1))
+                .unwrap();
+            let mut versions = txn
+                .open_table(TableDefinition::<(&str, &str, u32), u64>::new("versions"))
+                .unwrap();
+            versions.insert(("videos", "all", shard), 1).unwrap();
+            versions.insert(("videos", "", shard), 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let store = open(dir.path());
+    assert_eq!(store.score(&public, shard, &m).await.unwrap(), Some(5.0));
+    assert_eq!(store.versions(&public, &[shard]).await.unwrap(), vec![1]);
+    assert_eq!(
+        store.score(&acme, shard, &m).await.unwrap(),
+        None,
+        "a tenant's board of the same name does not see public rows"
+    );
+    let key = Some("k".to_owned());
+    let outcome = store
+        .apply(&acme, &write(1, Op::Incr, 2.0, key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.score, 2.0, "from absent, not from public's 5");
+    store
+        .apply(&acme, &write(5, Op::Set, 7.0, None))
+        .await
+        .unwrap();
+    store
+        .put_snapshot(&acme, Scope::Shard(shard), Bytes::from_static(b"acme"))
+        .await
+        .unwrap();
+    store
+        .apply(&public, &write(1, Op::Incr, 1.0, key.clone()))
+        .await
+        .unwrap();
+    let public_before = view(&store, &public, 8).await;
+    let acme_before = view(&store, &acme, 8).await;
+    store.close().await;
+
+    {
+        let db = Database::open(dir.path().join("standings.redb")).unwrap();
+        let txn = db.begin_read().unwrap();
+        let members = txn.open_table(members_table).unwrap();
+        let mut rows: Vec<(String, u32, String, f64)> = members
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (k, v) = row.unwrap();
+                let (b, _, s, m) = k.value();
+                (b.to_owned(), s, m.to_owned(), v.value().0)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(
+            rows,
+            [
+                ("acme.videos".to_owned(), 1, "m:1".to_owned(), 2.0),
+                ("acme.videos".to_owned(), 1, "m:5".to_owned(), 7.0),
+                ("videos".to_owned(), 1, "m:1".to_owned(), 6.0),
+            ],
+            "public rows keep the bare name, the tenant's carry it"
+        );
+    }
+
+    let store = open(dir.path());
+    assert_eq!(view(&store, &public, 8).await, public_before, "public");
+    assert_eq!(view(&store, &acme, 8).await, acme_before, "acme");
+    assert_eq!(acme_before.scores[1], Some(2.0));
+    assert_eq!(public_before.scores[1], Some(6.0));
+    assert_eq!(
+        acme_before.snapshots[shard as usize].as_deref(),
+        Some(&b"acme"[..])
+    );
+    assert_eq!(public_before.snapshots[shard as usize], None);
+    let repeat = store
+        .apply(&acme, &write(1, Op::Incr, 2.0, key))
+        .await
+        .unwrap();
+    assert!(
+        !repeat.applied,
+        "acme's idempotency record reopens as acme's"
+    );
+    store.close().await;
+}
+
+/// Stored names are checked as storage names at load: one or two
+/// board-name parts joined by one `.`.
+#[tokio::test]
+async fn a_row_with_an_invalid_storage_name_is_corrupt() {
+    use redb::{Database, TableDefinition};
+    for bad in ["a.b.c", "Videos", "acme."] {
+        let dir = TempDir::new("bad-name");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        {
+            let db = Database::create(dir.path().join("standings.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(TableDefinition::<(&str, &str, u32), u64>::new("versions"))
+                .unwrap()
+                .insert((bad, "", 0), 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        match DurableStore::open(dir.path(), DurableOptions::default()) {
+            Err(OpenError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("storage name"), "{bad}: {reason}")
+            }
+            Err(e) => panic!("{bad}: {e}"),
+            Ok(_) => panic!("{bad}: opened"),
+        }
+    }
+}

@@ -9,12 +9,15 @@
 //! against a store that already holds other data.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use standings_core::board::{Board, ShardBy};
+use standings_core::blend::{Blend, BlendPart};
+use standings_core::board::{Board, ShardBy, PUBLIC_TENANT};
 use standings_core::keyspace::Scope;
+use standings_core::period::PeriodKind;
 use standings_core::store::{Store, StoreError, Write};
 use standings_core::types::{BoardName, Entry, MemberId, Op, Order, Score, MAX_SCORE};
 
@@ -35,6 +38,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     snapshots(store, &board(prefix, "snap", Order::Desc)).await;
     random_workload(store, &board(prefix, "rand", Order::Desc)).await;
     random_workload(store, &board(prefix, "rand-asc", Order::Asc)).await;
+    tenants(store, prefix).await;
     store.ping().await.expect("ping");
 }
 
@@ -517,4 +521,189 @@ async fn random_workload(store: &dyn Store, b: &Board) {
         all,
         "merged shard tops"
     );
+}
+
+/// Boards of one name in tenants `ta`, `tb` and `public` are fully apart:
+/// writes, idempotency keys, scores, tops, counts, neighbours, versions,
+/// audit, snapshots and blends of one are never seen through another.
+async fn tenants(store: &dyn Store, prefix: &str) {
+    let tenant = |t: &str| BoardName::new(t).expect("tenant id");
+    let doubled = Blend {
+        name: Arc::from("double"),
+        parts: Arc::from([BlendPart {
+            kind: PeriodKind::All,
+            previous: false,
+            weight: 2.0,
+        }]),
+    };
+    let base = Board {
+        blends: Arc::from([doubled]),
+        ..board(prefix, "tenant", Order::Desc)
+    };
+    let ta = base.clone().in_tenant(tenant("ta"));
+    let tb = base.clone().in_tenant(tenant("tb"));
+    let public = base.in_tenant(tenant(PUBLIC_TENANT));
+    let boards = [("ta", &ta), ("tb", &tb), ("public", &public)];
+    assert_eq!(ta.name, public.name, "one board name in every tenant");
+    assert_ne!(ta.storage_name(), tb.storage_name());
+    assert_eq!(public.storage_name(), public.name.as_str());
+
+    // The same member, the same idempotency key: each tenant's write is
+    // its own, none is a repeat of another's.
+    for (t, b, value) in [
+        ("ta", &ta, 10.0),
+        ("tb", &tb, 20.0),
+        ("public", &public, 30.0),
+    ] {
+        let w = Write {
+            idempotency_key: Some("same-key".into()),
+            request_id: format!("req-{t}"),
+            ..write(1, Op::Set, value)
+        };
+        let outcome = store.apply(b, &w).await.expect("apply");
+        assert!(outcome.applied, "{t}: another tenant's key is not a repeat");
+        assert_eq!(
+            outcome.score, value,
+            "{t}: from absent, not another's score"
+        );
+    }
+    apply(store, &ta, write(5, Op::Incr, 3.0)).await;
+    apply(store, &public, write(2, Op::Set, 1.0)).await;
+    let repeat = Write {
+        idempotency_key: Some("same-key".into()),
+        ..write(1, Op::Set, 10.0)
+    };
+    let again = store.apply(&ta, &repeat).await.expect("apply");
+    assert!(!again.applied, "ta's own key is still a repeat");
+
+    for (t, b, expected) in [
+        ("ta", &ta, [Some(10.0), None, Some(3.0)]),
+        ("tb", &tb, [Some(20.0), None, None]),
+        ("public", &public, [Some(30.0), Some(1.0), None]),
+    ] {
+        let got = [
+            score_of(store, b, 1).await,
+            score_of(store, b, 2).await,
+            score_of(store, b, 5).await,
+        ];
+        assert_eq!(got, expected, "{t}: scores of m:1, m:2, m:5");
+    }
+
+    let entry = |n: u64, score: f64| Entry {
+        member: member(n),
+        score,
+    };
+    let tops = |b: &Board, shard: u32| {
+        let b = b.clone();
+        async move { store.top(&b, shard, 10).await.expect("top") }
+    };
+    assert_eq!(
+        tops(&ta, 1).await,
+        vec![entry(1, 10.0), entry(5, 3.0)],
+        "ta"
+    );
+    assert_eq!(tops(&tb, 1).await, vec![entry(1, 20.0)], "tb");
+    assert_eq!(tops(&public, 1).await, vec![entry(1, 30.0)], "public");
+    assert_eq!(tops(&public, 2).await, vec![entry(2, 1.0)], "public");
+    assert_eq!(tops(&ta, 2).await, vec![], "ta has no m:2");
+    for (t, b) in boards {
+        assert_eq!(
+            store.top(&b.at("double"), 1, 10).await.expect("blend top"),
+            tops(b, 1)
+                .await
+                .into_iter()
+                .map(|e| entry_of(e, 2.0))
+                .collect::<Vec<_>>(),
+            "{t}: its blend is its own periods doubled"
+        );
+    }
+
+    let shards = ta.all_shards();
+    for (t, b, better, total) in [
+        ("ta", &ta, 0, 2),
+        ("tb", &tb, 1, 1),
+        ("public", &public, 1, 2),
+    ] {
+        let counts = store.counts(b, &shards, 15.0).await.expect("counts");
+        let sum = |f: fn(&standings_core::store::ShardCounts) -> u64| -> u64 {
+            counts.iter().map(f).sum()
+        };
+        assert_eq!(
+            (sum(|c| c.better), sum(|c| c.total)),
+            (better, total),
+            "{t}: counts"
+        );
+    }
+    let anchor = entry(1, 20.0);
+    let around = store
+        .neighbours(&tb, &[1], &anchor, 5)
+        .await
+        .expect("neighbours");
+    assert_eq!(
+        (around[0].better.len(), around[0].worse.len()),
+        (0, 0),
+        "tb's m:1 has no neighbour from ta or public"
+    );
+
+    for (t, b, versions) in [
+        ("ta", &ta, vec![0, 2, 0, 0]),
+        ("tb", &tb, vec![0, 1, 0, 0]),
+        ("public", &public, vec![0, 1, 1, 0]),
+    ] {
+        assert_eq!(
+            store.versions(b, &shards).await.expect("versions"),
+            versions,
+            "{t}"
+        );
+        let tail = store.audit_tail(b, 1, 10).await.expect("audit");
+        let first = tail.last().expect("an audit record");
+        assert_eq!(first.request_id, format!("req-{t}"), "{t}: its own audit");
+        assert_eq!(
+            tail.len() as u64,
+            versions[1],
+            "{t}: audit of its writes only"
+        );
+    }
+
+    for (t, b) in [("ta", &ta), ("tb", &tb)] {
+        store
+            .put_snapshot(b, Scope::Shard(1), Bytes::from(format!("shard-{t}")))
+            .await
+            .expect("put");
+        store
+            .put_snapshot(b, Scope::Group(0), Bytes::from(format!("group-{t}")))
+            .await
+            .expect("put");
+    }
+    for (t, b) in [("ta", &ta), ("tb", &tb)] {
+        assert_eq!(
+            store.get_snapshot(b, Scope::Shard(1)).await.expect("get"),
+            Some(Bytes::from(format!("shard-{t}"))),
+            "{t}: its own shard snapshot"
+        );
+        assert_eq!(
+            store.get_snapshot(b, Scope::Group(0)).await.expect("get"),
+            Some(Bytes::from(format!("group-{t}"))),
+            "{t}: its own group snapshot"
+        );
+    }
+    for scope in [Scope::Shard(1), Scope::Group(0)] {
+        assert_eq!(
+            store.get_snapshot(&public, scope).await.expect("get"),
+            None,
+            "public sees no tenant's snapshot"
+        );
+    }
+
+    // Maintenance of one tenant's board leaves the others as they were.
+    store.maintain(&ta, &shards).await.expect("maintain");
+    assert_eq!(score_of(store, &tb, 1).await, Some(20.0));
+    assert_eq!(score_of(store, &public, 1).await, Some(30.0));
+}
+
+fn entry_of(e: Entry, weight: f64) -> Entry {
+    Entry {
+        score: e.score * weight,
+        ..e
+    }
 }
