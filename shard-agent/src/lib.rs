@@ -391,6 +391,34 @@ mod tests {
         assert_eq!(names, ["u39", "u38", "u37"]);
     }
 
+    /// Boards of one name in two tenants are two boards to the agent: what
+    /// it published of one does not stand for the other.
+    #[tokio::test]
+    async fn boards_of_one_name_in_two_tenants_are_published_apart() {
+        let store = MemoryStore::new();
+        let ta = board().in_tenant(BoardName::new("ta").unwrap());
+        let tb = board().in_tenant(BoardName::new("tb").unwrap());
+        write(&store, &ta, "u1", 1.0).await;
+        write(&store, &tb, "u1", 2.0).await;
+        let mut agent = Agent::new();
+        assert_eq!(agent.shard_tick(&store, &ta, None).await.unwrap(), 8);
+        assert_eq!(
+            agent.shard_tick(&store, &tb, None).await.unwrap(),
+            8,
+            "same versions, another tenant: published too"
+        );
+        assert_eq!(agent.group_tick(&store, &ta, None).await.unwrap(), 2);
+        assert_eq!(agent.group_tick(&store, &tb, None).await.unwrap(), 2);
+        for (b, score) in [(&ta, 1.0), (&tb, 2.0)] {
+            let shard = b.shard_of(&MemberId::new("u1").unwrap()).unwrap();
+            let snap = snapshot::load(&store, b, Scope::Group(b.group_of(shard)))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(snap.entries[0].score, score, "{}", b.storage_name());
+        }
+    }
+
     #[tokio::test]
     async fn owned_ranges_are_respected() {
         let store = MemoryStore::new();
