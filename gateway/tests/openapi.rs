@@ -1,9 +1,10 @@
 //! `docs/openapi.yaml` against the gateway: every route is in the spec and
 //! nothing else is, every error code the gateway answers is in the spec's
-//! `Error` schema and nothing else is, and every error response has the
-//! `Error` body. A cheap guard that the contract and the code do not drift
-//! apart; `scripts/schemathesis.sh` is the expensive one (it fuzzes a
-//! running gateway against the same file).
+//! `Error` schema and nothing else is, every error response has the
+//! `Error` body, and every route documents the API-key answers (401, and
+//! 403 with the scope it needs). A cheap guard that the contract and the
+//! code do not drift apart; `scripts/schemathesis.sh` is the expensive one
+//! (it fuzzes a running gateway against the same file).
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,7 @@ use standings_gateway::router::{route, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 19] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -27,6 +28,9 @@ const ROUTES: [(&str, &str); 16] = [
     ("get", "/static/{board}/{period}/top1000.json"),
     ("get", "/v1/boards/{board}/periods"),
     ("put", "/v1/admin/boards/{board}/blends/{name}"),
+    ("post", "/v1/admin/boards/{board}/purge"),
+    ("post", "/v1/admin/reload"),
+    ("get", "/v1/boards"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -36,7 +40,7 @@ const ROUTES: [(&str, &str); 16] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 28] = [
+const ERROR_CODES: [&str; 31] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -50,6 +54,9 @@ const ERROR_CODES: [&str; 28] = [
     "unknown_parameter",
     "invalid_parameter",
     "invalid_path",
+    // API keys: 401, 403
+    "unauthorized",
+    "forbidden",
     // 404, 405, 413, 415
     "unknown_board",
     "member_not_found",
@@ -66,6 +73,8 @@ const ERROR_CODES: [&str; 28] = [
     "not_ready",
     "overloaded",
     "idempotency_conflict",
+    // 422 of POST /v1/admin/reload
+    "invalid_config",
     "outcome_unknown",
     // periods and blends: 400, 404, 400
     "invalid_period",
@@ -143,6 +152,20 @@ fn spec_paths_reach_their_routes() {
             "{routed:?} does not take {method} ({path})"
         );
     }
+    for r in Route::ALL.iter().filter(|r| **r != Route::NotFound) {
+        let documented = ROUTES.iter().any(|(_, path)| {
+            let concrete = path
+                .replace("{board}", "arena")
+                .replace("{member}", "user%3A1")
+                .replace("{period}", "daily")
+                .replace("{name}", "hot");
+            route(&concrete).route == *r
+        });
+        assert!(
+            documented,
+            "{r:?} is routed but no ROUTES entry (and so no spec path) reaches it"
+        );
+    }
     let allow: BTreeSet<&str> = spec["components"]["headers"]["Allow"]["schema"]["enum"]
         .as_array()
         .expect("Allow has an enum")
@@ -213,6 +236,7 @@ fn error_constructors_use_listed_codes() {
         ApiError::from(MemberId::new("").unwrap_err()).code,
         ApiError::from(Score::new(f64::NAN).unwrap_err()).code,
         ApiError::from(Op::parse("decr").unwrap_err()).code,
+        standings_gateway::auth::unauthorized("x").code,
     ];
     for code in produced {
         assert!(
@@ -244,6 +268,12 @@ fn every_error_response_has_the_error_body_and_its_headers() {
                     schema["$ref"], "#/components/schemas/Error",
                     "{at} has the Error body"
                 );
+                if n == 401 {
+                    assert!(
+                        response["headers"].get("WWW-Authenticate").is_some(),
+                        "{at} documents WWW-Authenticate"
+                    );
+                }
                 if n == 429 || n == 503 {
                     assert!(
                         response["headers"].get("Retry-After").is_some(),
@@ -356,4 +386,67 @@ fn board_names_and_limits_match_the_code() {
         schemas["WriteResult"]["properties"].get("scores").is_some(),
         "the write answer has scores"
     );
+}
+
+/// The scope a route needs of an API key (`x-scope` in the spec): the
+/// gateway's `board_scope` in `gateway/src/service.rs`, plus `admin` for
+/// the operator routes that check `auth::authorize_operator` (backup,
+/// reload). A route added later fails the test until it is placed here.
+fn scope(route: Route) -> Option<&'static str> {
+    match route {
+        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => Some("read"),
+        Route::Scores => Some("write"),
+        Route::BlendWeights | Route::Purge | Route::Backup | Route::Reload => Some("admin"),
+        Route::Boards | Route::Healthz | Route::Readyz | Route::Metrics | Route::NotFound => None,
+        #[allow(unreachable_patterns)]
+        other => panic!("{other:?} is new: say in scope() which scope it needs"),
+    }
+}
+
+/// A malformed `Authorization` header or an unknown key is 401 on every
+/// route (rule 1 in `gateway/src/auth.rs`), and a route that needs a scope
+/// can also answer 403: each operation documents both, and names the scope
+/// it needs as `x-scope`; the bearer scheme is declared and optional.
+#[test]
+fn every_route_documents_the_api_key_answers() {
+    let spec = spec();
+    let scheme = &spec["components"]["securitySchemes"]["apiKey"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"]),
+        (&"http".into(), &"bearer".into()),
+        "Authorization: Bearer KEY"
+    );
+    let security = spec["security"].as_array().expect("top-level security");
+    assert!(
+        security
+            .iter()
+            .any(|s| s.as_object().is_some_and(|o| o.is_empty())),
+        "a key is optional as far as the spec can say (public boards, /healthz)"
+    );
+    assert!(
+        security.iter().any(|s| s.get("apiKey").is_some()),
+        "the bearer scheme is offered"
+    );
+    for (method, path) in ROUTES {
+        let concrete = path
+            .replace("{board}", "arena")
+            .replace("{member}", "user%3A1")
+            .replace("{period}", "daily")
+            .replace("{name}", "hot");
+        let op = &spec["paths"][path][method];
+        let at = format!("{} {path}", method.to_uppercase());
+        let responses = &op["responses"];
+        assert!(responses.get("401").is_some(), "{at} documents 401");
+        let needs = scope(route(&concrete).route);
+        assert_eq!(
+            op.get("x-scope").and_then(Value::as_str),
+            needs,
+            "{at}: x-scope names the scope the gateway checks"
+        );
+        assert_eq!(
+            responses.get("403").is_some(),
+            needs.is_some(),
+            "{at}: 403 exactly where a scope is needed"
+        );
+    }
 }
