@@ -422,6 +422,13 @@ pub struct BoardConfig {
 }
 
 impl BoardConfig {
+    /// A board from its JSON form (the same fields as a `[[boards]]`
+    /// entry): how the admin API takes a board and the store's catalog
+    /// keeps it. Not validated; see [`Config::check_runtime_board`].
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
     /// The tenant that owns the board.
     pub fn tenant(&self) -> &str {
         self.tenant.as_deref().unwrap_or(PUBLIC_TENANT)
@@ -854,6 +861,28 @@ impl Config {
         Ok(self)
     }
 
+    /// Checks a board created at run time exactly as the config file's
+    /// boards are checked (with this config's tenants), and that its name
+    /// is not one of the file's boards. Errors are (field, message), the
+    /// field as the board's own key (`periods[1]`).
+    pub fn check_runtime_board(&self, board: &BoardConfig) -> Result<(), (String, String)> {
+        if self.boards.iter().any(|b| b.name == board.name) {
+            return Err(("name".into(), "is a board of the config file".into()));
+        }
+        let probe = Config {
+            boards: vec![board.clone()],
+            ..self.clone()
+        };
+        match probe.validate("runtime board") {
+            Ok(_) => Ok(()),
+            Err(ConfigError::Invalid { key, message, .. }) => {
+                let field = key.strip_prefix("boards[0].").unwrap_or(&key).to_string();
+                Err((field, message))
+            }
+            Err(other) => Err(("board".into(), other.to_string())),
+        }
+    }
+
     /// The boards as the core types see them.
     pub fn boards(&self) -> Vec<Board> {
         self.boards.iter().map(BoardConfig::to_board).collect()
@@ -915,6 +944,7 @@ impl BoardConfig {
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             ..Board::new(name)
         }
+        .in_tenant(BoardName::new(self.tenant()).expect("validated tenant id"))
     }
 }
 
@@ -1049,6 +1079,7 @@ mod tests {
         );
         let c = Config::parse(&ok, "t").unwrap();
         assert_eq!(c.boards[0].tenant(), "acme");
+        assert_eq!(c.boards()[0].storage_name(), "acme.b", "tenant and board name the keyspace");
         assert_eq!(
             c.tenants[0].keys[0].scopes,
             [KeyScope::Read, KeyScope::Admin]
