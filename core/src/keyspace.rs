@@ -38,6 +38,11 @@
 
 use crate::board::Board;
 
+/// The catalog of boards created at run time: a hash, board name ->
+/// definition (its own slot; read by every gateway and agent each
+/// refresh).
+pub const CATALOG: &str = "{standings-catalog}:boards";
+
 /// Which snapshot: a shard's or a group's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {

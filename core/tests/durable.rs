@@ -784,3 +784,19 @@ async fn a_row_with_an_invalid_storage_name_is_corrupt() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_catalog_survives_a_reopen() {
+    let dir = TempDir::new("catalog");
+    let store = open(dir.path());
+    assert!(store.catalog_add("kept", "{\"name\":\"kept\"}").await.unwrap());
+    assert!(store.catalog_add("gone", "{}").await.unwrap());
+    assert!(store.catalog_remove("gone").await.unwrap());
+    store.close().await;
+    let store = open(dir.path());
+    assert_eq!(
+        store.catalog().await.unwrap(),
+        vec![("kept".to_string(), "{\"name\":\"kept\"}".to_string())]
+    );
+    store.close().await;
+}

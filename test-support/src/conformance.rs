@@ -39,7 +39,32 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     random_workload(store, &board(prefix, "rand", Order::Desc)).await;
     random_workload(store, &board(prefix, "rand-asc", Order::Asc)).await;
     tenants(store, prefix).await;
+    catalog(store, prefix).await;
     store.ping().await.expect("ping");
+}
+
+/// The catalog of boards created at run time: add once, list, remove once.
+async fn catalog(store: &dyn Store, prefix: &str) {
+    let name = format!("{prefix}-cat");
+    let def = r#"{"name": "x", "shards": 2}"#;
+    assert!(store.catalog_add(&name, def).await.expect("add"), "added");
+    assert!(
+        !store.catalog_add(&name, "other").await.expect("add"),
+        "a name is added once"
+    );
+    let listed = store.catalog().await.expect("list");
+    assert!(
+        listed.contains(&(name.clone(), def.to_string())),
+        "listed with its first definition: {listed:?}"
+    );
+    assert!(store.catalog_remove(&name).await.expect("remove"));
+    assert!(!store.catalog_remove(&name).await.expect("remove"), "once");
+    assert!(!store
+        .catalog()
+        .await
+        .expect("list")
+        .iter()
+        .any(|(n, _)| *n == name));
 }
 
 /// A 4-shard numeric board, so the test knows where `m:N` lives (shard N % 4).

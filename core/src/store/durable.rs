@@ -83,6 +83,7 @@
 //! | `blend_parts` | `(b, blend, s)` | `&str`: the blend's parts set at run time ([`crate::blend::encode_parts`]) |
 //! | `snapshots` | [`keyspace::snapshot`] key | `(seq: u64, bytes)` |
 //! | `snapshot_expiry` | [`keyspace::snapshot`] key | `i64`: when a closed period's snapshot expires |
+//! | `catalog` | board name | `&str`: a board created at run time, its definition as the admin API took it |
 //!
 //! Blends are not stored: a blend is a function of its parts' periods, so
 //! each shard's blend is rebuilt from them after a restart (by the first
@@ -154,6 +155,7 @@ const IDEMPOTENCY_SCORES: TableDefinition<IdemKey<'static>, &'static str> =
 const BLEND_PARTS: TableDefinition<ShardKey<'static>, &'static str> =
     TableDefinition::new("blend_parts");
 const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> = TableDefinition::new("snapshot_expiry");
+const CATALOG: TableDefinition<&'static str, &'static str> = TableDefinition::new("catalog");
 
 /// The `p` of rows that belong to a whole shard rather than one period.
 const SHARD_ROW: &str = "";
@@ -273,6 +275,11 @@ enum Mutation {
     },
     /// Snapshots dropped by retention.
     ExpireSnapshots { keys: Vec<String> },
+    /// A board added to (`Some`) or removed from (`None`) the catalog.
+    Catalog {
+        name: String,
+        definition: Option<String>,
+    },
     /// A blend's parts set at run time, on every shard.
     BlendParts {
         board: StorageName,
@@ -457,6 +464,7 @@ fn prepare(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(SET_EXPIRY)?;
         txn.open_table(BLEND_PARTS)?;
         txn.open_table(SNAPSHOT_EXPIRY)?;
+        txn.open_table(CATALOG)?;
         let mut idem = txn.open_table(IDEMPOTENCY)?;
         let mut idem_scores = txn.open_table(IDEMPOTENCY_SCORES)?;
         let mut audit = txn.open_table(AUDIT)?;
@@ -728,6 +736,10 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
         let parts = blend::decode_parts(v.value())?;
         memory.restore_blend_parts((names.board(b)?, s), names.set(name), Arc::from(parts));
     }
+    for row in txn.open_table(CATALOG).map_err(t)?.iter().map_err(e)? {
+        let (k, v) = row.map_err(e)?;
+        memory.catalog_put(k.value(), Some(v.value()));
+    }
     let snapshot_expiry = txn.open_table(SNAPSHOT_EXPIRY).map_err(t)?;
     let snapshots = txn.open_table(SNAPSHOTS).map_err(t)?;
     let mut seq = 0;
@@ -773,6 +785,7 @@ fn copy_tables(from: &Database, to: &Database) -> Result<(), redb::Error> {
     copy_table!(read, write, BLEND_PARTS);
     copy_table!(read, write, SNAPSHOTS);
     copy_table!(read, write, SNAPSHOT_EXPIRY);
+    copy_table!(read, write, CATALOG);
     write.commit()?;
     Ok(())
 }
@@ -796,6 +809,7 @@ fn write_batch(
         let mut blend_parts = txn.open_table(BLEND_PARTS)?;
         let mut snapshots = txn.open_table(SNAPSHOTS)?;
         let mut snapshot_expiry = txn.open_table(SNAPSHOT_EXPIRY)?;
+        let mut catalog = txn.open_table(CATALOG)?;
         // The highest version of each set and sequence number of each
         // shard in the batch (the shard's under `SHARD_ROW`).
         let mut newest: HashMap<ShardKey<'_>, u64> = HashMap::new();
@@ -874,6 +888,14 @@ fn write_batch(
                         snapshot_expiry.remove(key.as_str())?;
                     }
                 }
+                Mutation::Catalog { name, definition } => match definition {
+                    Some(d) => {
+                        catalog.insert(name.as_str(), d.as_str())?;
+                    }
+                    None => {
+                        catalog.remove(name.as_str())?;
+                    }
+                },
                 Mutation::BlendParts {
                     board,
                     blend,
@@ -1139,6 +1161,36 @@ impl Store for DurableStore {
             parts: blend::encode_parts(&blend.parts),
         };
         Self::commit(permit, mutation).await
+    }
+
+    async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.memory.catalog().await
+    }
+
+    async fn catalog_add(&self, name: &str, definition: &str) -> Result<bool, StoreError> {
+        let permit = self.reserve().await?;
+        if !self.memory.catalog_put(name, Some(definition)) {
+            return Ok(false);
+        }
+        let mutation = Mutation::Catalog {
+            name: name.to_owned(),
+            definition: Some(definition.to_owned()),
+        };
+        Self::commit(permit, mutation).await?;
+        Ok(true)
+    }
+
+    async fn catalog_remove(&self, name: &str) -> Result<bool, StoreError> {
+        let permit = self.reserve().await?;
+        if !self.memory.catalog_put(name, None) {
+            return Ok(false);
+        }
+        let mutation = Mutation::Catalog {
+            name: name.to_owned(),
+            definition: None,
+        };
+        Self::commit(permit, mutation).await?;
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -412,6 +412,8 @@ pub struct MemoryStore {
     shards: RwLock<HashMap<ShardId, Arc<Mutex<Shard>>>>,
     /// Snapshots by [`keyspace::snapshot`] key, with their expiry.
     snapshots: RwLock<HashMap<String, (Bytes, Option<i64>)>>,
+    /// Boards created at run time: name -> definition.
+    catalog: RwLock<std::collections::BTreeMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -858,8 +860,39 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(read(&self.catalog)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn catalog_add(&self, name: &str, definition: &str) -> Result<bool, StoreError> {
+        Ok(self.catalog_put(name, Some(definition)))
+    }
+
+    async fn catalog_remove(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.catalog_put(name, None))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Adds `definition` under `name` if absent (`Some`), or removes it
+    /// (`None`); answers whether anything changed.
+    pub(crate) fn catalog_put(&self, name: &str, definition: Option<&str>) -> bool {
+        let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        match definition {
+            Some(d) if !catalog.contains_key(name) => {
+                catalog.insert(name.to_owned(), d.to_owned());
+                true
+            }
+            Some(_) => false,
+            None => catalog.remove(name).is_some(),
+        }
     }
 }
 

@@ -227,6 +227,18 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// every gateway and every later write uses the new weights.
     async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError>;
 
+    /// The boards created at run time: (name, definition), by name. The
+    /// definition is the admin API's JSON, kept as text; every gateway and
+    /// agent reads the catalog each refresh.
+    async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Adds a board to the catalog unless one of that name is there;
+    /// answers whether it was added.
+    async fn catalog_add(&self, name: &str, definition: &str) -> Result<bool, StoreError>;
+
+    /// Removes a board from the catalog; answers whether it was there.
+    async fn catalog_remove(&self, name: &str) -> Result<bool, StoreError>;
+
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 }

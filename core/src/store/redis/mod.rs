@@ -739,6 +739,49 @@ impl Store for RedisStore {
     }
 
     /// `PING` on every master: ready only when every slot can be served.
+    async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(keyspace::CATALOG);
+        let reply = self
+            .bound(async { self.query(&cmd).await.map_err(unavailable) })
+            .await?;
+        let items = match reply {
+            Value::Array(items) => items,
+            Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+            other => return Err(corrupt(format!("catalog reply {other:?}"))),
+        };
+        let text = |v: &Value| match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| corrupt("catalog text")),
+            Value::SimpleString(s) => Ok(s.clone()),
+            other => Err(corrupt(format!("catalog entry {other:?}"))),
+        };
+        let mut out: Vec<(String, String)> = items
+            .chunks(2)
+            .filter(|pair| pair.len() == 2)
+            .map(|pair| Ok((text(&pair[0])?, text(&pair[1])?)))
+            .collect::<Result<_, StoreError>>()?;
+        out.sort();
+        Ok(out)
+    }
+
+    async fn catalog_add(&self, name: &str, definition: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("HSETNX");
+        cmd.arg(keyspace::CATALOG).arg(name).arg(definition);
+        let reply = self
+            .bound_write(async { self.query(&cmd).await.map_err(write_failure) })
+            .await?;
+        Ok(matches!(reply, Value::Int(1)))
+    }
+
+    async fn catalog_remove(&self, name: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(keyspace::CATALOG).arg(name);
+        let reply = self
+            .bound_write(async { self.query(&cmd).await.map_err(write_failure) })
+            .await?;
+        Ok(matches!(reply, Value::Int(1)))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let cmd = redis::cmd("PING");
         self.bound(async { self.query(&cmd).await.map_err(unavailable) })
