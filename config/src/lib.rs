@@ -883,6 +883,32 @@ impl Config {
         }
     }
 
+    /// The boards of a store's catalog (name, definition) that are valid
+    /// against this config, in catalog order; an entry that no longer is
+    /// (its tenant was removed, or a file board took its name) is skipped
+    /// with a warning, and reappears if the config allows it again.
+    pub fn runtime_boards(&self, catalog: &[(String, String)]) -> Vec<BoardConfig> {
+        catalog
+            .iter()
+            .filter_map(|(name, definition)| {
+                let board = BoardConfig::from_json(definition)
+                    .ok()
+                    .filter(|b| &b.name == name);
+                let Some(board) = board else {
+                    tracing::warn!(board = %name, "catalog entry does not parse; skipped");
+                    return None;
+                };
+                match self.check_runtime_board(&board) {
+                    Ok(()) => Some(board),
+                    Err((field, message)) => {
+                        tracing::warn!(board = %name, field, message, "catalog board no longer valid; skipped");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// The boards as the core types see them.
     pub fn boards(&self) -> Vec<Board> {
         self.boards.iter().map(BoardConfig::to_board).collect()
@@ -1079,7 +1105,11 @@ mod tests {
         );
         let c = Config::parse(&ok, "t").unwrap();
         assert_eq!(c.boards[0].tenant(), "acme");
-        assert_eq!(c.boards()[0].storage_name(), "acme.b", "tenant and board name the keyspace");
+        assert_eq!(
+            c.boards()[0].storage_name(),
+            "acme.b",
+            "tenant and board name the keyspace"
+        );
         assert_eq!(
             c.tenants[0].keys[0].scopes,
             [KeyScope::Read, KeyScope::Admin]

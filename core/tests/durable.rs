@@ -789,7 +789,10 @@ async fn a_row_with_an_invalid_storage_name_is_corrupt() {
 async fn the_catalog_survives_a_reopen() {
     let dir = TempDir::new("catalog");
     let store = open(dir.path());
-    assert!(store.catalog_add("kept", "{\"name\":\"kept\"}").await.unwrap());
+    assert!(store
+        .catalog_add("kept", "{\"name\":\"kept\"}")
+        .await
+        .unwrap());
     assert!(store.catalog_add("gone", "{}").await.unwrap());
     assert!(store.catalog_remove("gone").await.unwrap());
     store.close().await;

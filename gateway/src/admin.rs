@@ -237,3 +237,145 @@ pub fn purge(state: &AppState, board: &str) -> Reply {
         cdn,
     }))
 }
+
+#[derive(Serialize)]
+struct BoardChange<'a> {
+    board: &'a str,
+    tenant: &'a str,
+    /// `created` or `deleted`.
+    status: &'static str,
+}
+
+/// `POST /v1/admin/boards`: a board created at run time, with the same
+/// fields and validation as a `[[boards]]` entry of the config, kept in the
+/// store's catalog so that every gateway and agent serves it within one
+/// refresh interval. Once tenants are configured it needs an admin key of
+/// the board's tenant (absent `tenant`: the key's own).
+pub async fn create_board<B>(
+    state: &AppState,
+    caller: Option<&crate::auth::Caller>,
+    headers: &HeaderMap,
+    body: B,
+) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let registry = state.registry.load_full();
+    if registry.keys.tenants_configured {
+        crate::auth::authorize_operator(&registry.keys, caller)?;
+    }
+    require_json(headers)?;
+    let raw = read_body(headers, body, state.max_body_bytes).await?;
+    let value: serde_json::Value = json_object(&raw, "the fields of a [[boards]] entry")?;
+    let mut board = standings_config::BoardConfig::from_json(&value.to_string()).map_err(|e| {
+        let field = e
+            .split('`')
+            .nth(1)
+            .map(short)
+            .unwrap_or_else(|| "board".into());
+        ApiError::bad_field(
+            ErrorCode::InvalidBoard,
+            field,
+            format!("the board is not valid: {e}"),
+        )
+    })?;
+    if let Some(c) = caller {
+        match &board.tenant {
+            None => board.tenant = Some(c.tenant.to_string()),
+            Some(t) if **t != *c.tenant => {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "a key of tenant {} cannot create boards of another tenant",
+                        c.tenant
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let exists = || {
+        ApiError::bad_field(
+            ErrorCode::BoardExists,
+            "name",
+            format!("a board named {:?} exists", board.name),
+        )
+    };
+    if registry.boards.contains_key(&board.name) {
+        return Err(exists());
+    }
+    registry
+        .config
+        .check_runtime_board(&board)
+        .map_err(|(field, message)| ApiError::bad_field(ErrorCode::InvalidBoard, field, message))?;
+    let core = board.to_board();
+    if has_data(state, &core).await? {
+        return Err(ApiError::bad_field(
+            ErrorCode::BoardExists,
+            "name",
+            format!(
+                "a board named {:?} was deleted and its data is kept; choose another name",
+                board.name
+            ),
+        ));
+    }
+    // Stored with its tenant named, whether the body named it or the key
+    // did: the catalog entry alone must say who owns the board.
+    let mut value = value;
+    if let (serde_json::Value::Object(map), Some(t)) = (&mut value, &board.tenant) {
+        map.insert("tenant".into(), serde_json::Value::String(t.clone()));
+    }
+    let definition = value.to_string();
+    if !state.store.catalog_add(&board.name, &definition).await? {
+        return Err(exists());
+    }
+    state.sync_catalog().await?;
+    tracing::info!(board = %board.name, tenant = board.tenant(), key = caller.map(|c| &*c.key_id), "board created at run time");
+    let mut response = json_of(&BoardChange {
+        board: &board.name,
+        tenant: board.tenant(),
+        status: "created",
+    });
+    *response.status_mut() = http::StatusCode::CREATED;
+    Ok(response)
+}
+
+/// Whether any current period of `board` holds a member (a board of that
+/// name was deleted and its data kept).
+async fn has_data(state: &AppState, board: &Board) -> Result<bool, ApiError> {
+    let shards = board.all_shards();
+    for period in board.current_periods(standings_core::store::now_ms_i64()) {
+        let counts = state
+            .store
+            .counts(&board.at(period.id), &shards, 0.0)
+            .await?;
+        if counts.iter().any(|c| c.total > 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `DELETE /v1/admin/boards/{board}`: removes a board created at run time
+/// from the catalog; every gateway and agent stops serving it within one
+/// refresh interval. Its data is kept (and its name is not taken again
+/// while it is). Boards of the config file are removed by editing it.
+pub async fn delete_board(state: &AppState, board: &str) -> Reply {
+    let b = state.board(board)?;
+    if !b.runtime {
+        return Err(ApiError::bad_field(
+            ErrorCode::BoardInConfig,
+            "board",
+            format!("board {board} is defined in the config file; remove it there and reload"),
+        ));
+    }
+    state.store.catalog_remove(board).await?;
+    state.sync_catalog().await?;
+    tracing::info!(board, "board deleted at run time");
+    Ok(json_of(&BoardChange {
+        board: b.board.name.as_str(),
+        tenant: &b.tenant,
+        status: "deleted",
+    }))
+}

@@ -84,11 +84,15 @@ pub enum ErrorCode {
     Forbidden,
     /// 422: a reload found a config that does not load or validate.
     InvalidConfig,
+    /// 409: a board of that name exists (or its data does).
+    BoardExists,
+    /// 409: the board is defined in the config file, not at run time.
+    BoardInConfig,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -120,6 +124,8 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::InvalidConfig,
+        ErrorCode::BoardExists,
+        ErrorCode::BoardInConfig,
     ];
 
     /// The code as the error body spells it.
@@ -156,6 +162,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::BoardExists => "board_exists",
+            ErrorCode::BoardInConfig => "board_in_config",
         }
     }
 
@@ -178,6 +186,7 @@ impl ErrorCode {
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }
+            Self::BoardExists | Self::BoardInConfig => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -103,7 +103,14 @@ impl Gateway {
         } else {
             (open_store(&config).await?, None)
         };
-        let registry = state::Registry::of(&config, None);
+        let catalog = match store.catalog().await {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the board catalog yet; runtime boards follow at the first refresh");
+                Vec::new()
+            }
+        };
+        let registry = state::Registry::of(&config, None, catalog);
         let limiter = |rate_per_sec, burst| {
             limit::RateLimiter::with_config(limit::LimitConfig {
                 rate_per_sec,
@@ -297,6 +304,9 @@ async fn refresh_loop(
                 .map(|b| b.board.clone())
                 .collect();
             agent.tick(store.as_ref(), &boards, &assignment).await;
+        }
+        if let Err(e) = state.sync_catalog().await {
+            tracing::warn!(error = %e, "cannot read the board catalog; keeping the boards as they are");
         }
         let registry = state.registry.load_full();
         for board in registry.boards.values() {

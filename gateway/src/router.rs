@@ -25,6 +25,8 @@ pub enum Route {
     Purge,
     Reload,
     Boards,
+    CreateBoard,
+    DeleteBoard,
     Healthz,
     Readyz,
     Metrics,
@@ -34,7 +36,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 17] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -45,6 +47,8 @@ impl Route {
         Route::Purge,
         Route::Reload,
         Route::Boards,
+        Route::CreateBoard,
+        Route::DeleteBoard,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -70,6 +74,8 @@ impl Route {
             Route::Purge => "admin_purge",
             Route::Reload => "admin_reload",
             Route::Boards => "boards",
+            Route::CreateBoard => "admin_create_board",
+            Route::DeleteBoard => "admin_delete_board",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
@@ -81,7 +87,10 @@ impl Route {
     /// The methods it takes, as the `Allow` header lists them.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Scores | Route::Backup | Route::Purge | Route::Reload => "POST",
+            Route::Scores | Route::Backup | Route::Purge | Route::Reload | Route::CreateBoard => {
+                "POST"
+            }
+            Route::DeleteBoard => "DELETE",
             Route::BlendWeights => "PUT",
             _ => "GET, HEAD",
         }
@@ -90,7 +99,10 @@ impl Route {
     /// Whether it takes `method` (any method reaches `NotFound`'s 404).
     pub fn accepts(self, method: &Method) -> bool {
         match self {
-            Route::Scores | Route::Backup | Route::Purge | Route::Reload => method == Method::POST,
+            Route::Scores | Route::Backup | Route::Purge | Route::Reload | Route::CreateBoard => {
+                method == Method::POST
+            }
+            Route::DeleteBoard => method == Method::DELETE,
             Route::BlendWeights => method == Method::PUT,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
@@ -164,6 +176,8 @@ pub fn route(path: &str) -> Routed<'_> {
         ["v1", "admin", "backup"] => at(Route::Backup, "", "", ""),
         ["v1", "admin", "reload"] => at(Route::Reload, "", "", ""),
         ["v1", "boards"] => at(Route::Boards, "", "", ""),
+        ["v1", "admin", "boards"] => at(Route::CreateBoard, "", "", ""),
+        ["v1", "admin", "boards", b] => at(Route::DeleteBoard, b, "", ""),
         ["v1", "admin", "boards", b, "purge"] => at(Route::Purge, b, "", ""),
         _ => not_found,
     }
@@ -199,6 +213,11 @@ mod tests {
             (Route::Static, "daily", "top20.json")
         );
         assert_eq!(route("/v1/boards/g/periods").route, Route::Periods);
+        assert_eq!(route("/v1/admin/boards").route, Route::CreateBoard);
+        assert!(Route::CreateBoard.accepts(&Method::POST));
+        assert_eq!(route("/v1/admin/boards/g").route, Route::DeleteBoard);
+        assert!(Route::DeleteBoard.accepts(&Method::DELETE));
+        assert_eq!(route("/v1/admin/boards/g/purge").route, Route::Purge);
         let blend = route("/v1/admin/boards/g/blends/hot");
         assert_eq!(
             (blend.route, blend.board, blend.period),

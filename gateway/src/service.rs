@@ -147,6 +147,15 @@ where
             query.only(&[])?;
             admin::reload(state)
         }
+        Route::CreateBoard => {
+            query.only(&[])?;
+            let caller = state.registry.load().keys.caller(&parts.headers)?;
+            admin::create_board(state, caller.as_deref(), &parts.headers, body).await
+        }
+        Route::DeleteBoard => {
+            query.only(&[])?;
+            admin::delete_board(state, &decode(routed.board, "board")?).await
+        }
         Route::Boards => {
             query.only(&[])?;
             let caller = state.registry.load().keys.caller(&parts.headers)?;
@@ -168,13 +177,14 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
             Some(KeyScope::Read)
         }
         Route::Scores => Some(KeyScope::Write),
-        Route::BlendWeights | Route::Purge => Some(KeyScope::Admin),
+        Route::BlendWeights | Route::Purge | Route::DeleteBoard => Some(KeyScope::Admin),
         Route::Healthz
         | Route::Readyz
         | Route::Metrics
         | Route::Backup
         | Route::Reload
         | Route::Boards
+        | Route::CreateBoard
         | Route::NotFound => None,
     }
 }

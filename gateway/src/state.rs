@@ -26,6 +26,11 @@ pub struct Registry {
     pub keys: crate::auth::Keys,
     /// Each tenant's limiters, by tenant id.
     pub limits: HashMap<Arc<str>, TenantLimiters>,
+    /// The config the boards and keys came from (runtime boards are
+    /// checked against it).
+    pub config: Arc<standings_config::Config>,
+    /// The store's catalog as last read: (name, definition).
+    pub catalog: Vec<(String, String)>,
 }
 
 /// The rate limiters of one tenant (`None`: that limit is off).
@@ -143,21 +148,34 @@ impl Registry {
     /// The registry of `config`, keeping the state (views) of every board
     /// of `old` whose definition did not change, so a reload does not
     /// empty `/top`.
-    pub fn of(config: &standings_config::Config, old: Option<&Registry>) -> Self {
+    pub fn of(
+        config: &standings_config::Config,
+        old: Option<&Registry>,
+        catalog: Vec<(String, String)>,
+    ) -> Self {
+        let runtime = config.runtime_boards(&catalog);
         let boards = config
             .boards
             .iter()
-            .map(|c| {
+            .map(|c| (c, false))
+            .chain(runtime.iter().map(|c| (c, true)))
+            .map(|(c, runtime)| {
                 let board = c.to_board();
                 let tenant: Arc<str> = Arc::from(c.tenant());
                 let kept = old
                     .and_then(|r| r.boards.get(&c.name))
                     .filter(|b| {
-                        b.board == board && b.tenant == tenant && b.public_reads == c.public_reads
+                        b.board == board
+                            && b.tenant == tenant
+                            && b.public_reads == c.public_reads
+                            && b.runtime == runtime
                     })
                     .cloned();
-                let state = kept
-                    .unwrap_or_else(|| Arc::new(BoardState::owned(board, tenant, c.public_reads)));
+                let state = kept.unwrap_or_else(|| {
+                    let mut state = BoardState::owned(board, tenant, c.public_reads);
+                    state.runtime = runtime;
+                    Arc::new(state)
+                });
                 (c.name.clone(), state)
             })
             .collect();
@@ -170,11 +188,30 @@ impl Registry {
             boards,
             keys: crate::auth::Keys::from_config(config),
             limits,
+            config: Arc::new(config.clone()),
+            catalog,
         }
     }
 }
 
 impl AppState {
+    /// Reads the store's catalog and, when it changed, swaps in a registry
+    /// with its boards (added or removed), keeping every other board's
+    /// views. The refresher calls it every pass, and the admin routes after
+    /// a change, so a board created on one gateway is served by all within
+    /// one refresh interval.
+    pub async fn sync_catalog(&self) -> Result<bool, standings_core::StoreError> {
+        let catalog = self.store.catalog().await?;
+        let old = self.registry.load_full();
+        if old.catalog == catalog {
+            return Ok(false);
+        }
+        let fresh = Registry::of(&old.config, Some(&old), catalog);
+        tracing::info!(boards = fresh.boards.len(), "board catalog changed");
+        self.registry.store(Arc::new(fresh));
+        Ok(true)
+    }
+
     /// Re-reads the config and swaps in its boards and keys. A config that
     /// does not load or validate is refused and the old one stays. Settings
     /// other than boards, tenants and keys need a restart.
@@ -184,7 +221,7 @@ impl AppState {
         };
         let config = reloader()?;
         let old = self.registry.load();
-        let fresh = Registry::of(&config, Some(&old));
+        let fresh = Registry::of(&config, Some(&old), old.catalog.clone());
         let boards = fresh.boards.len();
         self.registry.store(Arc::new(fresh));
         metrics::counter!("standings_config_reloads_total").increment(1);

@@ -63,6 +63,9 @@ pub struct BoardState {
     pub tenant: Arc<str>,
     /// Whether its reads need no key.
     pub public_reads: bool,
+    /// Whether it was created at run time (in the store's catalog) rather
+    /// than in the config file.
+    pub runtime: bool,
     /// The periods it keeps views of, the first period first.
     pub slots: Vec<Slot>,
     /// One view per slot; each replaced whole by the refresher.
@@ -99,6 +102,7 @@ impl BoardState {
             board,
             tenant,
             public_reads,
+            runtime: false,
             slots,
             views,
             refreshed_at_ms: AtomicU64::new(standings_core::store::now_ms()),

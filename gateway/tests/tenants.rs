@@ -590,3 +590,189 @@ groups = 1
     assert_eq!(a.status, 200, "reads are not limited here");
     gw.stop().await;
 }
+
+/// A board created at run time on one gateway process is served by a second
+/// gateway process and published by a separate agent, within a refresh
+/// interval, on a real Redis Cluster; deleting it stops it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
+    use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
+    let cluster = RedisCluster::start(3, 0);
+    let nodes = cluster.nodes().join(",");
+    let dir = ScratchDir::new("tenants-runtime");
+    let path = dir.path().join("standings.toml");
+    let text = format!(
+        "[store]\nkind = \"redis\"\nnodes = [\"{}\"]\n[gateway]\nrefresh_interval_ms = 100\n[agent]\nprecompute_interval_ms = 100\n{}",
+        cluster.nodes()[0],
+        config_text()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let command = |bin: std::path::PathBuf, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--config")
+            .arg(&path)
+            .arg("--redis-nodes")
+            .arg(&nodes);
+        cmd.args(extra).env("NO_COLOR", "1");
+        cmd
+    };
+    let agent_bin = workspace_bin("standings-shard-agent", "standings-agent");
+    let mut agent = Process::spawn("agent", command(agent_bin, &["--role", "all"]), dir.path());
+    let client = reqwest::Client::new();
+    let mut gateways = Vec::new();
+    for name in ["gateway-1", "gateway-2"] {
+        let listen = format!("127.0.0.1:{}", free_loopback_port());
+        let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
+        let mut p = Process::spawn(name, command(bin, &["--listen", &listen]), dir.path());
+        let base = format!("http://{listen}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            p.assert_running();
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} was not ready");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        gateways.push((p, base));
+    }
+    let (one, two) = (gateways[0].1.clone(), gateways[1].1.clone());
+    let admin = format!("Bearer {}", key("ta-all"));
+    let create = |base: String, body: Value, auth: Option<String>| {
+        let client = client.clone();
+        async move {
+            let mut req = client.post(format!("{base}/v1/admin/boards")).json(&body);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let live = json!({"name": "live", "periods": ["all", "daily"], "shards": 4, "groups": 2});
+    let (status, body) = create(one.clone(), live.clone(), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = create(
+        one.clone(),
+        json!({"name": "bad", "periods": ["fortnightly"]}),
+        Some(admin.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("periods[0]")),
+        "{body}"
+    );
+    let (status, body) = create(
+        one.clone(),
+        json!({"name": "other", "tenant": "tb"}),
+        Some(admin.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = create(one.clone(), live.clone(), Some(admin.clone())).await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["tenant"].as_str()),
+        (201, Some("created"), Some("ta")),
+        "{body}"
+    );
+    let (status, body) = create(one.clone(), live.clone(), Some(admin.clone())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("board_exists")),
+        "{body}"
+    );
+
+    // The second gateway takes writes for it, and the agent publishes it.
+    support::eventually(
+        "gateway 2 to serve the new board",
+        std::time::Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let (two, admin) = (two.clone(), admin.clone());
+            async move {
+                let r = client
+                    .post(format!("{two}/v1/boards/live/scores"))
+                    .header("authorization", admin)
+                    .json(&json!({"member": "user:5", "score": 42}))
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == 200).then_some(())
+            }
+        },
+    )
+    .await;
+    support::eventually(
+        "the new board's top on gateway 2",
+        std::time::Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let (two, admin) = (two.clone(), admin.clone());
+            async move {
+                let r = client
+                    .get(format!("{two}/v1/boards/live/top"))
+                    .header("authorization", admin)
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = r.json().await.ok()?;
+                (body["entries"][0]["member"] == "user:5").then_some(())
+            }
+        },
+    )
+    .await;
+    let r = client
+        .get(format!("{two}/v1/boards/live/top"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a tenant's runtime board needs its key");
+
+    // Deleting it on gateway 2 stops it on gateway 1; its name stays taken
+    // while its data is kept; boards of the file are not deleted here.
+    let r = client
+        .delete(format!("{two}/v1/admin/boards/live"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    support::eventually(
+        "gateway 1 to stop serving it",
+        std::time::Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let (one, admin) = (one.clone(), admin.clone());
+            async move {
+                let r = client
+                    .get(format!("{one}/v1/boards/live/top"))
+                    .header("authorization", admin)
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == 404).then_some(())
+            }
+        },
+    )
+    .await;
+    let (status, body) = create(one.clone(), live.clone(), Some(admin.clone())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("board_exists")),
+        "data kept: {body}"
+    );
+    let r = client
+        .delete(format!("{one}/v1/admin/boards/alpha"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a board of the config file");
+    agent.assert_running();
+    for (p, _) in &mut gateways {
+        p.assert_running();
+    }
+}

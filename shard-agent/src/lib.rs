@@ -302,6 +302,36 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    run_with_catalog(store, boards, None, assignment, interval, shutdown).await
+}
+
+/// The boards of `config` and those of the store's catalog (created at run
+/// time) that are valid against it; the config's boards alone when the
+/// catalog cannot be read.
+pub async fn boards_with_catalog(
+    store: &dyn Store,
+    config: &standings_config::Config,
+) -> Vec<Board> {
+    let mut boards = config.boards();
+    match store.catalog().await {
+        Ok(catalog) => boards.extend(config.runtime_boards(&catalog).iter().map(|b| b.to_board())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the board catalog; config boards only this tick")
+        }
+    }
+    boards
+}
+
+/// [`run`], re-reading the store's catalog each tick when `config` is
+/// given, so boards created at run time are published within one interval.
+pub async fn run_with_catalog(
+    store: Arc<dyn Store>,
+    mut boards: Vec<Board>,
+    config: Option<standings_config::Config>,
+    assignment: Assignment,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut agent = Agent::new();
     let phase = match assignment.role {
         Role::Group => Phase::Group,
@@ -309,6 +339,9 @@ pub async fn run(
     };
     tracing::info!(?assignment, ?interval, ?phase, "agent started");
     loop {
+        if let Some(config) = &config {
+            boards = boards_with_catalog(store.as_ref(), config).await;
+        }
         agent.tick(store.as_ref(), &boards, &assignment).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use standings_config::ConfigArgs;
 use standings_runtime::{exit, open_store};
-use standings_shard_agent::{parse_range, run, Assignment, Role};
+use standings_shard_agent::{parse_range, run_with_catalog, Assignment, Role};
 
 /// Standings precompute agent: publishes shard TOP-K snapshots and merges
 /// them into group snapshots.
@@ -46,9 +46,10 @@ async fn main() -> ExitCode {
         groups: args.groups,
     };
     let shutdown = standings_runtime::shutdown_on_signal();
-    run(
+    run_with_catalog(
         store,
         config.boards(),
+        Some(config.clone()),
         assignment,
         config.precompute_interval(),
         shutdown,

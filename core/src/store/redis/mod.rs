@@ -751,7 +751,9 @@ impl Store for RedisStore {
             other => return Err(corrupt(format!("catalog reply {other:?}"))),
         };
         let text = |v: &Value| match v {
-            Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| corrupt("catalog text")),
+            Value::BulkString(b) => {
+                String::from_utf8(b.clone()).map_err(|_| corrupt("catalog text"))
+            }
             Value::SimpleString(s) => Ok(s.clone()),
             other => Err(corrupt(format!("catalog entry {other:?}"))),
         };
