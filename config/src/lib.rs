@@ -158,8 +158,12 @@ pub enum KeyScope {
     Read,
     /// Score writes.
     Write,
-    /// The admin API.
+    /// The admin API of the tenant's boards.
     Admin,
+    /// The routes of the whole gateway, across tenants: backup, reload,
+    /// creating boards of any tenant, and the admin routes of `public`
+    /// boards once tenants exist. Give it to operators' keys only.
+    Operator,
 }
 
 impl KeyScope {
@@ -169,6 +173,7 @@ impl KeyScope {
             KeyScope::Read => "read",
             KeyScope::Write => "write",
             KeyScope::Admin => "admin",
+            KeyScope::Operator => "operator",
         }
     }
 }

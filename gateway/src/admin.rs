@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Serialize;
+use standings_config::KeyScope;
 use standings_core::{Blend, BlendPart, Board};
 
 use crate::error::{short, ApiError, ErrorCode};
@@ -263,7 +264,22 @@ where
 {
     let registry = state.registry.load_full();
     if registry.keys.tenants_configured {
-        crate::auth::authorize_operator(&registry.keys, caller)?;
+        match caller {
+            None => {
+                return Err(crate::auth::unauthorized(
+                    "creating a board needs an admin key: send Authorization: Bearer KEY",
+                ))
+            }
+            Some(c)
+                if c.scopes.contains(&KeyScope::Admin)
+                    || c.scopes.contains(&KeyScope::Operator) => {}
+            Some(c) => {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("key {} lacks the admin scope", c.key_id),
+                ))
+            }
+        }
     }
     require_json(headers)?;
     let raw = read_body(headers, body, state.max_body_bytes).await?;
@@ -280,7 +296,8 @@ where
             format!("the board is not valid: {e}"),
         )
     })?;
-    if let Some(c) = caller {
+    let operator = caller.is_some_and(|c| c.scopes.contains(&KeyScope::Operator));
+    if let Some(c) = caller.filter(|_| !operator) {
         match &board.tenant {
             None => board.tenant = Some(c.tenant.to_string()),
             Some(t) if **t != *c.tenant => {

@@ -8,17 +8,21 @@
 //! 1. A key the gateway does not know, or an `Authorization` header that is
 //!    not `Bearer KEY`, is 401 on every route, even where no key is needed:
 //!    a client that sends a wrong key should learn so.
-//! 2. Boards of tenant `public` need no key (the embedded default).
+//! 2. Boards of tenant `public` need no key (the embedded default), except
+//!    for their admin routes once tenants are configured, which need an
+//!    `operator` key (no tenant's admin owns a public board).
 //! 3. Reads of a board with `public_reads` need no key (CDN pulls).
 //! 4. Otherwise a key is needed (401 without one), of the board's own
 //!    tenant: a key of another tenant gets the same 404 as a board that
 //!    does not exist, so a board's existence is not revealed; and with the
 //!    scope the route needs (403 without it).
-//! 5. Operator routes (backup) need an `admin` key once any tenant is
-//!    configured; without tenants they are open like every route.
+//! 5. Operator routes (backup, reload) need a key with the `operator`
+//!    scope once any tenant is configured: a backup holds every tenant's
+//!    data, so no tenant's own admin key may take one. Without tenants
+//!    they are open like every route.
 //!
 //! Keys are never logged or counted: only the key's `id` from the config
-//! is, and only where a write is audited.
+//! is, where an admin change is logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,11 +115,15 @@ pub fn unauthorized(message: &'static str) -> ApiError {
 
 /// Whether `caller` may do `scope` on `board` (rules 2 to 4 above).
 pub fn authorize(
+    keys: &Keys,
     board: &BoardState,
     caller: Option<&Caller>,
     scope: KeyScope,
 ) -> Result<(), ApiError> {
     if &*board.tenant == PUBLIC_TENANT {
+        if scope == KeyScope::Admin {
+            return authorize_operator(keys, caller);
+        }
         return Ok(());
     }
     if scope == KeyScope::Read && board.public_reads {
@@ -145,12 +153,12 @@ pub fn authorize_operator(keys: &Keys, caller: Option<&Caller>) -> Result<(), Ap
     }
     match caller {
         None => Err(unauthorized(
-            "operator routes need an admin key: send Authorization: Bearer KEY",
+            "operator routes need an operator key: send Authorization: Bearer KEY",
         )),
-        Some(c) if c.may(KeyScope::Admin) => Ok(()),
+        Some(c) if c.may(KeyScope::Operator) => Ok(()),
         Some(c) => Err(ApiError::new(
             ErrorCode::Forbidden,
-            format!("key {} lacks the admin scope", c.key_id),
+            format!("key {} lacks the operator scope", c.key_id),
         )),
     }
 }

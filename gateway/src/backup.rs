@@ -46,15 +46,16 @@ pub async fn run(config: &Config, to: &Path) -> Result<String, (String, u8)> {
 async fn ask_the_gateway(listen: &str) -> Result<String, (String, u8)> {
     let url = format!("http://{listen}/v1/admin/backup");
     let unavailable = |e: String| (e, exit::EX_UNAVAILABLE);
-    let response = reqwest::Client::new()
-        .post(&url)
-        .send()
-        .await
-        .map_err(|e| {
-            unavailable(format!(
-                "the data_dir is in use, and {url} did not answer: {e}"
-            ))
-        })?;
+    let mut request = reqwest::Client::new().post(&url);
+    // Once tenants are configured the route needs an operator key.
+    if let Ok(key) = std::env::var("STANDINGS_API_KEY") {
+        request = request.bearer_auth(key.trim());
+    }
+    let response = request.send().await.map_err(|e| {
+        unavailable(format!(
+            "the data_dir is in use, and {url} did not answer: {e}"
+        ))
+    })?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()

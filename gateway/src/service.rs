@@ -82,8 +82,9 @@ where
     let caller = registry.keys.caller(&parts.headers)?;
     if let Some(scope) = board_scope(routed.route) {
         let board = state.board(&decode(routed.board, "board")?)?;
-        auth::authorize(&board, caller.as_deref(), scope)?;
-        if let Some(limits) = registry.limits.get(&board.tenant) {
+        auth::authorize(&registry.keys, &board, caller.as_deref(), scope)?;
+        let limited = scope != standings_config::KeyScope::Admin;
+        if let Some(limits) = registry.limits.get(&board.tenant).filter(|_| limited) {
             let key = caller.as_ref().map(|c| &c.key_id);
             limits.admit(scope == standings_config::KeyScope::Write, key)?;
         }

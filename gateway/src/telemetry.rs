@@ -34,15 +34,20 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Status codes the gateway answers, each with its own pre-registered
 /// counter; anything else is counted under `other`.
-const STATUSES: [(u16, &str); 12] = [
+const STATUSES: [(u16, &str); 17] = [
     (200, "200"),
+    (201, "201"),
     (304, "304"),
     (400, "400"),
+    (401, "401"),
+    (403, "403"),
     (404, "404"),
     (405, "405"),
     (408, "408"),
     (413, "413"),
+    (409, "409"),
     (415, "415"),
+    (422, "422"),
     (429, "429"),
     (500, "500"),
     (503, "503"),

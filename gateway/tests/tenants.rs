@@ -12,8 +12,9 @@ use standings_config::{key_digest, Config, StoreKind};
 use standings_test_support::RedisCluster;
 use support::{Answer, InProcess};
 
-const KEYS: [(&str, &str, &str); 4] = [
+const KEYS: [(&str, &str, &str); 5] = [
     ("ta", "ta-all", "key-of-tenant-a-all"),
+    ("ta", "root", "key-of-the-operators"),
     ("ta", "ta-read", "key-of-tenant-a-read"),
     ("ta", "ta-writer", "key-of-tenant-a-writer"),
     ("tb", "tb-all", "key-of-tenant-b-all"),
@@ -35,7 +36,7 @@ fn config_text() -> String {
         r#"
 [[tenants]]
 id = "ta"
-keys = [{}, {}, {}]
+keys = [{}, {}, {}, {}]
 
 [[tenants]]
 id = "tb"
@@ -70,6 +71,7 @@ groups = 2
         entry("ta-all", "\"read\", \"write\", \"admin\""),
         entry("ta-read", "\"read\""),
         entry("ta-writer", "\"read\", \"write\""),
+        entry("root", "\"operator\""),
         entry("tb-all", "\"read\", \"write\", \"admin\""),
     )
 }
@@ -366,8 +368,44 @@ async fn scenario(gw: InProcess) {
     )
     .await;
     assert_error(&a, 403, "forbidden", "purge without admin");
-    let a = call(&gw, "POST", "/v1/admin/reload", Some(key("ta-all")), None).await;
+    let a = call(&gw, "POST", "/v1/admin/reload", Some(key("root")), None).await;
     assert_error(&a, 404, "not_found", "no config file to re-read in process");
+
+    // Operator routes and public boards' admin routes: operators only, not
+    // any tenant's admin.
+    let a = call(&gw, "POST", "/v1/admin/backup", Some(key("ta-all")), None).await;
+    assert_error(
+        &a,
+        403,
+        "forbidden",
+        "a tenant's admin key may not back up every tenant",
+    );
+    let a = call(&gw, "POST", "/v1/admin/backup", Some(key("root")), None).await;
+    assert!(
+        [200, 404].contains(&a.status),
+        "operator backup: {} {}",
+        a.status,
+        a.body
+    );
+    let a = call(&gw, "POST", "/v1/admin/reload", Some(key("ta-all")), None).await;
+    assert_error(&a, 403, "forbidden", "a tenant's admin key may not reload");
+    for k in [None, Some(key("ta-all"))] {
+        let a = call(&gw, "POST", "/v1/admin/boards/open/purge", k, None).await;
+        assert!(
+            [401, 403].contains(&a.status),
+            "public board admin with {k:?}: {}",
+            a.body
+        );
+    }
+    let a = call(
+        &gw,
+        "POST",
+        "/v1/admin/boards/open/purge",
+        Some(key("root")),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
 
     // The same Idempotency-Key from two API keys applies once for each.
     let first = keyed_write(&gw, "ta-all").await;
@@ -446,7 +484,7 @@ async fn reload_picks_up_boards_and_keys_and_refuses_a_broken_file() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    let admin = format!("Bearer {}", key("ta-all"));
+    let admin = format!("Bearer {}", key("root"));
     let reload = || async {
         let r = client
             .post(format!("{base}/v1/admin/reload"))
