@@ -15,7 +15,7 @@ use standings_gateway::router::{route, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 21] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -35,12 +35,14 @@ const ROUTES: [(&str, &str); 19] = [
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("post", "/v1/admin/backup"),
+    ("post", "/v1/admin/boards"),
+    ("delete", "/v1/admin/boards/{board}"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 31] = [
+const ERROR_CODES: [&str; 33] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -80,6 +82,9 @@ const ERROR_CODES: [&str; 31] = [
     "invalid_period",
     "unknown_period",
     "invalid_blend",
+    // 409 of POST /v1/admin/boards and DELETE /v1/admin/boards/{board}
+    "board_exists",
+    "board_in_config",
 ];
 
 fn spec() -> Value {
@@ -389,14 +394,19 @@ fn board_names_and_limits_match_the_code() {
 }
 
 /// The scope a route needs of an API key (`x-scope` in the spec): the
-/// gateway's `board_scope` in `gateway/src/service.rs`, plus `admin` for
-/// the operator routes that check `auth::authorize_operator` (backup,
-/// reload). A route added later fails the test until it is placed here.
+/// gateway's `board_scope` in `gateway/src/service.rs`; `admin` for
+/// creating a board (`admin::create_board` takes `admin` of the board's
+/// tenant or `operator`); and `operator` for the routes that check
+/// `auth::authorize_operator` (backup, reload). A route added later fails
+/// the test until it is placed here.
 fn scope(route: Route) -> Option<&'static str> {
     match route {
         Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => Some("read"),
         Route::Scores => Some("write"),
-        Route::BlendWeights | Route::Purge | Route::Backup | Route::Reload => Some("admin"),
+        Route::BlendWeights | Route::Purge | Route::CreateBoard | Route::DeleteBoard => {
+            Some("admin")
+        }
+        Route::Backup | Route::Reload => Some("operator"),
         Route::Boards | Route::Healthz | Route::Readyz | Route::Metrics | Route::NotFound => None,
         #[allow(unreachable_patterns)]
         other => panic!("{other:?} is new: say in scope() which scope it needs"),
@@ -427,6 +437,13 @@ fn every_route_documents_the_api_key_answers() {
         security.iter().any(|s| s.get("apiKey").is_some()),
         "the bearer scheme is offered"
     );
+    let rules = scheme["description"].as_str().unwrap_or_default();
+    for s in ["read", "write", "admin", "operator"] {
+        assert!(
+            rules.contains(&format!("`{s}`")),
+            "the apiKey scheme explains scope {s:?}"
+        );
+    }
     for (method, path) in ROUTES {
         let concrete = path
             .replace("{board}", "arena")
