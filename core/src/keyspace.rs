@@ -16,7 +16,8 @@
 //! | `{st:b:s}:z:P` | sorted set | member -> score in period (or blend) P |
 //! | `{st:b:s}:v:P` | string (int) | P's version, bumped by every applied write that moves P |
 //! | `{st:b:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"` and, on a board with several periods, `" <id>=<score>"` per period; the first write's [`crate::store::request_digest`] (16 hex digits) and resulting scores, with the board's TTL; scoped to (member, key) |
-//! | `{st:b:s}:a` | stream | audit log of applied writes, trimmed `MAXLEN ~` |
+//! | `{st:b:s}:a` | stream | audit log of applied writes (and removals), trimmed `MAXLEN ~` |
+//! | `{st:b:s}:periods` | sorted set | the shard's period ids by when they expire (`inf`: never), added on each period's first write, so a removal finds them all |
 //! | `{st:b:s}:snap:P` | string | the shard's TOP-K snapshot of P |
 //! | `{st:b:s}:bp:NAME` | string | blend NAME's parts set at run time ([`crate::blend::encode_parts`]) |
 //! | `{st:b:s}:bs:NAME` | string | what blend NAME's set was built from ([`crate::blend::built_from`]) |

@@ -271,6 +271,10 @@ pub enum Op {
     Set,
     /// Keep the better of the current score and the value, by board order.
     Best,
+    /// The member was removed from every period (an admin's removal, in
+    /// audit records only): no write takes it, and no config can name it.
+    #[serde(skip)]
+    Remove,
 }
 
 impl Op {
@@ -280,6 +284,16 @@ impl Op {
             Op::Incr => "incr",
             Op::Set => "set",
             Op::Best => "best",
+            Op::Remove => "remove",
+        }
+    }
+
+    /// Parses an op as an audit record keeps it: a write's op, or
+    /// `remove`.
+    pub fn parse_audit(s: &str) -> Result<Self, InvalidInput> {
+        match s {
+            "remove" => Ok(Op::Remove),
+            other => Self::parse(other),
         }
     }
 
@@ -305,6 +319,8 @@ impl Op {
             (Op::Set, _) => value,
             (Op::Best, Some(old)) if !order.better(value, old) => old,
             (Op::Best, _) => value,
+            // Not a write: removal goes through `Store::remove`.
+            (Op::Remove, old) => old?,
         };
         (new.is_finite() && new.abs() <= MAX_SCORE).then_some(new + 0.0)
     }

@@ -33,6 +33,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     retention(store, prefix).await;
     blends(store, prefix).await;
     blend_edges(store, prefix).await;
+    removal(store, prefix).await;
 }
 
 fn kind(text: &str) -> PeriodKind {
@@ -488,5 +489,73 @@ async fn blend_edges(store: &dyn Store, prefix: &str) {
         score_in(store, &fewer, "big", 3).await,
         Some(6.0),
         "the board's own parts (all x 2) apply"
+    );
+}
+
+/// Removing a member takes it out of every period, closed ones included,
+/// and every blend, in one audited step; others stay.
+async fn removal(store: &dyn Store, prefix: &str) {
+    let part = |k: &str, previous: bool, weight: f64| BlendPart {
+        kind: kind(k),
+        previous,
+        weight,
+    };
+    let b = Board {
+        blends: Arc::from([Blend {
+            name: Arc::from("hot"),
+            parts: Arc::from([part("every:2s", false, 1.0), part("every:2s", true, 1.0)]),
+        }]),
+        ..board(prefix, "prem", &["all", "every:2s"])
+    };
+    let k = kind("every:2s");
+    after_boundary(2000, 100).await;
+    let first = apply(store, &b, write(1, Op::Incr, 5.0)).await;
+    apply(store, &b, write(5, Op::Incr, 7.0)).await;
+    let p1 = id_of(&first, k, &b.timezone);
+    after_boundary(2000, 100).await;
+    let second = apply(store, &b, write(1, Op::Incr, 3.0)).await;
+    let p2 = id_of(&second, k, &b.timezone);
+    let shard = b.shard_of(&member(1)).expect("shard");
+    let before = store
+        .versions(&b.at(p1.clone()), &[shard])
+        .await
+        .expect("versions")[0];
+    assert!(
+        store
+            .remove(&b, &member(1), "remove-by-ops")
+            .await
+            .expect("remove"),
+        "it had scores"
+    );
+    for period in ["all", &*p1, &*p2, "hot"] {
+        assert_eq!(
+            score_in(store, &b, period, 1).await,
+            None,
+            "gone from {period}"
+        );
+    }
+    assert_eq!(
+        score_in(store, &b, "all", 5).await,
+        Some(7.0),
+        "others stay"
+    );
+    assert_eq!(score_in(store, &b, &p1, 5).await, Some(7.0));
+    assert!(
+        store
+            .versions(&b.at(p1.clone()), &[shard])
+            .await
+            .expect("versions")[0]
+            > before,
+        "the closed period's version moved, so agents publish it again"
+    );
+    let tail = store.audit_tail(&b, shard, 1).await.expect("audit");
+    assert_eq!(
+        (tail[0].op, tail[0].request_id.as_str()),
+        (Op::Remove, "remove-by-ops")
+    );
+    assert_eq!(tail[0].member, member(1));
+    assert!(
+        !store.remove(&b, &member(1), "again").await.expect("remove"),
+        "nothing left to remove"
     );
 }

@@ -720,7 +720,7 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
         let (m, op, value, score, key, request_id, at_ms) = v.value();
         let record = AuditRecord {
             member: member(m)?,
-            op: Op::parse(op).map_err(|err| format!("audit op {op:?}: {err}"))?,
+            op: Op::parse_audit(op).map_err(|err| format!("audit op {op:?}: {err}"))?,
             value,
             score,
             idempotency_key: key.map(str::to_owned),
@@ -824,8 +824,14 @@ fn write_batch(
                         let p = &*set.id;
                         let key = (b, p, s, member);
                         let newer = members.get(key)?.is_none_or(|row| row.value().1 < seq);
-                        if let (true, Some(score)) = (newer, set.score) {
-                            members.insert(key, (score, seq))?;
+                        match (newer, set.score) {
+                            (true, Some(score)) => {
+                                members.insert(key, (score, seq))?;
+                            }
+                            (true, None) => {
+                                members.remove(key)?;
+                            }
+                            (false, _) => {}
                         }
                         let top = newest.entry((b, p, s)).or_insert(0);
                         *top = (*top).max(set.version);
@@ -1161,6 +1167,24 @@ impl Store for DurableStore {
             parts: blend::encode_parts(&blend.parts),
         };
         Self::commit(permit, mutation).await
+    }
+
+    async fn remove(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        let permit = self.reserve().await?;
+        let Some(applied) = self.memory.remove_recorded(board, member, request_id)? else {
+            return Ok(false);
+        };
+        let mutation = Mutation::Write {
+            board: board.storage().clone(),
+            applied,
+        };
+        Self::commit(permit, mutation).await?;
+        Ok(true)
     }
 
     async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {

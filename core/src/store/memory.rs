@@ -604,6 +604,59 @@ impl MemoryStore {
         })
     }
 
+    /// [`Store::remove`], also saying what it changed for a durable backend
+    /// (`None` when the member had no score).
+    pub(crate) fn remove_recorded(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        request_id: &str,
+    ) -> Result<Option<Applied>, StoreError> {
+        let shard = board
+            .shard_of(member)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now_ms = super::now_ms_i64();
+        Ok(self.with_shard(board, shard, |s| {
+            let expired = s.expire_sets(now_ms);
+            let mut sets = Vec::new();
+            for (id, set) in s.sets.iter_mut() {
+                if set.scores.contains_key(member) {
+                    set.remove(member);
+                    set.version += 1;
+                    sets.push(SetChange {
+                        id: id.clone(),
+                        score: None,
+                        version: set.version,
+                        expires_at_ms: set.expires_at_ms,
+                    });
+                }
+            }
+            if sets.is_empty() {
+                return None;
+            }
+            s.seq += 1;
+            let audit = AuditRecord {
+                member: member.clone(),
+                op: crate::types::Op::Remove,
+                value: 0.0,
+                score: 0.0,
+                idempotency_key: None,
+                request_id: request_id.to_owned(),
+                at_ms: now_ms.max(0) as u64,
+            };
+            s.push_audit(audit.clone());
+            Some(Applied {
+                shard,
+                seq: s.seq,
+                score: 0.0,
+                sets,
+                expired,
+                audit,
+                idempotency: None,
+            })
+        }))
+    }
+
     /// [`Store::maintain`] for one shard: expires sets past retention and
     /// rebuilds stale blends; answers the expired ids and whether any blend
     /// was rebuilt.
@@ -858,6 +911,15 @@ impl Store for MemoryStore {
             self.set_blend_shard(board, shard, blend);
         }
         Ok(())
+    }
+
+    async fn remove(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.remove_recorded(board, member, request_id)?.is_some())
     }
 
     async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -227,6 +227,18 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// every gateway and every later write uses the new weights.
     async fn set_blend(&self, board: &Board, blend: &Blend) -> Result<(), StoreError>;
 
+    /// Removes `member` from every period (current and closed) and blend of
+    /// `board`, in one step in its shard, bumping each touched period's
+    /// version and appending one audit record (op `remove`, with
+    /// `request_id`, which names who asked). Answers whether the member
+    /// had a score anywhere.
+    async fn remove(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        request_id: &str,
+    ) -> Result<bool, StoreError>;
+
     /// The boards created at run time: (name, definition), by name. The
     /// definition is the admin API's JSON, kept as text; every gateway and
     /// agent reads the catalog each refresh.

@@ -119,7 +119,7 @@ use self::reply::{
     parse_rebuilt, parse_score, parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
-pub use self::scripts::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
+pub use self::scripts::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, WRITE_SCRIPT};
 use super::{
     check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
@@ -184,6 +184,8 @@ pub struct RedisStore {
     neighbours_sha: String,
     /// SHA1 of [`BLEND_SCRIPT`], for `EVALSHA`.
     blend_sha: String,
+    /// SHA1 of [`REMOVE_SCRIPT`].
+    remove_sha: String,
 }
 
 impl RedisStore {
@@ -222,6 +224,7 @@ impl RedisStore {
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
             blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
+            remove_sha: redis::Script::new(REMOVE_SCRIPT).get_hash().to_string(),
         };
         store.ping().await?;
         store.bound(store.load_scripts()).await?;
@@ -739,6 +742,36 @@ impl Store for RedisStore {
     }
 
     /// `PING` on every master: ready only when every slot can be served.
+    async fn remove(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        request_id: &str,
+    ) -> Result<bool, StoreError> {
+        let shard = board.shard_of(member).map_err(|e| corrupt(e.to_string()))?;
+        let keys = [keyspace::shard_audit(board, shard)];
+        let now = now_ms_i64();
+        let mut args = vec![
+            member.as_str().to_string(),
+            request_id.to_string(),
+            now.max(0).to_string(),
+            AUDIT_MAXLEN.to_string(),
+        ];
+        for w in board.schedule(now).kinds.iter() {
+            args.push(w.current.id.to_string());
+            args.push(w.previous.id.to_string());
+        }
+        args.extend(board.blends.iter().map(|b| b.name.to_string()));
+        let call = self.script_call(false, &self.remove_sha, REMOVE_SCRIPT, &keys, &args);
+        let reply = self
+            .bound_write(async { self.run(&call).await.map_err(write_failure) })
+            .await?;
+        match reply {
+            Value::Int(n) => Ok(n > 0),
+            other => Err(corrupt(format!("remove reply {other:?}"))),
+        }
+    }
+
     async fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(keyspace::CATALOG);

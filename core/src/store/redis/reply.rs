@@ -226,7 +226,7 @@ pub(super) fn parse_audit(v: &Value) -> Result<AuditRecord, StoreError> {
     let op = text(field("op")?)?;
     Ok(AuditRecord {
         member: parse_member(field("member")?)?,
-        op: Op::parse(op).map_err(|_| corrupt(format!("audit op {op:?}")))?,
+        op: Op::parse_audit(op).map_err(|_| corrupt(format!("audit op {op:?}")))?,
         value: parse_score(field("value")?)?,
         score: parse_score(field("score")?)?,
         idempotency_key: map

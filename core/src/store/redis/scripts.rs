@@ -112,6 +112,18 @@ pub const WRITE_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!
 /// nothing.
 pub const BLEND_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!("blend.lua"));
 
+/// The remove script: a member out of every period and blend of one shard.
+///
+/// `KEYS`: 1 the shard's audit stream. `ARGV`: 1 member, 2 request id,
+/// 3 time in ms, 4 audit MAXLEN, then period ids and blend names to try
+/// besides those in the shard's index `{st:b:s}:periods` (a sorted set of
+/// period id by expiry, `inf` for none, that the write script fills on
+/// each period's first write in the shard). Drops expired index entries,
+/// `ZREM`s the member from each set, bumps the version of each it was in,
+/// and appends one audit record with op `remove` when it was in any.
+/// Answers how many sets it was removed from.
+pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
+
 /// The neighbours script, read-only: the anchor's place in one shard and up
 /// to n entries on each side, in ascending (score, member bytes) order.
 ///

@@ -94,10 +94,17 @@ for n = 1, nkinds do
   local score = fmt(p.score)
   redis.call('ZADD', p.z, score, member)
   local v = vpre .. p.id
-  if redis.call('INCR', v) == 1 and p.ends and p.ends < math.huge then
-    local at = fmt(p.ends + retention)
-    redis.call('PEXPIREAT', p.z, at)
-    redis.call('PEXPIREAT', v, at)
+  if redis.call('INCR', v) == 1 then
+    -- The period's first write in this shard: index it (by when it
+    -- expires) so a removal finds every period the member may be in.
+    if p.ends and p.ends < math.huge then
+      local at = fmt(p.ends + retention)
+      redis.call('PEXPIREAT', p.z, at)
+      redis.call('PEXPIREAT', v, at)
+      redis.call('ZADD', tag .. ':periods', at, p.id)
+    else
+      redis.call('ZADD', tag .. ':periods', 'inf', p.id)
+    end
   end
   reply[2 * n + 1] = p.id
   reply[2 * n + 2] = score

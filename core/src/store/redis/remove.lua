@@ -1,0 +1,27 @@
+#!lua
+-- Removes a member from every period and blend of its shard (see
+-- scripts.rs): the periods the shard's index holds (dropping those past
+-- their expiry), the ids the gateway names (periods of data written before
+-- the index), and the board's blends.
+local tag = string.match(KEYS[1], '^%b{}')
+local member, request_id, at_ms, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local idx = tag .. ':periods'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%.17g', now))
+local ids, seen = {}, {}
+local function add(id) if not seen[id] then seen[id] = true; ids[#ids + 1] = id end end
+for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do add(id) end
+for n = 5, #ARGV do add(ARGV[n]) end
+local removed = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', tag .. ':z:' .. id, member) == 1 then
+    redis.call('INCR', tag .. ':v:' .. id)
+    removed = removed + 1
+  end
+end
+if removed > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'member', member, 'op', 'remove',
+    'value', '0', 'score', '0', 'request_id', request_id, 'at_ms', at_ms)
+end
+return removed
