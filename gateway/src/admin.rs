@@ -396,3 +396,42 @@ pub async fn delete_board(state: &AppState, board: &str) -> Reply {
         status: "deleted",
     }))
 }
+
+#[derive(Serialize)]
+struct Removed<'a> {
+    board: &'a str,
+    member: &'a str,
+    removed: bool,
+}
+
+/// `DELETE /v1/boards/{board}/members/{member}`: removes the member from
+/// every period (closed ones included) and blend of the board, audited
+/// with who asked (the key's tenant and id) and when; 404 when it has no
+/// score anywhere.
+pub async fn remove_member(
+    state: &AppState,
+    board: &str,
+    member: &str,
+    caller: Option<&crate::auth::Caller>,
+) -> Reply {
+    let b = state.board(board)?;
+    let member = standings_core::MemberId::new(member)?;
+    b.board.shard_of(&member)?;
+    let n = state
+        .request_counter
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let who = caller.map_or_else(
+        || "anonymous".to_string(),
+        |c| format!("{}/{}", c.tenant, c.key_id),
+    );
+    let request_id = format!("remove by {who} (req-{n})");
+    if !state.store.remove(&b.board, &member, &request_id).await? {
+        return Err(ApiError::unknown_member());
+    }
+    tracing::info!(board = %b.board.name, member = %member, by = %who, "member removed from every period");
+    Ok(json_of(&Removed {
+        board: b.board.name.as_str(),
+        member: member.as_str(),
+        removed: true,
+    }))
+}

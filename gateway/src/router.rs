@@ -27,6 +27,7 @@ pub enum Route {
     Boards,
     CreateBoard,
     DeleteBoard,
+    RemoveMember,
     Healthz,
     Readyz,
     Metrics,
@@ -36,7 +37,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 17] = [
+    pub const ALL: [Route; 18] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -49,6 +50,7 @@ impl Route {
         Route::Boards,
         Route::CreateBoard,
         Route::DeleteBoard,
+        Route::RemoveMember,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -76,6 +78,7 @@ impl Route {
             Route::Boards => "boards",
             Route::CreateBoard => "admin_create_board",
             Route::DeleteBoard => "admin_delete_board",
+            Route::RemoveMember => "admin_remove_member",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
@@ -91,6 +94,7 @@ impl Route {
                 "POST"
             }
             Route::DeleteBoard => "DELETE",
+            Route::Member | Route::RemoveMember => "GET, HEAD, DELETE",
             Route::BlendWeights => "PUT",
             _ => "GET, HEAD",
         }
@@ -102,7 +106,7 @@ impl Route {
             Route::Scores | Route::Backup | Route::Purge | Route::Reload | Route::CreateBoard => {
                 method == Method::POST
             }
-            Route::DeleteBoard => method == Method::DELETE,
+            Route::DeleteBoard | Route::RemoveMember => method == Method::DELETE,
             Route::BlendWeights => method == Method::PUT,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
@@ -181,6 +185,17 @@ pub fn route(path: &str) -> Routed<'_> {
         ["v1", "admin", "boards", b, "purge"] => at(Route::Purge, b, "", ""),
         _ => not_found,
     }
+}
+
+/// Routes a request by method and path: [`route`], except that `DELETE`
+/// of a member is the admin's [`Route::RemoveMember`] rather than the
+/// member read.
+pub fn route_request<'a>(method: &Method, path: &'a str) -> Routed<'a> {
+    let mut routed = route(path);
+    if routed.route == Route::Member && method == Method::DELETE {
+        routed.route = Route::RemoveMember;
+    }
+    routed
 }
 
 /// Percent-decodes a path segment (borrowing when it has no escapes);

@@ -21,7 +21,7 @@ use crate::limit::client_ip;
 use crate::reads;
 use crate::reply::{json, Reply};
 use crate::request::Query;
-use crate::router::{decode, route, Route, Routed};
+use crate::router::{decode, route_request, Route, Routed};
 use crate::state::AppState;
 use crate::writes;
 
@@ -34,7 +34,7 @@ where
 {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let routed = route(parts.uri.path());
+    let routed = route_request(&parts.method, parts.uri.path());
     let reply = if !routed.route.accepts(&parts.method) {
         Err(ApiError::method_not_allowed(routed.route.allow()))
     } else {
@@ -157,6 +157,13 @@ where
             query.only(&[])?;
             admin::delete_board(state, &decode(routed.board, "board")?).await
         }
+        Route::RemoveMember => {
+            query.only(&[])?;
+            let caller = state.registry.load().keys.caller(&parts.headers)?;
+            let board = decode(routed.board, "board")?;
+            let member = decode(routed.member, "member")?;
+            admin::remove_member(state, &board, &member, caller.as_deref()).await
+        }
         Route::Boards => {
             query.only(&[])?;
             let caller = state.registry.load().keys.caller(&parts.headers)?;
@@ -178,7 +185,9 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
             Some(KeyScope::Read)
         }
         Route::Scores => Some(KeyScope::Write),
-        Route::BlendWeights | Route::Purge | Route::DeleteBoard => Some(KeyScope::Admin),
+        Route::BlendWeights | Route::Purge | Route::DeleteBoard | Route::RemoveMember => {
+            Some(KeyScope::Admin)
+        }
         Route::Healthz
         | Route::Readyz
         | Route::Metrics

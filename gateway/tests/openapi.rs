@@ -11,11 +11,11 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use standings_core::{MemberId, Op, Score, StoreError};
 use standings_gateway::error::{ApiError, ErrorCode};
-use standings_gateway::router::{route, Route};
+use standings_gateway::router::{route_request, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 22] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 21] = [
     ("post", "/v1/admin/backup"),
     ("post", "/v1/admin/boards"),
     ("delete", "/v1/admin/boards/{board}"),
+    ("delete", "/v1/boards/{board}/members/{member}"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
@@ -149,22 +150,23 @@ fn spec_paths_reach_their_routes() {
             .replace("{member}", "user%3A1")
             .replace("{period}", "daily")
             .replace("{name}", "hot");
-        let routed = route(&concrete).route;
-        assert_ne!(routed, Route::NotFound, "{path} does not route");
         let method = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let routed = route_request(&method, &concrete).route;
+        assert_ne!(routed, Route::NotFound, "{path} does not route");
         assert!(
             routed.accepts(&method),
             "{routed:?} does not take {method} ({path})"
         );
     }
     for r in Route::ALL.iter().filter(|r| **r != Route::NotFound) {
-        let documented = ROUTES.iter().any(|(_, path)| {
+        let documented = ROUTES.iter().any(|(method, path)| {
             let concrete = path
                 .replace("{board}", "arena")
                 .replace("{member}", "user%3A1")
                 .replace("{period}", "daily")
                 .replace("{name}", "hot");
-            route(&concrete).route == *r
+            let method = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            route_request(&method, &concrete).route == *r
         });
         assert!(
             documented,
@@ -403,9 +405,11 @@ fn scope(route: Route) -> Option<&'static str> {
     match route {
         Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => Some("read"),
         Route::Scores => Some("write"),
-        Route::BlendWeights | Route::Purge | Route::CreateBoard | Route::DeleteBoard => {
-            Some("admin")
-        }
+        Route::BlendWeights
+        | Route::Purge
+        | Route::CreateBoard
+        | Route::DeleteBoard
+        | Route::RemoveMember => Some("admin"),
         Route::Backup | Route::Reload => Some("operator"),
         Route::Boards | Route::Healthz | Route::Readyz | Route::Metrics | Route::NotFound => None,
         #[allow(unreachable_patterns)]
@@ -454,7 +458,8 @@ fn every_route_documents_the_api_key_answers() {
         let at = format!("{} {path}", method.to_uppercase());
         let responses = &op["responses"];
         assert!(responses.get("401").is_some(), "{at} documents 401");
-        let needs = scope(route(&concrete).route);
+        let verb = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let needs = scope(route_request(&verb, &concrete).route);
         assert_eq!(
             op.get("x-scope").and_then(Value::as_str),
             needs,

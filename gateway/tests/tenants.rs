@@ -134,6 +134,11 @@ fn routes(board: &str) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", format!("/v1/boards/{board}/periods"), None),
         ("GET", format!("/static/{board}/top20.json"), None),
         (
+            "DELETE",
+            format!("/v1/boards/{board}/members/user%3A1"),
+            None,
+        ),
+        (
             "PUT",
             format!("/v1/admin/boards/{board}/blends/hot"),
             Some(json!({"parts": [{"period": "daily", "weight": 2}]})),
@@ -275,6 +280,36 @@ async fn scenario(gw: InProcess) {
             a.body
         );
     }
+    // The member removal above (by the tenant's admin key) took user:1 out
+    // of every period; a second one finds nothing.
+    let a = call(
+        &gw,
+        "GET",
+        "/v1/boards/alpha/members/user%3A1",
+        Some(key("ta-all")),
+        None,
+    )
+    .await;
+    assert_error(&a, 404, "member_not_found", "removed from all");
+    let a = call(
+        &gw,
+        "GET",
+        "/v1/boards/alpha/members/user%3A1?period=daily",
+        Some(key("ta-all")),
+        None,
+    )
+    .await;
+    assert_error(&a, 404, "member_not_found", "removed from daily");
+    let a = call(
+        &gw,
+        "DELETE",
+        "/v1/boards/alpha/members/user%3A1",
+        Some(key("ta-all")),
+        None,
+    )
+    .await;
+    assert_error(&a, 404, "member_not_found", "nothing left to remove");
+
     // Public boards need no key; public_reads boards need none for reads.
     for (method, path, body) in routes("open").into_iter().take(5) {
         let a = call(&gw, method, &path, None, body).await;
