@@ -13,7 +13,7 @@
 //!    `operator` key (no tenant's admin owns a public board).
 //! 3. Reads of a board with `public_reads` need no key (CDN pulls).
 //! 4. Otherwise a key is needed (401 without one), of the board's own
-//!    tenant: a key of another tenant gets the same 404 as a board that
+//!    tenant (for admin routes, an `operator` key of any tenant will do): a key of another tenant gets the same 404 as a board that
 //!    does not exist, so a board's existence is not revealed; and with the
 //!    scope the route needs (403 without it).
 //! 5. Operator routes (backup, reload) need a key with the `operator`
@@ -134,6 +134,11 @@ pub fn authorize(
             "this board needs an API key: send Authorization: Bearer KEY",
         ));
     };
+    // Operators administer every tenant's boards (they can create them in
+    // any tenant too); they read and write only their own tenant's.
+    if scope == KeyScope::Admin && caller.may(KeyScope::Operator) {
+        return Ok(());
+    }
     if caller.tenant != board.tenant {
         return Err(ApiError::unknown_board(board.board.name.as_str()));
     }
