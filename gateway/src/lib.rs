@@ -121,6 +121,7 @@ impl Gateway {
         let state = Arc::new(AppState {
             registry: arc_swap::ArcSwap::from_pointee(registry),
             reloader,
+            started_with: config.boards.iter().map(|b| b.name.clone()).collect(),
             purger: std::sync::OnceLock::new(),
             store,
             metrics: telemetry::metrics_handle(),

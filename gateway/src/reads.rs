@@ -349,7 +349,7 @@ struct ReadyReply {
     stale: bool,
 }
 
-/// `GET /readyz`: 503 until every board has a snapshot and while the
+/// `GET /readyz`: 503 until every board it started with has a snapshot and while the
 /// refresher is not running. A store that is unreachable does not make the
 /// gateway unready: reads degrade to the last snapshot (`stale`), they do
 /// not fail, so a load balancer should keep sending them here.
@@ -361,7 +361,15 @@ pub async fn readyz(state: &AppState) -> Reply {
         ));
     }
     let registry = state.registry.load();
-    if let Some(b) = registry.boards.values().find(|b| !b.loaded()) {
+    // Boards the gateway started with: one created at run time, or added
+    // by a reload, loads at the next refresh and must not make a serving
+    // gateway unready meanwhile.
+    if let Some(b) = registry
+        .boards
+        .values()
+        .filter(|b| !b.runtime && state.started_with.contains(b.board.name.as_str()))
+        .find(|b| !b.loaded())
+    {
         return Err(ApiError::unavailable(
             ErrorCode::NotReady,
             format!("board {} has no snapshot loaded yet", b.board.name),

@@ -107,6 +107,8 @@ pub struct AppState {
     pub registry: ArcSwap<Registry>,
     /// How to re-read the config; `None`: reloads are refused.
     pub reloader: Option<Reloader>,
+    /// The config's boards at start: `/readyz` waits for these only.
+    pub started_with: std::collections::HashSet<String>,
     /// The CDN purge queue, once the background tasks have started it
     /// (never, when no CDN is configured).
     pub purger: std::sync::OnceLock<crate::purge::Purger>,

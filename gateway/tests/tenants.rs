@@ -545,6 +545,12 @@ async fn reload_picks_up_boards_and_keys_and_refuses_a_broken_file() {
     .unwrap();
     let (status, body) = reload().await;
     assert_eq!((status, body["boards"].as_u64()), (200, Some(5)), "{body}");
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a board added by a reload does not make the gateway unready"
+    );
     let r = client
         .post(format!("{base}/v1/boards/gamma/scores"))
         .json(&json!({"member": "u:1", "score": 3}))
