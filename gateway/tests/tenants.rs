@@ -855,3 +855,100 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
         p.assert_running();
     }
 }
+
+/// SIGHUP makes a separate `standings-agent` re-read the config file as it
+/// does the gateway: a board added to the file is published without a
+/// restart, on a real Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_agent_too() {
+    use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
+    let cluster = RedisCluster::start(3, 0);
+    let nodes = cluster.nodes().join(",");
+    let dir = ScratchDir::new("tenants-agent-hup");
+    let path = dir.path().join("standings.toml");
+    let base_text = format!(
+        "[store]\nkind = \"redis\"\nnodes = [\"{}\"]\n[gateway]\nrefresh_interval_ms = 100\n[agent]\nprecompute_interval_ms = 100\n{}",
+        cluster.nodes()[0],
+        config_text()
+    );
+    std::fs::write(&path, &base_text).unwrap();
+    let command = |bin: std::path::PathBuf, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--config")
+            .arg(&path)
+            .arg("--redis-nodes")
+            .arg(&nodes);
+        cmd.args(extra).env("NO_COLOR", "1");
+        cmd
+    };
+    let agent_bin = workspace_bin("standings-shard-agent", "standings-agent");
+    let mut agent = Process::spawn("agent", command(agent_bin, &["--role", "all"]), dir.path());
+    let listen = format!("127.0.0.1:{}", free_loopback_port());
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
+    let mut gateway = Process::spawn("gateway", command(bin, &["--listen", &listen]), dir.path());
+    let base = format!("http://{listen}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        gateway.assert_running();
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway was not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    std::fs::write(
+        &path,
+        format!("{base_text}\n[[boards]]\nname = \"delta\"\nshards = 2\ngroups = 1\n"),
+    )
+    .unwrap();
+    for pid in [agent.id(), gateway.id()] {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    support::eventually(
+        "the gateway to take writes for delta",
+        std::time::Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let base = base.clone();
+            async move {
+                let r = client
+                    .post(format!("{base}/v1/boards/delta/scores"))
+                    .json(&json!({"member": "u:9", "score": 9}))
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == 200).then_some(())
+            }
+        },
+    )
+    .await;
+    support::eventually(
+        "the agent to publish delta",
+        std::time::Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let base = base.clone();
+            async move {
+                let r = client
+                    .get(format!("{base}/v1/boards/delta/top"))
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = r.json().await.ok()?;
+                (body["entries"][0]["member"] == "u:9").then_some(())
+            }
+        },
+    )
+    .await;
+    agent.assert_running();
+    gateway.assert_running();
+}

@@ -302,7 +302,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    run_with_catalog(store, boards, None, assignment, interval, shutdown).await
+    run_with_catalog(store, boards, None, None, assignment, interval, shutdown).await
 }
 
 /// The boards of `config` and those of the store's catalog (created at run
@@ -322,12 +322,18 @@ pub async fn boards_with_catalog(
     boards
 }
 
+/// Re-reads the agent's config file (on SIGHUP).
+pub type Reloader = Box<dyn Fn() -> Result<standings_config::Config, String> + Send + Sync>;
+
 /// [`run`], re-reading the store's catalog each tick when `config` is
-/// given, so boards created at run time are published within one interval.
+/// given, so boards created at run time are published within one interval;
+/// and, with `reload`, re-reading the config file on SIGHUP (a file that
+/// does not load is logged and the old config stays).
 pub async fn run_with_catalog(
     store: Arc<dyn Store>,
     mut boards: Vec<Board>,
-    config: Option<standings_config::Config>,
+    mut config: Option<standings_config::Config>,
+    reload: Option<Reloader>,
     assignment: Assignment,
     interval: Duration,
     shutdown: CancellationToken,
@@ -337,15 +343,37 @@ pub async fn run_with_catalog(
         Role::Group => Phase::Group,
         Role::Shard | Role::All => Phase::Shard,
     };
+    let mut hup = reload
+        .as_ref()
+        .and_then(|_| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok());
     tracing::info!(?assignment, ?interval, ?phase, "agent started");
     loop {
         if let Some(config) = &config {
             boards = boards_with_catalog(store.as_ref(), config).await;
         }
         agent.tick(store.as_ref(), &boards, &assignment).await;
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = phase.sleep(interval) => {}
+            _ = hangup => {
+                match reload.as_ref().map(|r| r()) {
+                    Some(Ok(fresh)) => {
+                        tracing::info!(boards = fresh.boards.len(), "config reloaded");
+                        boards = fresh.boards();
+                        config = Some(fresh);
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, "reload on SIGHUP refused; the old config stays"),
+                    None => {}
+                }
+            }
         }
     }
     tracing::info!("agent stopped");

@@ -1,5 +1,5 @@
 //! `standings-agent`: parse flags, load config, start tracing, run the
-//! precompute loops until SIGINT/SIGTERM.
+//! precompute loops until SIGINT/SIGTERM; SIGHUP re-reads the config.
 
 use std::process::ExitCode;
 
@@ -10,7 +10,7 @@ use standings_shard_agent::{parse_range, run_with_catalog, Assignment, Role};
 
 /// Standings precompute agent: publishes shard TOP-K snapshots and merges
 /// them into group snapshots.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(version)]
 struct Args {
     #[command(flatten)]
@@ -46,10 +46,14 @@ async fn main() -> ExitCode {
         groups: args.groups,
     };
     let shutdown = standings_runtime::shutdown_on_signal();
+    let again = args.config.clone();
+    let reload: standings_shard_agent::Reloader =
+        Box::new(move || again.load().map_err(|e| e.to_string()));
     run_with_catalog(
         store,
         config.boards(),
         Some(config.clone()),
+        Some(reload),
         assignment,
         config.precompute_interval(),
         shutdown,
