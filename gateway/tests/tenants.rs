@@ -675,48 +675,9 @@ groups = 1
 /// interval, on a real Redis Cluster; deleting it stops it everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
-    use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
-    let cluster = RedisCluster::start(3, 0);
-    let nodes = cluster.nodes().join(",");
-    let dir = ScratchDir::new("tenants-runtime");
-    let path = dir.path().join("standings.toml");
-    let text = format!(
-        "[store]\nkind = \"redis\"\nnodes = [\"{}\"]\n[gateway]\nrefresh_interval_ms = 100\n[agent]\nprecompute_interval_ms = 100\n{}",
-        cluster.nodes()[0],
-        config_text()
-    );
-    std::fs::write(&path, &text).unwrap();
-    let command = |bin: std::path::PathBuf, extra: &[&str]| {
-        let mut cmd = std::process::Command::new(bin);
-        cmd.arg("--config")
-            .arg(&path)
-            .arg("--redis-nodes")
-            .arg(&nodes);
-        cmd.args(extra).env("NO_COLOR", "1");
-        cmd
-    };
-    let agent_bin = workspace_bin("standings-shard-agent", "standings-agent");
-    let mut agent = Process::spawn("agent", command(agent_bin, &["--role", "all"]), dir.path());
-    let client = reqwest::Client::new();
-    let mut gateways = Vec::new();
-    for name in ["gateway-1", "gateway-2"] {
-        let listen = format!("127.0.0.1:{}", free_loopback_port());
-        let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
-        let mut p = Process::spawn(name, command(bin, &["--listen", &listen]), dir.path());
-        let base = format!("http://{listen}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            p.assert_running();
-            let ready = client.get(format!("{base}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{name} was not ready");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        gateways.push((p, base));
-    }
-    let (one, two) = (gateways[0].1.clone(), gateways[1].1.clone());
+    let mut stack = Stack::start("tenants-runtime", 2).await;
+    let client = stack.client.clone();
+    let (one, two) = (stack.gateways[0].1.clone(), stack.gateways[1].1.clone());
     let admin = format!("Bearer {}", key("ta-all"));
     let create = |base: String, body: Value, auth: Option<String>| {
         let client = client.clone();
@@ -765,44 +726,25 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
     );
 
     // The second gateway takes writes for it, and the agent publishes it.
-    support::eventually(
-        "gateway 2 to serve the new board",
-        std::time::Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let (two, admin) = (two.clone(), admin.clone());
-            async move {
-                let r = client
-                    .post(format!("{two}/v1/boards/live/scores"))
-                    .header("authorization", admin)
-                    .json(&json!({"member": "user:5", "score": 42}))
-                    .send()
-                    .await
-                    .ok()?;
-                (r.status() == 200).then_some(())
-            }
-        },
-    )
-    .await;
-    support::eventually(
-        "the new board's top on gateway 2",
-        std::time::Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let (two, admin) = (two.clone(), admin.clone());
-            async move {
-                let r = client
-                    .get(format!("{two}/v1/boards/live/top"))
-                    .header("authorization", admin)
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = r.json().await.ok()?;
-                (body["entries"][0]["member"] == "user:5").then_some(())
-            }
-        },
-    )
-    .await;
+    let body = json!({"member": "user:5", "score": 42});
+    stack
+        .until_written(
+            "gateway 2 to serve the new board",
+            &two,
+            "live",
+            Some(&admin),
+            body,
+        )
+        .await;
+    stack
+        .until(
+            "the new board's top on gateway 2",
+            &two,
+            "/v1/boards/live/top",
+            Some(&admin),
+            |_, b| b["entries"][0]["member"] == "user:5",
+        )
+        .await;
     let r = client
         .get(format!("{two}/v1/boards/live/top"))
         .send()
@@ -819,24 +761,15 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    support::eventually(
-        "gateway 1 to stop serving it",
-        std::time::Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let (one, admin) = (one.clone(), admin.clone());
-            async move {
-                let r = client
-                    .get(format!("{one}/v1/boards/live/top"))
-                    .header("authorization", admin)
-                    .send()
-                    .await
-                    .ok()?;
-                (r.status() == 404).then_some(())
-            }
-        },
-    )
-    .await;
+    stack
+        .until(
+            "gateway 1 to stop serving it",
+            &one,
+            "/v1/boards/live/top",
+            Some(&admin),
+            |status, _| status == 404,
+        )
+        .await;
     let (status, body) = create(one.clone(), live.clone(), Some(admin.clone())).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -850,8 +783,8 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409, "a board of the config file");
-    agent.assert_running();
-    for (p, _) in &mut gateways {
+    stack.agent.assert_running();
+    for (p, _) in &mut stack.gateways {
         p.assert_running();
     }
 }
@@ -861,94 +794,169 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
 /// restart, on a real Redis Cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_agent_too() {
-    use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
-    let cluster = RedisCluster::start(3, 0);
-    let nodes = cluster.nodes().join(",");
-    let dir = ScratchDir::new("tenants-agent-hup");
-    let path = dir.path().join("standings.toml");
-    let base_text = format!(
-        "[store]\nkind = \"redis\"\nnodes = [\"{}\"]\n[gateway]\nrefresh_interval_ms = 100\n[agent]\nprecompute_interval_ms = 100\n{}",
-        cluster.nodes()[0],
-        config_text()
+    let mut stack = Stack::start("tenants-agent-hup", 1).await;
+    let base = stack.gateways[0].1.clone();
+    let added = format!(
+        "{}\n[[boards]]\nname = \"delta\"\nshards = 2\ngroups = 1\n",
+        stack.text
     );
-    std::fs::write(&path, &base_text).unwrap();
-    let command = |bin: std::path::PathBuf, extra: &[&str]| {
-        let mut cmd = std::process::Command::new(bin);
-        cmd.arg("--config")
-            .arg(&path)
-            .arg("--redis-nodes")
-            .arg(&nodes);
-        cmd.args(extra).env("NO_COLOR", "1");
-        cmd
-    };
-    let agent_bin = workspace_bin("standings-shard-agent", "standings-agent");
-    let mut agent = Process::spawn("agent", command(agent_bin, &["--role", "all"]), dir.path());
-    let listen = format!("127.0.0.1:{}", free_loopback_port());
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
-    let mut gateway = Process::spawn("gateway", command(bin, &["--listen", &listen]), dir.path());
-    let base = format!("http://{listen}");
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        gateway.assert_running();
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway was not ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    std::fs::write(
-        &path,
-        format!("{base_text}\n[[boards]]\nname = \"delta\"\nshards = 2\ngroups = 1\n"),
-    )
-    .unwrap();
-    for pid in [agent.id(), gateway.id()] {
+    std::fs::write(&stack.path, added).unwrap();
+    for pid in [stack.agent.id(), stack.gateways[0].0.id()] {
         let sent = std::process::Command::new("kill")
             .args(["-HUP", &pid.to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
     }
-    support::eventually(
-        "the gateway to take writes for delta",
-        std::time::Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let base = base.clone();
-            async move {
-                let r = client
-                    .post(format!("{base}/v1/boards/delta/scores"))
-                    .json(&json!({"member": "u:9", "score": 9}))
-                    .send()
-                    .await
-                    .ok()?;
-                (r.status() == 200).then_some(())
+    let body = json!({"member": "u:9", "score": 9});
+    stack
+        .until_written(
+            "the gateway to take writes for delta",
+            &base,
+            "delta",
+            None,
+            body,
+        )
+        .await;
+    stack
+        .until(
+            "the agent to publish delta",
+            &base,
+            "/v1/boards/delta/top",
+            None,
+            |_, b| b["entries"][0]["member"] == "u:9",
+        )
+        .await;
+    stack.agent.assert_running();
+    stack.gateways[0].0.assert_running();
+}
+
+/// A config file with this file's tenants and boards on a real 3-master
+/// Redis Cluster, a `standings-agent --role all` and `gateways` gateway
+/// processes on it, each ready.
+struct Stack {
+    agent: standings_test_support::process::Process,
+    gateways: Vec<(standings_test_support::process::Process, String)>,
+    path: std::path::PathBuf,
+    text: String,
+    client: reqwest::Client,
+    // Dropped after the processes: their logs live in it, and they use it.
+    _cluster: RedisCluster,
+    _dir: standings_test_support::process::ScratchDir,
+}
+
+impl Stack {
+    async fn start(label: &str, gateways: usize) -> Self {
+        use standings_test_support::process::{
+            free_loopback_port, workspace_bin, Process, ScratchDir,
+        };
+        let cluster = RedisCluster::start(3, 0);
+        let nodes = cluster.nodes().join(",");
+        let dir = ScratchDir::new(label);
+        let path = dir.path().join("standings.toml");
+        let text = format!(
+            "[store]\nkind = \"redis\"\nnodes = [\"{}\"]\n[gateway]\nrefresh_interval_ms = 100\n[agent]\nprecompute_interval_ms = 100\n{}",
+            cluster.nodes()[0],
+            config_text()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let command = |bin: std::path::PathBuf, extra: &[&str]| {
+            let mut cmd = std::process::Command::new(bin);
+            cmd.arg("--config")
+                .arg(&path)
+                .arg("--redis-nodes")
+                .arg(&nodes);
+            cmd.args(extra).env("NO_COLOR", "1");
+            cmd
+        };
+        let agent_bin = workspace_bin("standings-shard-agent", "standings-agent");
+        let agent = Process::spawn("agent", command(agent_bin, &["--role", "all"]), dir.path());
+        let client = reqwest::Client::new();
+        let mut started = Vec::new();
+        for n in 1..=gateways {
+            let name = format!("gateway-{n}");
+            let listen = format!("127.0.0.1:{}", free_loopback_port());
+            let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
+            let mut p = Process::spawn(&name, command(bin, &["--listen", &listen]), dir.path());
+            let base = format!("http://{listen}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                p.assert_running();
+                let ready = client.get(format!("{base}/readyz")).send().await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{name} was not ready");
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             }
-        },
-    )
-    .await;
-    support::eventually(
-        "the agent to publish delta",
-        std::time::Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let base = base.clone();
-            async move {
-                let r = client
-                    .get(format!("{base}/v1/boards/delta/top"))
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = r.json().await.ok()?;
-                (body["entries"][0]["member"] == "u:9").then_some(())
+            started.push((p, base));
+        }
+        Self {
+            agent,
+            gateways: started,
+            path,
+            text,
+            client,
+            _cluster: cluster,
+            _dir: dir,
+        }
+    }
+
+    /// Polls `GET base+path` (with `auth`) until `check` accepts its status
+    /// and body.
+    async fn until(
+        &self,
+        what: &str,
+        base: &str,
+        path: &str,
+        auth: Option<&str>,
+        check: impl Fn(u16, &Value) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let mut req = self.client.get(format!("{base}{path}"));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
             }
-        },
-    )
-    .await;
-    agent.assert_running();
-    gateway.assert_running();
+            if let Ok(r) = req.send().await {
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if check(status, &body) {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls a write of `body` to `board` at `base` until it answers 200.
+    async fn until_written(
+        &self,
+        what: &str,
+        base: &str,
+        board: &str,
+        auth: Option<&str>,
+        body: Value,
+    ) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let url = format!("{base}/v1/boards/{board}/scores");
+            let mut req = self.client.post(url).json(&body);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            if req.send().await.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
 }

@@ -68,7 +68,7 @@ async fn catalog(store: &dyn Store, prefix: &str) {
 }
 
 /// A 4-shard numeric board, so the test knows where `m:N` lives (shard N % 4).
-fn board(prefix: &str, name: &str, order: Order) -> Board {
+pub(crate) fn board(prefix: &str, name: &str, order: Order) -> Board {
     Board {
         order,
         shards: 4,
@@ -80,11 +80,13 @@ fn board(prefix: &str, name: &str, order: Order) -> Board {
     }
 }
 
-fn member(n: u64) -> MemberId {
+/// Member `m:N` (on a numeric board, shard N % shards).
+pub(crate) fn member(n: u64) -> MemberId {
     MemberId::new(&format!("m:{n}")).expect("member")
 }
 
-fn write(n: u64, op: Op, value: f64) -> Write {
+/// An unkeyed write of `m:N`.
+pub(crate) fn write(n: u64, op: Op, value: f64) -> Write {
     Write {
         member: member(n),
         op,

@@ -19,11 +19,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use standings_core::blend::{self, Blend, BlendPart};
-use standings_core::board::{Board, ShardBy};
+use standings_core::board::Board;
 use standings_core::keyspace::Scope;
 use standings_core::period::{Period, PeriodKind, Timezone};
 use standings_core::store::{now_ms_i64, Store, Write};
-use standings_core::types::{BoardName, Entry, MemberId, Op, Score};
+use standings_core::types::{Entry, Op, Order};
+
+use crate::conformance::{member, write};
 
 /// Runs every check against `store`. `prefix` must be a valid board-name
 /// start, unique per run when the store is shared.
@@ -40,31 +42,13 @@ fn kind(text: &str) -> PeriodKind {
     text.parse().expect("period kind")
 }
 
-/// A 4-shard numeric board with `periods`, so `m:N` lives in shard N % 4.
+/// The conformance suite's 4-shard numeric board with `periods`, so `m:N`
+/// lives in shard N % 4.
 fn board(prefix: &str, name: &str, periods: &[&str]) -> Board {
     let kinds: Vec<PeriodKind> = periods.iter().map(|p| kind(p)).collect();
     Board {
-        shards: 4,
-        groups: 2,
-        shard_by: ShardBy::Numeric,
-        top_k: 10,
-        idempotency_ttl: Duration::from_secs(60),
         periods: Arc::from(kinds),
-        ..Board::new(BoardName::new(&format!("{prefix}-{name}")).expect("valid board prefix"))
-    }
-}
-
-fn member(n: u64) -> MemberId {
-    MemberId::new(&format!("m:{n}")).expect("member")
-}
-
-fn write(n: u64, op: Op, value: f64) -> Write {
-    Write {
-        member: member(n),
-        op,
-        value: Score::new(value).expect("score"),
-        idempotency_key: None,
-        request_id: format!("req-{n}-{value}"),
+        ..crate::conformance::board(prefix, name, Order::Desc)
     }
 }
 
