@@ -593,6 +593,26 @@ async fn reload_picks_up_boards_and_keys_and_refuses_a_broken_file() {
     )
     .await;
     gateway.assert_running();
+    // Keys never reach the logs: not the key, not its hash (the reloads
+    // above logged at INFO, with the request's key in hand).
+    let _ = client
+        .get(format!("{base}/v1/boards/alpha/top"))
+        .header("authorization", "Bearer not-a-key-at-all")
+        .send()
+        .await;
+    let logs = std::fs::read_to_string(dir.path().join("gateway.stderr")).unwrap_or_default()
+        + &std::fs::read_to_string(dir.path().join("gateway.stdout")).unwrap_or_default();
+    assert!(
+        logs.contains("config reloaded"),
+        "the gateway logged: {logs}"
+    );
+    for secret in [
+        key("root").to_string(),
+        hex(&key_digest(key("root").as_bytes())),
+        "not-a-key-at-all".into(),
+    ] {
+        assert!(!logs.contains(&secret), "a key or its hash in the logs");
+    }
 }
 
 /// Limits per API key and per tenant, from the tenant's `limits`: rates so
