@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
+use standings_core::events::{EventSource, Feed, LikeSpace, Weights};
 use standings_core::{
     Blend, BlendPart, Board, BoardName, Op, Order, PeriodKind, ShardBy, Timezone,
 };
@@ -76,6 +77,77 @@ pub struct Config {
     /// The boards served; at least one.
     #[serde(default)]
     pub boards: Vec<BoardConfig>,
+    /// Behaviour events (`POST /v1/events`).
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// Likes: where they live and their anti-abuse rules.
+    #[serde(default)]
+    pub likes: LikesConfig,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// How long an event id is remembered (`24h`).
+    pub dedup_ttl: String,
+    /// Events per second one actor may send (0: no limit), with a burst
+    /// of one second's worth.
+    pub rate_per_actor: f64,
+    /// Where the gateway keeps events it could not hand to the store
+    /// (Redis down): a durable spool applied in order once the store is
+    /// back. Relative paths are relative to the working directory.
+    pub spool_dir: String,
+    /// At most this many events wait in the spool; past it, 503.
+    pub spool_capacity: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            dedup_ttl: "24h".into(),
+            rate_per_actor: 0.0,
+            spool_dir: "./standings-spool".into(),
+            spool_capacity: 100_000,
+        }
+    }
+}
+
+/// `[likes]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LikesConfig {
+    /// Shards of each tenant's likes space; every board fed by `target`
+    /// events has this many shards (its shards share the likes' slots).
+    pub shards: u32,
+    /// At most one like action per (actor, target) this often (`1s`;
+    /// `0s`: none).
+    pub cooldown: String,
+    /// How many targets an actor's list keeps, newest first.
+    pub recent_per_actor: usize,
+}
+
+impl Default for LikesConfig {
+    fn default() -> Self {
+        Self {
+            shards: 100,
+            cooldown: "1s".into(),
+            recent_per_actor: 1000,
+        }
+    }
+}
+
+/// `source = {events = "target", weights = {like = 2, comment = 3}}` of a
+/// board fed by behaviour events.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Whose score moves: `target`, `actor` or `owner`.
+    pub events: String,
+    /// Points per event type: `like` (an unlike takes it back),
+    /// `dislike`, and counted types (`comment`, `share`, ...).
+    #[serde(default)]
+    pub weights: std::collections::BTreeMap<String, f64>,
 }
 
 /// The tenant of boards that name none; it needs no key.
@@ -424,6 +496,9 @@ pub struct BoardConfig {
     /// key, for CDN pulls; writes and admin still do.
     #[serde(default)]
     pub public_reads: bool,
+    /// Set when the board is fed by behaviour events.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
 }
 
 impl BoardConfig {
@@ -862,8 +937,83 @@ impl Config {
                     "must be greater than 0",
                 ));
             }
+            if let Some(source) = &b.source {
+                let feed = Feed::parse(&source.events).ok_or_else(|| {
+                    invalid(
+                        key("source.events"),
+                        "must be \"target\", \"actor\" or \"owner\"",
+                    )
+                })?;
+                if let Err(e) = Weights::new(source.weights.clone()) {
+                    return Err(invalid(key("source.weights"), &e));
+                }
+                if feed == Feed::Target && b.shards != self.likes.shards {
+                    return Err(invalid(
+                        key("shards"),
+                        &format!(
+                            "a board fed by target events keeps its shards in the likes' slots, so it must have likes.shards ({}) shards",
+                            self.likes.shards
+                        ),
+                    ));
+                }
+                if feed == Feed::Target && b.shard_by != ShardBy::Hash {
+                    return Err(invalid(
+                        key("shard_by"),
+                        "a board fed by target events shards like the likes do: \"hash\"",
+                    ));
+                }
+            }
         }
+        self.validate_events(file)?;
         Ok(self)
+    }
+
+    fn validate_events(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let positive =
+            |key: &str, text: &str, zero_ok: bool| match humantime::parse_duration(text.trim()) {
+                Ok(d) if zero_ok || !d.is_zero() => Ok(d),
+                Ok(_) => Err(invalid(key, "must be greater than 0")),
+                Err(e) => Err(invalid(
+                    key,
+                    &format!("not a duration ({e}); e.g. \"24h\", \"1s\""),
+                )),
+            };
+        positive("events.dedup_ttl", &self.events.dedup_ttl, false)?;
+        positive("likes.cooldown", &self.likes.cooldown, true)?;
+        if !(self.events.rate_per_actor.is_finite() && self.events.rate_per_actor >= 0.0) {
+            return Err(invalid("events.rate_per_actor", "must be a number >= 0"));
+        }
+        if self.events.spool_dir.trim().is_empty() {
+            return Err(invalid("events.spool_dir", "must name a directory"));
+        }
+        if self.events.spool_capacity == 0 {
+            return Err(invalid("events.spool_capacity", "must be greater than 0"));
+        }
+        if !(1..=16_384).contains(&self.likes.shards) {
+            return Err(invalid("likes.shards", "must be 1 to 16384"));
+        }
+        if !(1..=100_000).contains(&self.likes.recent_per_actor) {
+            return Err(invalid("likes.recent_per_actor", "must be 1 to 100000"));
+        }
+        Ok(())
+    }
+
+    /// The likes space of `tenant` under this config; call only on a
+    /// validated config.
+    pub fn like_space(&self, tenant: &BoardName) -> LikeSpace {
+        let d = |t: &str| humantime::parse_duration(t.trim()).unwrap_or_default();
+        LikeSpace {
+            tenant: tenant.clone(),
+            shards: self.likes.shards,
+            dedup_ttl: d(&self.events.dedup_ttl),
+            cooldown: d(&self.likes.cooldown),
+            recent_per_actor: self.likes.recent_per_actor,
+        }
     }
 
     /// Checks a board created at run time exactly as the config file's
@@ -973,6 +1123,10 @@ impl BoardConfig {
             top_k: self.top_k,
             default_op: self.default_op,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            source: self.source.as_ref().map(|s| EventSource {
+                feed: Feed::parse(&s.events).expect("validated feed"),
+                weights: Weights::new(s.weights.clone()).expect("validated weights"),
+            }),
             ..Board::new(name)
         }
         .in_tenant(BoardName::new(self.tenant()).expect("validated tenant id"))

@@ -169,6 +169,10 @@ pub struct Board {
     pub default_op: Op,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: Duration,
+    /// Where scores come from when the board is fed by behaviour events
+    /// (`None`: direct writes only). A board fed by `target` keeps its
+    /// shards in its tenant's likes slots (see [`crate::keyspace`]).
+    pub source: Option<crate::events::EventSource>,
 }
 
 impl Board {
@@ -194,6 +198,7 @@ impl Board {
             top_k: 1000,
             default_op: Op::Incr,
             idempotency_ttl: Duration::from_secs(86_400),
+            source: None,
         }
     }
 
@@ -220,6 +225,14 @@ impl Board {
             self.storage
         );
         self.storage.as_str()
+    }
+
+    /// Whether the board is fed by `target` events, so its shards share the
+    /// tenant's likes slots.
+    pub fn fed_by_target(&self) -> bool {
+        self.source
+            .as_ref()
+            .is_some_and(|s| s.feed == crate::events::Feed::Target)
     }
 
     /// [`Board::storage_name`] as its own (cheaply cloned) value.

@@ -55,9 +55,36 @@ pub enum Scope {
     Global,
 }
 
-/// The hash tag shared by every key of one shard, braces included.
+/// The hash tag shared by every key of one shard, braces included; for a
+/// board fed by `target` events, the tenant's likes tag followed by
+/// `:STORAGE` ([`likes_tag`]), so the board's shard shares the slot of the
+/// like state of its members.
 pub fn shard_tag(board: &Board, shard: u32) -> String {
+    if board.fed_by_target() {
+        return format!("{{sl:{}:{}}}:{}", board.tenant, shard, board.storage_name());
+    }
     format!("{{st:{}:{}}}", board.storage_name(), shard)
+}
+
+/// The hash tag of one shard of a tenant's likes space, braces included:
+/// `{sl:TENANT:SHARD}`. Every key of the like state, counts, dedup records
+/// and event stream of the targets in that shard carries it, and so do
+/// the shards of the tenant's target-fed boards; the actor's list and
+/// the owner's total live under the actor's and the owner's shard of
+/// the same space.
+///
+/// | key | type | what |
+/// | --- | --- | --- |
+/// | `{sl:t:s}:ls:LEN:TARGET:ACTOR` | string | the like state, `l` or `d` (absent: none); one small key per standing like, never one big key per target |
+/// | `{sl:t:s}:lc:TARGET` | hash | `l` likes, `d` dislikes |
+/// | `{sl:t:s}:e:ID` | string | dedup record of an event id: `"<digest hex> <outcome>"`, expiring after `events.dedup_ttl` |
+/// | `{sl:t:s}:cd:LEN:TARGET:ACTOR` | string | the cooldown of a like action, expiring after `likes.cooldown` |
+/// | `{sl:t:s}:x` | stream | the shard's applied events, read by the agents' consumer group `standings` |
+/// | `{sl:t:s}:al:ACTOR` | sorted set | the actor's liked targets by time (actor's shard) |
+/// | `{sl:t:s}:ow:OWNER` | string (int) | likes the owner's targets hold now (owner's shard) |
+/// | `{sl:t:s}:f:ID` | string | the consumer's record that event ID was applied in this (actor's or owner's) shard |
+pub fn likes_tag(tenant: &str, shard: u32) -> String {
+    format!("{{sl:{tenant}:{shard}}}")
 }
 
 /// `{st:STORAGE:SHARD}`, `suffix` and then `period`, in one allocation sized
@@ -67,8 +94,16 @@ pub fn shard_tag(board: &Board, shard: u32) -> String {
 fn shard_key(board: &Board, shard: u32, suffix: &str, period: &str) -> String {
     use std::fmt::Write;
     let name = board.storage_name();
-    let mut key = String::with_capacity(name.len() + period.len() + suffix.len() + 16);
-    let _ = write!(key, "{{st:{name}:{shard}}}{suffix}{period}");
+    let mut key = String::with_capacity(2 * name.len() + period.len() + suffix.len() + 16);
+    if board.fed_by_target() {
+        let _ = write!(
+            key,
+            "{{sl:{}:{shard}}}:{name}{suffix}{period}",
+            board.tenant
+        );
+    } else {
+        let _ = write!(key, "{{st:{name}:{shard}}}{suffix}{period}");
+    }
     key
 }
 
@@ -186,5 +221,23 @@ mod tests {
             snapshot(&videos, Scope::Global),
             "{sx:acme.videos}:snap:all"
         );
+    }
+
+    /// A target-fed board's shard shares its tenant's likes slot; its keys
+    /// still name the board, so two such boards share no key.
+    #[test]
+    fn target_fed_boards_live_in_the_likes_slot() {
+        use crate::events::{EventSource, Feed, Weights};
+        let name = |s: &str| BoardName::new(s).unwrap();
+        let mut videos = Board::new(name("videos")).in_tenant(name("acme"));
+        videos.source = Some(EventSource {
+            feed: Feed::Target,
+            weights: Weights::default(),
+        });
+        assert_eq!(shard_tag(&videos, 17), "{sl:acme:17}:acme.videos");
+        assert_eq!(shard_zset(&videos, 17), "{sl:acme:17}:acme.videos:z:all");
+        assert_eq!(likes_tag("acme", 17), "{sl:acme:17}");
+        videos.source.as_mut().unwrap().feed = Feed::Actor;
+        assert_eq!(shard_tag(&videos, 17), "{st:acme.videos:17}");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod blend;
 pub mod board;
+pub mod events;
 pub mod keyspace;
 pub mod merge;
 pub mod ostree;

@@ -701,8 +701,8 @@ mod tests {
         assert_eq!(collect(tree.iter_from(0)), [1, 2, 3, 4]);
         assert_eq!(collect(tree.iter_from(2)), [3, 4]);
         assert_eq!(collect(tree.iter_from(3)), [4]);
-        assert_eq!(collect(tree.iter_from(4)), []);
-        assert_eq!(collect(tree.iter_from(usize::MAX)), []);
+        assert_eq!(collect(tree.iter_from(4)), Vec::<i32>::new());
+        assert_eq!(collect(tree.iter_from(usize::MAX)), Vec::<i32>::new());
         assert_eq!(tree.iter_from(1).size_hint(), (3, Some(3)));
     }
 
@@ -712,8 +712,8 @@ mod tests {
         assert_eq!(collect(tree.iter_rev_from(0)), [1]);
         assert_eq!(collect(tree.iter_rev_from(2)), [3, 2, 1]);
         assert_eq!(collect(tree.iter_rev_from(3)), [4, 3, 2, 1]);
-        assert_eq!(collect(tree.iter_rev_from(4)), []);
-        assert_eq!(collect(tree.iter_rev_from(usize::MAX)), []);
+        assert_eq!(collect(tree.iter_rev_from(4)), Vec::<i32>::new());
+        assert_eq!(collect(tree.iter_rev_from(usize::MAX)), Vec::<i32>::new());
         assert_eq!(tree.iter_rev_from(1).size_hint(), (2, Some(2)));
     }
 

@@ -34,6 +34,8 @@ pub enum InputCode {
     InvalidScore,
     /// An op that is not `incr`, `set` or `best`.
     InvalidOp,
+    /// An event whose id, type or parties are malformed.
+    InvalidEvent,
 }
 
 impl InputCode {
@@ -44,6 +46,7 @@ impl InputCode {
             InputCode::InvalidMember => "invalid_member",
             InputCode::InvalidScore => "invalid_score",
             InputCode::InvalidOp => "invalid_op",
+            InputCode::InvalidEvent => "invalid_event",
         }
     }
 }

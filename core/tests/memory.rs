@@ -14,3 +14,9 @@ async fn passes_the_periods_suite() {
     let store = MemoryStore::new();
     standings_test_support::periods::run(&store, "mem").await;
 }
+
+#[tokio::test]
+async fn passes_the_likes_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::likes::run(&store, "mem").await;
+}

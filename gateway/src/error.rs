@@ -88,11 +88,15 @@ pub enum ErrorCode {
     BoardExists,
     /// 409: the board is defined in the config file, not at run time.
     BoardInConfig,
+    /// 400: an event whose id, type or parties are malformed.
+    InvalidEvent,
+    /// 503: the event spool is full (the store has been down a while).
+    SpoolFull,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -126,6 +130,8 @@ impl ErrorCode {
         ErrorCode::InvalidConfig,
         ErrorCode::BoardExists,
         ErrorCode::BoardInConfig,
+        ErrorCode::InvalidEvent,
+        ErrorCode::SpoolFull,
     ];
 
     /// The code as the error body spells it.
@@ -164,6 +170,8 @@ impl ErrorCode {
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::BoardExists => "board_exists",
             ErrorCode::BoardInConfig => "board_in_config",
+            ErrorCode::InvalidEvent => "invalid_event",
+            ErrorCode::SpoolFull => "spool_full",
         }
     }
 
@@ -182,7 +190,8 @@ impl ErrorCode {
             | Self::InvalidParameter
             | Self::InvalidPath
             | Self::InvalidPeriod
-            | Self::InvalidBlend => StatusCode::BAD_REQUEST,
+            | Self::InvalidBlend
+            | Self::InvalidEvent => StatusCode::BAD_REQUEST,
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }
@@ -199,7 +208,8 @@ impl ErrorCode {
             | Self::OutcomeUnknown
             | Self::Timeout
             | Self::NotReady
-            | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::Overloaded
+            | Self::SpoolFull => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -211,6 +221,7 @@ impl From<InputCode> for ErrorCode {
             InputCode::InvalidMember => ErrorCode::InvalidMember,
             InputCode::InvalidScore => ErrorCode::InvalidScore,
             InputCode::InvalidOp => ErrorCode::InvalidOp,
+            InputCode::InvalidEvent => ErrorCode::InvalidEvent,
         }
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod cluster;
 pub mod conformance;
+pub mod likes;
 pub mod merge_sample;
 pub mod periods;
 pub mod process;

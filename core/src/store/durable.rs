@@ -1217,6 +1217,72 @@ impl Store for DurableStore {
         Ok(true)
     }
 
+    async fn apply_events(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _boards: &[Board],
+        _events: &[crate::events::Event],
+    ) -> Result<Vec<crate::events::EventOutcome>, StoreError> {
+        Err(StoreError::Unavailable("events: not yet".into()))
+    }
+
+    async fn like_counts(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _targets: &[MemberId],
+        _actor: Option<&MemberId>,
+    ) -> Result<Vec<crate::events::LikeCounts>, StoreError> {
+        Err(StoreError::Unavailable("events: not yet".into()))
+    }
+
+    async fn actor_likes(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _actor: &MemberId,
+        _limit: usize,
+    ) -> Result<Vec<crate::events::LikedTarget>, StoreError> {
+        Err(StoreError::Unavailable("events: not yet".into()))
+    }
+
+    async fn owner_likes(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _owner: &MemberId,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("events: not yet".into()))
+    }
+
+    async fn follow_events(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _boards: &[Board],
+        _shards: &[u32],
+        _consumer: &str,
+        _max: usize,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn event_lag(
+        &self,
+        _space: &crate::events::LikeSpace,
+        _shards: &[u32],
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn weights(&self) -> Result<Vec<(String, crate::events::Weights)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn set_weights(
+        &self,
+        _board: &Board,
+        _weights: &crate::events::Weights,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("events: not yet".into()))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(failed());

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::blend::{self, Blend, BlendPart};
 use crate::board::{Board, Schedule, StorageName};
+use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
 use crate::types::{Entry, MemberId, Order};
@@ -414,6 +415,11 @@ pub struct MemoryStore {
     snapshots: RwLock<HashMap<String, (Bytes, Option<i64>)>>,
     /// Boards created at run time: name -> definition.
     catalog: RwLock<std::collections::BTreeMap<String, String>>,
+    /// Like states, counts, dedup records, lists and totals of every
+    /// tenant (see [`super::likes`]).
+    pub(crate) likes: Mutex<super::likes::Likes>,
+    /// Weights set at run time: board storage name -> weights.
+    weights: RwLock<std::collections::BTreeMap<String, Weights>>,
 }
 
 impl MemoryStore {
@@ -937,6 +943,72 @@ impl Store for MemoryStore {
         Ok(self.catalog_put(name, None))
     }
 
+    async fn apply_events(
+        &self,
+        space: &LikeSpace,
+        boards: &[Board],
+        events: &[Event],
+    ) -> Result<Vec<EventOutcome>, StoreError> {
+        events
+            .iter()
+            .map(|e| self.apply_event(space, boards, e).map(|(o, _)| o))
+            .collect()
+    }
+
+    async fn like_counts(
+        &self,
+        space: &LikeSpace,
+        targets: &[MemberId],
+        actor: Option<&MemberId>,
+    ) -> Result<Vec<LikeCounts>, StoreError> {
+        Ok(self.with_likes(|l| {
+            targets
+                .iter()
+                .map(|t| l.counts(&space.tenant, t, actor))
+                .collect()
+        }))
+    }
+
+    async fn actor_likes(
+        &self,
+        space: &LikeSpace,
+        actor: &MemberId,
+        limit: usize,
+    ) -> Result<Vec<LikedTarget>, StoreError> {
+        Ok(self.with_likes(|l| l.actor_likes(&space.tenant, actor, limit)))
+    }
+
+    async fn owner_likes(&self, space: &LikeSpace, owner: &MemberId) -> Result<u64, StoreError> {
+        Ok(self.with_likes(|l| l.owner_likes(&space.tenant, owner)))
+    }
+
+    async fn follow_events(
+        &self,
+        _space: &LikeSpace,
+        _boards: &[Board],
+        _shards: &[u32],
+        _consumer: &str,
+        _max: usize,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn event_lag(&self, _space: &LikeSpace, _shards: &[u32]) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn weights(&self) -> Result<Vec<(String, Weights)>, StoreError> {
+        Ok(read(&self.weights)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn set_weights(&self, board: &Board, weights: &Weights) -> Result<(), StoreError> {
+        self.put_weights(board.storage_name(), weights.clone());
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -945,6 +1017,25 @@ impl Store for MemoryStore {
 impl MemoryStore {
     /// Adds `definition` under `name` if absent (`Some`), or removes it
     /// (`None`); answers whether anything changed.
+    /// Keeps run-time weights for a board storage name.
+    pub(crate) fn put_weights(&self, storage: &str, weights: Weights) {
+        self.weights
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(storage.to_string(), weights);
+    }
+
+    /// The largest magnitude of `member`'s score in any set of its shard:
+    /// what an event's move is range-checked against before it applies.
+    pub(crate) fn max_abs_score(&self, board: &Board, shard: u32, member: &MemberId) -> f64 {
+        self.with_shard(board, shard, |s| {
+            s.sets
+                .values()
+                .filter_map(|set| set.scores.get(member))
+                .fold(0.0_f64, |m, v| m.max(v.abs()))
+        })
+    }
+
     pub(crate) fn catalog_put(&self, name: &str, definition: Option<&str>) -> bool {
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         match definition {

@@ -7,6 +7,7 @@
 //! concurrently, instead of paying one round trip per shard.
 
 pub mod durable;
+mod likes;
 pub mod memory;
 pub mod redis;
 
@@ -18,6 +19,7 @@ use bytes::Bytes;
 
 use crate::blend::Blend;
 use crate::board::{fnv1a64, Board};
+use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::Scope;
 use crate::types::{Entry, MemberId, Op, Score};
 
@@ -250,6 +252,73 @@ pub trait Store: Send + std::marker::Sync + 'static {
 
     /// Removes a board from the catalog; answers whether it was there.
     async fn catalog_remove(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Applies `events` of one tenant in order, each once per event id
+    /// within `space.dedup_ttl` (see [`crate::events`]). For each event, in
+    /// one atomic step in the target's shard: the dedup record, the like
+    /// state and the target's counts (for a like action), the cooldown
+    /// check, and every board of `boards` fed by `target` moved by its
+    /// weights in every period and blend. The actor's list, the owner's
+    /// total and the boards fed by `actor` or `owner` (also in `boards`)
+    /// follow: in the same step where the backend can (memory, durable),
+    /// or from the shard's event stream ([`Store::follow_events`], Redis).
+    /// `boards` are the tenant's event-fed boards with the weights to use.
+    async fn apply_events(
+        &self,
+        space: &LikeSpace,
+        boards: &[Board],
+        events: &[Event],
+    ) -> Result<Vec<EventOutcome>, StoreError>;
+
+    /// For each target: its counts, and `actor`'s state on it if asked.
+    async fn like_counts(
+        &self,
+        space: &LikeSpace,
+        targets: &[crate::types::MemberId],
+        actor: Option<&crate::types::MemberId>,
+    ) -> Result<Vec<LikeCounts>, StoreError>;
+
+    /// The newest `limit` targets `actor` likes now, newest first.
+    async fn actor_likes(
+        &self,
+        space: &LikeSpace,
+        actor: &crate::types::MemberId,
+        limit: usize,
+    ) -> Result<Vec<LikedTarget>, StoreError>;
+
+    /// How many likes the targets of `owner` hold now.
+    async fn owner_likes(
+        &self,
+        space: &LikeSpace,
+        owner: &crate::types::MemberId,
+    ) -> Result<u64, StoreError>;
+
+    /// One step of the event-stream consumer: applies up to `max` unread
+    /// events of each of `shards` to the actors' lists, owners' totals
+    /// and the `actor`- and `owner`-fed boards of `boards`, once per
+    /// event id, and acknowledges them; events delivered to a consumer
+    /// that died unacknowledged are claimed after a while. Answers how
+    /// many it applied. Backends that apply all of it with the event
+    /// answer 0.
+    async fn follow_events(
+        &self,
+        space: &LikeSpace,
+        boards: &[Board],
+        shards: &[u32],
+        consumer: &str,
+        max: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Events of `shards` the consumer has not applied yet (0 where they
+    /// are applied with the event).
+    async fn event_lag(&self, space: &LikeSpace, shards: &[u32]) -> Result<u64, StoreError>;
+
+    /// Weights set at run time: (board storage name, weights), by name.
+    async fn weights(&self) -> Result<Vec<(String, Weights)>, StoreError>;
+
+    /// Keeps `weights` for `board`, replacing what its config says for
+    /// every gateway from its next refresh on.
+    async fn set_weights(&self, board: &Board, weights: &Weights) -> Result<(), StoreError>;
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
