@@ -137,6 +137,74 @@ fn parse_parts(value: serde_json::Value, board: &Board) -> Result<Vec<BlendPart>
     Ok(parts)
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightsBody {
+    #[serde(default)]
+    weights: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct WeightsReply<'a> {
+    board: &'a str,
+    weights: &'a std::collections::BTreeMap<String, f64>,
+}
+
+/// `PUT /v1/admin/boards/{board}/weights` `{"weights": {"like": 2, ...}}`:
+/// replaces the event weights of an event-fed board for every gateway
+/// (kept in the store; each gateway reads them every refresh). They apply
+/// to events from then on; scores already earned stay.
+pub async fn set_weights<B>(state: &AppState, board: &str, headers: &HeaderMap, body: B) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let b = state.board(board)?;
+    if b.board.source.is_none() {
+        return Err(ApiError::bad_field(
+            ErrorCode::InvalidParameter,
+            "board",
+            format!(
+                "board {} is not fed by events (it has no source), so it has no weights",
+                b.board.name
+            ),
+        ));
+    }
+    require_json(headers)?;
+    let body = read_body(headers, body, state.max_body_bytes).await?;
+    let fields: WeightsBody = json_object(&body, "weights")?;
+    let value = fields.weights.ok_or_else(|| {
+        ApiError::bad_field(ErrorCode::MissingField, "weights", "weights is required")
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_field(
+            ErrorCode::InvalidParameter,
+            "weights",
+            "weights must be an object of event type -> number",
+        ));
+    };
+    let mut pairs = std::collections::BTreeMap::new();
+    for (k, v) in map {
+        let Some(w) = v.as_f64() else {
+            return Err(ApiError::bad_field(
+                ErrorCode::InvalidParameter,
+                "weights",
+                format!("weights.{}: must be a number", short(&k)),
+            ));
+        };
+        pairs.insert(k, w);
+    }
+    let weights = standings_core::events::Weights::new(pairs)
+        .map_err(|e| ApiError::bad_field(ErrorCode::InvalidParameter, "weights", e))?;
+    state.store.set_weights(&b.board, &weights).await?;
+    state.sync_catalog().await?;
+    tracing::info!(board = %b.board.name, weights = %weights.to_json(), "event weights changed");
+    Ok(json_of(&WeightsReply {
+        board: b.board.name.as_str(),
+        weights: &weights.0,
+    }))
+}
+
 /// `PUT /v1/admin/boards/{board}/blends/{name}` `{"parts": [...]}`: new
 /// parts and weights for a blend of the board, stored with every shard
 /// (each rebuilt in the same step), so every gateway and every later

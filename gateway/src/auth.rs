@@ -151,6 +151,18 @@ pub fn authorize(
     Ok(())
 }
 
+/// Whether `caller` may do `scope` on its own tenant's likes and events
+/// (no key: tenant `public`, which needs none).
+pub fn authorize_tenant(caller: Option<&Caller>, scope: KeyScope) -> Result<(), ApiError> {
+    match caller {
+        Some(c) if !c.may(scope) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("key {} lacks the {} scope", c.key_id, scope.as_str()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `caller` may use an operator route (rule 5 above).
 pub fn authorize_operator(keys: &Keys, caller: Option<&Caller>) -> Result<(), ApiError> {
     if !keys.tenants_configured {

@@ -19,6 +19,8 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod events;
+pub mod likes;
 pub mod limit;
 pub mod period;
 pub mod purge;
@@ -29,6 +31,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod service;
+pub mod spool;
 pub mod state;
 pub mod telemetry;
 pub mod view;
@@ -62,6 +65,9 @@ pub enum GatewayError {
     /// The store could not be opened.
     #[error("opening the store: {0}")]
     Store(#[from] OpenStoreError),
+    /// The event spool could not be opened.
+    #[error("opening the event spool: {0}")]
+    Spool(#[from] spool::SpoolError),
 }
 
 impl GatewayError {
@@ -69,6 +75,8 @@ impl GatewayError {
     pub fn exit_code(&self) -> u8 {
         match self {
             GatewayError::Store(e) => e.exit_code(),
+            // EX_CANTCREAT, as for a data directory that cannot be used.
+            GatewayError::Spool(_) => 73,
         }
     }
 }
@@ -91,6 +99,24 @@ impl Gateway {
         config: Config,
         reloader: Option<state::Reloader>,
     ) -> Result<Self, GatewayError> {
+        Self::open_inner(config, reloader, None).await
+    }
+
+    /// [`Gateway::open_with`] for a gateway serving on `port`: a networked
+    /// store gets an event spool named for the port.
+    async fn open_inner(
+        config: Config,
+        reloader: Option<state::Reloader>,
+        port: Option<u16>,
+    ) -> Result<Self, GatewayError> {
+        let spool = match port.filter(|_| !config.store.kind.in_process()) {
+            Some(port) => Some(spool::Spool::open(
+                std::path::Path::new(&config.events.spool_dir),
+                port,
+                config.events.spool_capacity,
+            )?),
+            None => None,
+        };
         // The embedded store is kept typed as well, for backups.
         let (store, backups): (Arc<dyn Store>, _) = if config.store.kind == StoreKind::Embedded {
             let durable = Arc::new(open_embedded(&config)?);
@@ -110,7 +136,11 @@ impl Gateway {
                 Vec::new()
             }
         };
-        let registry = state::Registry::of(&config, None, catalog);
+        let weights = store.weights().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read run-time weights yet; they follow at the first refresh");
+            Vec::new()
+        });
+        let registry = state::Registry::of(&config, None, catalog, weights);
         let limiter = |rate_per_sec, burst| {
             limit::RateLimiter::with_config(limit::LimitConfig {
                 rate_per_sec,
@@ -144,6 +174,12 @@ impl Gateway {
                 .map(|p| limit::parse_net(p).expect("validated with the config"))
                 .collect(),
             backups,
+            spool,
+            actor_limiter: {
+                let rate = config.events.rate_per_actor;
+                limit::Limiter::new(rate, (rate.ceil() as u32).max(1))
+            },
+            last_seen: likes::LastSeen::default(),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
             #[cfg(test)]
@@ -175,6 +211,7 @@ impl Gateway {
         }
         let health = state.refresher.clone();
         let token = shutdown.clone();
+        let drain = tokio::spawn(spool::drain(state.clone(), shutdown.clone()));
         tokio::spawn(async move {
             supervise(health, RESTART_BACKOFF, token.clone(), move || {
                 refresh_loop(state.clone(), config.clone(), purger.clone(), token.clone())
@@ -183,6 +220,7 @@ impl Gateway {
             if let Some(task) = purge_task {
                 let _ = task.await;
             }
+            let _ = drain.await;
         })
     }
 
@@ -213,7 +251,8 @@ pub async fn run_with(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    let gateway = Gateway::open_with(config, reloader).await?;
+    let port = listener.local_addr().ok().map(|a| a.port());
+    let gateway = Gateway::open_inner(config, reloader, port).await?;
     let background = gateway.start_background(shutdown.clone());
     reload_on_sighup(gateway.state.clone(), shutdown.clone());
     let embedded = gateway.config.store.kind.in_process();
@@ -310,6 +349,7 @@ async fn refresh_loop(
             tracing::warn!(error = %e, "cannot read the board catalog; keeping the boards as they are");
         }
         let registry = state.registry.load_full();
+        report_event_lag(store.as_ref(), &registry).await;
         for board in registry.boards.values() {
             let (outcome, slots) = refresh_board_slots(store.as_ref(), board).await;
             if outcome != Refreshed::Changed {
@@ -332,6 +372,19 @@ async fn refresh_loop(
         }
         state.metrics.run_upkeep();
         state.refresher.beat();
+    }
+}
+
+/// Sets `standings_event_lag{tenant}`: events the stream consumer has not
+/// applied yet (the actors' lists and owners' totals trail by them).
+async fn report_event_lag(store: &dyn Store, registry: &state::Registry) {
+    for (tenant, events) in &registry.events {
+        let shards: Vec<u32> = (0..events.space.shards).collect();
+        match store.event_lag(&events.space, &shards).await {
+            Ok(lag) => metrics::gauge!("standings_event_lag", "tenant" => tenant.to_string())
+                .set(lag as f64),
+            Err(e) => tracing::debug!(%tenant, error = %e, "cannot read the event lag"),
+        }
     }
 }
 

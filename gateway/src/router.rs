@@ -32,12 +32,18 @@ pub enum Route {
     Readyz,
     Metrics,
     Backup,
+    Events,
+    Likes,
+    LikesLookup,
+    ActorLikes,
+    OwnerLikes,
+    BoardWeights,
     NotFound,
 }
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 18] = [
+    pub const ALL: [Route; 24] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -55,6 +61,12 @@ impl Route {
         Route::Readyz,
         Route::Metrics,
         Route::Backup,
+        Route::Events,
+        Route::Likes,
+        Route::LikesLookup,
+        Route::ActorLikes,
+        Route::OwnerLikes,
+        Route::BoardWeights,
         Route::NotFound,
     ];
 
@@ -83,6 +95,12 @@ impl Route {
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
             Route::Backup => "admin_backup",
+            Route::Events => "events",
+            Route::Likes => "likes",
+            Route::LikesLookup => "likes_lookup",
+            Route::ActorLikes => "actor_likes",
+            Route::OwnerLikes => "owner_likes",
+            Route::BoardWeights => "admin_weights",
             Route::NotFound => "not_found",
         }
     }
@@ -90,12 +108,16 @@ impl Route {
     /// The methods it takes, as the `Allow` header lists them.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Scores | Route::Backup | Route::Purge | Route::Reload | Route::CreateBoard => {
-                "POST"
-            }
+            Route::Scores
+            | Route::Backup
+            | Route::Purge
+            | Route::Reload
+            | Route::CreateBoard
+            | Route::Events
+            | Route::LikesLookup => "POST",
             Route::DeleteBoard => "DELETE",
             Route::Member | Route::RemoveMember => "GET, HEAD, DELETE",
-            Route::BlendWeights => "PUT",
+            Route::BlendWeights | Route::BoardWeights => "PUT",
             _ => "GET, HEAD",
         }
     }
@@ -103,11 +125,15 @@ impl Route {
     /// Whether it takes `method` (any method reaches `NotFound`'s 404).
     pub fn accepts(self, method: &Method) -> bool {
         match self {
-            Route::Scores | Route::Backup | Route::Purge | Route::Reload | Route::CreateBoard => {
-                method == Method::POST
-            }
+            Route::Scores
+            | Route::Backup
+            | Route::Purge
+            | Route::Reload
+            | Route::CreateBoard
+            | Route::Events
+            | Route::LikesLookup => method == Method::POST,
             Route::DeleteBoard | Route::RemoveMember => method == Method::DELETE,
-            Route::BlendWeights => method == Method::PUT,
+            Route::BlendWeights | Route::BoardWeights => method == Method::PUT,
             Route::NotFound => true,
             _ => method == Method::GET || method == Method::HEAD,
         }
@@ -183,6 +209,12 @@ pub fn route(path: &str) -> Routed<'_> {
         ["v1", "admin", "boards"] => at(Route::CreateBoard, "", "", ""),
         ["v1", "admin", "boards", b] => at(Route::DeleteBoard, b, "", ""),
         ["v1", "admin", "boards", b, "purge"] => at(Route::Purge, b, "", ""),
+        ["v1", "admin", "boards", b, "weights"] => at(Route::BoardWeights, b, "", ""),
+        ["v1", "events"] => at(Route::Events, "", "", ""),
+        ["v1", "likes:lookup"] => at(Route::LikesLookup, "", "", ""),
+        ["v1", "likes", t] if !t.is_empty() => at(Route::Likes, "", t, ""),
+        ["v1", "actors", a, "likes"] if !a.is_empty() => at(Route::ActorLikes, "", a, ""),
+        ["v1", "owners", o, "likes"] if !o.is_empty() => at(Route::OwnerLikes, "", o, ""),
         _ => not_found,
     }
 }
@@ -238,6 +270,19 @@ mod tests {
             (blend.route, blend.board, blend.period),
             (Route::BlendWeights, "g", "hot")
         );
+        assert_eq!(route("/v1/events").route, Route::Events);
+        assert_eq!(route("/v1/likes:lookup").route, Route::LikesLookup);
+        let likes = route("/v1/likes/video%3A9");
+        assert_eq!((likes.route, likes.member), (Route::Likes, "video%3A9"));
+        assert_eq!(route("/v1/likes/").route, Route::NotFound);
+        assert_eq!(route("/v1/actors/u/likes").route, Route::ActorLikes);
+        assert_eq!(route("/v1/owners/u/likes").route, Route::OwnerLikes);
+        assert_eq!(
+            route("/v1/admin/boards/g/weights").route,
+            Route::BoardWeights
+        );
+        assert!(Route::BoardWeights.accepts(&Method::PUT));
+        assert!(Route::LikesLookup.accepts(&Method::POST));
         assert_eq!(route("/v1/boards/g").route, Route::NotFound);
         assert_eq!(route("/").route, Route::NotFound);
     }

@@ -17,6 +17,7 @@ use http_body_util::Full;
 use crate::admin;
 use crate::auth;
 use crate::error::{ApiError, ErrorCode};
+use crate::likes;
 use crate::limit::client_ip;
 use crate::reads;
 use crate::reply::{json, Reply};
@@ -42,7 +43,7 @@ where
         match tokio::time::timeout(state.request_timeout, work).await {
             Ok(reply) => reply,
             // A write that ran out of time may have reached the store.
-            Err(_) if routed.route == Route::Scores => Err(ApiError::unavailable(
+            Err(_) if matches!(routed.route, Route::Scores | Route::Events) => Err(ApiError::unavailable(
                 ErrorCode::OutcomeUnknown,
                 "the write did not finish in time; it may have been applied: retry with the same Idempotency-Key",
             )),
@@ -74,7 +75,15 @@ where
     let client = || client_ip(peer, &parts.headers, &state.trusted_proxies);
     if matches!(
         routed.route,
-        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods
+        Route::Top
+            | Route::Member
+            | Route::Around
+            | Route::Static
+            | Route::Periods
+            | Route::Likes
+            | Route::LikesLookup
+            | Route::ActorLikes
+            | Route::OwnerLikes
     ) {
         state.admit(&state.read_limiter, "reads", client)?;
     }
@@ -92,6 +101,21 @@ where
     if matches!(routed.route, Route::Backup | Route::Reload) {
         auth::authorize_operator(&registry.keys, caller.as_deref())?;
     }
+    // Events and likes belong to the caller's tenant (`public` without a
+    // key): the key needs write for events, read for like reads.
+    let tenant = match like_scope(routed.route) {
+        Some(scope) => {
+            let tenant = crate::events::tenant_of(caller.as_deref());
+            auth::authorize_tenant(caller.as_deref(), scope)?;
+            if let Some(limits) = registry.limits.get(tenant) {
+                let key = caller.as_ref().map(|c| &c.key_id);
+                limits.admit(scope == standings_config::KeyScope::Write, key)?;
+            }
+            let events = registry.events_of(tenant).cloned();
+            Some(events.ok_or_else(ApiError::not_found)?)
+        }
+        None => None,
+    };
     drop(registry);
     match routed.route {
         Route::Scores => {
@@ -173,7 +197,51 @@ where
             query.only(&[])?;
             admin::purge(state, &decode(routed.board, "board")?)
         }
+        Route::Events => {
+            query.only(&[])?;
+            state.admit(&state.write_limiter, "writes", client)?;
+            crate::events::post_events(state, caller.as_deref(), &parts.headers, body).await
+        }
+        Route::Likes => {
+            query.only(&["actor"])?;
+            let tenant = tenant.ok_or_else(ApiError::not_found)?;
+            let target = decode(routed.member, "target")?;
+            likes::target(state, &tenant, &target, &query).await
+        }
+        Route::LikesLookup => {
+            query.only(&[])?;
+            let tenant = tenant.ok_or_else(ApiError::not_found)?;
+            likes::lookup(state, &tenant, &parts.headers, body).await
+        }
+        Route::ActorLikes => {
+            query.only(&["limit"])?;
+            let tenant = tenant.ok_or_else(ApiError::not_found)?;
+            let actor = decode(routed.member, "actor")?;
+            likes::actor(state, &tenant, &actor, &query).await
+        }
+        Route::OwnerLikes => {
+            query.only(&[])?;
+            let tenant = tenant.ok_or_else(ApiError::not_found)?;
+            likes::owner(state, &tenant, &decode(routed.member, "owner")?).await
+        }
+        Route::BoardWeights => {
+            query.only(&[])?;
+            let board = decode(routed.board, "board")?;
+            admin::set_weights(state, &board, &parts.headers, body).await
+        }
         Route::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+/// The scope a like or event route needs of a key (`None`: not one).
+fn like_scope(route: Route) -> Option<standings_config::KeyScope> {
+    use standings_config::KeyScope;
+    match route {
+        Route::Events => Some(KeyScope::Write),
+        Route::Likes | Route::LikesLookup | Route::ActorLikes | Route::OwnerLikes => {
+            Some(KeyScope::Read)
+        }
+        _ => None,
     }
 }
 
@@ -185,9 +253,11 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
             Some(KeyScope::Read)
         }
         Route::Scores => Some(KeyScope::Write),
-        Route::BlendWeights | Route::Purge | Route::DeleteBoard | Route::RemoveMember => {
-            Some(KeyScope::Admin)
-        }
+        Route::BlendWeights
+        | Route::BoardWeights
+        | Route::Purge
+        | Route::DeleteBoard
+        | Route::RemoveMember => Some(KeyScope::Admin),
         Route::Healthz
         | Route::Readyz
         | Route::Metrics
@@ -195,6 +265,11 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
         | Route::Reload
         | Route::Boards
         | Route::CreateBoard
+        | Route::Events
+        | Route::Likes
+        | Route::LikesLookup
+        | Route::ActorLikes
+        | Route::OwnerLikes
         | Route::NotFound => None,
     }
 }

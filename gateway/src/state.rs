@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use standings_core::Store;
+use standings_core::events::{LikeSpace, Weights};
+use standings_core::{Board, BoardName, Store};
 use standings_runtime::Supervised;
 
 use crate::error::{ApiError, ErrorCode};
@@ -31,6 +32,60 @@ pub struct Registry {
     pub config: Arc<standings_config::Config>,
     /// The store's catalog as last read: (name, definition).
     pub catalog: Vec<(String, String)>,
+    /// Weights set at run time as last read from the store: (board
+    /// storage name, weights).
+    pub weights: Vec<(String, Weights)>,
+    /// Each tenant's likes space and event-fed boards, by tenant id
+    /// (`public` and every configured tenant).
+    pub events: HashMap<Arc<str>, Arc<TenantEvents>>,
+}
+
+/// What `POST /v1/events` of one tenant needs: where its likes live, its
+/// event-fed boards with the weights in force (the store's run-time
+/// weights over the config's), and the counted types they name.
+pub struct TenantEvents {
+    /// The tenant's likes space.
+    pub space: LikeSpace,
+    /// Its boards fed by events, weights in force.
+    pub boards: Vec<Board>,
+    /// Every counted type some board weighs (`comment`, `share`, ...).
+    pub counted: std::collections::BTreeSet<String>,
+}
+
+impl TenantEvents {
+    fn of(
+        config: &standings_config::Config,
+        tenant: &str,
+        boards: &HashMap<String, Arc<BoardState>>,
+        weights: &[(String, Weights)],
+    ) -> Option<Self> {
+        let id = BoardName::new(tenant).ok()?;
+        let mut fed: Vec<Board> = boards
+            .values()
+            .filter(|b| &*b.tenant == tenant && b.board.source.is_some())
+            .map(|b| {
+                let mut board = b.board.clone();
+                let set = weights.iter().find(|(n, _)| n == board.storage_name());
+                if let (Some(source), Some((_, w))) = (board.source.as_mut(), set) {
+                    source.weights = w.clone();
+                }
+                board
+            })
+            .collect();
+        fed.sort_by(|a, b| a.name.cmp(&b.name));
+        let counted = fed
+            .iter()
+            .filter_map(|b| b.source.as_ref())
+            .flat_map(|s| s.weights.0.keys())
+            .filter(|k| !matches!(k.as_str(), "like" | "dislike"))
+            .cloned()
+            .collect();
+        Some(Self {
+            space: config.like_space(&id),
+            boards: fed,
+            counted,
+        })
+    }
 }
 
 /// The rate limiters of one tenant (`None`: that limit is off).
@@ -138,6 +193,13 @@ pub struct AppState {
     pub fanout: tokio::sync::Semaphore,
     /// The embedded store's backups; `None` on another store.
     pub backups: Option<Backups>,
+    /// Where events wait while the store is unreachable (a networked
+    /// store served on a socket; `None` otherwise).
+    pub spool: Option<crate::spool::Spool>,
+    /// `events.rate_per_actor`, keyed by (tenant, actor); `None` when off.
+    pub actor_limiter: Option<Limiter<(Arc<str>, standings_core::MemberId)>>,
+    /// The last like values answered, for degraded answers.
+    pub last_seen: crate::likes::LastSeen,
     /// Whether the snapshot refresher runs: `/readyz` is 503 while not.
     pub refresher: Arc<Supervised>,
     /// Test-only: makes the refresher panic on its next pass, to show that
@@ -154,6 +216,7 @@ impl Registry {
         config: &standings_config::Config,
         old: Option<&Registry>,
         catalog: Vec<(String, String)>,
+        weights: Vec<(String, Weights)>,
     ) -> Self {
         let runtime = config.runtime_boards(&catalog);
         let boards = config
@@ -186,13 +249,26 @@ impl Registry {
             .iter()
             .map(|t| (Arc::from(t.id.as_str()), TenantLimiters::of(&t.limits)))
             .collect();
+        let events = std::iter::once(standings_config::PUBLIC_TENANT)
+            .chain(config.tenants.iter().map(|t| t.id.as_str()))
+            .filter_map(|t| {
+                TenantEvents::of(config, t, &boards, &weights).map(|e| (Arc::from(t), Arc::new(e)))
+            })
+            .collect();
         Self {
             boards,
             keys: crate::auth::Keys::from_config(config),
             limits,
             config: Arc::new(config.clone()),
             catalog,
+            weights,
+            events,
         }
+    }
+
+    /// The events setup of `tenant` (every tenant of the config has one).
+    pub fn events_of(&self, tenant: &str) -> Option<&Arc<TenantEvents>> {
+        self.events.get(tenant)
     }
 }
 
@@ -204,12 +280,16 @@ impl AppState {
     /// one refresh interval.
     pub async fn sync_catalog(&self) -> Result<bool, standings_core::StoreError> {
         let catalog = self.store.catalog().await?;
+        let weights = self.store.weights().await?;
         let old = self.registry.load_full();
-        if old.catalog == catalog {
+        if old.catalog == catalog && old.weights == weights {
             return Ok(false);
         }
-        let fresh = Registry::of(&old.config, Some(&old), catalog);
-        tracing::info!(boards = fresh.boards.len(), "board catalog changed");
+        let fresh = Registry::of(&old.config, Some(&old), catalog, weights);
+        tracing::info!(
+            boards = fresh.boards.len(),
+            "board catalog or weights changed"
+        );
         self.registry.store(Arc::new(fresh));
         Ok(true)
     }
@@ -221,12 +301,25 @@ impl AppState {
         let Some(reloader) = &self.reloader else {
             return Err("this gateway was started without a config file to re-read".into());
         };
-        let config = reloader()?;
+        let config = match reloader() {
+            Ok(config) => config,
+            Err(e) => {
+                metrics::counter!("standings_config_reloads_total", "result" => "error")
+                    .increment(1);
+                tracing::error!(error = %e, "config reload refused; the running config stays");
+                return Err(e);
+            }
+        };
         let old = self.registry.load();
-        let fresh = Registry::of(&config, Some(&old), old.catalog.clone());
+        let fresh = Registry::of(
+            &config,
+            Some(&old),
+            old.catalog.clone(),
+            old.weights.clone(),
+        );
         let boards = fresh.boards.len();
         self.registry.store(Arc::new(fresh));
-        metrics::counter!("standings_config_reloads_total").increment(1);
+        metrics::counter!("standings_config_reloads_total", "result" => "ok").increment(1);
         tracing::info!(boards, "config reloaded");
         Ok(boards)
     }

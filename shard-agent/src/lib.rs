@@ -322,6 +322,83 @@ pub async fn boards_with_catalog(
     boards
 }
 
+/// How long the event-stream consumer waits when a pass found nothing.
+pub const FOLLOW_IDLE: Duration = Duration::from_millis(100);
+
+/// Most entries per shard one consumer pass takes.
+const FOLLOW_BATCH: usize = 500;
+
+/// The consumer name of this process in the stream consumer groups.
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "agent".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// One pass of the event-stream consumer over every tenant's likes shards
+/// that `assignment` owns: applies actors' lists, owners' totals and the
+/// actor- and owner-fed boards (see [`Store::follow_events`]). Answers how
+/// many events it applied.
+pub async fn follow_once(
+    store: &dyn Store,
+    config: &standings_config::Config,
+    boards: &[Board],
+    assignment: &Assignment,
+    consumer: &str,
+) -> u64 {
+    let mut applied = 0;
+    let tenants = std::iter::once(standings_config::PUBLIC_TENANT)
+        .chain(config.tenants.iter().map(|t| t.id.as_str()));
+    for tenant in tenants {
+        let Ok(id) = standings_core::BoardName::new(tenant) else {
+            continue;
+        };
+        let space = config.like_space(&id);
+        let shards: Vec<u32> = clip(assignment.shards.as_ref(), space.shards).collect();
+        let fed: Vec<Board> = boards
+            .iter()
+            .filter(|b| b.tenant.as_str() == tenant && b.source.is_some())
+            .cloned()
+            .collect();
+        match store
+            .follow_events(&space, &fed, &shards, consumer, FOLLOW_BATCH)
+            .await
+        {
+            Ok(n) => applied += n,
+            Err(e) => {
+                metrics::counter!("standings_agent_errors_total", "role" => "events").increment(1);
+                tracing::warn!(tenant, error = %e, "following the event stream failed; retrying");
+            }
+        }
+    }
+    applied
+}
+
+/// Follows the event streams until `shutdown`: a pass, then another at
+/// once while there was work, else after [`FOLLOW_IDLE`]. `current` is
+/// what the agent's main loop last read (config and boards).
+pub async fn follow_loop(
+    store: Arc<dyn Store>,
+    current: Arc<arc_swap::ArcSwap<(standings_config::Config, Vec<Board>)>>,
+    assignment: Assignment,
+    shutdown: CancellationToken,
+) {
+    let consumer = consumer_name();
+    loop {
+        let now = current.load_full();
+        let applied = follow_once(store.as_ref(), &now.0, &now.1, &assignment, &consumer).await;
+        if applied == 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(FOLLOW_IDLE) => {}
+            }
+        } else if shutdown.is_cancelled() {
+            break;
+        }
+    }
+}
+
 /// Re-reads the agent's config file (on SIGHUP).
 pub type Reloader = Box<dyn Fn() -> Result<standings_config::Config, String> + Send + Sync>;
 
@@ -347,9 +424,26 @@ pub async fn run_with_catalog(
         .as_ref()
         .and_then(|_| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok());
     tracing::info!(?assignment, ?interval, ?phase, "agent started");
+    // The event-stream consumer runs beside the snapshot loop, at its own
+    // pace: its lag is what the actors' lists trail the likes by.
+    let current = config
+        .as_ref()
+        .map(|c| Arc::new(arc_swap::ArcSwap::from_pointee((c.clone(), boards.clone()))));
+    let follower = match (&current, assignment.role) {
+        (Some(current), Role::Shard | Role::All) => Some(tokio::spawn(follow_loop(
+            store.clone(),
+            current.clone(),
+            assignment.clone(),
+            shutdown.clone(),
+        ))),
+        _ => None,
+    };
     loop {
         if let Some(config) = &config {
             boards = boards_with_catalog(store.as_ref(), config).await;
+            if let Some(current) = &current {
+                current.store(Arc::new((config.clone(), boards.clone())));
+            }
         }
         agent.tick(store.as_ref(), &boards, &assignment).await;
         let hangup = async {
@@ -375,6 +469,9 @@ pub async fn run_with_catalog(
                 }
             }
         }
+    }
+    if let Some(f) = follower {
+        let _ = f.await;
     }
     tracing::info!("agent stopped");
 }
