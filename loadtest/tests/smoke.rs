@@ -7,7 +7,9 @@
 //! scenarios run likewise for 3 s with 2 to 4 users throttled to 20
 //! requests/s, and must exit 0 with no failed request in goose's JSON
 //! report. This checks that the scripts and scenarios work, not how fast
-//! anything is: the thresholds are the scripts' own (p99 < 200 ms).
+//! anything is: the latency thresholds are raised to a minute
+//! ([`P99_BOUND_MS`]), since a p99 on a shared 2-core machine is a timing
+//! assertion (the scripts' own 200 ms is for the benchmark runs).
 //!
 //! k6 or varnishd missing fails the test with the command to run.
 
@@ -25,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 /// Bound on one k6 or goose run (each is a few seconds; setup and start-up
 /// add a few more).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The p99 bound the smoke run gives the scripts: only a hang misses it.
+const P99_BOUND_MS: u32 = 60_000;
 
 /// Panics with the command to run when k6 is not on the PATH.
 fn require_k6() {
@@ -147,6 +152,7 @@ async fn k6(script: &str, base_url: &str, scratch: &Path) {
             .args(["run", "--quiet", "--no-usage-report"])
             .args(["-e", &format!("BASE_URL={base_url}")])
             .args(["-e", "RATE=20", "-e", "DURATION=3s", "-e", "MEMBERS=200"])
+            .args(["-e", &format!("P99_MS={P99_BOUND_MS}")])
             .args(["-e", &format!("SUMMARY={}", summary.display())])
             .arg(dir.join(format!("{script}.js"))),
     )
@@ -199,6 +205,7 @@ async fn goose(scenarios: &str, users: u32, host: &str, scratch: &Path) -> Vec<S
             .args(["--increase-rate", &users.to_string()])
             .args(["--run-time", "3s", "--throttle-requests", "20"])
             .args(["--no-telnet", "--quiet"])
+            .args(["--threshold", &format!("p99<{P99_BOUND_MS}ms")])
             .arg("--report-file")
             .arg(&report),
     )
