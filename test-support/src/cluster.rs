@@ -61,6 +61,9 @@ pub struct RedisCluster {
     /// Nodes this handle killed, as `host:port`; skipped by every query so
     /// helpers never wait on a dead node.
     killed: Vec<String>,
+    /// The masters as they were when [`RedisCluster::stop_masters`] first
+    /// ran.
+    stopped_masters: Vec<String>,
 }
 
 impl RedisCluster {
@@ -84,6 +87,7 @@ impl RedisCluster {
         let cluster = Self {
             spawned,
             killed: Vec::new(),
+            stopped_masters: Vec::new(),
         };
         cluster.wait_until_ok(START_TIMEOUT);
         let known = cluster.known_nodes();
@@ -225,6 +229,48 @@ impl RedisCluster {
             .arg(u64::try_from(for_.as_millis()).unwrap_or(u64::MAX))
             .arg("WRITE");
         self.query(addr, &cmd);
+    }
+
+    /// Stops (SIGSTOP) every live master's process: the whole cluster is
+    /// down for clients (connections open, nothing answers, as a hung or
+    /// partitioned node), and its data is kept for
+    /// [`resume_masters`](Self::resume_masters). Answers the stopped pids.
+    /// Without replicas nothing fails over meanwhile.
+    pub fn stop_masters(&mut self) -> Vec<u32> {
+        self.signal_masters("-STOP")
+    }
+
+    /// Continues (SIGCONT) the masters [`stop_masters`](Self::stop_masters)
+    /// stopped; the cluster answers again.
+    pub fn resume_masters(&mut self) -> Vec<u32> {
+        self.signal_masters("-CONT")
+    }
+
+    fn signal_masters(&mut self, signal: &str) -> Vec<u32> {
+        let masters = self.masters_cached();
+        let mut pids = Vec::new();
+        for server in self.spawned.servers.iter_mut() {
+            let addr = server.host_and_port().map(|(h, p)| format!("{h}:{p}"));
+            if addr.is_some_and(|a| masters.contains(&a)) {
+                let pid = server.process.id();
+                let ok = std::process::Command::new("kill")
+                    .args([signal, &pid.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "kill {signal} {pid}");
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// The masters, remembered at the first call: a stopped master cannot
+    /// be asked who the masters are.
+    fn masters_cached(&mut self) -> Vec<String> {
+        if self.stopped_masters.is_empty() {
+            self.stopped_masters = self.masters();
+        }
+        self.stopped_masters.clone()
     }
 
     /// `CLIENT UNPAUSE` on `addr`: ends a pause early; the queued commands
