@@ -368,3 +368,135 @@ async fn backups_are_consistent_copies_while_serving_and_offline() {
         Some(20.0)
     );
 }
+
+/// Sends `events` (one per request) over 8 connections until the server
+/// stops answering; returns the indexes acknowledged (200) and not.
+async fn send_events_until_killed(
+    client: &reqwest::Client,
+    base: &str,
+    events: &[Value],
+) -> (Vec<usize>, Vec<usize>) {
+    let next = Arc::new(Mutex::new(0usize));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let events = Arc::new(events.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (next, acked, lost, events) =
+            (next.clone(), acked.clone(), lost.clone(), events.clone());
+        let client = client.clone();
+        let url = format!("{base}/v1/events");
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = {
+                    let mut n = next.lock().await;
+                    if *n == events.len() {
+                        return;
+                    }
+                    *n += 1;
+                    *n - 1
+                };
+                match client.post(&url).json(&events[i]).send().await {
+                    Ok(r) if r.status() == 200 => acked.lock().await.push(i),
+                    _ => lost.lock().await.push(i),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    let lost = lost.lock().await.clone();
+    (acked, lost)
+}
+
+/// The same for events: likes (each of its own actor and target pair, so
+/// the cooldown never applies) and comments on the example's `videos`
+/// board (a like weighs 2, a comment 3), killed at random moments. After
+/// each restart every unacknowledged event is sent again: the like
+/// counts and the board equal the oracle, and acknowledged events sent
+/// again are repeats (`applied: false`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_kill_9_and_apply_once() {
+    let scratch = ScratchDir::new("durable-events-crash");
+    let config = write_config(scratch.path());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(20261202);
+    let targets = 200;
+    let mut likes: HashMap<String, u64> = HashMap::new();
+    let mut scores: HashMap<String, f64> = HashMap::new();
+    for round in 0..3 {
+        let events: Vec<Value> = (0..2_000)
+            .map(|i| {
+                let target = format!("v:{}", rng.gen_range(0..targets));
+                let kind = if rng.gen_bool(0.6) { "like" } else { "comment" };
+                json!({"id": format!("r{round}-e{i}"), "type": kind,
+                       "actor": format!("u:{round}-{i}"), "target": target})
+            })
+            .collect();
+        let (mut gateway, base) = start(scratch.path(), &config, &client).await;
+        let kill_after = Duration::from_millis(rng.gen_range(100..900));
+        let sender = {
+            let (client, base, events) = (client.clone(), base.clone(), events.clone());
+            tokio::spawn(async move { send_events_until_killed(&client, &base, &events).await })
+        };
+        tokio::time::sleep(kill_after).await;
+        gateway.kill();
+        let (acked, lost) = sender.await.unwrap();
+        eprintln!(
+            "round {round}: killed after {kill_after:?}: {} events acknowledged, {} not",
+            acked.len(),
+            lost.len()
+        );
+        assert!(
+            !acked.is_empty(),
+            "some events were acknowledged before the kill"
+        );
+        let (gateway, base) = start(scratch.path(), &config, &client).await;
+        let retries: Vec<Value> = lost.iter().map(|&i| events[i].clone()).collect();
+        let (_, failed) = send_events_until_killed(&client, &base, &retries).await;
+        assert!(failed.is_empty(), "{} retries failed", failed.len());
+        for &i in acked.iter().step_by(53) {
+            let r = json_of(client.post(format!("{base}/v1/events")).json(&events[i])).await;
+            assert_eq!(
+                r["results"][0]["applied"], false,
+                "{} was acknowledged, so it is kept and not applied again",
+                events[i]
+            );
+        }
+        for e in &events {
+            let target = e["target"].as_str().unwrap().to_string();
+            let like = e["type"] == "like";
+            if like {
+                *likes.entry(target.clone()).or_default() += 1;
+            }
+            *scores.entry(target).or_default() += if like { 2.0 } else { 3.0 };
+        }
+        for t in 0..targets {
+            let target = format!("v:{t}");
+            let r = json_of(client.get(format!("{base}/v1/likes/{}", enc(&target)))).await;
+            assert_eq!(
+                r["likes"].as_u64(),
+                Some(likes.get(&target).copied().unwrap_or(0)),
+                "likes of {target} after round {round}"
+            );
+            let r = client
+                .get(format!("{base}/v1/boards/videos/members/{}", enc(&target)))
+                .send()
+                .await
+                .unwrap();
+            let want = scores.get(&target).copied();
+            let got = if r.status() == 404 {
+                None
+            } else {
+                r.json::<Value>().await.unwrap()["score"].as_f64()
+            };
+            assert_eq!(got, want, "videos score of {target} after round {round}");
+        }
+        drop(gateway);
+    }
+}
