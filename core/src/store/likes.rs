@@ -228,6 +228,32 @@ impl MemoryStore {
         boards: &[Board],
         event: &Event,
     ) -> Result<(EventOutcome, Option<EventChange>), StoreError> {
+        self.apply_event_with(space, boards, event, |change| change)
+    }
+
+    /// [`MemoryStore::apply_event`], handing what the event changed to
+    /// `persist` while the likes lock is still held, and answering what
+    /// `persist` returned in its place.
+    ///
+    /// The durable store queues the change for its committer in `persist`:
+    /// as every event takes this lock, the committer's channel then holds
+    /// the like rows (states, counts, lists, totals) in the order they
+    /// were applied here, and writing them in channel order leaves the disk
+    /// as memory is. Were the change queued after the lock is released,
+    /// two events on one (target, actor) could reach the disk swapped, and
+    /// the older state would win.
+    ///
+    /// `persist` is also called when a board move fails after the like
+    /// state has changed (nothing a range check let through should fail,
+    /// but memory must never hold a change no one was told to persist);
+    /// the error is answered all the same.
+    pub(crate) fn apply_event_with<T>(
+        &self,
+        space: &LikeSpace,
+        boards: &[Board],
+        event: &Event,
+        persist: impl FnOnce(EventChange) -> T,
+    ) -> Result<(EventOutcome, Option<T>), StoreError> {
         let mut likes = self.likes.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         likes.expire_seen(now);
@@ -355,11 +381,21 @@ impl MemoryStore {
                 }
             }
         }
+        let mut failure = None;
         for (i, write) in writes {
-            let (_, applied) = self.apply_recorded(&boards[i], &write)?;
-            if let Some(applied) = applied {
-                out.moves.push((i, applied));
+            match self.apply_recorded(&boards[i], &write) {
+                Ok((_, Some(applied))) => out.moves.push((i, applied)),
+                Ok((_, None)) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
+        }
+        let persisted = persist(out);
+        drop(likes);
+        if let Some(e) = failure {
+            return Err(e);
         }
         Ok((
             EventOutcome {
@@ -367,7 +403,7 @@ impl MemoryStore {
                 state: change.map(|c| c.state),
                 refused: None,
             },
-            Some(out),
+            Some(persisted),
         ))
     }
 
@@ -421,5 +457,56 @@ impl MemoryStore {
     /// Writes under the likes lock (durable store's load).
     pub(crate) fn with_likes_mut<T>(&self, f: impl FnOnce(&mut Likes) -> T) -> T {
         f(&mut self.likes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventSource, LikeAction, Weights};
+
+    /// The durable store relies on it: `persist` runs before the likes
+    /// lock is released (so changes are queued in the order they were
+    /// applied), gets every board move, and is not called for an event
+    /// that changed nothing.
+    #[test]
+    fn the_change_is_handed_over_under_the_likes_lock() {
+        let store = MemoryStore::new();
+        let tenant = BoardName::new("acme").unwrap();
+        let space = LikeSpace {
+            cooldown: Duration::ZERO,
+            ..LikeSpace::new(tenant.clone())
+        };
+        let board = Board {
+            source: Some(EventSource {
+                feed: Feed::Target,
+                weights: Weights::new(BTreeMap::from([("like".to_string(), 2.0)])).unwrap(),
+            }),
+            ..Board::new(BoardName::new("clips").unwrap()).in_tenant(tenant)
+        };
+        let event = Event {
+            id: EventId::new("e1").unwrap(),
+            kind: EventType::Like(LikeAction::Like),
+            actor: MemberId::new("u:1").unwrap(),
+            target: MemberId::new("v:1").unwrap(),
+            owner: None,
+        };
+        let boards = [board];
+        let (outcome, held) = store
+            .apply_event_with(&space, &boards, &event, |change| {
+                assert_eq!(change.counts, Some((event.target.clone(), 1, 0)));
+                assert_eq!(change.moves.len(), 1, "the board move is in the change");
+                store.likes.try_lock().is_err()
+            })
+            .unwrap();
+        assert!(outcome.applied);
+        assert_eq!(held, Some(true), "persist ran under the likes lock");
+        let (again, none) = store
+            .apply_event_with(&space, &boards, &event, |_| -> bool {
+                panic!("a repeat changes nothing to persist")
+            })
+            .unwrap();
+        assert!(!again.applied);
+        assert_eq!(none, None);
     }
 }
