@@ -46,6 +46,36 @@
 //! Snapshots carry a sequence number assigned with the in-memory put, for the
 //! same reason.
 //!
+//! # Events
+//!
+//! [`Store::apply_events`] takes each event as `apply` takes a write: a
+//! slot reserved, the event applied in memory in one step under the likes
+//! lock ([`MemoryStore::apply_event_with`]), and what it changed queued as
+//! one mutation: its dedup record, like state, counts, the actor's list
+//! (with the targets trimmed off it), the owner's total and every board it
+//! moved, so all of one event is in one commit and a crash never leaves a
+//! like on disk without its board moves. Events of one call are queued one
+//! after the other and share commits; the call answers once every one of
+//! them is on disk. A like action that changes nothing still makes a dedup
+//! record, which is persisted like any change; a repeat, a conflict and a
+//! refusal change nothing and are answered from memory. As for an
+//! idempotency key, a repeat of an event id is answered without waiting
+//! for the first one's commit.
+//!
+//! Like rows hold values after the event, not deltas, and are not kept
+//! with a sequence number the way members are: the mutation is queued
+//! while the likes lock is still held, so the channel holds events in the
+//! order memory applied them, and the committer writes in channel order.
+//! (A sequence number would need tombstones for every unlike and trim, so
+//! that a late older row could not bring one back.) The board moves of an
+//! event are score writes like any other and keep the shard sequence
+//! numbers above. [`Store::set_weights`] puts and queues under one mutex
+//! for the same reason.
+//!
+//! Cooldowns are not stored: after a restart every (actor, target) may act
+//! at once. They are a rate limit, not state any read shows, so losing
+//! them lets at most one more action per pair through, once per restart.
+//!
 //! # Failure
 //!
 //! A failed commit after the in-memory apply leaves memory ahead of disk; the
@@ -57,10 +87,16 @@
 //! is expected to be restarted by its supervisor: a restart reloads from
 //! disk, which holds exactly the acknowledged writes.
 //!
-//! A repeat of an idempotency key is answered from memory without waiting
-//! for the first write's commit; if that commit then fails, the repeat was
-//! answered for a write the restarted store does not have (a retry after the
-//! restart applies it).
+//! A repeat of an idempotency key (or of an event id) is answered from
+//! memory without waiting for the first write's commit; if that commit then
+//! fails, the repeat was answered for a write the restarted store does not
+//! have (a retry after the restart applies it).
+//!
+//! A batch of events that fails part way (the store fails, or an event's
+//! board move errs after its like state changed) waits for what it queued
+//! and answers [`StoreError::OutcomeUnknown`]: the events before it are
+//! applied, so "nothing was applied" would be false, and a retry with the
+//! same ids answers them as repeats.
 //!
 //! # Table layout
 //!
@@ -84,14 +120,21 @@
 //! | `snapshots` | [`keyspace::snapshot`] key | `(seq: u64, bytes)` |
 //! | `snapshot_expiry` | [`keyspace::snapshot`] key | `i64`: when a closed period's snapshot expires |
 //! | `catalog` | board name | `&str`: a board created at run time, its definition as the admin API took it |
+//! | `like_states` | `(tenant, target, actor)` | `u8`: [`LikeState::code`], `l` or `d` (a state of none is no row) |
+//! | `like_counts` | `(tenant, target)` | `(likes: u64, dislikes: u64)` (no row when both are 0) |
+//! | `events` | `(expires_at_ms: u64, tenant, event id)` | `(digest: u64, state: Option<u8>)`: the dedup record, [`Event::digest`] and the state after the event (`None` for a counted type); ordered by expiry as `idempotency` is |
+//! | `actor_likes` | `(tenant, actor, target)` | `at_ms: u64`: a target the actor likes now and when it liked it (unliked and trimmed targets are deleted) |
+//! | `owner_likes` | `(tenant, owner)` | `u64`: the likes the owner's targets hold (no row when 0) |
+//! | `weights` | board storage name | `&str`: weights set at run time, [`Weights::to_json`] |
 //!
 //! Blends are not stored: a blend is a function of its parts' periods, so
 //! each shard's blend is rebuilt from them after a restart (by the first
 //! write to the shard or the agents' first [`Store::maintain`]).
 //!
 //! Expiry times are wall-clock (ms since the Unix epoch), so a record's TTL
-//! survives a restart; expired records are skipped and deleted at load, and
-//! deleted by the committer at most every [`EXPIRY_SWEEP`]. Closed periods
+//! survives a restart; expired records (idempotency and event dedup alike)
+//! are skipped and deleted at load, and deleted by the committer at most
+//! every [`EXPIRY_SWEEP`]. Closed periods
 //! and their snapshots are deleted when memory drops them (on a write to
 //! the shard, or [`Store::maintain`]) and skipped at load once expired.
 //!
@@ -113,6 +156,7 @@ use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::likes::{EventChange, Likes, Seen};
 use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
 use super::{
     AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, Store, StoreError, Write,
@@ -120,8 +164,11 @@ use super::{
 };
 use crate::blend::{self, Blend};
 use crate::board::{Board, StorageName};
+use crate::events::{
+    Event, EventId, EventOutcome, LikeCounts, LikeSpace, LikeState, LikedTarget, Weights,
+};
 use crate::keyspace::{self, Scope};
-use crate::types::{Entry, MemberId, Op};
+use crate::types::{BoardName, Entry, MemberId, Op};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "standings.redb";
@@ -156,6 +203,22 @@ const BLEND_PARTS: TableDefinition<ShardKey<'static>, &'static str> =
     TableDefinition::new("blend_parts");
 const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> = TableDefinition::new("snapshot_expiry");
 const CATALOG: TableDefinition<&'static str, &'static str> = TableDefinition::new("catalog");
+
+/// `(tenant, target, actor)`, or `(tenant, actor, target)` for a list.
+type LikeKey<'a> = (&'a str, &'a str, &'a str);
+/// `(tenant, member)`.
+type TenantKey<'a> = (&'a str, &'a str);
+/// `(expires_at_ms, tenant, event id)`.
+type EventKey<'a> = (u64, &'a str, &'a str);
+
+const LIKE_STATES: TableDefinition<LikeKey<'static>, u8> = TableDefinition::new("like_states");
+const LIKE_COUNTS: TableDefinition<TenantKey<'static>, (u64, u64)> =
+    TableDefinition::new("like_counts");
+const EVENTS: TableDefinition<EventKey<'static>, (u64, Option<u8>)> =
+    TableDefinition::new("events");
+const ACTOR_LIKES: TableDefinition<LikeKey<'static>, u64> = TableDefinition::new("actor_likes");
+const OWNER_LIKES: TableDefinition<TenantKey<'static>, u64> = TableDefinition::new("owner_likes");
+const WEIGHTS: TableDefinition<&'static str, &'static str> = TableDefinition::new("weights");
 
 /// The `p` of rows that belong to a whole shard rather than one period.
 const SHARD_ROW: &str = "";
@@ -287,6 +350,16 @@ enum Mutation {
         shards: u32,
         parts: String,
     },
+    /// One applied event: its like rows and every board it moved (each
+    /// move as a [`Mutation::Write`] would keep it), so all of it is in
+    /// one commit. `change.moves` is empty: the moves are in `moves`, by
+    /// board storage name rather than by index into the caller's boards.
+    Event {
+        change: EventChange,
+        moves: Vec<(StorageName, Applied)>,
+    },
+    /// A board's weights set at run time ([`Weights::to_json`]).
+    Weights { board: StorageName, json: String },
 }
 
 struct Job {
@@ -303,6 +376,10 @@ pub struct DurableStore {
     failed: Arc<AtomicBool>,
     /// The sequence number of the last snapshot put.
     snapshot_seq: Mutex<u64>,
+    /// Held while weights are put in memory and queued, so two
+    /// [`Store::set_weights`] of one board reach the disk in the order
+    /// memory took them (the last one stays on both).
+    weights_order: Mutex<()>,
     file: PathBuf,
 }
 
@@ -341,6 +418,7 @@ impl DurableStore {
             committer,
             failed,
             snapshot_seq: Mutex::new(snapshot_seq),
+            weights_order: Mutex::new(()),
             file,
         })
     }
@@ -399,8 +477,19 @@ impl DurableStore {
 
     /// Queues `mutation` on a reserved slot and waits for its commit.
     async fn commit(permit: mpsc::Permit<'_, Job>, mutation: Mutation) -> Result<(), StoreError> {
+        Self::wait(Self::queue(permit, mutation)).await
+    }
+
+    /// Queues `mutation` on a reserved slot without waiting (no await, so
+    /// it can be called under a lock); answers what [`Self::wait`] takes.
+    fn queue(permit: mpsc::Permit<'_, Job>, mutation: Mutation) -> oneshot::Receiver<()> {
         let (done, wait) = oneshot::channel();
         permit.send(Job { mutation, done });
+        wait
+    }
+
+    /// Waits for the commit of a queued mutation.
+    async fn wait(wait: oneshot::Receiver<()>) -> Result<(), StoreError> {
         wait.await.map_err(|_| {
             StoreError::OutcomeUnknown(
                 "the durable store's commit failed; it is stopping (a restart reloads \
@@ -452,9 +541,9 @@ fn open_db(file: &Path) -> Result<Database, OpenError> {
     })
 }
 
-/// Creates the tables of a new file, moves rows of a file written before
-/// periods to the shard-row layout, and deletes expired idempotency
-/// records.
+/// Creates the tables of a new file (and those a file of an older
+/// release lacks), moves rows of a file written before periods to the
+/// shard-row layout, and deletes expired idempotency and event records.
 fn prepare(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     {
@@ -465,11 +554,19 @@ fn prepare(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(BLEND_PARTS)?;
         txn.open_table(SNAPSHOT_EXPIRY)?;
         txn.open_table(CATALOG)?;
+        txn.open_table(LIKE_STATES)?;
+        txn.open_table(LIKE_COUNTS)?;
+        txn.open_table(ACTOR_LIKES)?;
+        txn.open_table(OWNER_LIKES)?;
+        txn.open_table(WEIGHTS)?;
         let mut idem = txn.open_table(IDEMPOTENCY)?;
         let mut idem_scores = txn.open_table(IDEMPOTENCY_SCORES)?;
         let mut audit = txn.open_table(AUDIT)?;
+        let mut events = txn.open_table(EVENTS)?;
         migrate(&mut idem, &mut audit)?;
-        sweep(&mut idem, &mut idem_scores, crate::store::now_ms())?;
+        let now = crate::store::now_ms();
+        sweep(&mut idem, &mut idem_scores, now)?;
+        sweep_events(&mut events, now)?;
     }
     txn.commit()?;
     Ok(())
@@ -553,6 +650,16 @@ fn sweep(
 ) -> Result<(), redb::Error> {
     idem.retain_in::<IdemKey<'_>, _>(..(now, "", "", 0, "", ""), |_, _| false)?;
     idem_scores.retain_in::<IdemKey<'_>, _>(..(now, "", "", 0, "", ""), |_, _| false)?;
+    Ok(())
+}
+
+/// Deletes the event dedup records that expired by `now` (the rows before
+/// `(now, "", "")`: expiry leads the key).
+fn sweep_events(
+    events: &mut redb::Table<EventKey<'static>, (u64, Option<u8>)>,
+    now: u64,
+) -> Result<(), redb::Error> {
+    events.retain_in::<EventKey<'_>, _>(..(now, "", ""), |_, _| false)?;
     Ok(())
 }
 
@@ -756,7 +863,157 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
         }
         memory.restore_snapshot(k.value().to_owned(), Bytes::copy_from_slice(bytes), at);
     }
+    for row in txn.open_table(WEIGHTS).map_err(t)?.iter().map_err(e)? {
+        let (k, v) = row.map_err(e)?;
+        let name = k.value();
+        StorageName::parse(name).map_err(|err| format!("weights: storage name {name:?}: {err}"))?;
+        let weights =
+            Weights::from_json(v.value()).map_err(|err| format!("weights of {name:?}: {err}"))?;
+        memory.put_weights(name, weights);
+    }
+    memory.with_likes_mut(|likes| load_likes(&txn, likes, now))?;
     Ok(seq)
+}
+
+/// Interns tenants and member ids while loading the likes tables, so the
+/// rows of one target or actor share one id in memory; every error names
+/// the table the text came from.
+#[derive(Default)]
+struct LikeNames {
+    tenants: HashMap<String, BoardName>,
+    members: HashMap<String, MemberId>,
+}
+
+impl LikeNames {
+    fn tenant(&mut self, table: &str, text: &str) -> Result<BoardName, String> {
+        if let Some(t) = self.tenants.get(text) {
+            return Ok(t.clone());
+        }
+        let t = BoardName::new(text).map_err(|err| format!("{table}: tenant {text:?}: {err}"))?;
+        self.tenants.insert(text.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    fn member(&mut self, table: &str, text: &str) -> Result<MemberId, String> {
+        if let Some(m) = self.members.get(text) {
+            return Ok(m.clone());
+        }
+        let m = MemberId::new(text).map_err(|err| format!("{table}: member {text:?}: {err}"))?;
+        self.members.insert(text.to_owned(), m.clone());
+        Ok(m)
+    }
+}
+
+/// A stored like state; unlike [`LikeState::from_code`], a byte that is
+/// none of `n`, `l`, `d` is corrupt rather than none.
+fn decode_state(table: &str, code: u8) -> Result<LikeState, String> {
+    match code {
+        b'n' => Ok(LikeState::None),
+        b'l' => Ok(LikeState::Liked),
+        b'd' => Ok(LikeState::Disliked),
+        other => Err(format!("{table}: like state code {other:#04x}")),
+    }
+}
+
+/// Loads the likes tables into `likes` (under the likes lock, taken once):
+/// states, counts, actors' lists, owners' totals, and the event dedup
+/// records not expired by `now`, in expiry order (the order the in-memory
+/// expiry queue needs). Cooldowns are not stored: they start afresh.
+fn load_likes(txn: &redb::ReadTransaction, likes: &mut Likes, now: u64) -> Result<(), String> {
+    let e = |table: &str, err: redb::StorageError| format!("{table}: {err}");
+    let open = |err: redb::TableError| err.to_string();
+    let mut names = LikeNames::default();
+
+    const STATES: &str = "like_states";
+    for row in txn
+        .open_table(LIKE_STATES)
+        .map_err(open)?
+        .iter()
+        .map_err(|err| e(STATES, err))?
+    {
+        let (k, v) = row.map_err(|err| e(STATES, err))?;
+        let (tenant, target, actor) = k.value();
+        let state = decode_state(STATES, v.value())?;
+        likes.restore_state(
+            names.tenant(STATES, tenant)?,
+            names.member(STATES, target)?,
+            names.member(STATES, actor)?,
+            state,
+        );
+    }
+
+    const COUNTS: &str = "like_counts";
+    for row in txn
+        .open_table(LIKE_COUNTS)
+        .map_err(open)?
+        .iter()
+        .map_err(|err| e(COUNTS, err))?
+    {
+        let (k, v) = row.map_err(|err| e(COUNTS, err))?;
+        let (tenant, target) = k.value();
+        likes.restore_counts(
+            names.tenant(COUNTS, tenant)?,
+            names.member(COUNTS, target)?,
+            v.value(),
+        );
+    }
+
+    const LISTS: &str = "actor_likes";
+    for row in txn
+        .open_table(ACTOR_LIKES)
+        .map_err(open)?
+        .iter()
+        .map_err(|err| e(LISTS, err))?
+    {
+        let (k, v) = row.map_err(|err| e(LISTS, err))?;
+        let (tenant, actor, target) = k.value();
+        likes.restore_liked(
+            names.tenant(LISTS, tenant)?,
+            names.member(LISTS, actor)?,
+            names.member(LISTS, target)?,
+            v.value(),
+        );
+    }
+
+    const OWNERS: &str = "owner_likes";
+    for row in txn
+        .open_table(OWNER_LIKES)
+        .map_err(open)?
+        .iter()
+        .map_err(|err| e(OWNERS, err))?
+    {
+        let (k, v) = row.map_err(|err| e(OWNERS, err))?;
+        let (tenant, owner) = k.value();
+        likes.restore_owner(
+            names.tenant(OWNERS, tenant)?,
+            names.member(OWNERS, owner)?,
+            v.value(),
+        );
+    }
+
+    const SEEN: &str = "events";
+    let events = txn.open_table(EVENTS).map_err(open)?;
+    // Expiry leads the key: the live records are one range.
+    let live = events
+        .range::<EventKey<'_>>((now.saturating_add(1), "", "")..)
+        .map_err(|err| e(SEEN, err))?;
+    for row in live {
+        let (k, v) = row.map_err(|err| e(SEEN, err))?;
+        let (expires_at_ms, tenant, id) = k.value();
+        let (digest, state) = v.value();
+        let state = state.map(|code| decode_state(SEEN, code)).transpose()?;
+        let id = EventId::new(id).map_err(|err| format!("{SEEN}: event id {id:?}: {err}"))?;
+        likes.restore_seen(
+            names.tenant(SEEN, tenant)?,
+            id,
+            Seen {
+                digest,
+                state,
+                expires_at_ms,
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Copies every row of `table` from `read` into `write`.
@@ -786,8 +1043,43 @@ fn copy_tables(from: &Database, to: &Database) -> Result<(), redb::Error> {
     copy_table!(read, write, SNAPSHOTS);
     copy_table!(read, write, SNAPSHOT_EXPIRY);
     copy_table!(read, write, CATALOG);
+    copy_table!(read, write, LIKE_STATES);
+    copy_table!(read, write, LIKE_COUNTS);
+    copy_table!(read, write, EVENTS);
+    copy_table!(read, write, ACTOR_LIKES);
+    copy_table!(read, write, OWNER_LIKES);
+    copy_table!(read, write, WEIGHTS);
     write.commit()?;
     Ok(())
+}
+
+/// The tables a score write touches, open in one write transaction.
+struct ScoreTables<'t> {
+    members: redb::Table<'t, MemberKey<'static>, (f64, u64)>,
+    versions: redb::Table<'t, ShardKey<'static>, u64>,
+    set_expiry: redb::Table<'t, ShardKey<'static>, i64>,
+    idem: redb::Table<'t, IdemKey<'static>, (u64, f64)>,
+    idem_scores: redb::Table<'t, IdemKey<'static>, &'static str>,
+    audit: redb::Table<'t, AuditKey<'static>, AuditValue<'static>>,
+}
+
+/// The likes tables, open in one write transaction.
+struct LikeTables<'t> {
+    states: redb::Table<'t, LikeKey<'static>, u8>,
+    counts: redb::Table<'t, TenantKey<'static>, (u64, u64)>,
+    events: redb::Table<'t, EventKey<'static>, (u64, Option<u8>)>,
+    lists: redb::Table<'t, LikeKey<'static>, u64>,
+    owners: redb::Table<'t, TenantKey<'static>, u64>,
+}
+
+/// What a batch's score writes leave for its end: the highest version of
+/// each set and sequence number of each shard (the shard's under
+/// `SHARD_ROW`), and each shard's highest sequence number, which bounds its
+/// audit rows.
+#[derive(Default)]
+struct Newest<'a> {
+    versions: HashMap<ShardKey<'a>, u64>,
+    trim: HashMap<(&'a str, u32), u64>,
 }
 
 /// Writes one batch in one transaction.
@@ -800,71 +1092,40 @@ fn write_batch(
     let mut txn = db.begin_write()?;
     txn.set_durability(durability)?;
     {
-        let mut members = txn.open_table(MEMBERS)?;
-        let mut versions = txn.open_table(VERSIONS)?;
-        let mut set_expiry = txn.open_table(SET_EXPIRY)?;
-        let mut idem = txn.open_table(IDEMPOTENCY)?;
-        let mut idem_scores = txn.open_table(IDEMPOTENCY_SCORES)?;
-        let mut audit = txn.open_table(AUDIT)?;
+        let mut t = ScoreTables {
+            members: txn.open_table(MEMBERS)?,
+            versions: txn.open_table(VERSIONS)?,
+            set_expiry: txn.open_table(SET_EXPIRY)?,
+            idem: txn.open_table(IDEMPOTENCY)?,
+            idem_scores: txn.open_table(IDEMPOTENCY_SCORES)?,
+            audit: txn.open_table(AUDIT)?,
+        };
+        let mut l = LikeTables {
+            states: txn.open_table(LIKE_STATES)?,
+            counts: txn.open_table(LIKE_COUNTS)?,
+            events: txn.open_table(EVENTS)?,
+            lists: txn.open_table(ACTOR_LIKES)?,
+            owners: txn.open_table(OWNER_LIKES)?,
+        };
         let mut blend_parts = txn.open_table(BLEND_PARTS)?;
         let mut snapshots = txn.open_table(SNAPSHOTS)?;
         let mut snapshot_expiry = txn.open_table(SNAPSHOT_EXPIRY)?;
         let mut catalog = txn.open_table(CATALOG)?;
-        // The highest version of each set and sequence number of each
-        // shard in the batch (the shard's under `SHARD_ROW`).
-        let mut newest: HashMap<ShardKey<'_>, u64> = HashMap::new();
-        let mut trim: HashMap<(&str, u32), u64> = HashMap::new();
+        let mut weights = txn.open_table(WEIGHTS)?;
+        let mut newest = Newest::default();
         for m in batch {
             match m {
                 Mutation::Write { board, applied } => {
-                    let (b, s, seq) = (board.as_str(), applied.shard, applied.seq);
-                    let a = &applied.audit;
-                    let member = a.member.as_str();
-                    for set in applied.sets.iter().filter(|set| is_period(&set.id)) {
-                        let p = &*set.id;
-                        let key = (b, p, s, member);
-                        let newer = members.get(key)?.is_none_or(|row| row.value().1 < seq);
-                        match (newer, set.score) {
-                            (true, Some(score)) => {
-                                members.insert(key, (score, seq))?;
-                            }
-                            (true, None) => {
-                                members.remove(key)?;
-                            }
-                            (false, _) => {}
-                        }
-                        let top = newest.entry((b, p, s)).or_insert(0);
-                        *top = (*top).max(set.version);
-                        if let Some(at) = set.expires_at_ms {
-                            set_expiry.insert((b, p, s), at)?;
-                        }
+                    write_applied(&mut t, &mut newest, board.as_str(), applied)?;
+                }
+                Mutation::Event { change, moves } => {
+                    write_event(&mut l, change)?;
+                    for (board, applied) in moves {
+                        write_applied(&mut t, &mut newest, board.as_str(), applied)?;
                     }
-                    let top = newest.entry((b, SHARD_ROW, s)).or_insert(0);
-                    *top = (*top).max(seq);
-                    let last = trim.entry((b, s)).or_insert(0);
-                    *last = (*last).max(seq);
-                    if let Some(r) = &applied.idempotency {
-                        let key = (r.expires_at_ms, b, SHARD_ROW, s, member, r.key.as_str());
-                        idem.insert(key, (r.digest, r.score))?;
-                        if let Some(scores) = &r.scores {
-                            idem_scores.insert(key, encode_scores(scores).as_str())?;
-                        }
-                    }
-                    audit.insert(
-                        (b, SHARD_ROW, s, seq),
-                        (
-                            member,
-                            a.op.as_str(),
-                            a.value,
-                            a.score,
-                            a.idempotency_key.as_deref(),
-                            a.request_id.as_str(),
-                            a.at_ms,
-                        ),
-                    )?;
-                    for p in &applied.expired {
-                        expire_set(&mut members, &mut versions, &mut set_expiry, b, p, s)?;
-                    }
+                }
+                Mutation::Weights { board, json } => {
+                    weights.insert(board.as_str(), json.as_str())?;
                 }
                 Mutation::Snapshot {
                     key,
@@ -884,8 +1145,7 @@ fn write_batch(
                 }
                 Mutation::Expire { board, shard, sets } => {
                     for p in sets {
-                        let b = board.as_str();
-                        expire_set(&mut members, &mut versions, &mut set_expiry, b, p, *shard)?;
+                        expire_set(&mut t, board.as_str(), p, *shard)?;
                     }
                 }
                 Mutation::ExpireSnapshots { keys } => {
@@ -914,41 +1174,149 @@ fn write_batch(
                 }
             }
         }
-        for ((b, p, s), v) in newest {
-            let current = versions.get((b, p, s))?.map_or(0, |row| row.value());
+        for ((b, p, s), v) in newest.versions {
+            let current = t.versions.get((b, p, s))?.map_or(0, |row| row.value());
             if v > current {
-                versions.insert((b, p, s), v)?;
+                t.versions.insert((b, p, s), v)?;
             }
         }
         let keep = AUDIT_CAPACITY as u64;
-        for ((b, s), seq) in trim {
+        for ((b, s), seq) in newest.trim {
             if seq > keep {
-                audit.retain_in::<AuditKey<'_>, _>(
+                t.audit.retain_in::<AuditKey<'_>, _>(
                     (b, SHARD_ROW, s, 0)..=(b, SHARD_ROW, s, seq - keep),
                     |_, _| false,
                 )?;
             }
         }
         if let Some(now) = sweep_at {
-            sweep(&mut idem, &mut idem_scores, now)?;
+            sweep(&mut t.idem, &mut t.idem_scores, now)?;
+            sweep_events(&mut l.events, now)?;
         }
     }
     txn.commit()?;
     Ok(())
 }
 
-/// Deletes every row of period `p` of shard `s`.
-fn expire_set(
-    members: &mut redb::Table<MemberKey<'static>, (f64, u64)>,
-    versions: &mut redb::Table<ShardKey<'static>, u64>,
-    set_expiry: &mut redb::Table<ShardKey<'static>, i64>,
-    b: &str,
-    p: &str,
-    s: u32,
+/// Writes one applied score write of board `b` (see the module docs for
+/// why a member's row is only overwritten by a higher sequence number).
+fn write_applied<'a>(
+    t: &mut ScoreTables<'_>,
+    newest: &mut Newest<'a>,
+    b: &'a str,
+    applied: &'a Applied,
 ) -> Result<(), redb::Error> {
-    members.retain_in::<MemberKey<'_>, _>((b, p, s, "")..(b, p, s + 1, ""), |_, _| false)?;
-    versions.remove((b, p, s))?;
-    set_expiry.remove((b, p, s))?;
+    let (s, seq) = (applied.shard, applied.seq);
+    let a = &applied.audit;
+    let member = a.member.as_str();
+    for set in applied.sets.iter().filter(|set| is_period(&set.id)) {
+        let p = &*set.id;
+        let key = (b, p, s, member);
+        let newer = t.members.get(key)?.is_none_or(|row| row.value().1 < seq);
+        match (newer, set.score) {
+            (true, Some(score)) => {
+                t.members.insert(key, (score, seq))?;
+            }
+            (true, None) => {
+                t.members.remove(key)?;
+            }
+            (false, _) => {}
+        }
+        let top = newest.versions.entry((b, p, s)).or_insert(0);
+        *top = (*top).max(set.version);
+        if let Some(at) = set.expires_at_ms {
+            t.set_expiry.insert((b, p, s), at)?;
+        }
+    }
+    let top = newest.versions.entry((b, SHARD_ROW, s)).or_insert(0);
+    *top = (*top).max(seq);
+    let last = newest.trim.entry((b, s)).or_insert(0);
+    *last = (*last).max(seq);
+    if let Some(r) = &applied.idempotency {
+        let key = (r.expires_at_ms, b, SHARD_ROW, s, member, r.key.as_str());
+        t.idem.insert(key, (r.digest, r.score))?;
+        if let Some(scores) = &r.scores {
+            t.idem_scores.insert(key, encode_scores(scores).as_str())?;
+        }
+    }
+    t.audit.insert(
+        (b, SHARD_ROW, s, seq),
+        (
+            member,
+            a.op.as_str(),
+            a.value,
+            a.score,
+            a.idempotency_key.as_deref(),
+            a.request_id.as_str(),
+            a.at_ms,
+        ),
+    )?;
+    for p in &applied.expired {
+        expire_set(t, b, p, s)?;
+    }
+    Ok(())
+}
+
+/// Writes the like rows of one applied event. They hold values after the
+/// event (not deltas), and events reach the committer in the order memory
+/// applied them (see [`MemoryStore::apply_event_with`]), so writing them in
+/// batch order leaves the disk as memory is. A state of none, a zero count
+/// pair, a zero total and a list entry unliked or trimmed off are deleted
+/// rather than kept.
+fn write_event(l: &mut LikeTables<'_>, change: &EventChange) -> Result<(), redb::Error> {
+    let tenant = change.tenant.as_str();
+    let (id, seen) = &change.seen;
+    l.events.insert(
+        (seen.expires_at_ms, tenant, id.as_str()),
+        (seen.digest, seen.state.map(LikeState::code)),
+    )?;
+    if let Some((target, actor, state)) = &change.state {
+        let key = (tenant, target.as_str(), actor.as_str());
+        if *state == LikeState::None {
+            l.states.remove(key)?;
+        } else {
+            l.states.insert(key, state.code())?;
+        }
+    }
+    if let Some((target, likes, dislikes)) = &change.counts {
+        let key = (tenant, target.as_str());
+        if (*likes, *dislikes) == (0, 0) {
+            l.counts.remove(key)?;
+        } else {
+            l.counts.insert(key, (*likes, *dislikes))?;
+        }
+    }
+    if let Some((actor, target, at, trimmed)) = &change.list {
+        let actor = actor.as_str();
+        match at {
+            Some(at) => {
+                l.lists.insert((tenant, actor, target.as_str()), *at)?;
+            }
+            None => {
+                l.lists.remove((tenant, actor, target.as_str()))?;
+            }
+        }
+        for gone in trimmed {
+            l.lists.remove((tenant, actor, gone.as_str()))?;
+        }
+    }
+    if let Some((owner, total)) = &change.owner {
+        let key = (tenant, owner.as_str());
+        if *total == 0 {
+            l.owners.remove(key)?;
+        } else {
+            l.owners.insert(key, *total)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every row of period `p` of shard `s`.
+fn expire_set(t: &mut ScoreTables<'_>, b: &str, p: &str, s: u32) -> Result<(), redb::Error> {
+    t.members
+        .retain_in::<MemberKey<'_>, _>((b, p, s, "")..(b, p, s + 1, ""), |_, _| false)?;
+    t.versions.remove((b, p, s))?;
+    t.set_expiry.remove((b, p, s))?;
     Ok(())
 }
 
@@ -1219,42 +1587,92 @@ impl Store for DurableStore {
 
     async fn apply_events(
         &self,
-        _space: &crate::events::LikeSpace,
-        _boards: &[Board],
-        _events: &[crate::events::Event],
-    ) -> Result<Vec<crate::events::EventOutcome>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        boards: &[Board],
+        events: &[Event],
+    ) -> Result<Vec<EventOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut waits = Vec::new();
+        let mut error = None;
+        for event in events {
+            let permit = match self.reserve().await {
+                Ok(permit) => permit,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            // Queued under the likes lock: see `apply_event_with`. An event
+            // that changed nothing (a repeat, a refusal) drops the permit.
+            let applied = self
+                .memory
+                .apply_event_with(space, boards, event, |mut change| {
+                    let moves = std::mem::take(&mut change.moves)
+                        .into_iter()
+                        .map(|(i, applied)| (boards[i].storage().clone(), applied))
+                        .collect();
+                    Self::queue(permit, Mutation::Event { change, moves })
+                });
+            match applied {
+                Ok((outcome, wait)) => {
+                    outcomes.push(outcome);
+                    waits.extend(wait);
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        // Events of the call share commits; none is answered before all
+        // that were queued are on disk.
+        let queued = waits.len();
+        for wait in waits {
+            Self::wait(wait).await?;
+        }
+        match error {
+            None => Ok(outcomes),
+            // Nothing of the call changed: the error is the whole answer.
+            Some(e) if queued == 0 => Err(e),
+            // Earlier events (or this one's like state) are applied and on
+            // disk, so "nothing was applied" would be false: a retry of
+            // the call with the same ids answers those as repeats.
+            Some(e) => Err(StoreError::OutcomeUnknown(format!(
+                "event {} of a batch of {} failed after {queued} change(s) of the batch \
+                 were applied (a retry with the same ids answers those as repeats): {e}",
+                outcomes.len() + 1,
+                events.len(),
+            ))),
+        }
     }
 
     async fn like_counts(
         &self,
-        _space: &crate::events::LikeSpace,
-        _targets: &[MemberId],
-        _actor: Option<&MemberId>,
-    ) -> Result<Vec<crate::events::LikeCounts>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        targets: &[MemberId],
+        actor: Option<&MemberId>,
+    ) -> Result<Vec<LikeCounts>, StoreError> {
+        self.memory.like_counts(space, targets, actor).await
     }
 
     async fn actor_likes(
         &self,
-        _space: &crate::events::LikeSpace,
-        _actor: &MemberId,
-        _limit: usize,
-    ) -> Result<Vec<crate::events::LikedTarget>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        actor: &MemberId,
+        limit: usize,
+    ) -> Result<Vec<LikedTarget>, StoreError> {
+        self.memory.actor_likes(space, actor, limit).await
     }
 
-    async fn owner_likes(
-        &self,
-        _space: &crate::events::LikeSpace,
-        _owner: &MemberId,
-    ) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+    async fn owner_likes(&self, space: &LikeSpace, owner: &MemberId) -> Result<u64, StoreError> {
+        self.memory.owner_likes(space, owner).await
     }
 
+    /// Nothing to follow: lists, totals and actor- and owner-fed boards
+    /// are applied and committed with the event.
     async fn follow_events(
         &self,
-        _space: &crate::events::LikeSpace,
+        _space: &LikeSpace,
         _boards: &[Board],
         _shards: &[u32],
         _consumer: &str,
@@ -1263,24 +1681,27 @@ impl Store for DurableStore {
         Ok(0)
     }
 
-    async fn event_lag(
-        &self,
-        _space: &crate::events::LikeSpace,
-        _shards: &[u32],
-    ) -> Result<u64, StoreError> {
+    async fn event_lag(&self, _space: &LikeSpace, _shards: &[u32]) -> Result<u64, StoreError> {
         Ok(0)
     }
 
-    async fn weights(&self) -> Result<Vec<(String, crate::events::Weights)>, StoreError> {
-        Ok(Vec::new())
+    async fn weights(&self) -> Result<Vec<(String, Weights)>, StoreError> {
+        self.memory.weights().await
     }
 
-    async fn set_weights(
-        &self,
-        _board: &Board,
-        _weights: &crate::events::Weights,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+    async fn set_weights(&self, board: &Board, weights: &Weights) -> Result<(), StoreError> {
+        let permit = self.reserve().await?;
+        let wait = {
+            let _order = self.weights_order.lock().unwrap_or_else(|p| p.into_inner());
+            self.memory
+                .put_weights(board.storage_name(), weights.clone());
+            let mutation = Mutation::Weights {
+                board: board.storage().clone(),
+                json: weights.to_json(),
+            };
+            Self::queue(permit, mutation)
+        };
+        Self::wait(wait).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
