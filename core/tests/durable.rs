@@ -1,5 +1,5 @@
-//! `DurableStore`: the conformance suite, and that what it acknowledged is
-//! there after a reopen.
+//! `DurableStore`: the conformance suites (scores, periods, likes), and that
+//! what it acknowledged is there after a reopen.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use standings_core::blend::{Blend, BlendPart};
 use standings_core::board::{Board, ShardBy};
+use standings_core::events::{
+    Event, EventOutcome, Feed, LikeCounts, LikeSpace, LikeState, LikedTarget, Refusal, Weights,
+};
 use standings_core::keyspace::Scope;
 use standings_core::store::{
     AuditRecord, DurableOptions, DurableStore, OpenError, ShardCounts, Store, StoreError, Sync,
@@ -16,6 +20,7 @@ use standings_core::store::{
 use standings_core::types::{BoardName, Entry, MemberId, Op, Order, Score};
 use standings_core::{PeriodKind, WriteOutcome};
 use standings_test_support::conformance;
+use standings_test_support::likes::{self, event, fed_board, score, space};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -489,7 +494,6 @@ async fn all_entries(store: &dyn Store, b: &Board) -> Vec<Entry> {
 
 #[tokio::test]
 async fn periods_blend_weights_and_expiry_survive_a_reopen() {
-    use standings_core::blend::{Blend, BlendPart};
     let dir = TempDir::new("periods-reopen");
     let kinds = |k: &[&str]| -> Arc<[PeriodKind]> {
         k.iter()
@@ -802,4 +806,370 @@ async fn the_catalog_survives_a_reopen() {
         vec![("kept".to_string(), "{\"name\":\"kept\"}".to_string())]
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn passes_the_likes_suite() {
+    let dir = TempDir::new("likes");
+    let store = open(dir.path());
+    likes::run(&store, "dur").await;
+    store.close().await;
+}
+
+const ACTORS: usize = 5;
+const TARGETS: usize = 7;
+const OWNERS: usize = 3;
+
+/// The owner of target `t`: `c:(t % 3)`, none for the last target.
+fn owner_of(t: usize) -> Option<String> {
+    (t + 1 < TARGETS).then(|| format!("c:{}", t % OWNERS))
+}
+
+/// Boards fed by target (three periods and a blend), actor and owner.
+fn like_boards(space: &LikeSpace) -> Vec<Board> {
+    let part = |kind: &str, weight| BlendPart {
+        kind: kind.parse().unwrap(),
+        previous: false,
+        weight,
+    };
+    let by_target = Board {
+        periods: ["all", "daily", "weekly"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect::<Vec<PeriodKind>>()
+            .into(),
+        blends: Arc::from([Blend {
+            name: Arc::from("hot"),
+            parts: Arc::from([part("all", 0.5), part("daily", 2.0)]),
+        }]),
+        ..fed_board(
+            space,
+            "clips",
+            Feed::Target,
+            &[("like", 2.0), ("dislike", -1.0), ("comment", 3.0)],
+        )
+    };
+    let by_actor = fed_board(
+        space,
+        "fans",
+        Feed::Actor,
+        &[("like", 1.0), ("comment", 2.0)],
+    );
+    let by_owner = fed_board(
+        space,
+        "creators",
+        Feed::Owner,
+        &[("like", 10.0), ("dislike", -1.0)],
+    );
+    vec![by_target, by_actor, by_owner]
+}
+
+/// Everything a reader can ask of the likes of `space` and its boards.
+#[derive(Debug, PartialEq)]
+struct LikesView {
+    /// Per target: counts without an actor, then with each actor.
+    counts: Vec<Vec<LikeCounts>>,
+    lists: Vec<Vec<LikedTarget>>,
+    owners: Vec<u64>,
+    /// Per board, per period and blend: every entry.
+    entries: Vec<Vec<Entry>>,
+    /// Per board, per period and blend: each fed member's score.
+    scores: Vec<Vec<f64>>,
+    weights: Vec<(String, Weights)>,
+}
+
+async fn likes_view(store: &dyn Store, space: &LikeSpace, boards: &[Board]) -> LikesView {
+    let member = |m: String| MemberId::new(&m).unwrap();
+    let targets: Vec<MemberId> = (0..TARGETS).map(|t| member(format!("v:{t}"))).collect();
+    let mut counts = vec![store.like_counts(space, &targets, None).await.unwrap()];
+    let mut lists = Vec::new();
+    for a in 0..ACTORS {
+        let actor = member(format!("u:{a}"));
+        counts.push(
+            store
+                .like_counts(space, &targets, Some(&actor))
+                .await
+                .unwrap(),
+        );
+        lists.push(store.actor_likes(space, &actor, 100).await.unwrap());
+    }
+    let mut owners = Vec::new();
+    for o in 0..OWNERS {
+        let owner = member(format!("c:{o}"));
+        owners.push(store.owner_likes(space, &owner).await.unwrap());
+    }
+    let mut entries = Vec::new();
+    let mut scores = Vec::new();
+    let now = standings_core::store::now_ms_i64();
+    for b in boards {
+        store.maintain(b, &b.all_shards()).await.unwrap();
+        let fed: Vec<String> = match b.source.as_ref().unwrap().feed {
+            Feed::Target => (0..TARGETS).map(|t| format!("v:{t}")).collect(),
+            Feed::Actor => (0..ACTORS).map(|a| format!("u:{a}")).collect(),
+            Feed::Owner => (0..OWNERS).map(|o| format!("c:{o}")).collect(),
+        };
+        let sets = b
+            .current_periods(now)
+            .into_iter()
+            .map(|p| b.at(p.id))
+            .chain(b.blends.iter().map(|blend| b.at(blend.name.clone())));
+        for set in sets {
+            entries.push(all_entries(store, &set).await);
+            let mut of_set = Vec::new();
+            for m in &fed {
+                of_set.push(score(store, &set, m).await);
+            }
+            scores.push(of_set);
+        }
+    }
+    LikesView {
+        counts,
+        lists,
+        owners,
+        entries,
+        scores,
+        weights: store.weights().await.unwrap(),
+    }
+}
+
+/// A mix of like actions (switches, no-ops, unlikes of nothing) and
+/// comments over every actor and target, in batches of 1 to 7.
+async fn event_mix(
+    store: &dyn Store,
+    space: &LikeSpace,
+    boards: &[Board],
+    n: usize,
+) -> Vec<(Event, EventOutcome)> {
+    const KINDS: [&str; 7] = [
+        "like",
+        "dislike",
+        "like",
+        "unlike",
+        "undislike",
+        "comment",
+        "like",
+    ];
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let t = (i * 5 + i / 7) % TARGETS;
+            event(
+                &format!("ev-{i}"),
+                KINDS[(i * 3 + i / 11) % KINDS.len()],
+                &format!("u:{}", (i * 7 + i / 5) % ACTORS),
+                &format!("v:{t}"),
+                owner_of(t).as_deref(),
+            )
+        })
+        .collect();
+    let mut first = Vec::new();
+    let mut rest = &events[..];
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (batch, tail) = rest.split_at(size.min(rest.len()));
+        let out = store.apply_events(space, boards, batch).await.unwrap();
+        assert_eq!(out.len(), batch.len());
+        first.extend(batch.iter().cloned().zip(out));
+        rest = tail;
+        size = size % 7 + 1;
+    }
+    first
+}
+
+#[tokio::test]
+async fn likes_lists_totals_boards_weights_and_dedup_survive_a_reopen() {
+    let dir = TempDir::new("likes-reopen");
+    let space = space("dur-reopen");
+    let boards = like_boards(&space);
+    let store = open(dir.path());
+    let first = event_mix(&store, &space, &boards, 400).await;
+    // A repeat within the call's batch and one in a later call.
+    let (e, o) = &first[10];
+    let again = store
+        .apply_events(&space, &boards, &[e.clone(), e.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again[0].state, o.state);
+    assert!(!again[0].applied && !again[1].applied);
+    let clips = Weights::from_json(r#"{"like": 4, "comment": 0.5}"#).unwrap();
+    store.set_weights(&boards[0], &clips).await.unwrap();
+    store
+        .set_weights(&boards[1], &Weights::from_json(r#"{"like": 1}"#).unwrap())
+        .await
+        .unwrap();
+    let fans = Weights::from_json(r#"{"like": 2, "comment": 1}"#).unwrap();
+    store.set_weights(&boards[1], &fans).await.unwrap();
+    let before = likes_view(&store, &space, &boards).await;
+    // The mix covers what is worth persisting: switches and no-ops, lists
+    // trimmed to recent_per_actor, owners' totals, every kind of board.
+    assert!(first
+        .iter()
+        .any(|(_, o)| o.state == Some(LikeState::Disliked)));
+    assert!(first
+        .iter()
+        .any(|(e, o)| !o.applied && o.state.is_some() && e.kind.as_str() == "like"));
+    assert!(before
+        .lists
+        .iter()
+        .any(|l| l.len() == space.recent_per_actor));
+    assert!(before.owners.iter().all(|&n| n > 0), "{:?}", before.owners);
+    assert!(before.counts[0].iter().any(|c| c.dislikes > 0));
+    assert!(before.scores.iter().all(|s| s.iter().any(|&v| v != 0.0)));
+    assert_eq!(before.weights.len(), 2);
+    store.close().await;
+
+    let store = open(dir.path());
+    assert_eq!(likes_view(&store, &space, &boards).await, before);
+    // Every event id is remembered, no-ops included: the same event is a
+    // repeat answering the first state, another event under the id is a
+    // conflict.
+    for (e, o) in &first {
+        let out = store
+            .apply_events(&space, &boards, std::slice::from_ref(e))
+            .await
+            .unwrap();
+        assert_eq!(
+            out[0],
+            EventOutcome {
+                applied: false,
+                state: o.state,
+                refused: None,
+            },
+            "{} after reopen",
+            e.id
+        );
+        let other = Event {
+            actor: MemberId::new("u:other").unwrap(),
+            ..e.clone()
+        };
+        let out = store.apply_events(&space, &boards, &[other]).await.unwrap();
+        assert_eq!(out[0].refused, Some(Refusal::Conflict), "{}", e.id);
+    }
+    assert_eq!(likes_view(&store, &space, &boards).await, before);
+    // And the store still takes events, on top of what it loaded.
+    let c = store
+        .like_counts(&space, &[MemberId::new("v:0").unwrap()], None)
+        .await
+        .unwrap()[0];
+    let out = store
+        .apply_events(
+            &space,
+            &boards,
+            &[event(
+                "new-1",
+                "like",
+                "u:new",
+                "v:0",
+                owner_of(0).as_deref(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(out[0].applied);
+    let after = store
+        .like_counts(&space, &[MemberId::new("v:0").unwrap()], None)
+        .await
+        .unwrap()[0];
+    assert_eq!(after.likes, c.likes + 1);
+    store.close().await;
+}
+
+/// Tasks acting on the same few (target, actor) pairs at once: whatever
+/// order their commits took, the reopened store answers what memory did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_events_reopen_to_what_memory_answered() {
+    let dir = TempDir::new("likes-concurrent");
+    let space = space("dur-conc");
+    let boards = like_boards(&space);
+    let store = Arc::new(open(dir.path()));
+    let mut tasks = Vec::new();
+    for task in 0..8usize {
+        let (store, space, boards) = (store.clone(), space.clone(), boards.clone());
+        tasks.push(tokio::spawn(async move {
+            const KINDS: [&str; 5] = ["like", "dislike", "unlike", "like", "undislike"];
+            for i in 0..200usize {
+                let t = (task + i) % 2;
+                let e = event(
+                    &format!("c{task}-{i}"),
+                    KINDS[(task * 3 + i) % KINDS.len()],
+                    &format!("u:{}", (task / 2 + i) % 2),
+                    &format!("v:{t}"),
+                    owner_of(t).as_deref(),
+                );
+                store.apply_events(&space, &boards, &[e]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = likes_view(&*store, &space, &boards).await;
+    let store = Arc::into_inner(store).expect("tasks are done");
+    store.close().await;
+    let store = open(dir.path());
+    assert_eq!(likes_view(&store, &space, &boards).await, before);
+    store.close().await;
+}
+
+/// A likes row this release cannot read fails the open as corrupt, naming
+/// its table.
+#[tokio::test]
+async fn a_likes_row_that_is_not_valid_is_corrupt() {
+    use redb::{Database, TableDefinition, WriteTransaction};
+    type Put = fn(&WriteTransaction);
+    let cases: [(&str, Put); 5] = [
+        ("like_states", |txn| {
+            txn.open_table(TableDefinition::<(&str, &str, &str), u8>::new(
+                "like_states",
+            ))
+            .unwrap()
+            .insert(("acme", "v:1", "u:1"), b'x')
+            .unwrap();
+        }),
+        ("like_counts", |txn| {
+            txn.open_table(TableDefinition::<(&str, &str), (u64, u64)>::new(
+                "like_counts",
+            ))
+            .unwrap()
+            .insert(("Acme", "v:1"), (1, 0))
+            .unwrap();
+        }),
+        ("actor_likes", |txn| {
+            txn.open_table(TableDefinition::<(&str, &str, &str), u64>::new(
+                "actor_likes",
+            ))
+            .unwrap()
+            .insert(("acme", "", "v:1"), 1)
+            .unwrap();
+        }),
+        ("events", |txn| {
+            txn.open_table(TableDefinition::<(u64, &str, &str), (u64, Option<u8>)>::new("events"))
+                .unwrap()
+                .insert((u64::MAX, "acme", "has space"), (1, None))
+                .unwrap();
+        }),
+        ("weights", |txn| {
+            txn.open_table(TableDefinition::<&str, &str>::new("weights"))
+                .unwrap()
+                .insert("acme.clips", "{\"like\": \"many\"}")
+                .unwrap();
+        }),
+    ];
+    for (table, put) in cases {
+        let dir = TempDir::new("bad-likes");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let file = dir.path().join("standings.redb");
+        {
+            let db = Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            put(&txn);
+            txn.commit().unwrap();
+        }
+        match DurableStore::open(dir.path(), DurableOptions::default()) {
+            Err(OpenError::Corrupt { reason, .. }) => {
+                assert!(reason.contains(table), "{table}: {reason}")
+            }
+            Err(e) => panic!("{table}: {e}"),
+            Ok(_) => panic!("{table}: opened"),
+        }
+    }
 }
