@@ -50,7 +50,7 @@
 //!
 //! [`Store::apply_events`] takes each event as `apply` takes a write: a
 //! slot reserved, the event applied in memory in one step under the likes
-//! lock ([`MemoryStore::apply_event_with`]), and what it changed queued as
+//! lock (`MemoryStore::apply_event_with`), and what it changed queued as
 //! one mutation: its dedup record, like state, counts, the actor's list
 //! (with the targets trimmed off it), the owner's total and every board it
 //! moved, so all of one event is in one commit and a crash never leaves a
@@ -134,9 +134,9 @@
 //! Expiry times are wall-clock (ms since the Unix epoch), so a record's TTL
 //! survives a restart; expired records (idempotency and event dedup alike)
 //! are skipped and deleted at load, and deleted by the committer at most
-//! every [`EXPIRY_SWEEP`]. Closed periods
-//! and their snapshots are deleted when memory drops them (on a write to
-//! the shard, or [`Store::maintain`]) and skipped at load once expired.
+//! every [`EXPIRY_SWEEP`]. Closed periods and their snapshots are deleted
+//! when memory drops them (on a write to the shard, or [`Store::maintain`])
+//! and skipped at load once expired.
 //!
 //! A file written before periods keyed `idempotency` and `audit` by the
 //! period `all` and numbered audit rows by the shard's version; opening it
@@ -152,7 +152,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    TableHandle,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -924,87 +927,87 @@ fn load_likes(txn: &redb::ReadTransaction, likes: &mut Likes, now: u64) -> Resul
     let open = |err: redb::TableError| err.to_string();
     let mut names = LikeNames::default();
 
-    const STATES: &str = "like_states";
+    let table = LIKE_STATES.name();
     for row in txn
         .open_table(LIKE_STATES)
         .map_err(open)?
         .iter()
-        .map_err(|err| e(STATES, err))?
+        .map_err(|err| e(table, err))?
     {
-        let (k, v) = row.map_err(|err| e(STATES, err))?;
+        let (k, v) = row.map_err(|err| e(table, err))?;
         let (tenant, target, actor) = k.value();
-        let state = decode_state(STATES, v.value())?;
+        let state = decode_state(table, v.value())?;
         likes.restore_state(
-            names.tenant(STATES, tenant)?,
-            names.member(STATES, target)?,
-            names.member(STATES, actor)?,
+            names.tenant(table, tenant)?,
+            names.member(table, target)?,
+            names.member(table, actor)?,
             state,
         );
     }
 
-    const COUNTS: &str = "like_counts";
+    let table = LIKE_COUNTS.name();
     for row in txn
         .open_table(LIKE_COUNTS)
         .map_err(open)?
         .iter()
-        .map_err(|err| e(COUNTS, err))?
+        .map_err(|err| e(table, err))?
     {
-        let (k, v) = row.map_err(|err| e(COUNTS, err))?;
+        let (k, v) = row.map_err(|err| e(table, err))?;
         let (tenant, target) = k.value();
         likes.restore_counts(
-            names.tenant(COUNTS, tenant)?,
-            names.member(COUNTS, target)?,
+            names.tenant(table, tenant)?,
+            names.member(table, target)?,
             v.value(),
         );
     }
 
-    const LISTS: &str = "actor_likes";
+    let table = ACTOR_LIKES.name();
     for row in txn
         .open_table(ACTOR_LIKES)
         .map_err(open)?
         .iter()
-        .map_err(|err| e(LISTS, err))?
+        .map_err(|err| e(table, err))?
     {
-        let (k, v) = row.map_err(|err| e(LISTS, err))?;
+        let (k, v) = row.map_err(|err| e(table, err))?;
         let (tenant, actor, target) = k.value();
         likes.restore_liked(
-            names.tenant(LISTS, tenant)?,
-            names.member(LISTS, actor)?,
-            names.member(LISTS, target)?,
+            names.tenant(table, tenant)?,
+            names.member(table, actor)?,
+            names.member(table, target)?,
             v.value(),
         );
     }
 
-    const OWNERS: &str = "owner_likes";
+    let table = OWNER_LIKES.name();
     for row in txn
         .open_table(OWNER_LIKES)
         .map_err(open)?
         .iter()
-        .map_err(|err| e(OWNERS, err))?
+        .map_err(|err| e(table, err))?
     {
-        let (k, v) = row.map_err(|err| e(OWNERS, err))?;
+        let (k, v) = row.map_err(|err| e(table, err))?;
         let (tenant, owner) = k.value();
         likes.restore_owner(
-            names.tenant(OWNERS, tenant)?,
-            names.member(OWNERS, owner)?,
+            names.tenant(table, tenant)?,
+            names.member(table, owner)?,
             v.value(),
         );
     }
 
-    const SEEN: &str = "events";
+    let table = EVENTS.name();
     let events = txn.open_table(EVENTS).map_err(open)?;
     // Expiry leads the key: the live records are one range.
     let live = events
         .range::<EventKey<'_>>((now.saturating_add(1), "", "")..)
-        .map_err(|err| e(SEEN, err))?;
+        .map_err(|err| e(table, err))?;
     for row in live {
-        let (k, v) = row.map_err(|err| e(SEEN, err))?;
+        let (k, v) = row.map_err(|err| e(table, err))?;
         let (expires_at_ms, tenant, id) = k.value();
         let (digest, state) = v.value();
-        let state = state.map(|code| decode_state(SEEN, code)).transpose()?;
-        let id = EventId::new(id).map_err(|err| format!("{SEEN}: event id {id:?}: {err}"))?;
+        let state = state.map(|code| decode_state(table, code)).transpose()?;
+        let id = EventId::new(id).map_err(|err| format!("{table}: event id {id:?}: {err}"))?;
         likes.restore_seen(
-            names.tenant(SEEN, tenant)?,
+            names.tenant(table, tenant)?,
             id,
             Seen {
                 digest,
