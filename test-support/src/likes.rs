@@ -651,7 +651,7 @@ async fn tenants_apart(store: &dyn Store, prefix: &str) {
         one(
             store,
             &a,
-            &[board_a.clone()],
+            std::slice::from_ref(&board_a),
             event("x", "like", "u:1", "v:1", None)
         )
         .await
@@ -662,7 +662,7 @@ async fn tenants_apart(store: &dyn Store, prefix: &str) {
         one(
             store,
             &b,
-            &[board_b.clone()],
+            std::slice::from_ref(&board_b),
             event("x", "like", "u:1", "v:1", None)
         )
         .await
@@ -672,7 +672,7 @@ async fn tenants_apart(store: &dyn Store, prefix: &str) {
         one(
             store,
             &b,
-            &[board_b.clone()],
+            std::slice::from_ref(&board_b),
             event("y", "unlike", "u:1", "v:1", None)
         )
         .await

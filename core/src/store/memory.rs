@@ -1015,8 +1015,6 @@ impl Store for MemoryStore {
 }
 
 impl MemoryStore {
-    /// Adds `definition` under `name` if absent (`Some`), or removes it
-    /// (`None`); answers whether anything changed.
     /// Keeps run-time weights for a board storage name.
     pub(crate) fn put_weights(&self, storage: &str, weights: Weights) {
         self.weights
@@ -1036,6 +1034,8 @@ impl MemoryStore {
         })
     }
 
+    /// Adds `definition` under `name` if absent (`Some`), or removes it
+    /// (`None`); answers whether anything changed.
     pub(crate) fn catalog_put(&self, name: &str, definition: Option<&str>) -> bool {
         let mut catalog = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         match definition {
