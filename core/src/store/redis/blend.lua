@@ -1,5 +1,8 @@
 -- Blend upkeep: follows periods.lua (scripts.rs documents KEYS and ARGV).
 local mode, nkinds, nblends = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The shard's period sets: KEYS[1] is a blend's `TAG:z:NAME` (blend
+-- names hold no `:`).
+local zpre = string.match(KEYS[1], '^(.*:z:)[^:]*$')
 local periods, bykind, i = pick_periods(4, nkinds)
 if not periods then return {'skew', bykind, fmt(i)} end
 
@@ -9,7 +12,7 @@ if mode == 'set' then
   local parts, built = resolve(text, bykind)
   if not parts then return {'badpart', KEYS[1], built} end
   redis.call('SET', KEYS[3], text)
-  rebuild(KEYS[1], KEYS[2], KEYS[4], parts, built)
+  rebuild(zpre, KEYS[1], KEYS[2], KEYS[4], parts, built)
   return {'rebuilt', '1'}
 end
 
@@ -29,6 +32,6 @@ for b = 1, nblends do
 end
 for _, s in ipairs(stale) do
   local base = 4 * s.b
-  rebuild(KEYS[base - 3], KEYS[base - 2], KEYS[base], s.parts, s.built)
+  rebuild(zpre, KEYS[base - 3], KEYS[base - 2], KEYS[base], s.parts, s.built)
 end
 return {'rebuilt', tostring(#stale)}

@@ -1,14 +1,19 @@
 #!lua
--- Shared head of the write and blend scripts (scripts.rs prepends it to
--- write.lua and blend.lua, shebang included): the shard's key prefixes,
--- the store's clock, the choice of each kind's current period, and blend
--- parts resolved and rebuilt. Defines locals only.
+-- Shared head of the write, blend and events scripts (scripts.rs
+-- prepends it, shebang included): the store's clock, the choice of each
+-- kind's current period, and blend parts resolved and rebuilt. Defines
+-- locals only; which shard a board's keys are in is the caller's (a
+-- script may move several boards).
 local MAX = 9007199254740992
 local function fmt(x) return string.format('%.17g', x) end
 
--- Every key of the shard shares the tag of the first key, `{st:b:s}`.
-local tag = string.match(KEYS[1], '^%b{}')
-local zpre, vpre = tag .. ':z:', tag .. ':v:'
+-- The shard tag of a board's key: the key without its `suffix`. A tag is
+-- `{st:b:s}` for most boards and `{sl:t:s}:b` for one fed by target events
+-- (which shares its tenant's likes slot), so it is cut from a key of known
+-- suffix rather than matched as the braces alone.
+local function tag_before(key, suffix)
+  return string.sub(key, 1, #key - #suffix)
+end
 
 -- The store's clock, ms since the Unix epoch.
 local function now_ms()
@@ -90,12 +95,12 @@ local function resolve_or_config(stored, config, bykind)
   return resolve(config, bykind)
 end
 
--- Rebuilds a blend's set from its parts' sets and records what it was
--- built from. ZUNIONSTORE orders its inputs by size before adding, so more
+-- Rebuilds a blend's set from its parts' sets (`zpre` .. period id, the
+-- shard's period set prefix) and records what it was built from. ZUNIONSTORE orders its inputs by size before adding, so more
 -- than two parts are folded in pairs, left to right: each sum then adds in
 -- part order exactly as blend::weighted_sum does (a sum of two is the same
 -- whichever comes first). An empty union deletes the set.
-local function rebuild(z, v, bs, parts, built)
+local function rebuild(zpre, z, v, bs, parts, built)
   local p1, p2 = parts[1], parts[2]
   if not p2 then
     redis.call('ZUNIONSTORE', z, 1, zpre .. p1.id, 'WEIGHTS', p1.wtext)

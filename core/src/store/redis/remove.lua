@@ -3,7 +3,9 @@
 -- scripts.rs): the periods the shard's index holds (dropping those past
 -- their expiry), the ids the gateway names (periods of data written before
 -- the index), and the board's blends.
-local tag = string.match(KEYS[1], '^%b{}')
+-- KEYS[1] is the audit stream `TAG:a`; a tag is `{st:b:s}`, or
+-- `{sl:t:s}:b` for a board fed by target events.
+local tag = string.sub(KEYS[1], 1, -3)
 local member, request_id, at_ms, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local idx = tag .. ':periods'
 local t = redis.call('TIME')

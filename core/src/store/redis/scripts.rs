@@ -3,18 +3,26 @@
 //!
 //! Each script lives in `.lua` files so that it can be read and linted as
 //! Lua; `include_str!` puts their exact bytes into the constants, so a
-//! script's SHA1 (what `EVALSHA` sends) is that of its text. The write and
-//! blend scripts share a head, `periods.lua` (the `#!lua` shebang, the
-//! store's clock, the choice of current periods, blend parts resolved and
-//! rebuilt), which is prepended to `write.lua` and `blend.lua`. Scores
+//! script's SHA1 (what `EVALSHA` sends) is that of its text. The write,
+//! blend and events scripts share a head, `periods.lua` (the `#!lua`
+//! shebang, the store's clock, the choice of current periods, blend parts
+//! resolved and rebuilt), which is prepended to `write.lua`, `blend.lua`
+//! and `events.lua`; the write and events scripts also share `move.lua`,
+//! one board's shard moved for one member (open the board: periods and
+//! blends; plan the move: every period's new score, range-checked; commit
+//! it: sets, versions, expiry, blends), so an event moves a target-fed
+//! board exactly as an `incr` write does. Scores
 //! leave the scripts as `string.format('%.17g', x)` text, see the module
 //! doc of [`super`].
 //!
 //! # Keys
 //!
 //! Every key of a shard carries the tag `{st:STORAGE:SHARD}` (the board's
-//! storage name, which may hold a `.` but never a brace), and the scripts
-//! take it from their first key (`%b{}`). Keys whose names do not depend on the
+//! storage name, which may hold a `.` but never a brace), or for a board
+//! fed by target events `{sl:TENANT:SHARD}:STORAGE` (the tenant's likes
+//! slot, see [`crate::keyspace::shard_tag`]), and the scripts cut it from
+//! a key of known suffix (the audit stream's `:a`, a blend's `:z:NAME`),
+//! never from the braces alone. Keys whose names do not depend on the
 //! clock are passed in `KEYS` (the audit stream, the idempotency record and
 //! each blend's four keys); the keys of periods (`:z:P`, `:v:P`, for `all`
 //! too) are built in the script from the tag and the period id it picked,
@@ -91,7 +99,11 @@
 /// not write, so no period id is known for it; nothing written). The
 /// shebang makes Redis refuse the whole script up front when it is out of
 /// memory, instead of failing at a write half way through.
-pub const WRITE_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!("write.lua"));
+pub const WRITE_SCRIPT: &str = concat!(
+    include_str!("periods.lua"),
+    include_str!("move.lua"),
+    include_str!("write.lua")
+);
 
 /// The blend script: a shard's blends brought up to date with the store's
 /// clock (`maintain`), or one blend given new parts (`set`).
