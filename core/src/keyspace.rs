@@ -44,6 +44,11 @@ use crate::board::Board;
 /// refresh).
 pub const CATALOG: &str = "{standings-catalog}:boards";
 
+/// Weights set at run time (`PUT /v1/admin/boards/{b}/weights`): a hash,
+/// board storage name -> [`crate::events::Weights::to_json`], in the
+/// catalog's slot and read with it each refresh.
+pub const WEIGHTS: &str = "{standings-catalog}:weights";
+
 /// Which snapshot: a shard's or a group's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {

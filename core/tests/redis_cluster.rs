@@ -26,7 +26,7 @@ use standings_core::store::redis::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT
 use standings_core::store::{now_ms_i64, RedisOptions, RedisStore};
 use standings_core::{Board, BoardName, Entry, MemberId, Op, Score, Store, StoreError, Write};
 use standings_test_support::RedisCluster;
-use standings_test_support::{conformance, periods};
+use standings_test_support::{conformance, likes, periods};
 
 async fn connect(cluster: &RedisCluster, opts: RedisOptions) -> RedisStore {
     RedisStore::connect(&cluster.nodes(), opts)
@@ -75,6 +75,16 @@ async fn passes_the_periods_suite() {
     let cluster = RedisCluster::start(3, 0);
     let store = connect(&cluster, RedisOptions::default()).await;
     periods::run(&store, "rc").await;
+}
+
+/// Behaviour events and likes against the real cluster: one events script
+/// per likes shard, target-fed boards in the like's slot, and what follows
+/// from the shards' streams through the consumer group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_likes_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    likes::run(&store, "rc").await;
 }
 
 /// A write whose answer never came (every master paused past the store's

@@ -7,6 +7,11 @@
 //! slot map only groups, it never decides correctness, since redis-rs
 //! routes and redirects every single command itself.
 //!
+//! Writes that must keep their order per shard (a batch of events, the
+//! consumer's follow-up) go through [`RedisStore::send_ordered`] instead:
+//! one pipeline per master too, but calls that failed are re-sent one at
+//! a time in their order, and only when they certainly did not run.
+//!
 //! Also Redis Cluster's key-to-slot function ([`slot_of`]), which the
 //! grouping needs before any command is sent.
 
@@ -16,7 +21,7 @@ use futures::future::join_all;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, RedisError, Value};
 
-use super::reply::{array, corrupt, parse_count, text, unavailable};
+use super::reply::{array, corrupt, never_ran, parse_count, text, unavailable, write_failure};
 use super::RedisStore;
 use crate::store::StoreError;
 
@@ -213,6 +218,105 @@ impl RedisStore {
             }
         };
         Ok((members, values))
+    }
+}
+
+/// One call of [`RedisStore::send_ordered`] and the slot its keys are in.
+pub(super) struct SlotCall {
+    /// Every key of the call is in this slot.
+    pub(super) slot: u16,
+    /// The call.
+    pub(super) call: Call,
+}
+
+impl RedisStore {
+    /// Sends write calls, one pipeline per master, all masters at once,
+    /// each master's calls in the order given (a node runs a pipeline in
+    /// order, so calls of one shard apply in order). Answers every reply in
+    /// call order.
+    ///
+    /// Unlike [`RedisStore::fan_out`], nothing is re-sent that may have
+    /// run: a pipeline that failed after it may have reached its node is
+    /// [`StoreError::OutcomeUnknown`] (the caller retries, and the calls'
+    /// own dedup records make the retry a repeat); one refused before
+    /// sending, and error replies that say the call did not run
+    /// (`NOSCRIPT`, `MOVED`, `TRYAGAIN`, ...), are re-sent one by one in
+    /// their order, routed and redirected by redis-rs.
+    pub(super) async fn send_ordered(&self, calls: &[SlotCall]) -> Result<Vec<Value>, StoreError> {
+        let map = self.slot_map().await;
+        // (node, first slot, call indexes), in order of first appearance.
+        let mut groups: Vec<(Option<&str>, u16, Vec<usize>)> = Vec::new();
+        for (i, c) in calls.iter().enumerate() {
+            let node = map.master_of(c.slot);
+            match groups
+                .iter_mut()
+                .find(|(n, slot, _)| *n == node && (node.is_some() || *slot == c.slot))
+            {
+                Some((_, _, members)) => members.push(i),
+                None => groups.push((node, c.slot, vec![i])),
+            }
+        }
+        let sends = groups
+            .iter()
+            .map(|(_, slot, members)| self.send_ordered_group(calls, *slot, members));
+        let mut out = vec![Value::Nil; calls.len()];
+        for (members, sent) in groups.iter().map(|g| &g.2).zip(join_all(sends).await) {
+            for (&i, value) in members.iter().zip(sent?) {
+                out[i] = value;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One master's calls of [`RedisStore::send_ordered`], in order.
+    async fn send_ordered_group(
+        &self,
+        calls: &[SlotCall],
+        slot: u16,
+        members: &[usize],
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut pipe = redis::Pipeline::with_capacity(members.len());
+        for &i in members {
+            pipe.add_command(calls[i].call.cmd.clone());
+        }
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+        let mut values = match self
+            .conn
+            .clone()
+            .route_pipeline(pipe, 0, members.len(), route)
+            .await
+        {
+            Ok(values) if values.len() == members.len() => values,
+            Ok(values) => {
+                return Err(StoreError::OutcomeUnknown(format!(
+                    "a pipeline of {} writes got {} replies",
+                    members.len(),
+                    values.len()
+                )))
+            }
+            Err(e) if never_ran(&e) => {
+                // Refused before sending (stale grouping, node gone): each
+                // call alone, in order.
+                self.slots_stale.store(true, AtomicOrdering::Relaxed);
+                let mut out = Vec::with_capacity(members.len());
+                for &i in members {
+                    out.push(self.run(&calls[i].call).await.map_err(write_failure)?);
+                }
+                return Ok(out);
+            }
+            Err(e) => return Err(write_failure(e)),
+        };
+        for (at, &i) in members.iter().enumerate() {
+            let Value::ServerError(e) = &values[at] else {
+                continue;
+            };
+            let e = RedisError::from(e.clone());
+            if !never_ran(&e) {
+                return Err(write_failure(e));
+            }
+            values[at] = self.run(&calls[i].call).await.map_err(write_failure)?;
+        }
+        Ok(values)
     }
 }
 

@@ -99,6 +99,7 @@
 //! per-master pipelines and `reply` the decoding of replies.
 
 mod fanout;
+mod likes;
 mod reply;
 mod scripts;
 
@@ -114,18 +115,23 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
+pub use self::likes::{EVENT_GROUP, EVENT_STREAM_MAXLEN};
 use self::reply::{
     array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours,
     parse_rebuilt, parse_score, parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
-pub use self::scripts::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, WRITE_SCRIPT};
+pub use self::scripts::{
+    BLEND_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT,
+    REMOVE_SCRIPT, WRITE_SCRIPT,
+};
 use super::{
     check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
     WriteOutcome,
 };
 use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
+use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::period::PeriodKind;
 use crate::types::{Entry, MemberId, Order};
@@ -186,7 +192,22 @@ pub struct RedisStore {
     blend_sha: String,
     /// SHA1 of [`REMOVE_SCRIPT`].
     remove_sha: String,
+    /// SHA1 of [`EVENTS_SCRIPT`].
+    events_sha: String,
+    /// SHA1 of [`FOLLOW_TAKE_SCRIPT`].
+    follow_take_sha: String,
+    /// SHA1 of [`FOLLOW_SCRIPT`].
+    follow_sha: String,
+    /// SHA1 of [`LAG_SCRIPT`], for `EVALSHA_RO`.
+    lag_sha: String,
+    /// How long an event-stream entry stays delivered and unacknowledged
+    /// before another consumer claims it ([`RedisStore::with_claim_idle`]).
+    claim_idle: Duration,
 }
+
+/// The default of [`RedisStore::with_claim_idle`]: well above a follow
+/// step's bound, so a live consumer's entries are not taken from it.
+pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(5);
 
 impl RedisStore {
     /// Connects to the cluster through `nodes` (`host:port` seeds; the rest
@@ -225,6 +246,13 @@ impl RedisStore {
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
             blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
             remove_sha: redis::Script::new(REMOVE_SCRIPT).get_hash().to_string(),
+            events_sha: redis::Script::new(EVENTS_SCRIPT).get_hash().to_string(),
+            follow_take_sha: redis::Script::new(FOLLOW_TAKE_SCRIPT)
+                .get_hash()
+                .to_string(),
+            follow_sha: redis::Script::new(FOLLOW_SCRIPT).get_hash().to_string(),
+            lag_sha: redis::Script::new(LAG_SCRIPT).get_hash().to_string(),
+            claim_idle: DEFAULT_CLAIM_IDLE,
         };
         store.ping().await?;
         store.bound(store.load_scripts()).await?;
@@ -237,6 +265,18 @@ impl RedisStore {
         self.opts
     }
 
+    /// The same store with another claim time: how long an event-stream
+    /// entry delivered to a consumer may stay unacknowledged before
+    /// [`Store::follow_events`] of another consumer takes it over (the
+    /// first consumer died, or is stuck). Default [`DEFAULT_CLAIM_IDLE`];
+    /// tests set it to a fraction of a second. Not a [`RedisOptions`]
+    /// field, so the config's `[store]` section and its users stay as they
+    /// are.
+    pub fn with_claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+
     /// `SCRIPT LOAD` of the scripts on every node (redis-rs sends it to
     /// all). A node that is down now gets the script on first use through
     /// the `EVAL` fallback, so a failure here is logged, not fatal.
@@ -245,6 +285,11 @@ impl RedisStore {
             ("write", WRITE_SCRIPT),
             ("neighbours", NEIGHBOURS_SCRIPT),
             ("blend", BLEND_SCRIPT),
+            ("remove", REMOVE_SCRIPT),
+            ("events", EVENTS_SCRIPT),
+            ("follow-take", FOLLOW_TAKE_SCRIPT),
+            ("follow", FOLLOW_SCRIPT),
+            ("lag", LAG_SCRIPT),
         ] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
@@ -819,68 +864,66 @@ impl Store for RedisStore {
 
     async fn apply_events(
         &self,
-        _space: &crate::events::LikeSpace,
-        _boards: &[Board],
-        _events: &[crate::events::Event],
-    ) -> Result<Vec<crate::events::EventOutcome>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        boards: &[Board],
+        events: &[Event],
+    ) -> Result<Vec<EventOutcome>, StoreError> {
+        self.bound_write(self.apply_events_once(space, boards, events))
+            .await
     }
 
     async fn like_counts(
         &self,
-        _space: &crate::events::LikeSpace,
-        _targets: &[MemberId],
-        _actor: Option<&MemberId>,
-    ) -> Result<Vec<crate::events::LikeCounts>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        targets: &[MemberId],
+        actor: Option<&MemberId>,
+    ) -> Result<Vec<LikeCounts>, StoreError> {
+        self.bound(self.like_counts_once(space, targets, actor))
+            .await
     }
 
     async fn actor_likes(
         &self,
-        _space: &crate::events::LikeSpace,
-        _actor: &MemberId,
-        _limit: usize,
-    ) -> Result<Vec<crate::events::LikedTarget>, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+        space: &LikeSpace,
+        actor: &MemberId,
+        limit: usize,
+    ) -> Result<Vec<LikedTarget>, StoreError> {
+        self.bound(self.actor_likes_once(space, actor, limit)).await
     }
 
-    async fn owner_likes(
-        &self,
-        _space: &crate::events::LikeSpace,
-        _owner: &MemberId,
-    ) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+    async fn owner_likes(&self, space: &LikeSpace, owner: &MemberId) -> Result<u64, StoreError> {
+        self.bound(self.owner_likes_once(space, owner)).await
     }
 
+    /// Not under one bound: each phase (take, lists and totals, each
+    /// board write, acknowledgement) has its own.
     async fn follow_events(
         &self,
-        _space: &crate::events::LikeSpace,
-        _boards: &[Board],
-        _shards: &[u32],
-        _consumer: &str,
-        _max: usize,
+        space: &LikeSpace,
+        boards: &[Board],
+        shards: &[u32],
+        consumer: &str,
+        max: usize,
     ) -> Result<u64, StoreError> {
-        Ok(0)
+        self.follow_once(space, boards, shards, consumer, max).await
     }
 
-    async fn event_lag(
-        &self,
-        _space: &crate::events::LikeSpace,
-        _shards: &[u32],
-    ) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn event_lag(&self, space: &LikeSpace, shards: &[u32]) -> Result<u64, StoreError> {
+        self.bound(self.event_lag_once(space, shards)).await
     }
 
-    async fn weights(&self) -> Result<Vec<(String, crate::events::Weights)>, StoreError> {
-        Ok(Vec::new())
+    async fn weights(&self) -> Result<Vec<(String, Weights)>, StoreError> {
+        self.bound(self.weights_once()).await
     }
 
-    async fn set_weights(
-        &self,
-        _board: &Board,
-        _weights: &crate::events::Weights,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("events: not yet".into()))
+    async fn set_weights(&self, board: &Board, weights: &Weights) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(keyspace::WEIGHTS)
+            .arg(board.storage_name())
+            .arg(weights.to_json());
+        self.bound_write(async { self.query(&cmd).await.map_err(write_failure) })
+            .await
+            .map(|_| ())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

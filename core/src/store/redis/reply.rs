@@ -34,7 +34,7 @@ pub(super) fn write_failure(e: RedisError) -> StoreError {
 /// errors it gives instead of executing (redirects, cluster down, loading,
 /// read-only, no script, out of memory, busy). Anything else, a timeout and
 /// a connection dropped or reset after sending above all, may have run.
-fn never_ran(e: &RedisError) -> bool {
+pub(super) fn never_ran(e: &RedisError) -> bool {
     // Before the dropped test, which counts a refusal as a drop too.
     if e.is_connection_refusal() {
         return true;
@@ -184,7 +184,7 @@ pub(super) fn parse_rebuilt(v: &Value) -> Result<u64, StoreError> {
 /// The error of a script that refused to run: `{'range'}`, `{'conflict'}`,
 /// `{'skew', kind, store ms}` or `{'badpart', blend key, part}`; nothing
 /// was written for any of them.
-fn script_refusal(status: &str, items: &[Value]) -> StoreError {
+pub(super) fn script_refusal(status: &str, items: &[Value]) -> StoreError {
     let field = |i: usize| items.get(i).and_then(|v| text(v).ok()).unwrap_or("?");
     match status {
         "range" => StoreError::OutOfRange,

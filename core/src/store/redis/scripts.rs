@@ -105,6 +105,94 @@ pub const WRITE_SCRIPT: &str = concat!(
     include_str!("write.lua")
 );
 
+/// The events script: a batch of behaviour events of one likes shard
+/// `{sl:TENANT:SHARD}`, applied in order, each atomically (see
+/// [`crate::events`] for the state machine, `events.lua` for the steps).
+///
+/// `KEYS`: 1 the shard's event stream `{sl:t:s}:x`; then for each board
+/// fed by `target`, in the order of the boards in ARGV, its audit stream
+/// (`{sl:t:s}:STORAGE:a`) and its blends' four keys each as for the write;
+/// then for each event, 4 keys: its dedup record `:e:ID`, the pair's
+/// cooldown `:cd:LEN:TARGET:ACTOR`, the pair's state `:ls:LEN:TARGET:ACTOR`
+/// and the target's counts `:lc:TARGET` (see [`crate::keyspace::likes_tag`]).
+///
+/// `ARGV`: 1 dedup TTL in ms, 2 cooldown in ms (0: none), 3 event stream
+/// MAXLEN, 4 audit MAXLEN, 5 the gateway's time in ms (the audit records'
+/// `at_ms`), 6 NB the number of boards, 7 NE the number of events; then NB
+/// boards, each: feed (`target`, `actor`, `owner`), storage name, `like`
+/// weight, `dislike` weight, and for `target` also order (`desc`/`asc`),
+/// closed retention in ms, K, B, K period descriptors and B blend parts
+/// texts as for the write; then NE events, each: id, [`crate::events::Event::digest`]
+/// as 16 hex digits, type (`like`, `unlike`, `dislike`, `undislike` or a
+/// counted type), actor, target, owner (empty: none), and for a counted
+/// type NB weights, its weight on each board in board order.
+///
+/// Per event, with nothing written when it is refused: a dedup record
+/// answers `repeat` with its recorded state (same digest) or `conflict`;
+/// a like action whose pair's cooldown key exists answers `cooldown`;
+/// the transition of the pair's state; each board's delta
+/// ([`crate::events::Weights::delta`]: a like action that changes nothing
+/// moves nothing, a counted type always moves by its weight) and every
+/// target-fed board's move planned by `plan_move` (`range` past +-2^53).
+/// Then: the cooldown (`SET PX`), the dedup record (`"<digest hex>
+/// <state>"`, state `n`/`l`/`d` or `-` for a counted type, `PX` the TTL),
+/// the pair's state (deleted at none) and the counts (`HINCRBY`, a field
+/// at 0 deleted), each target-fed board's move committed as an `incr`
+/// write's (every current period and blend, versions, expiry) with an
+/// audit record (request id `event ID`), and, when the like count moved or
+/// an actor- or owner-fed board has a nonzero delta, one `XADD` to the
+/// shard's stream (`MAXLEN ~`) with fields `id`, `a` actor, `t` target,
+/// `l` the like delta (-1, 0, 1), `at` the store's time in ms, `o` the
+/// owner when there is one, and `b:STORAGE` the delta of each actor- or
+/// owner-fed board (the weights of the call, so weights changed later do
+/// not reach back).
+///
+/// Answers two entries per event, in order: a status (`applied`, `noop`,
+/// `repeat`, `conflict`, `cooldown`, `range`) and a state code (`n`, `l`,
+/// `d`, `-` for none known, empty when refused); or `{'skew', ...}` /
+/// `{'badpart', ...}` as the write does, with nothing written for any
+/// event.
+pub const EVENTS_SCRIPT: &str = concat!(
+    include_str!("periods.lua"),
+    include_str!("move.lua"),
+    include_str!("events.lua")
+);
+
+/// The take script of the event-stream consumer: the next entries of one
+/// shard's stream for one consumer of the group.
+///
+/// `KEYS`: 1 the stream. `ARGV`: 1 group, 2 consumer, 3 COUNT, 4 the claim
+/// idle time in ms. Creates the group at id 0 when the stream exists
+/// (`BUSYGROUP` ignored); answers the consumer's own pending entries
+/// (`XREADGROUP ... 0`) if any, else entries idle longer than the claim
+/// time (`XAUTOCLAIM`), else new entries (`XREADGROUP ... >`) only when no
+/// consumer holds any, so each stream is applied in order by one holder at
+/// a time. Entries are `[id, [field, value, ...]]`; the fields of one
+/// trimmed away since delivery are nil.
+pub const FOLLOW_TAKE_SCRIPT: &str = include_str!("follow_take.lua");
+
+/// The follow script: what one batch of stream entries changes in one
+/// actor's or owner's shard.
+///
+/// `KEYS`: per op, its dedup record `{sl:t:s}:f:ID:a` (or `:o`) and the
+/// actor's list `:al:ACTOR` (or the owner's total `:ow:OWNER`). `ARGV`:
+/// 1 dedup TTL in ms, 2 the length of an actor's list, then per op: side
+/// (`a`/`o`), like delta (-1/1), target, at ms. Per op whose dedup record
+/// is new (`SET NX PX`): a like adds the target at `at` and trims the list
+/// to the newest, an unlike removes it; the owner's total moves by the
+/// delta and is deleted at 0 or below. Answers 1 (applied) or 0 (a repeat)
+/// per op.
+pub const FOLLOW_SCRIPT: &str = include_str!("follow.lua");
+
+/// The lag script, read-only: entries of one shard's stream the group has
+/// not applied.
+///
+/// `KEYS`: 1 the stream. `ARGV`: 1 group. Answers the group's `lag`
+/// (`XINFO GROUPS`; counted with `XRANGE` past its last delivered id when
+/// Redis cannot say) plus its pending count, the stream's length when the
+/// group does not exist, 0 without a stream.
+pub const LAG_SCRIPT: &str = include_str!("lag.lua");
+
 /// The blend script: a shard's blends brought up to date with the store's
 /// clock (`maintain`), or one blend given new parts (`set`).
 ///
@@ -160,10 +248,14 @@ mod tests {
 
     #[test]
     fn scripts_start_with_the_shebang_once() {
-        for script in [WRITE_SCRIPT, BLEND_SCRIPT] {
+        for script in [WRITE_SCRIPT, BLEND_SCRIPT, EVENTS_SCRIPT] {
             assert!(script.starts_with("#!lua\n"));
             assert_eq!(script.matches("#!lua").count(), 1);
         }
         assert!(NEIGHBOURS_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+        assert!(LAG_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+        for script in [FOLLOW_TAKE_SCRIPT, FOLLOW_SCRIPT] {
+            assert!(script.starts_with("#!lua\n"));
+        }
     }
 }

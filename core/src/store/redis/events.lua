@@ -1,0 +1,132 @@
+-- Behaviour events of one likes shard, in order: follows periods.lua and
+-- move.lua (scripts.rs documents KEYS and ARGV). Each event is one step:
+-- dedup record, cooldown, the like state machine (events::transition),
+-- the target's counts, every target-fed board moved in every period and
+-- blend, and the event appended to the shard's stream for what follows
+-- in other slots; or, when refused, nothing at all.
+local ttl, cooldown = ARGV[1], tonumber(ARGV[2])
+local streamlen, auditlen, at_gw = ARGV[3], ARGV[4], ARGV[5]
+local nb, ne = tonumber(ARGV[6]), tonumber(ARGV[7])
+
+-- The boards: every one weighs the event; those fed by target are opened
+-- here (periods picked, blends resolved) before any event writes, so a
+-- clock skew or a bad blend part refuses the whole call with nothing
+-- written.
+local boards, i, k = {}, 8, 2
+for n = 1, nb do
+  local d = {feed = ARGV[i], name = ARGV[i + 1], wl = tonumber(ARGV[i + 2]),
+    wd = tonumber(ARGV[i + 3])}
+  i = i + 4
+  if d.feed == 'target' then
+    local nkinds, nblends = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local b, after = open_board(tag_before(KEYS[k], ':a'), k + 1, i + 4, nkinds, nblends,
+      ARGV[i] == 'asc', tonumber(ARGV[i + 1]))
+    if not b then return after end
+    d.board, d.audit = b, KEYS[k]
+    k = k + 1 + 4 * nblends
+    i = after
+  end
+  boards[n] = d
+end
+
+-- events::transition: state code -> action -> {new state, likes, dislikes};
+-- a pair not in the table changes nothing.
+local T = {
+  n = {like = {'n', 'l', 1, 0}, dislike = {'n', 'd', 0, 1}},
+  l = {unlike = {'l', 'n', -1, 0}, dislike = {'l', 'd', -1, 1}},
+  d = {like = {'d', 'l', 1, -1}, undislike = {'d', 'n', 0, -1}},
+}
+local LIKE = {like = true, unlike = true, dislike = true, undislike = true}
+-- The `at` of every event of this call (the actor's list orders by it).
+local now = fmt(now_ms())
+
+-- One event: answers its status and state code (`n`, `l`, `d`, or `-` for
+-- a counted type; `` when refused).
+local function apply(e)
+  local seen = redis.call('GET', e.kd)
+  if seen then
+    local digest, state = string.match(seen, '^(%S+) (%S+)$')
+    if digest ~= e.digest then return 'conflict', '' end
+    return 'repeat', state or '-'
+  end
+  local like = LIKE[e.kind]
+  local to, dl, dd = '-', 0, 0
+  if like then
+    if cooldown > 0 and redis.call('EXISTS', e.kc) == 1 then return 'cooldown', '' end
+    local from = redis.call('GET', e.ks) or 'n'
+    local t = T[from] and T[from][e.kind]
+    if t then to, dl, dd = t[2], t[3], t[4] else to = from end
+  end
+  local moved = (not like) or dl ~= 0 or dd ~= 0
+
+  -- Every board's delta, and every target-fed move planned (range
+  -- checked) before anything is written.
+  local plans, follow = {}, {}
+  if moved then
+    for n, d in ipairs(boards) do
+      local delta
+      if like then
+        delta = dl * d.wl + dd * d.wd
+      else
+        delta = tonumber(ARGV[e.weights + n - 1])
+      end
+      if delta ~= 0 then
+        if d.board then
+          -- An incr can only be refused for its range.
+          local scores = plan_move(d.board, e.target, 'incr', delta)
+          if not scores then return 'range', '' end
+          plans[#plans + 1] = {d = d, scores = scores, delta = delta}
+        elseif d.feed == 'actor' or (d.feed == 'owner' and e.owner ~= '') then
+          follow[#follow + 1] = 'b:' .. d.name
+          follow[#follow + 1] = fmt(delta)
+        end
+      end
+    end
+  end
+
+  if like and cooldown > 0 then redis.call('SET', e.kc, '1', 'PX', cooldown) end
+  redis.call('SET', e.kd, e.digest .. ' ' .. to, 'PX', ttl)
+  if dl ~= 0 or dd ~= 0 then
+    if to == 'n' then redis.call('DEL', e.ks) else redis.call('SET', e.ks, to) end
+    -- Counts never go negative, and a field at 0 is dropped (an empty
+    -- hash is no key at all).
+    if dl ~= 0 and redis.call('HINCRBY', e.kl, 'l', dl) <= 0 then
+      redis.call('HDEL', e.kl, 'l')
+    end
+    if dd ~= 0 and redis.call('HINCRBY', e.kl, 'd', dd) <= 0 then
+      redis.call('HDEL', e.kl, 'd')
+    end
+  end
+  for _, p in ipairs(plans) do
+    local first = commit_move(p.d.board, e.target, p.scores)
+    redis.call('XADD', p.d.audit, 'MAXLEN', '~', auditlen, '*', 'member', e.target, 'op', 'incr',
+      'value', fmt(p.delta), 'score', first, 'request_id', 'event ' .. e.id, 'at_ms', at_gw)
+  end
+  if dl ~= 0 or #follow > 0 then
+    local x = {'XADD', KEYS[1], 'MAXLEN', '~', streamlen, '*', 'id', e.id, 'a', e.actor,
+      't', e.target, 'l', tostring(dl), 'at', now}
+    if e.owner ~= '' then
+      x[#x + 1] = 'o'
+      x[#x + 1] = e.owner
+    end
+    for j = 1, #follow do x[#x + 1] = follow[j] end
+    redis.call(unpack(x))
+  end
+  if moved then return 'applied', to end
+  return 'noop', to
+end
+
+local out = {}
+for n = 1, ne do
+  local e = {id = ARGV[i], digest = ARGV[i + 1], kind = ARGV[i + 2], actor = ARGV[i + 3],
+    target = ARGV[i + 4], owner = ARGV[i + 5],
+    kd = KEYS[k], kc = KEYS[k + 1], ks = KEYS[k + 2], kl = KEYS[k + 3]}
+  i = i + 6
+  if not LIKE[e.kind] then
+    e.weights = i
+    i = i + nb
+  end
+  k = k + 4
+  out[2 * n - 1], out[2 * n] = apply(e)
+end
+return out
