@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use standings_core::blend::{self, Blend, BlendPart};
+use standings_core::events::{Event, Feed, LikeSpace};
 use standings_core::keyspace::{self, Scope};
 use standings_core::period::{PeriodKind, Timezone};
 use standings_core::store::redis::{BLEND_SCRIPT, NEIGHBOURS_SCRIPT, WRITE_SCRIPT};
@@ -868,5 +869,591 @@ async fn measure_memory_per_member() {
     println!(
         "counts over 100 shards: {pipelined:?} per call with one pipeline per master, \
          {per_shard:?} with 100 concurrent single-shard calls"
+    );
+}
+
+// Behaviour events and likes: what only the Redis backend has (the key
+// layout of a like, the stream and its consumer group), next to the
+// conformance suite above.
+
+/// The keys of `tag`'s likes shard that hold `target`'s state by `actor`.
+fn like_pair(target: &str, actor: &str) -> String {
+    format!("{}:{target}:{actor}", target.len())
+}
+
+fn likes_space(tenant: &str, recent: usize) -> LikeSpace {
+    LikeSpace {
+        recent_per_actor: recent,
+        ..likes::space(tenant)
+    }
+}
+
+/// A stream entry as `XRANGE` answers it: id and fields.
+type StreamEntry = (String, Vec<String>);
+
+fn stream_of(space: &LikeSpace, shard: u32) -> String {
+    format!("{}:x", keyspace::likes_tag(space.tenant.as_str(), shard))
+}
+
+/// One like is one small string in the target's slot (no set per target),
+/// the counts a two-field hash, the dedup record the digest and the state,
+/// and one stream entry; an unlike deletes the state and the emptied
+/// counts, and a like that changes nothing adds no stream entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_like_is_one_small_key_in_the_targets_slot() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let space = likes_space("rk-keys", 10);
+    let board = likes::fed_board(&space, "clips", Feed::Target, &[("like", 2.0)]);
+    let boards = [board.clone()];
+    let like = likes::event("e1", "like", "u:1", "v:1", Some("c:1"));
+    let out = store
+        .apply_events(&space, &boards, std::slice::from_ref(&like))
+        .await
+        .expect("like");
+    assert!(out[0].applied);
+
+    let shard = space.shard_of(&like.target);
+    let tag = keyspace::likes_tag(space.tenant.as_str(), shard);
+    let state = format!("{tag}:ls:{}", like_pair("v:1", "u:1"));
+    let counts = format!("{tag}:lc:v:1");
+    let record = format!("{tag}:e:e1");
+    let stream = stream_of(&space, shard);
+    assert_eq!(text_of(on_key(&cluster, &["GET", &state])), "l");
+    let held: Vec<String> =
+        redis::from_redis_value(on_key(&cluster, &["HGETALL", &counts])).expect("hash");
+    assert_eq!(held, ["l", "1"], "only the field that moved");
+    assert_eq!(
+        text_of(on_key(&cluster, &["GET", &record])),
+        format!("{:016x} l", like.digest())
+    );
+    let ttl = int_of(on_key(&cluster, &["PTTL", &record]));
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "the record expires with the window: {ttl}"
+    );
+    assert_eq!(
+        int_of(on_key(&cluster, &["PTTL", &state])),
+        -1,
+        "state never expires"
+    );
+    // The board's shard is in the like's slot.
+    let slot = |key: &str| int_of(on_key(&cluster, &["CLUSTER", "KEYSLOT", key]));
+    let zset = keyspace::shard_zset(&board, shard);
+    assert!(zset.starts_with(&format!("{tag}:")), "{zset}");
+    assert_eq!(slot(&zset), slot(&state));
+    assert_eq!(
+        store
+            .score(&board, shard, &like.target)
+            .await
+            .expect("score"),
+        Some(2.0)
+    );
+    // The stream entry: what the consumer needs, nothing else.
+    let entries: Vec<StreamEntry> =
+        redis::from_redis_value(on_key(&cluster, &["XRANGE", &stream, "-", "+"])).expect("xrange");
+    assert_eq!(entries.len(), 1);
+    let fields = &entries[0].1;
+    let names: Vec<&str> = fields.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(names, ["id", "a", "t", "l", "at", "o"]);
+    assert_eq!(fields[1], "e1");
+    assert_eq!(fields[7], "1");
+    let at: u64 = fields[9].parse().expect("at ms");
+    assert!(
+        at.abs_diff(standings_core::store::now_ms()) < 60_000,
+        "at {at}"
+    );
+
+    // Liking again changes nothing and adds no entry.
+    let again = likes::event("e2", "like", "u:1", "v:1", Some("c:1"));
+    let out = store
+        .apply_events(&space, &boards, &[again])
+        .await
+        .expect("like again");
+    assert!(!out[0].applied);
+    assert_eq!(int_of(on_key(&cluster, &["XLEN", &stream])), 1);
+    // An unlike leaves no key behind but its dedup record and the stream.
+    let unlike = likes::event("e3", "unlike", "u:1", "v:1", Some("c:1"));
+    let out = store
+        .apply_events(&space, &boards, &[unlike])
+        .await
+        .expect("unlike");
+    assert!(out[0].applied);
+    assert_eq!(int_of(on_key(&cluster, &["EXISTS", &state])), 0);
+    assert_eq!(int_of(on_key(&cluster, &["EXISTS", &counts])), 0);
+    assert_eq!(int_of(on_key(&cluster, &["XLEN", &stream])), 2);
+}
+
+/// Fifty concurrent likes of one actor on one target move once; a batch
+/// over every shard is one events script per shard (and 64 events), sent
+/// as one pipeline per master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_likes_move_once_and_batches_cost_a_script_per_shard() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let space = likes_space("rk-many", 10);
+    let board = likes::fed_board(&space, "clips", Feed::Target, &[("like", 2.0)]);
+    let boards = [board.clone()];
+    let tries = (0..50).map(|i| {
+        let e = likes::event(&format!("c{i}"), "like", "u:1", "v:1", None);
+        let (store, space, boards) = (&store, &space, &boards);
+        async move { store.apply_events(space, boards, &[e]).await }
+    });
+    let applied = join_all(tries)
+        .await
+        .into_iter()
+        .map(|r| r.expect("like")[0].applied)
+        .filter(|&a| a)
+        .count();
+    assert_eq!(applied, 1, "one of 50 concurrent likes moved");
+    let v1 = MemberId::new("v:1").expect("member");
+    let counts = store
+        .like_counts(&space, std::slice::from_ref(&v1), None)
+        .await
+        .expect("counts");
+    assert_eq!(counts[0].likes, 1);
+    let shard = space.shard_of(&v1);
+    assert_eq!(
+        store.score(&board, shard, &v1).await.expect("score"),
+        Some(2.0)
+    );
+
+    let batch: Vec<Event> = (0..300)
+        .map(|i| {
+            likes::event(
+                &format!("b{i}"),
+                "like",
+                &format!("w:{i}"),
+                &format!("v:{}", i % 40),
+                None,
+            )
+        })
+        .collect();
+    let mut per_shard = [0usize; 4];
+    for e in &batch {
+        per_shard[space.shard_of(&e.target) as usize] += 1;
+    }
+    let expected_calls: u64 = per_shard.iter().map(|&n| n.div_ceil(64) as u64).sum();
+    cluster.on_every_master(&cmd(&["CONFIG", "RESETSTAT"]));
+    let out = store
+        .apply_events(&space, &boards, &batch)
+        .await
+        .expect("batch");
+    assert!(out.iter().all(|o| o.applied));
+    let stats = cluster.on_every_master(&cmd(&["INFO", "commandstats"]));
+    let calls: u64 = stats
+        .into_iter()
+        .map(|v| {
+            text_of(v)
+                .lines()
+                .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+                .filter_map(|l| {
+                    l.split("calls=")
+                        .nth(1)?
+                        .split(',')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(calls, expected_calls, "one script per shard batch of 64");
+    let targets: Vec<MemberId> = (0..40)
+        .map(|i| MemberId::new(&format!("v:{i}")).expect("member"))
+        .collect();
+    let counts = store
+        .like_counts(&space, &targets, None)
+        .await
+        .expect("counts");
+    let total: u64 = counts.iter().map(|c| c.likes).sum();
+    assert_eq!(total, 300 + 1, "every batch like and the first v:1 like");
+}
+
+/// A deterministic mix of like actions and comments over 12 actors, 30
+/// targets and 5 owners (target `v:n` is owned by `c:{n % 5}`).
+fn event_mix(n: usize) -> Vec<Event> {
+    let kinds = [
+        "like",
+        "like",
+        "unlike",
+        "dislike",
+        "undislike",
+        "like",
+        "comment",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let target = (x % 30) as usize;
+            let actor = ((x >> 8) % 12) as usize;
+            let kind = kinds[((x >> 16) % kinds.len() as u64) as usize];
+            let owner = format!("c:{}", target % 5);
+            likes::event(
+                &format!("m{i}"),
+                kind,
+                &format!("u:{actor}"),
+                &format!("v:{target}"),
+                Some(&owner),
+            )
+        })
+        .collect()
+}
+
+/// What follows from the stream, read from `store`: each owner's total,
+/// each owner's and actor's board score, each actor's liked targets.
+async fn followed(
+    store: &dyn Store,
+    space: &LikeSpace,
+    by_actor: &Board,
+    by_owner: &Board,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in 0..5 {
+        let owner = format!("c:{c}");
+        let m = MemberId::new(&owner).expect("owner");
+        let total = store.owner_likes(space, &m).await.expect("owner");
+        let score = likes::score(store, by_owner, &owner).await;
+        out.push(format!("{owner} total {total} board {score}"));
+    }
+    for a in 0..12 {
+        let actor = format!("u:{a}");
+        let m = MemberId::new(&actor).expect("actor");
+        let mut list: Vec<String> = store
+            .actor_likes(space, &m, 100)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|l| l.target.to_string())
+            .collect();
+        list.sort();
+        let score = likes::score(store, by_actor, &actor).await;
+        out.push(format!("{actor} board {score} likes {list:?}"));
+    }
+    out
+}
+
+/// A consumer that took entries and died before acknowledging them holds
+/// up its shards only until the claim time: then a live consumer takes
+/// them over and applies each once. Redelivering everything (the group
+/// rewound to 0) changes nothing. The owners' totals, the actors' lists
+/// and the actor- and owner-fed boards equal the in-memory store's, and
+/// every outcome and the target-fed board match it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_consumers_entries_are_claimed_and_applied_once() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default())
+        .await
+        .with_claim_idle(Duration::from_millis(200));
+    let oracle = standings_core::store::MemoryStore::new();
+    let space = likes_space("rk-dead", 100);
+    let by_target = likes::fed_board(
+        &space,
+        "videos",
+        Feed::Target,
+        &[("like", 1.0), ("comment", 3.0)],
+    );
+    let by_actor = likes::fed_board(
+        &space,
+        "fans",
+        Feed::Actor,
+        &[("like", 1.0), ("comment", 2.0)],
+    );
+    let by_owner = likes::fed_board(
+        &space,
+        "creators",
+        Feed::Owner,
+        &[("like", 10.0), ("dislike", -1.0)],
+    );
+    let boards = [by_target.clone(), by_actor.clone(), by_owner.clone()];
+    let events = event_mix(400);
+    for batch in events.chunks(50) {
+        let got = store
+            .apply_events(&space, &boards, batch)
+            .await
+            .expect("redis");
+        let want = oracle
+            .apply_events(&space, &boards, batch)
+            .await
+            .expect("memory");
+        assert_eq!(got, want, "outcomes equal the in-memory store's");
+    }
+    for t in 0..30 {
+        let target = format!("v:{t}");
+        assert_eq!(
+            likes::score(&store, &by_target, &target).await,
+            likes::score(&oracle, &by_target, &target).await,
+            "{target} on the target-fed board"
+        );
+    }
+
+    // The dead consumer: takes every entry and never acknowledges.
+    let shards: Vec<u32> = (0..space.shards).collect();
+    let mut taken = 0;
+    for &shard in &shards {
+        let key = stream_of(&space, shard);
+        let node = cluster.master_of_key(&key);
+        let create = cmd(&["XGROUP", "CREATE", &key, "standings", "0", "MKSTREAM"]);
+        cluster.query(&node, &create);
+        let read = cmd(&[
+            "XREADGROUP",
+            "GROUP",
+            "standings",
+            "dead",
+            "COUNT",
+            "10000",
+            "STREAMS",
+            &key,
+            ">",
+        ]);
+        let reply = cluster.query(&node, &read);
+        let read: Vec<(String, Vec<StreamEntry>)> =
+            redis::from_redis_value(reply).expect("xreadgroup");
+        taken += read.iter().map(|(_, e)| e.len()).sum::<usize>();
+    }
+    assert!(taken > 100, "the dead consumer holds {taken} entries");
+    let lag = store.event_lag(&space, &shards).await.expect("lag");
+    assert_eq!(lag, taken as u64, "pending entries are lag");
+    let early = store
+        .follow_events(&space, &boards, &shards, "live", 1000)
+        .await
+        .expect("follow");
+    assert_eq!(
+        early, 0,
+        "nothing is taken from a consumer within the claim time"
+    );
+    assert_eq!(store.event_lag(&space, &shards).await.expect("lag"), lag);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut applied = 0;
+    for _ in 0..20 {
+        applied += store
+            .follow_events(&space, &boards, &shards, "live", 1000)
+            .await
+            .expect("follow");
+        if store.event_lag(&space, &shards).await.expect("lag") == 0 {
+            break;
+        }
+    }
+    assert_eq!(store.event_lag(&space, &shards).await.expect("lag"), 0);
+    assert!(
+        applied > 0 && applied <= taken as u64,
+        "{applied} of {taken}"
+    );
+    let want = followed(&oracle, &space, &by_actor, &by_owner).await;
+    assert_eq!(followed(&store, &space, &by_actor, &by_owner).await, want);
+
+    // Everything delivered again: applied once by event id.
+    for &shard in &shards {
+        let key = stream_of(&space, shard);
+        let rewind = cmd(&["XGROUP", "SETID", &key, "standings", "0"]);
+        cluster.query(&cluster.master_of_key(&key), &rewind);
+    }
+    assert_eq!(
+        store.event_lag(&space, &shards).await.expect("lag"),
+        taken as u64
+    );
+    let mut again = 0;
+    for _ in 0..20 {
+        again += store
+            .follow_events(&space, &boards, &shards, "other", 1000)
+            .await
+            .expect("follow");
+        if store.event_lag(&space, &shards).await.expect("lag") == 0 {
+            break;
+        }
+    }
+    assert_eq!(again, 0, "a redelivery applies nothing");
+    assert_eq!(followed(&store, &space, &by_actor, &by_owner).await, want);
+}
+
+/// Deletes every key of `pattern` on every master (one `DEL` per key, as
+/// the keys are in many slots); answers how many.
+fn delete_matching(cluster: &RedisCluster, pattern: &str) -> usize {
+    let mut deleted = 0;
+    for addr in cluster.masters() {
+        let mut con = cluster.connection(&addr);
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query(&mut con)
+                .expect("scan");
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("DEL").arg(key).ignore();
+            }
+            let () = pipe.query(&mut con).expect("del");
+        }
+        deleted += keys.len();
+    }
+    deleted
+}
+
+fn memory_usage(cluster: &RedisCluster, key: &str) -> i64 {
+    let usage = cmd(&["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+    int_of(cluster.query(&cluster.master_of_key(key), &usage))
+}
+
+/// What a like costs in bytes, for the docs of `keyspace::likes_tag` and
+/// the Redis store: `LIKES` likes (default 100,000) of distinct (actor,
+/// target) pairs, 2,000 actors with 50 likes each, 5,000 targets with 20
+/// each, 500 owners, one target-fed board, 100 shards; then the consumer
+/// drains the streams. Each kind of key is then deleted in turn and
+/// `used_memory` read, so each gets its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with -- --ignored --nocapture"]
+async fn measure_memory_per_like() {
+    let n: usize = std::env::var("LIKES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    let space = LikeSpace {
+        shards: 100,
+        cooldown: Duration::ZERO,
+        ..LikeSpace::new(BoardName::new("rkmem").expect("tenant"))
+    };
+    let board = Board {
+        shards: 100,
+        ..likes::fed_board(&space, "videos", Feed::Target, &[("like", 1.0)])
+    };
+    let boards = [board.clone()];
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let target = i / 20;
+            likes::event(
+                &format!("7f3a9c2e-{i:08}"),
+                "like",
+                &format!("user:{}", 1_000_000 + i % 2000),
+                &format!("video:{}", 5_000_000 + target),
+                Some(&format!("user:{}", 2_000_000 + target % 500)),
+            )
+        })
+        .collect();
+    let before = cluster.used_memory();
+    let started = Instant::now();
+    let batches = stream::iter(events.chunks(500))
+        .map(|batch| {
+            let (store, space, boards) = (&store, &space, &boards);
+            async move {
+                store
+                    .apply_events(space, boards, batch)
+                    .await
+                    .expect("events")
+            }
+        })
+        .buffer_unordered(8);
+    let applied: usize = batches
+        .map(|out| out.iter().filter(|o| o.applied).count())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(applied, n);
+    let apply_secs = started.elapsed().as_secs_f64();
+    let applied_mem = cluster.used_memory();
+
+    let tag0 = keyspace::likes_tag("rkmem", space.shard_of(&events[0].target));
+    let state = format!(
+        "{tag0}:ls:{}",
+        like_pair(events[0].target.as_str(), events[0].actor.as_str())
+    );
+    let record = format!("{tag0}:e:{}", events[0].id);
+    let counts = format!("{tag0}:lc:{}", events[0].target);
+    let stream0 = format!("{tag0}:x");
+    let stream_entries = int_of(on_key(&cluster, &["XLEN", &stream0]));
+    println!(
+        "likes: {n} distinct pairs, 2000 actors, {} targets, 100 shards on 3 masters",
+        n.div_ceil(20)
+    );
+    println!(
+        "apply: {apply_secs:.1}s ({:.0} likes/s in batches of 500, 8 in flight)",
+        n as f64 / apply_secs
+    );
+    println!(
+        "MEMORY USAGE: state {} {state}, dedup record {} {record}, counts hash {} (20 likes), \
+         stream {} for {stream_entries} entries",
+        memory_usage(&cluster, &state),
+        memory_usage(&cluster, &record),
+        memory_usage(&cluster, &counts),
+        memory_usage(&cluster, &stream0),
+    );
+
+    let shards: Vec<u32> = (0..space.shards).collect();
+    let started = Instant::now();
+    loop {
+        store
+            .follow_events(&space, &boards, &shards, "measure", 1000)
+            .await
+            .expect("follow");
+        if store.event_lag(&space, &shards).await.expect("lag") == 0 {
+            break;
+        }
+    }
+    let follow_secs = started.elapsed().as_secs_f64();
+    let followed_mem = cluster.used_memory();
+    let actor = &events[0].actor;
+    let atag = keyspace::likes_tag("rkmem", space.shard_of(actor));
+    let list = format!("{atag}:al:{actor}");
+    let fkey = format!("{atag}:f:{}:a", events[0].id);
+    println!(
+        "follow: {follow_secs:.1}s ({:.0} entries/s)",
+        n as f64 / follow_secs
+    );
+    println!(
+        "MEMORY USAGE: actor list {} (50 entries) {list}, follow record {} {fkey}",
+        memory_usage(&cluster, &list),
+        memory_usage(&cluster, &fkey),
+    );
+
+    let per = |bytes: u64, of: u64| (bytes as f64 - of as f64) / n as f64;
+    let mut last = followed_mem;
+    let mut shares = Vec::new();
+    for (what, pattern) in [
+        ("event dedup records", "{sl:rkmem:*}:e:*"),
+        ("follow dedup records", "{sl:rkmem:*}:f:*"),
+        ("event streams", "{sl:rkmem:*}:x"),
+        ("like states", "{sl:rkmem:*}:ls:*"),
+        ("actors' lists", "{sl:rkmem:*}:al:*"),
+        ("counts", "{sl:rkmem:*}:lc:*"),
+        ("owners' totals", "{sl:rkmem:*}:ow:*"),
+    ] {
+        let keys = delete_matching(&cluster, pattern);
+        let now = cluster.used_memory();
+        shares.push(format!(
+            "{what}: {:.1} bytes per like ({keys} keys)",
+            per(last, now)
+        ));
+        last = now;
+    }
+    println!(
+        "used_memory: before {before}, after the events {applied_mem} ({:.1} bytes per like), \
+         after following {followed_mem} ({:.1} bytes per like in all)",
+        per(applied_mem, before),
+        per(followed_mem, before),
+    );
+    for s in shares {
+        println!("  {s}");
+    }
+    println!(
+        "  rest (board sets, versions, audit streams, tables): {:.1} bytes per like",
+        per(last, before)
     );
 }

@@ -41,6 +41,10 @@ const EVENTS_PER_CALL: usize = 64;
 /// call.
 const OPS_PER_CALL: usize = 128;
 
+/// About how many stream entries one phase of a follow step takes (see
+/// [`RedisStore::follow_once`]).
+const ENTRIES_PER_PHASE: usize = 4096;
+
 /// How many writes to actor- and owner-fed boards one follow step has in
 /// flight at once.
 const BOARD_WRITES_IN_FLIGHT: usize = 32;
@@ -163,6 +167,19 @@ fn parse_entry(fields: &[Value]) -> Result<FollowEntry, StoreError> {
     })
 }
 
+/// What every events-script call of one `apply_events` shares.
+#[derive(Clone, Copy)]
+struct EventsCommon<'a> {
+    space: &'a LikeSpace,
+    /// The event-fed boards and their weights, in ARGV order.
+    fed: &'a [(&'a Board, &'a Weights)],
+    /// The boards' part of ARGV.
+    board_args: &'a [String],
+    /// The gateway's time, ms: the audit records' `at_ms` and the periods
+    /// sent.
+    now: i64,
+}
+
 /// One op of the follow script (see [`FOLLOW_SCRIPT`]) and the entry it
 /// belongs to.
 struct FollowOp {
@@ -236,11 +253,17 @@ impl RedisStore {
             }
             by_shard.entry(shard).or_default().push(i);
         }
+        let common = EventsCommon {
+            space,
+            fed: &fed,
+            board_args: &board_args,
+            now,
+        };
         let mut calls = Vec::new();
         let mut batches: Vec<&[usize]> = Vec::new();
         for (&shard, indexes) in &by_shard {
             for batch in indexes.chunks(EVENTS_PER_CALL) {
-                calls.push(self.events_call(space, &fed, &board_args, now, shard, batch, events));
+                calls.push(self.events_call(&common, shard, batch, events));
                 batches.push(batch);
             }
         }
@@ -267,16 +290,20 @@ impl RedisStore {
             .collect()
     }
 
+    /// The events script call of one batch of one shard's events.
     fn events_call(
         &self,
-        space: &LikeSpace,
-        fed: &[(&Board, &Weights)],
-        board_args: &[String],
-        now: i64,
+        common: &EventsCommon<'_>,
         shard: u32,
         batch: &[usize],
         events: &[Event],
     ) -> SlotCall {
+        let EventsCommon {
+            space,
+            fed,
+            board_args,
+            now,
+        } = *common;
         let tag = likes_tag(space.tenant.as_str(), shard);
         let mut keys = vec![format!("{tag}:x")];
         for (b, _) in fed.iter().filter(|(b, _)| b.fed_by_target()) {
@@ -432,6 +459,28 @@ impl RedisStore {
             return Ok(0);
         }
         check_space_shards(space, shards)?;
+        // A few shards at a time, so that no phase moves more than about
+        // ENTRIES_PER_PHASE entries in one reply (100 shards of 1000 each
+        // would not fit a response timeout).
+        let per_phase = (ENTRIES_PER_PHASE / max).max(1);
+        let mut applied = 0;
+        for some in shards.chunks(per_phase) {
+            applied += self
+                .follow_shards(space, boards, some, consumer, max)
+                .await?;
+        }
+        Ok(applied)
+    }
+
+    /// [`RedisStore::follow_once`] of a few shards.
+    async fn follow_shards(
+        &self,
+        space: &LikeSpace,
+        boards: &[Board],
+        shards: &[u32],
+        consumer: &str,
+        max: usize,
+    ) -> Result<u64, StoreError> {
         let taken = self.bound(self.take(space, shards, consumer, max)).await?;
         if taken.is_empty() {
             return Ok(0);
