@@ -1,10 +1,13 @@
 //! The Redis Cluster backend against a real cluster: three masters started
 //! by `standings-test-support` on free loopback ports, one cluster per test.
 //!
-//! Both conformance suites run here (`conformance` and `periods`), next to
-//! what only this backend has: the store's clock choosing the period, Redis
-//! expiry as retention, the idempotency record's layout, blend rebuilds by
-//! ZUNIONSTORE, script reloads, timeouts and failover.
+//! The conformance suites run here (`conformance`, `periods` and `likes`),
+//! next to what only this backend has: the store's clock choosing the
+//! period, Redis expiry as retention, the idempotency record's layout,
+//! blend rebuilds by ZUNIONSTORE, script reloads, timeouts and failover,
+//! and for likes the key layout of one like, batching per shard and the
+//! event stream's consumer group (a dead consumer's entries claimed and
+//! applied once).
 //!
 //! Needs `redis-server` and `redis-cli` on the PATH; without them every test
 //! here fails (never skips) with the command that installs them.
@@ -12,6 +15,8 @@
 //! `measure_memory_per_member` is `#[ignore]`d: it is the measurement quoted
 //! in `docs/operations.md`, run with
 //! `cargo test --release -p standings-core --test redis_cluster -- --ignored --nocapture`.
+//! So is `measure_memory_per_like`, quoted in the `RedisStore` module docs
+//! and `keyspace::likes_tag` (`-- --ignored --nocapture measure_memory_per_like`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1455,5 +1460,52 @@ async fn measure_memory_per_like() {
     println!(
         "  rest (board sets, versions, audit streams, tables): {:.1} bytes per like",
         per(last, before)
+    );
+
+    // A cooldown key, and an actor list past the listpack limit (128).
+    let long = LikeSpace {
+        cooldown: Duration::from_secs(60),
+        recent_per_actor: 1000,
+        ..space.clone()
+    };
+    let many: Vec<Event> = (0..200)
+        .map(|i| {
+            likes::event(
+                &format!("8f3a9c2e-{i:08}"),
+                "like",
+                "user:1999999",
+                &format!("video:{}", 6_000_000 + i),
+                None,
+            )
+        })
+        .collect();
+    store
+        .apply_events(&long, &boards, &many)
+        .await
+        .expect("events");
+    let tag = keyspace::likes_tag("rkmem", long.shard_of(&many[0].target));
+    let cooldown = format!(
+        "{tag}:cd:{}",
+        like_pair(many[0].target.as_str(), "user:1999999")
+    );
+    loop {
+        store
+            .follow_events(&long, &boards, &shards, "measure", 1000)
+            .await
+            .expect("follow");
+        if store.event_lag(&long, &shards).await.expect("lag") == 0 {
+            break;
+        }
+    }
+    let actor = MemberId::new("user:1999999").expect("actor");
+    let list = format!(
+        "{}:al:{actor}",
+        keyspace::likes_tag("rkmem", long.shard_of(&actor))
+    );
+    println!(
+        "MEMORY USAGE: cooldown {} {cooldown}, actor list of 200 {} ({:.1} per entry)",
+        memory_usage(&cluster, &cooldown),
+        memory_usage(&cluster, &list),
+        memory_usage(&cluster, &list) as f64 / 200.0
     );
 }

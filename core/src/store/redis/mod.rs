@@ -5,7 +5,9 @@
 //!
 //! Every key of a shard carries the shard's hash tag `{st:STORAGE:SHARD}`
 //! (`STORAGE` the board's [`crate::Board::storage_name`]: the board name,
-//! or `TENANT.BOARD` outside tenant `public`), whatever the period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
+//! or `TENANT.BOARD` outside tenant `public`; `{sl:TENANT:SHARD}:STORAGE`
+//! for a board fed by target events, see "Events and likes"), whatever the
+//! period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
 //! one slot, atomic on the node that owns it: idempotency check, the op in
 //! the current period of every kind of the board, the member's score in
 //! every blend (each blend's set rebuilt first when one of its parts rolled
@@ -91,12 +93,102 @@
 //! one once its clock is fixed, can write) and [`StoreError::Corrupt`] for
 //! a blend part of a kind the board does not write.
 //!
+//! # Events and likes
+//!
+//! A tenant's likes live in its likes space, `{sl:TENANT:SHARD}` by the
+//! target's shard ([`crate::keyspace::likes_tag`] has the keys), and every
+//! board fed by `target` keeps its shards in those slots
+//! (`{sl:TENANT:SHARD}:STORAGE`), so [`Store::apply_events`] is one
+//! [`EVENTS_SCRIPT`] call per shard batch (at most 64 events, in order):
+//! per event, atomically, the dedup record, the cooldown, the like state
+//! machine, the target's counts and every target-fed board moved in every
+//! current period and blend exactly as an `incr` write (the write's body
+//! is the shared `move.lua`), or nothing when the event is refused. The
+//! batches of a call go out as one pipeline per master
+//! (`send_ordered` in `fanout.rs`): a node runs them in order, and nothing
+//! that may have run is re-sent, so a call that failed after sending is
+//! [`StoreError::OutcomeUnknown`] and the caller retries with the same
+//! event ids (the events that had run answer as repeats).
+//!
+//! The like state is one small string per standing like,
+//! `{sl:t:s}:ls:LEN:TARGET:ACTOR` = `l` or `d`, deleted at none: no key
+//! grows with a target's audience, so a viral target is many small keys
+//! spread over its slot, not one set of ten million actors. The counts are
+//! one hash per target (two fields, a field at 0 deleted).
+//!
+//! What is keyed by someone else (the actor's list, the owner's total,
+//! boards fed by `actor` or `owner`) lives in that member's slot and
+//! follows from the shard's stream `{sl:t:s}:x`: the script appends each
+//! applied event that moved the like count or has a nonzero delta for an
+//! actor- or owner-fed board (the deltas are computed with the weights of
+//! the call, so weights changed later apply to later events only), and
+//! [`Store::follow_events`] is a consumer of group `standings`
+//! ([`FOLLOW_TAKE_SCRIPT`]): a consumer gets its own unacknowledged
+//! entries first, then entries another consumer left unacknowledged for
+//! longer than the claim time ([`RedisStore::with_claim_idle`], 5 s: that
+//! consumer died), and new entries only while no consumer holds any, so
+//! each stream is applied in order by one holder at a time. The lists and
+//! totals move in one [`FOLLOW_SCRIPT`] call per destination shard, once
+//! per (event id, side) by a dedup record kept `dedup_ttl`; actor- and
+//! owner-fed boards get an `incr` through [`Store::apply`] with the
+//! idempotency key `evt:ID`; the entries are acknowledged last. Delivery
+//! is at least once and each event applies once: a consumer killed at any
+//! point leaves its entries pending, and whoever takes them repeats what
+//! was done. These follow the like by up to the lag
+//! ([`Store::event_lag`]: the group's `lag` plus its pending entries, per
+//! [`LAG_SCRIPT`]). Within a step entries are applied in the order their
+//! events happened (the store's time), so an actor's list, trimmed to the
+//! newest `recent_per_actor`, is trimmed as the in-memory store trims it;
+//! entries of streams that lag behind others by more than a step can land
+//! after later likes of the same actor. The streams keep about
+//! [`EVENT_STREAM_MAXLEN`] entries per shard; what the group has not read
+//! when it is trimmed is lost to the followers (the lag has shown it for
+//! long by then).
+//!
+//! Run-time weights are a hash, [`crate::keyspace::WEIGHTS`], next to the
+//! catalog.
+//!
+//! ## What it costs per like in bytes
+//!
+//! Measured on the test cluster (3 masters, Redis 7.0.15, jemalloc, cluster
+//! mode) by `measure_memory_per_like` in `core/tests/redis_cluster.rs`
+//! (`cargo test -p standings-core --test redis_cluster -- --ignored
+//! --nocapture measure_memory_per_like`): 100,000 likes of distinct pairs
+//! (ids like `user:1000000`, `video:5000000`, 17-byte event ids), 2,000
+//! actors with 50 likes each, 5,000 targets with 20 each, 500 owners, one
+//! target-fed board, 100 shards; then each kind of key deleted in turn,
+//! reading `used_memory` (two runs; `MEMORY USAGE` of one key in brackets):
+//!
+//! | what | bytes per like | kept |
+//! | --- | --- | --- |
+//! | like state `:ls:` (152 for a 46-byte key) | 190 to 199 | while the like stands |
+//! | actor's list entry `:al:` (1,368 for 50: a listpack) | 28 to 38 | while it stands, newest `recent_per_actor` |
+//! | target's counts `:lc:` (104 for 20 likes) | 6 to 7 | while any stand |
+//! | owner's total `:ow:` (200 likes per owner) | under 2 | while any stand |
+//! | event dedup record `:e:` (136) | 175 | `events.dedup_ttl` |
+//! | consumer dedup records `:f:ID:a` and `:f:ID:o` (104 each) | 287 | `events.dedup_ttl` |
+//! | stream entry `:x` (about 100 KB per 1,000 entries) | 90 | until trimmed, ~100,000 per shard |
+//! | the board's audit record, sets and versions | 97 | audit trimmed per shard |
+//!
+//! In all 553 bytes per like after the events and 885 once followed. A
+//! standing like costs about 235 bytes for good; the rest goes with
+//! `dedup_ttl` (about 460 bytes: at a sustained R likes a second and the
+//! default day that is 460 x R x 86,400 bytes, 40 GB for R = 1,000, which
+//! is what to size `dedup_ttl` by) or with the streams' trimming. An
+//! actor's list past 128 entries (Redis's `zset-max-listpack-entries`) is
+//! a skiplist: 107 bytes per entry measured for 200. A cooldown key
+//! (`:cd:`, 120) lives `likes.cooldown` only. Each byte more of id in a
+//! key costs about one byte more.
+//!
 //! # Layout
 //!
-//! This file holds the store and its [`Store`] impl; `scripts` the Lua
-//! scripts (kept as `periods.lua`, the head the write and blend scripts
-//! share, `write.lua`, `blend.lua` and `neighbours.lua`), `fanout` the
-//! per-master pipelines and `reply` the decoding of replies.
+//! This file holds the store and its [`Store`] impl; `likes` the events,
+//! likes reads and the stream consumer; `scripts` the Lua scripts (kept as
+//! `periods.lua`, the head the write, blend and events scripts share,
+//! `move.lua`, one board's move shared by the write and events scripts,
+//! `write.lua`, `blend.lua`, `neighbours.lua`, `remove.lua`, `events.lua`,
+//! `follow_take.lua`, `follow.lua` and `lag.lua`), `fanout` the per-master
+//! pipelines and `reply` the decoding of replies.
 
 mod fanout;
 mod likes;
