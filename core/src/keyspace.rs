@@ -62,11 +62,16 @@ pub enum Scope {
 
 /// The hash tag shared by every key of one shard, braces included; for a
 /// board fed by `target` events, the tenant's likes tag followed by
-/// `:STORAGE` ([`likes_tag`]), so the board's shard shares the slot of the
+/// `:b:STORAGE` ([`likes_tag`]; the `b` keeps a board named like a likes key, `e` or `lc`, from sharing its keys), so the board's shard shares the slot of the
 /// like state of its members.
 pub fn shard_tag(board: &Board, shard: u32) -> String {
     if board.fed_by_target() {
-        return format!("{{sl:{}:{}}}:{}", board.tenant, shard, board.storage_name());
+        return format!(
+            "{{sl:{}:{}}}:b:{}",
+            board.tenant,
+            shard,
+            board.storage_name()
+        );
     }
     format!("{{st:{}:{}}}", board.storage_name(), shard)
 }
@@ -113,7 +118,7 @@ fn shard_key(board: &Board, shard: u32, suffix: &str, period: &str) -> String {
     if board.fed_by_target() {
         let _ = write!(
             key,
-            "{{sl:{}:{shard}}}:{name}{suffix}{period}",
+            "{{sl:{}:{shard}}}:b:{name}{suffix}{period}",
             board.tenant
         );
     } else {
@@ -249,8 +254,9 @@ mod tests {
             feed: Feed::Target,
             weights: Weights::default(),
         });
-        assert_eq!(shard_tag(&videos, 17), "{sl:acme:17}:acme.videos");
-        assert_eq!(shard_zset(&videos, 17), "{sl:acme:17}:acme.videos:z:all");
+        assert_eq!(shard_tag(&videos, 17), "{sl:acme:17}:b:acme.videos");
+        assert_eq!(shard_zset(&videos, 17), "{sl:acme:17}:b:acme.videos:z:all");
+        // `:b:` keeps a board named `e` or `lc` apart from the likes keys.
         assert_eq!(likes_tag("acme", 17), "{sl:acme:17}");
         videos.source.as_mut().unwrap().feed = Feed::Actor;
         assert_eq!(shard_tag(&videos, 17), "{st:acme.videos:17}");

@@ -5,7 +5,7 @@
 //!
 //! Every key of a shard carries the shard's hash tag `{st:STORAGE:SHARD}`
 //! (`STORAGE` the board's [`crate::Board::storage_name`]: the board name,
-//! or `TENANT.BOARD` outside tenant `public`; `{sl:TENANT:SHARD}:STORAGE`
+//! or `TENANT.BOARD` outside tenant `public`; `{sl:TENANT:SHARD}:b:STORAGE`
 //! for a board fed by target events, see "Events and likes"), whatever the
 //! period, so a write is ONE Lua script ([`WRITE_SCRIPT`]) on
 //! one slot, atomic on the node that owns it: idempotency check, the op in
@@ -98,7 +98,7 @@
 //! A tenant's likes live in its likes space, `{sl:TENANT:SHARD}` by the
 //! target's shard ([`crate::keyspace::likes_tag`] has the keys), and every
 //! board fed by `target` keeps its shards in those slots
-//! (`{sl:TENANT:SHARD}:STORAGE`), so [`Store::apply_events`] is one
+//! (`{sl:TENANT:SHARD}:b:STORAGE`), so [`Store::apply_events`] is one
 //! [`EVENTS_SCRIPT`] call per shard batch (at most 64 events, in order):
 //! per event, atomically, the dedup record, the cooldown, the like state
 //! machine, the target's counts and every target-fed board moved in every

@@ -19,7 +19,7 @@
 //!
 //! Every key of a shard carries the tag `{st:STORAGE:SHARD}` (the board's
 //! storage name, which may hold a `.` but never a brace), or for a board
-//! fed by target events `{sl:TENANT:SHARD}:STORAGE` (the tenant's likes
+//! fed by target events `{sl:TENANT:SHARD}:b:STORAGE` (the tenant's likes
 //! slot, see [`crate::keyspace::shard_tag`]), and the scripts cut it from
 //! a key of known suffix (the audit stream's `:a`, a blend's `:z:NAME`),
 //! never from the braces alone. Keys whose names do not depend on the
@@ -111,7 +111,7 @@ pub const WRITE_SCRIPT: &str = concat!(
 ///
 /// `KEYS`: 1 the shard's event stream `{sl:t:s}:x`; then for each board
 /// fed by `target`, in the order of the boards in ARGV, its audit stream
-/// (`{sl:t:s}:STORAGE:a`) and its blends' four keys each as for the write;
+/// (`{sl:t:s}:b:STORAGE:a`) and its blends' four keys each as for the write;
 /// then for each event, 4 keys: its dedup record `:e:ID`, the pair's
 /// cooldown `:cd:LEN:TARGET:ACTOR`, the pair's state `:ls:LEN:TARGET:ACTOR`
 /// and the target's counts `:lc:TARGET` (see [`crate::keyspace::likes_tag`]).
