@@ -15,7 +15,7 @@ use standings_gateway::router::{route_request, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 28] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -38,12 +38,18 @@ const ROUTES: [(&str, &str); 22] = [
     ("post", "/v1/admin/boards"),
     ("delete", "/v1/admin/boards/{board}"),
     ("delete", "/v1/boards/{board}/members/{member}"),
+    ("post", "/v1/events"),
+    ("get", "/v1/likes/{target}"),
+    ("post", "/v1/likes:lookup"),
+    ("get", "/v1/actors/{actor}/likes"),
+    ("get", "/v1/owners/{owner}/likes"),
+    ("put", "/v1/admin/boards/{board}/weights"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 33] = [
+const ERROR_CODES: [&str; 35] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -86,12 +92,26 @@ const ERROR_CODES: [&str; 33] = [
     // 409 of POST /v1/admin/boards and DELETE /v1/admin/boards/{board}
     "board_exists",
     "board_in_config",
+    // POST /v1/events: 400, and 503 when the event spool is full
+    "invalid_event",
+    "spool_full",
 ];
 
 fn spec() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
+}
+
+/// A spec path with its templates filled in, as a request would have it.
+fn fill(path: &str) -> String {
+    path.replace("{board}", "arena")
+        .replace("{member}", "user%3A1")
+        .replace("{period}", "daily")
+        .replace("{name}", "hot")
+        .replace("{target}", "video%3A9")
+        .replace("{actor}", "user%3A1")
+        .replace("{owner}", "user%3A5")
 }
 
 /// Follows a local `$ref` (`#/components/...`), if `node` is one.
@@ -145,11 +165,7 @@ fn every_route_is_in_the_spec_and_nothing_else() {
 fn spec_paths_reach_their_routes() {
     let spec = spec();
     for (method, path) in ROUTES {
-        let concrete = path
-            .replace("{board}", "arena")
-            .replace("{member}", "user%3A1")
-            .replace("{period}", "daily")
-            .replace("{name}", "hot");
+        let concrete = fill(path);
         let method = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let routed = route_request(&method, &concrete).route;
         assert_ne!(routed, Route::NotFound, "{path} does not route");
@@ -160,11 +176,7 @@ fn spec_paths_reach_their_routes() {
     }
     for r in Route::ALL.iter().filter(|r| **r != Route::NotFound) {
         let documented = ROUTES.iter().any(|(method, path)| {
-            let concrete = path
-                .replace("{board}", "arena")
-                .replace("{member}", "user%3A1")
-                .replace("{period}", "daily")
-                .replace("{name}", "hot");
+            let concrete = fill(path);
             let method = http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             route_request(&method, &concrete).route == *r
         });
@@ -243,6 +255,7 @@ fn error_constructors_use_listed_codes() {
         ApiError::from(MemberId::new("").unwrap_err()).code,
         ApiError::from(Score::new(f64::NAN).unwrap_err()).code,
         ApiError::from(Op::parse("decr").unwrap_err()).code,
+        ApiError::from(standings_core::events::EventId::new("").unwrap_err()).code,
         standings_gateway::auth::unauthorized("x").code,
     ];
     for code in produced {
@@ -395,17 +408,90 @@ fn board_names_and_limits_match_the_code() {
     );
 }
 
+/// The spec's bounds on events and like reads are the code's.
+#[test]
+fn event_and_like_limits_match_the_code() {
+    use standings_core::events::{Refusal, MAX_BATCH, MAX_EVENT_ID_LEN, MAX_TYPE_LEN};
+    let spec = spec();
+    let schemas = &spec["components"]["schemas"];
+    let event = &schemas["Event"];
+    assert_eq!(event["additionalProperties"], false);
+    assert_eq!(
+        event["properties"]["id"]["maxLength"].as_u64(),
+        Some(MAX_EVENT_ID_LEN as u64)
+    );
+    assert_eq!(
+        event["properties"]["type"]["pattern"],
+        format!("^[a-z][a-z0-9_]{{0,{}}}$", MAX_TYPE_LEN - 1)
+    );
+    assert_eq!(event["properties"]["owner"]["nullable"], true);
+    assert_eq!(
+        schemas["EventBatch"]["properties"]["events"]["maxItems"].as_u64(),
+        Some(MAX_BATCH as u64)
+    );
+    assert_eq!(
+        schemas["LikesLookup"]["properties"]["targets"]["maxItems"].as_u64(),
+        Some(standings_gateway::likes::MAX_LOOKUP as u64)
+    );
+    let refusals: BTreeSet<&str> = schemas["EventResult"]["properties"]["error"]["properties"]
+        ["code"]["enum"]
+        .as_array()
+        .expect("refusal codes")
+        .iter()
+        .map(|v| v.as_str().expect("strings"))
+        .collect();
+    let ours: BTreeSet<&str> = [Refusal::Conflict, Refusal::Cooldown, Refusal::OutOfRange]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(refusals, ours, "a batch entry's error codes");
+    let limit = spec["paths"]["/v1/actors/{actor}/likes"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit")["schema"]
+        .clone();
+    let most = standings_config::LikesConfig::default().recent_per_actor;
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"], &limit["default"]),
+        (&1.into(), &most.into(), &20.into()),
+        "limit runs 1..=likes.recent_per_actor (its default), default 20"
+    );
+    let source = &schemas["BoardDefinition"]["properties"]["source"];
+    let feeds: Vec<&str> = source["properties"]["events"]["enum"]
+        .as_array()
+        .expect("feeds")
+        .iter()
+        .map(|v| v.as_str().expect("strings"))
+        .collect();
+    for feed in &feeds {
+        assert!(standings_core::events::Feed::parse(feed).is_some(), "{feed}");
+    }
+    assert_eq!(feeds.len(), 3, "target, actor, owner");
+}
+
 /// The scope a route needs of an API key (`x-scope` in the spec): the
-/// gateway's `board_scope` in `gateway/src/service.rs`; `admin` for
+/// gateway's `board_scope` and `like_scope` (events `write`, like reads
+/// `read`) in `gateway/src/service.rs`; `admin` for
 /// creating a board (`admin::create_board` takes `admin` of the board's
 /// tenant or `operator`); and `operator` for the routes that check
 /// `auth::authorize_operator` (backup, reload). A route added later fails
 /// the test until it is placed here.
 fn scope(route: Route) -> Option<&'static str> {
     match route {
-        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => Some("read"),
-        Route::Scores => Some("write"),
+        Route::Top
+        | Route::Member
+        | Route::Around
+        | Route::Static
+        | Route::Periods
+        | Route::Likes
+        | Route::LikesLookup
+        | Route::ActorLikes
+        | Route::OwnerLikes => Some("read"),
+        Route::Scores | Route::Events => Some("write"),
         Route::BlendWeights
+        | Route::BoardWeights
         | Route::Purge
         | Route::CreateBoard
         | Route::DeleteBoard
@@ -449,11 +535,7 @@ fn every_route_documents_the_api_key_answers() {
         );
     }
     for (method, path) in ROUTES {
-        let concrete = path
-            .replace("{board}", "arena")
-            .replace("{member}", "user%3A1")
-            .replace("{period}", "daily")
-            .replace("{name}", "hot");
+        let concrete = fill(path);
         let op = &spec["paths"][path][method];
         let at = format!("{} {path}", method.to_uppercase());
         let responses = &op["responses"];
