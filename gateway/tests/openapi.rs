@@ -420,8 +420,25 @@ fn event_and_like_limits_match_the_code() {
         event["properties"]["id"]["maxLength"].as_u64(),
         Some(MAX_EVENT_ID_LEN as u64)
     );
+    let kinds = event["properties"]["type"]["anyOf"]
+        .as_array()
+        .expect("type: the like actions, or a counted type's pattern");
+    let actions: Vec<&str> = kinds[0]["enum"]
+        .as_array()
+        .expect("the like actions")
+        .iter()
+        .map(|v| v.as_str().expect("strings"))
+        .collect();
+    for action in &actions {
+        let parsed = standings_core::events::EventType::parse(action).expect("an action");
+        assert!(
+            matches!(parsed, standings_core::events::EventType::Like(_)),
+            "{action} is a like action"
+        );
+    }
+    assert_eq!(actions.len(), 4);
     assert_eq!(
-        event["properties"]["type"]["pattern"],
+        kinds[1]["pattern"],
         format!("^[a-z][a-z0-9_]{{0,{}}}$", MAX_TYPE_LEN - 1)
     );
     assert_eq!(event["properties"]["owner"]["nullable"], true);
