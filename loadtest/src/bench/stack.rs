@@ -74,21 +74,38 @@ impl Services {
     /// Starts the three agents and the gateway with `config`, and waits for
     /// the gateway's port.
     pub async fn start(work: &Path, config: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::start_with(
+            work,
+            config,
+            port,
+            &[
+                (
+                    "agent-shards-0-49",
+                    &["--role", "shard", "--shards", "0-49"],
+                ),
+                (
+                    "agent-shards-50-99",
+                    &["--role", "shard", "--shards", "50-99"],
+                ),
+                ("agent-group", &["--role", "group"]),
+            ],
+        )
+        .await
+    }
+
+    /// Starts `agents` (a log name and the role flags of each) and the
+    /// gateway with `config`, and waits for the gateway's port.
+    pub async fn start_with(
+        work: &Path,
+        config: &Path,
+        port: u16,
+        agents_to_start: &[(&str, &[&str])],
+    ) -> anyhow::Result<Self> {
         let agent_bin = sibling_binary("standings-agent")?;
         let gateway_bin = sibling_binary("standings-gateway")?;
         let mut commands = Vec::new();
         let mut agents = Vec::new();
-        for (name, role_args) in [
-            (
-                "agent-shards-0-49",
-                ["--role", "shard", "--shards", "0-49"].as_slice(),
-            ),
-            (
-                "agent-shards-50-99",
-                ["--role", "shard", "--shards", "50-99"].as_slice(),
-            ),
-            ("agent-group", ["--role", "group"].as_slice()),
-        ] {
+        for &(name, role_args) in agents_to_start {
             let mut cmd = Command::new(&agent_bin);
             cmd.arg("--config").arg(config).args(role_args);
             cmd.env("RUST_LOG", "warn");
