@@ -14,4 +14,6 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean))
+  -- A scenario that tallies answers itself (like.lua) prints its own line.
+  if report_extra then report_extra() end
 end

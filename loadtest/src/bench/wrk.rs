@@ -19,10 +19,11 @@ use super::stats::Load;
 const REPORT: &str = include_str!("../../wrk/report.lua");
 
 /// The scenarios, by file name.
-const SCENARIOS: [(&str, &str); 3] = [
+const SCENARIOS: [(&str, &str); 4] = [
     ("static.lua", include_str!("../../wrk/static.lua")),
     ("rank.lua", include_str!("../../wrk/rank.lua")),
     ("write.lua", include_str!("../../wrk/write.lua")),
+    ("like.lua", include_str!("../../wrk/like.lua")),
 ];
 
 /// Writes every scenario with the report hook appended into `dir`; returns
@@ -83,14 +84,48 @@ impl Wrk {
     /// Runs wrk (killed if it outlives its duration by 30 s, or when the run
     /// is dropped) and parses its report.
     pub async fn run(&self) -> anyhow::Result<Load> {
+        Ok(self.run_with_output().await?.0)
+    }
+
+    /// [`run`](Self::run), also answering wrk's output, for the lines a
+    /// scenario prints itself ([`parse_likes`]).
+    pub async fn run_with_output(&self) -> anyhow::Result<(Load, String)> {
         let target = self.url.trim_start_matches("http://");
         if !(target.starts_with("127.") || target.starts_with("localhost")) {
             bail!("wrk only loads loopback targets, not {}", self.url);
         }
         let argv = self.argv();
         let output = super::run_bounded(&argv, self.duration + Duration::from_secs(30)).await?;
-        parse_report(&output).with_context(|| format!("wrk output:\n{output}"))
+        let load = parse_report(&output).with_context(|| format!("wrk output:\n{output}"))?;
+        Ok((load, output))
     }
+}
+
+/// How `like.lua` tallied the answers (its `WRK_LIKES` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct LikesTally {
+    /// Answers read.
+    pub answered: u64,
+    /// Of which status 200.
+    pub ok: u64,
+    /// Of which `"applied":true`.
+    pub applied: u64,
+}
+
+impl LikesTally {
+    /// Answers that were not 200 (a 202 `queued`, a 503, a 429...).
+    pub fn not_ok(&self) -> u64 {
+        self.answered.saturating_sub(self.ok)
+    }
+}
+
+/// Finds the `WRK_LIKES` line that `like.lua` prints after the report.
+pub fn parse_likes(output: &str) -> anyhow::Result<LikesTally> {
+    let line = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("WRK_LIKES "))
+        .context("no WRK_LIKES line: was like.lua the script?")?;
+    serde_json::from_str(line).context("parsing the WRK_LIKES line")
 }
 
 /// What `report.lua` prints.
@@ -198,6 +233,23 @@ WRK_JSON {\"requests\":416800,\"duration_us\":4000000,\"bytes\":314572800,\"erro
             wrk.argv().join(" "),
             "wrk -t2 -c32 -d4s --timeout 2s -s /tmp/rank.lua http://127.0.0.1:9/ -- 1000 global"
         );
+    }
+
+    #[test]
+    fn parses_the_likes_tally() {
+        let out =
+            format!("{OUTPUT}WRK_LIKES {{\"answered\":416800,\"ok\":416797,\"applied\":416001}}\n");
+        let tally = parse_likes(&out).unwrap();
+        assert_eq!(
+            tally,
+            LikesTally {
+                answered: 416_800,
+                ok: 416_797,
+                applied: 416_001
+            }
+        );
+        assert_eq!(tally.not_ok(), 3);
+        assert!(parse_likes(OUTPUT).is_err(), "no tally line");
     }
 
     #[test]
