@@ -9,6 +9,9 @@
 //! - `bench [--quick] [--members N]`: the figures side by side with their
 //!   baselines (nginx, one Redis, the design card) in one run, written to
 //!   `target/bench/results.json`. See [`bench`].
+//! - `bench-likes [--quick] [--duration S]`: like events through the
+//!   gateway against raw Redis doing the seed's three commands per like,
+//!   on the same cluster, written to `target/bench/likes.json`.
 //! - `seed --members N --board B [--redis-nodes ... | --config FILE]
 //!   [--seed S] [--concurrency C]`: loads N members into a board of a Redis
 //!   Cluster through the store, with reproducible scores. See [`seed`].
@@ -45,6 +48,10 @@ enum Command {
     /// Measure the gateway side by side with its baselines (nginx, one
     /// Redis, the design card) and write target/bench/results.json.
     Bench(bench::BenchArgs),
+    /// Like events through the gateway against raw Redis doing the seed's
+    /// three commands per like, on one cluster; writes
+    /// target/bench/likes.json.
+    BenchLikes(bench::LikesArgs),
     /// Load N members (user:0..N) into a board of a Redis Cluster through
     /// the store, with reproducible long-tailed integer scores.
     Seed(seed::SeedArgs),
@@ -57,6 +64,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Goose { args } => scenarios::run(&args).await,
         Command::Bench(args) => bench::run(&args).await,
+        Command::BenchLikes(args) => bench::run_likes(&args).await,
         Command::Seed(args) => seed::run(&args).await,
     };
     match outcome {

@@ -28,9 +28,11 @@
 //! one piece (about 800 lines).
 
 mod freshness;
+mod likes;
 mod merge;
 mod nginx;
 mod procs;
+mod raw_likes;
 mod redis_bench;
 mod results;
 mod seeding;
@@ -51,6 +53,8 @@ use self::redis_bench::RedisBench;
 use self::results::{Entry, Machine, Results, Settings};
 use self::stats::{percentile, ratio, thousands, Load};
 use self::wrk::Wrk;
+
+pub use self::likes::{run as run_likes, LikesArgs};
 
 /// The seed design's global merge: about 30 ms.
 const SEED_MERGE_US: f64 = 30_000.0;
