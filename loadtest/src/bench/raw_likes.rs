@@ -282,7 +282,7 @@ mod tests {
         );
         // The likers set and the counts hash share the target's slot; the
         // board has one slot of its own.
-        let slot = redis::cluster_routing::Slot::for_key::<&str>;
+        let slot = |key: &str| redis::cluster_routing::Slot::for_key(key);
         assert_eq!(slot("likers:{v:9}"), slot("counts:{v:9}"));
         assert_eq!(slot("likers:{v:9}"), slot("v:9"));
         assert_ne!(slot("likers:{v:9}"), slot("likers:{v:10}"));
