@@ -483,7 +483,10 @@ fn event_and_like_limits_match_the_code() {
         .map(|v| v.as_str().expect("strings"))
         .collect();
     for feed in &feeds {
-        assert!(standings_core::events::Feed::parse(feed).is_some(), "{feed}");
+        assert!(
+            standings_core::events::Feed::parse(feed).is_some(),
+            "{feed}"
+        );
     }
     assert_eq!(feeds.len(), 3, "target, actor, owner");
 }
