@@ -119,16 +119,13 @@ for store in $stores; do
     echo "schemathesis.sh: config/examples/embedded.toml lacks the kind or max_body_bytes line to set" >&2
     exit 1
   fi
+  # The example already has [likes] (16 shards) and `videos`, fed by
+  # target events; this adds a board fed by actor events.
+  if ! grep -q '^name = "videos"$' "$dir/config.toml"; then
+    echo "schemathesis.sh: config/examples/embedded.toml lacks the event-fed board videos" >&2
+    exit 1
+  fi
   cat >>"$dir/config.toml" <<'TOML'
-
-[likes]
-shards = 16
-
-[[boards]]
-name = "videos"
-shards = 16
-groups = 4
-source = {events = "target", weights = {like = 2, dislike = -1, comment = 3}}
 
 [[boards]]
 name = "fans"
