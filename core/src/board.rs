@@ -291,7 +291,7 @@ impl Board {
     /// The shard that holds `member`.
     pub fn shard_of(&self, member: &MemberId) -> Result<u32, InvalidInput> {
         let key = match self.shard_by {
-            ShardBy::Hash => fnv1a64(member.as_str().as_bytes()),
+            ShardBy::Hash => return Ok(hash_shard(member, self.shards)),
             ShardBy::Numeric => trailing_number(member.as_str()).ok_or_else(|| {
                 InvalidInput::new(
                     InputCode::InvalidMember,
@@ -450,6 +450,13 @@ impl std::fmt::Debug for ScheduleCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ScheduleCache")
     }
+}
+
+/// The hash shard function: FNV-1a 64 of the member id, mod `shards`.
+/// Boards that shard by hash and every likes space use it, so a
+/// target-fed board's member and that target's like state share a shard.
+pub fn hash_shard(member: &MemberId, shards: u32) -> u32 {
+    (fnv1a64(member.as_str().as_bytes()) % u64::from(shards.max(1))) as u32
 }
 
 /// FNV-1a, 64-bit: offset basis 0xcbf29ce484222325, prime 0x100000001b3.

@@ -395,7 +395,7 @@ impl LikeSpace {
     /// target-fed board's member and the like state of that target are in
     /// the same shard.
     pub fn shard_of(&self, member: &MemberId) -> u32 {
-        (fnv1a64(member.as_str().as_bytes()) % u64::from(self.shards.max(1))) as u32
+        crate::board::hash_shard(member, self.shards)
     }
 }
 
