@@ -414,7 +414,7 @@ async fn frozen_period_while_writing(d: &mut Deployment) {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 // Members of the closed period move up, new ones arrive.
-                let member = if n % 2 == 0 {
+                let member = if n.is_multiple_of(2) {
                     format!("p:{}", (n * 7 + lane) % 400)
                 } else {
                     format!("new:{lane}:{n}")
