@@ -1,10 +1,10 @@
 //! The `Store` trait: everything the agents and the gateway ask of the place
 //! where scores live, and its backends.
 //!
-//! Reads that fan out over many shards (counts, neighbours, versions) take a
-//! slice of shards and answer one value per shard, so that a networked
-//! backend can send the commands for one node together and query nodes
-//! concurrently, instead of paying one round trip per shard.
+//! Reads that fan out over many shards (counts, neighbours, pages,
+//! versions) take a slice of shards and answer one value per shard, so that
+//! a networked backend can send the commands for one node together and
+//! query nodes concurrently, instead of paying one round trip per shard.
 
 pub mod durable;
 mod likes;

@@ -51,14 +51,16 @@
 //!
 //! # Reads that fan out
 //!
-//! `counts`, `neighbours` and `versions` group the shards by the master
-//! that owns their slot (from `CLUSTER SLOTS`, refreshed when a pipeline
-//! fails) and send one pipeline per master, all masters at once. A node
+//! `counts`, `neighbours`, `page_after` and `versions` group the shards by
+//! the master that owns their slot (from `CLUSTER SLOTS`, refreshed when a
+//! pipeline fails) and send one pipeline per master, all masters at once. A node
 //! answers a pipeline of commands on different slots as long as it owns
 //! each of them; when the grouping was stale, the pipeline fails and that
 //! group is re-sent as single commands, which redis-rs routes and redirects
 //! itself. `neighbours` runs [`NEIGHBOURS_SCRIPT`] (read-only, `EVALSHA_RO`)
-//! per shard, which places the anchor among tied scores by member bytes.
+//! per shard, which places the anchor among tied scores by member bytes;
+//! `page_after` runs the same script asking for one side only (and a plain
+//! `ZRANGE` for the first page).
 //!
 //! # Bounds
 //!
