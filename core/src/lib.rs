@@ -11,6 +11,7 @@ pub mod events;
 pub mod keyspace;
 pub mod merge;
 pub mod ostree;
+pub mod page;
 pub mod period;
 pub mod rank;
 pub mod snapshot;

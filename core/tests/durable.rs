@@ -132,6 +132,14 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_pages_suite() {
+    let dir = TempDir::new("pages");
+    let store = open(dir.path());
+    standings_test_support::pages::run(&store, "dur").await;
+    store.close().await;
+}
+
+#[tokio::test]
 async fn passes_the_periods_suite() {
     let dir = TempDir::new("periods");
     let store = open(dir.path());

@@ -73,6 +73,15 @@ async fn passes_the_conformance_suite() {
     conformance::run(&store, "rc").await;
 }
 
+/// Deep pages against the real cluster: the neighbours script reading one
+/// side after a cursor, pipelined per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_pages_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    standings_test_support::pages::run(&store, "rc").await;
+}
+
 /// Boards in time against the real cluster: every period moved by one
 /// script, the store's clock picking the current one, roll-over,
 /// retention by Redis's own expiry and blends against the oracle.

@@ -92,11 +92,13 @@ pub enum ErrorCode {
     InvalidEvent,
     /// 503: the event spool is full (the store has been down a while).
     SpoolFull,
+    /// 400: an `after` that is not a cursor of this board and period.
+    InvalidCursor,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -132,6 +134,7 @@ impl ErrorCode {
         ErrorCode::BoardInConfig,
         ErrorCode::InvalidEvent,
         ErrorCode::SpoolFull,
+        ErrorCode::InvalidCursor,
     ];
 
     /// The code as the error body spells it.
@@ -172,6 +175,7 @@ impl ErrorCode {
             ErrorCode::BoardInConfig => "board_in_config",
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::SpoolFull => "spool_full",
+            ErrorCode::InvalidCursor => "invalid_cursor",
         }
     }
 
@@ -191,7 +195,8 @@ impl ErrorCode {
             | Self::InvalidPath
             | Self::InvalidPeriod
             | Self::InvalidBlend
-            | Self::InvalidEvent => StatusCode::BAD_REQUEST,
+            | Self::InvalidEvent
+            | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }

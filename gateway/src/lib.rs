@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod likes;
 pub mod limit;
+pub mod pages;
 pub mod period;
 pub mod purge;
 pub mod reads;

@@ -134,7 +134,10 @@ pub fn static_file(
 
 /// The board addressing the period of `period=` for a live read, and its
 /// `period` object.
-fn live_period(b: &BoardState, query: &Query<'_>) -> Result<(Board, PeriodInfo), ApiError> {
+pub(crate) fn live_period(
+    b: &BoardState,
+    query: &Query<'_>,
+) -> Result<(Board, PeriodInfo), ApiError> {
     let period = query.text("period")?;
     let now = now_ms_i64();
     let target = period::target(&b.board, &b.slots, period.as_deref(), now)?;

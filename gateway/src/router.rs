@@ -38,12 +38,13 @@ pub enum Route {
     ActorLikes,
     OwnerLikes,
     BoardWeights,
+    Entries,
     NotFound,
 }
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 24] = [
+    pub const ALL: [Route; 25] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -67,6 +68,7 @@ impl Route {
         Route::ActorLikes,
         Route::OwnerLikes,
         Route::BoardWeights,
+        Route::Entries,
         Route::NotFound,
     ];
 
@@ -101,6 +103,7 @@ impl Route {
             Route::ActorLikes => "actor_likes",
             Route::OwnerLikes => "owner_likes",
             Route::BoardWeights => "admin_weights",
+            Route::Entries => "entries",
             Route::NotFound => "not_found",
         }
     }
@@ -196,6 +199,7 @@ pub fn route(path: &str) -> Routed<'_> {
             ..at(Route::Static, b, "", f)
         },
         ["v1", "boards", b, "periods"] => at(Route::Periods, b, "", ""),
+        ["v1", "boards", b, "entries"] => at(Route::Entries, b, "", ""),
         ["v1", "admin", "boards", b, "blends", n] if !n.is_empty() => Routed {
             period: n,
             ..at(Route::BlendWeights, b, "", "")
@@ -260,6 +264,7 @@ mod tests {
             (Route::Static, "daily", "top20.json")
         );
         assert_eq!(route("/v1/boards/g/periods").route, Route::Periods);
+        assert_eq!(route("/v1/boards/g/entries").route, Route::Entries);
         assert_eq!(route("/v1/admin/boards").route, Route::CreateBoard);
         assert!(Route::CreateBoard.accepts(&Method::POST));
         assert_eq!(route("/v1/admin/boards/g").route, Route::DeleteBoard);

@@ -80,6 +80,7 @@ where
             | Route::Around
             | Route::Static
             | Route::Periods
+            | Route::Entries
             | Route::Likes
             | Route::LikesLookup
             | Route::ActorLikes
@@ -151,6 +152,11 @@ where
             query.only(&["kind", "limit"])?;
             let _permit = state.fanout_permit().await?;
             reads::periods(state, &decode(routed.board, "board")?, &query).await
+        }
+        Route::Entries => {
+            query.only(&["limit", "after", "period"])?;
+            let _permit = state.fanout_permit().await?;
+            crate::pages::entries(state, &decode(routed.board, "board")?, &query).await
         }
         Route::BlendWeights => {
             query.only(&[])?;
@@ -249,9 +255,12 @@ fn like_scope(route: Route) -> Option<standings_config::KeyScope> {
 fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
     use standings_config::KeyScope;
     match route {
-        Route::Top | Route::Member | Route::Around | Route::Static | Route::Periods => {
-            Some(KeyScope::Read)
-        }
+        Route::Top
+        | Route::Member
+        | Route::Around
+        | Route::Static
+        | Route::Periods
+        | Route::Entries => Some(KeyScope::Read),
         Route::Scores => Some(KeyScope::Write),
         Route::BlendWeights
         | Route::BoardWeights

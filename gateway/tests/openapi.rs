@@ -15,7 +15,7 @@ use standings_gateway::router::{route_request, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 29] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -44,12 +44,13 @@ const ROUTES: [(&str, &str); 28] = [
     ("get", "/v1/actors/{actor}/likes"),
     ("get", "/v1/owners/{owner}/likes"),
     ("put", "/v1/admin/boards/{board}/weights"),
+    ("get", "/v1/boards/{board}/entries"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 35] = [
+const ERROR_CODES: [&str; 36] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -95,6 +96,8 @@ const ERROR_CODES: [&str; 35] = [
     // POST /v1/events: 400, and 503 when the event spool is full
     "invalid_event",
     "spool_full",
+    // GET /v1/boards/{board}/entries: 400
+    "invalid_cursor",
 ];
 
 fn spec() -> Value {
@@ -408,6 +411,52 @@ fn board_names_and_limits_match_the_code() {
     );
 }
 
+/// Deep pages: `limit`'s bounds and default, the cursor's alphabet and
+/// length, and the page's shape are the code's.
+#[test]
+fn entries_limits_match_the_code() {
+    use standings_gateway::pages::{DEFAULT_LIMIT, MAX_LIMIT};
+    let spec = spec();
+    let op = &spec["paths"]["/v1/boards/{board}/entries"]["get"];
+    let param = |name: &str| -> Value {
+        op["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| resolve(&spec, p))
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("entries has no {name}"))["schema"]
+            .clone()
+    };
+    let limit = param("limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"], &limit["default"]),
+        (&1.into(), &MAX_LIMIT.into(), &DEFAULT_LIMIT.into())
+    );
+    let after = param("after");
+    assert_eq!(
+        after["pattern"], "^[A-Za-z0-9_-]+$",
+        "base64url, no padding"
+    );
+    assert_eq!(
+        after["maxLength"].as_u64(),
+        Some(standings_core::page::MAX_CURSOR_LEN as u64)
+    );
+    assert_eq!(param("period")["type"], "string");
+    let page = &spec["components"]["schemas"]["EntriesPage"];
+    assert_eq!(page["properties"]["next"]["nullable"], true);
+    assert_eq!(
+        page["properties"]["entries"]["maxItems"].as_u64(),
+        Some(MAX_LIMIT as u64)
+    );
+    let example = page["example"]["next"].as_str().expect("an example cursor");
+    let global = standings_core::Board::new(standings_core::BoardName::new("global").unwrap());
+    assert!(
+        standings_core::page::decode_cursor(&global, example).is_ok(),
+        "the example is a real cursor of global"
+    );
+}
+
 /// The spec's bounds on events and like reads are the code's.
 #[test]
 fn event_and_like_limits_match_the_code() {
@@ -505,6 +554,7 @@ fn scope(route: Route) -> Option<&'static str> {
         | Route::Around
         | Route::Static
         | Route::Periods
+        | Route::Entries
         | Route::Likes
         | Route::LikesLookup
         | Route::ActorLikes

@@ -132,6 +132,7 @@ fn routes(board: &str) -> Vec<(&'static str, String, Option<Value>)> {
             None,
         ),
         ("GET", format!("/v1/boards/{board}/periods"), None),
+        ("GET", format!("/v1/boards/{board}/entries"), None),
         ("GET", format!("/static/{board}/top20.json"), None),
         (
             "DELETE",

@@ -13,7 +13,7 @@
 //!   demand, output in files, killed on drop) and scratch directories, for
 //!   tests that run the gateway and the agents as an operator would.
 //! - [`conformance`]: the async suite every `Store` backend passes, and
-//!   [`periods`] its part for boards in time.
+//!   [`periods`] its part for boards in time, [`pages`] for deep pages.
 //! - [`merge_sample`]: the merge benchmarks' input lists.
 //! - [`redis`]: the `redis` crate this harness is built on, re-exported so a
 //!   test can build a command for [`RedisCluster::query`] without a
@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod conformance;
 pub mod likes;
 pub mod merge_sample;
+pub mod pages;
 pub mod periods;
 pub mod process;
 pub mod varnish;

@@ -162,8 +162,8 @@ use tokio::task::JoinHandle;
 use super::likes::{EventChange, Likes, Seen};
 use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
 use super::{
-    AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, Store, StoreError, Write,
-    WriteOutcome,
+    AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, ShardPage, Store, StoreError,
+    Write, WriteOutcome,
 };
 use crate::blend::{self, Blend};
 use crate::board::{Board, StorageName};
@@ -1460,6 +1460,16 @@ impl Store for DurableStore {
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError> {
         self.memory.neighbours(board, shards, anchor, n).await
+    }
+
+    async fn page_after(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        after: Option<&Entry>,
+        n: usize,
+    ) -> Result<Vec<ShardPage>, StoreError> {
+        self.memory.page_after(board, shards, after, n).await
     }
 
     async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError> {

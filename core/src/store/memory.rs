@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    check_shard, AuditRecord, Neighbours, PeriodScores, ShardCounts, Store, StoreError, Write,
-    WriteOutcome,
+    check_shard, AuditRecord, Neighbours, PeriodScores, ShardCounts, ShardPage, Store, StoreError,
+    Write, WriteOutcome,
 };
 use crate::blend::{self, Blend, BlendPart};
 use crate::board::{Board, Schedule, StorageName};
@@ -259,23 +259,9 @@ impl Set {
 
     /// Entries best first starting at best-first position `from`.
     fn best_first(&self, order: Order, from: usize, n: usize) -> Vec<Entry> {
-        let to_entry = |(k, m): &(Key, MemberId)| Entry {
-            member: m.clone(),
-            score: k.0,
-        };
         match order {
-            Order::Asc => self.sorted.iter_from(from).take(n).map(to_entry).collect(),
-            Order::Desc => {
-                let len = self.sorted.len();
-                if from >= len {
-                    return Vec::new();
-                }
-                self.sorted
-                    .iter_rev_from(len - 1 - from)
-                    .take(n)
-                    .map(to_entry)
-                    .collect()
-            }
+            Order::Asc => self.up_from(from, n),
+            Order::Desc => self.down_from(self.sorted.len().saturating_sub(from), n),
         }
     }
 
@@ -287,40 +273,76 @@ impl Set {
         n as u64
     }
 
-    fn neighbours(&self, order: Order, anchor: &Entry, n: usize) -> Neighbours {
+    /// The anchor's place in ascending positions: `[0, below)` are below
+    /// it, `[above, len)` above it, whether or not the anchor itself is in
+    /// this shard.
+    fn place(&self, anchor: &Entry) -> (usize, usize) {
         let probe = (Key(anchor.score), anchor.member.clone());
-        // Ascending positions: [0, below) are below the anchor, [above, len)
-        // above it, whether or not the anchor itself is in this shard.
         let below = self.sorted.rank(&probe);
-        let above = below + usize::from(self.sorted.contains(&probe));
-        let to_entry = |(k, m): &(Key, MemberId)| Entry {
-            member: m.clone(),
-            score: k.0,
-        };
-        let down = || -> Vec<Entry> {
-            match below.checked_sub(1) {
-                Some(last) => self
-                    .sorted
-                    .iter_rev_from(last)
-                    .take(n)
-                    .map(to_entry)
-                    .collect(),
-                None => Vec::new(),
-            }
-        };
-        let up = || -> Vec<Entry> { self.sorted.iter_from(above).take(n).map(to_entry).collect() };
+        (below, below + usize::from(self.sorted.contains(&probe)))
+    }
+
+    /// Up to `n` entries before ascending position `end`, nearest first.
+    fn down_from(&self, end: usize, n: usize) -> Vec<Entry> {
+        match end.checked_sub(1) {
+            Some(last) => self
+                .sorted
+                .iter_rev_from(last)
+                .take(n)
+                .map(to_entry)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Up to `n` entries from ascending position `start`, nearest first.
+    fn up_from(&self, start: usize, n: usize) -> Vec<Entry> {
+        self.sorted.iter_from(start).take(n).map(to_entry).collect()
+    }
+
+    fn neighbours(&self, order: Order, anchor: &Entry, n: usize) -> Neighbours {
+        let (below, above) = self.place(anchor);
         match order {
             Order::Desc => Neighbours {
-                better: up(),
-                worse: down(),
+                better: self.up_from(above, n),
+                worse: self.down_from(below, n),
                 ahead: (self.sorted.len() - above) as u64,
             },
             Order::Asc => Neighbours {
-                better: down(),
-                worse: up(),
+                better: self.down_from(below, n),
+                worse: self.up_from(above, n),
                 ahead: below as u64,
             },
         }
+    }
+
+    /// The `n` entries after `after` (the best `n` without it) and how many
+    /// are not after it.
+    fn page_after(&self, order: Order, after: Option<&Entry>, n: usize) -> ShardPage {
+        let Some(anchor) = after else {
+            return ShardPage {
+                entries: self.best_first(order, 0, n),
+                ahead: 0,
+            };
+        };
+        let (below, above) = self.place(anchor);
+        match order {
+            Order::Desc => ShardPage {
+                entries: self.down_from(below, n),
+                ahead: (self.sorted.len() - below) as u64,
+            },
+            Order::Asc => ShardPage {
+                entries: self.up_from(above, n),
+                ahead: above as u64,
+            },
+        }
+    }
+}
+
+fn to_entry((k, m): &(Key, MemberId)) -> Entry {
+    Entry {
+        member: m.clone(),
+        score: k.0,
     }
 }
 
@@ -865,6 +887,16 @@ impl Store for MemoryStore {
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError> {
         self.each_set(board, shards, |s| s.neighbours(board.order, anchor, n))
+    }
+
+    async fn page_after(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        after: Option<&Entry>,
+        n: usize,
+    ) -> Result<Vec<ShardPage>, StoreError> {
+        self.each_set(board, shards, |s| s.page_after(board.order, after, n))
     }
 
     async fn versions(&self, board: &Board, shards: &[u32]) -> Result<Vec<u64>, StoreError> {

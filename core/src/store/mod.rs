@@ -1,10 +1,10 @@
 //! The `Store` trait: everything the agents and the gateway ask of the place
 //! where scores live, and its backends.
 //!
-//! Reads that fan out over many shards (counts, neighbours, versions) take a
-//! slice of shards and answer one value per shard, so that a networked
-//! backend can send the commands for one node together and query nodes
-//! concurrently, instead of paying one round trip per shard.
+//! Reads that fan out over many shards (counts, neighbours, pages,
+//! versions) take a slice of shards and answer one value per shard, so that
+//! a networked backend can send the commands for one node together and
+//! query nodes concurrently, instead of paying one round trip per shard.
 
 pub mod durable;
 mod likes;
@@ -115,6 +115,20 @@ pub struct Neighbours {
     pub ahead: u64,
 }
 
+/// One shard's next entries after a page cursor, in the board's total
+/// order (see [`Store::page_after`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShardPage {
+    /// Up to n entries strictly after the cursor (the shard's best without
+    /// one), best first.
+    pub entries: Vec<Entry>,
+    /// How many entries of the shard are not after the cursor (the cursor's
+    /// own entry included, if the shard holds it; 0 without a cursor).
+    /// Summed over shards it is the 0-based board position of the page's
+    /// first entry, which turns the page into exact competition ranks.
+    pub ahead: u64,
+}
+
 /// Per-shard counts for an exact rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShardCounts {
@@ -192,6 +206,18 @@ pub trait Store: Send + std::marker::Sync + 'static {
         anchor: &Entry,
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError>;
+
+    /// For each shard: up to `n` entries strictly after `after` in the
+    /// board's total order (from the best without `after`), so that a walk
+    /// of the whole board a page at a time skips and repeats nothing; the
+    /// cursor entry need not be in any shard any more.
+    async fn page_after(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        after: Option<&Entry>,
+        n: usize,
+    ) -> Result<Vec<ShardPage>, StoreError>;
 
     /// For each shard: its version, which every applied write bumps (0 for a
     /// shard never written).

@@ -51,14 +51,16 @@
 //!
 //! # Reads that fan out
 //!
-//! `counts`, `neighbours` and `versions` group the shards by the master
-//! that owns their slot (from `CLUSTER SLOTS`, refreshed when a pipeline
-//! fails) and send one pipeline per master, all masters at once. A node
+//! `counts`, `neighbours`, `page_after` and `versions` group the shards by
+//! the master that owns their slot (from `CLUSTER SLOTS`, refreshed when a
+//! pipeline fails) and send one pipeline per master, all masters at once. A node
 //! answers a pipeline of commands on different slots as long as it owns
 //! each of them; when the grouping was stale, the pipeline fails and that
 //! group is re-sent as single commands, which redis-rs routes and redirects
 //! itself. `neighbours` runs [`NEIGHBOURS_SCRIPT`] (read-only, `EVALSHA_RO`)
-//! per shard, which places the anchor among tied scores by member bytes.
+//! per shard, which places the anchor among tied scores by member bytes;
+//! `page_after` runs the same script asking for one side only (and a plain
+//! `ZRANGE` for the first page).
 //!
 //! # Bounds
 //!
@@ -209,7 +211,7 @@ use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
 pub use self::likes::{EVENT_GROUP, EVENT_STREAM_MAXLEN};
 use self::reply::{
-    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours,
+    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours, parse_page,
     parse_rebuilt, parse_score, parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
@@ -218,8 +220,8 @@ pub use self::scripts::{
     REMOVE_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
-    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
-    WriteOutcome,
+    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardPage, Store, StoreError,
+    Write, WriteOutcome,
 };
 use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
@@ -672,11 +674,25 @@ impl RedisStore {
     }
 
     fn neighbours_calls(&self, board: &Board, shard: u32, anchor: &Entry, n: usize) -> ShardCalls {
+        self.anchor_calls(board, shard, anchor, n, n)
+    }
+
+    /// The neighbours script with `down` entries below the anchor and `up`
+    /// above it, in ascending (score, member) positions.
+    fn anchor_calls(
+        &self,
+        board: &Board,
+        shard: u32,
+        anchor: &Entry,
+        down: usize,
+        up: usize,
+    ) -> ShardCalls {
         let key = keyspace::shard_zset(board, shard);
         let args = [
             score_arg(anchor.score),
             anchor.member.as_str().to_string(),
-            n.min(MAX_NEIGHBOURS).to_string(),
+            down.min(MAX_NEIGHBOURS).to_string(),
+            up.min(MAX_NEIGHBOURS).to_string(),
         ];
         let call = self.script_call(
             true,
@@ -688,6 +704,32 @@ impl RedisStore {
         ShardCalls {
             slot: slot_of(&key),
             calls: vec![call],
+        }
+    }
+
+    /// A deep page's call for one shard: the best `n` (`ZRANGE`) without a
+    /// cursor, else the neighbours script reading only the worse side.
+    fn page_calls(&self, board: &Board, shard: u32, after: Option<&Entry>, n: usize) -> ShardCalls {
+        match after {
+            Some(anchor) => match board.order {
+                Order::Desc => self.anchor_calls(board, shard, anchor, n, 0),
+                Order::Asc => self.anchor_calls(board, shard, anchor, 0, n),
+            },
+            None => {
+                let key = keyspace::shard_zset(board, shard);
+                let mut cmd = redis::cmd("ZRANGE");
+                cmd.arg(&key)
+                    .arg(0)
+                    .arg(n.saturating_sub(1).min(MAX_NEIGHBOURS));
+                if board.order == Order::Desc {
+                    cmd.arg("REV");
+                }
+                cmd.arg("WITHSCORES");
+                ShardCalls {
+                    slot: slot_of(&key),
+                    calls: vec![Call::plain(cmd)],
+                }
+            }
         }
     }
 
@@ -786,6 +828,32 @@ impl Store for RedisStore {
             shards,
             |s| self.neighbours_calls(board, s, anchor, n),
             |values| parse_neighbours(first(values)?, board.order),
+        );
+        self.bound(work).await
+    }
+
+    async fn page_after(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        after: Option<&Entry>,
+        n: usize,
+    ) -> Result<Vec<ShardPage>, StoreError> {
+        if n == 0 && after.is_none() {
+            // `ZRANGE 0 -1` would be the whole shard.
+            return Ok(vec![ShardPage::default(); shards.len()]);
+        }
+        let work = self.per_shard(
+            board,
+            shards,
+            |s| self.page_calls(board, s, after, n),
+            |values| match after {
+                Some(_) => parse_page(first(values)?, board.order),
+                None => Ok(ShardPage {
+                    entries: parse_entries(first(values)?)?,
+                    ahead: 0,
+                }),
+            },
         );
         self.bound(work).await
     }

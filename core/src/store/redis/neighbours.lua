@@ -1,5 +1,7 @@
 #!lua flags=no-writes
-local key, a, m, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local key, a, m = KEYS[1], ARGV[1], ARGV[2]
+local n_down = tonumber(ARGV[3])
+local n_up = tonumber(ARGV[4] or ARGV[3])
 local function less(x, y)
   local lx, ly = #x, #y
   for i = 1, math.min(lx, ly) do
@@ -20,10 +22,10 @@ local own = redis.call('ZSCORE', key, m)
 if own and tonumber(own) == tonumber(a) then above = below + 1 end
 local card = redis.call('ZCARD', key)
 local down, up = {}, {}
-if n > 0 and below > 0 then
-  down = redis.call('ZRANGE', key, math.max(0, below - n), below - 1, 'WITHSCORES')
+if n_down > 0 and below > 0 then
+  down = redis.call('ZRANGE', key, math.max(0, below - n_down), below - 1, 'WITHSCORES')
 end
-if n > 0 and above < card then
-  up = redis.call('ZRANGE', key, above, above + n - 1, 'WITHSCORES')
+if n_up > 0 and above < card then
+  up = redis.call('ZRANGE', key, above, above + n_up - 1, 'WITHSCORES')
 end
 return {below, above, card, down, up}

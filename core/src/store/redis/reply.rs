@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
-use crate::store::{AuditRecord, Neighbours, StoreError, WriteOutcome};
+use crate::store::{AuditRecord, Neighbours, ShardPage, StoreError, WriteOutcome};
 use crate::types::{Entry, MemberId, Op, Order, MAX_SCORE};
 
 pub(super) fn unavailable(e: RedisError) -> StoreError {
@@ -258,6 +258,31 @@ pub(super) fn parse_neighbours(v: &Value, order: Order) -> Result<Neighbours, St
             better: down,
             worse: up,
             ahead: below,
+        },
+    })
+}
+
+/// A neighbours script reply read for a deep page: the entries after the
+/// anchor in the board's order (the one side [`super::RedisStore`] asked
+/// for) and how many of the shard are not after it.
+pub(super) fn parse_page(v: &Value, order: Order) -> Result<ShardPage, StoreError> {
+    let items = array(v)?;
+    let [below, above, card, down, up] = items else {
+        return Err(corrupt("neighbours reply is not 5 items"));
+    };
+    let (below, above, card) = (parse_count(below)?, parse_count(above)?, parse_count(card)?);
+    Ok(match order {
+        Order::Desc => {
+            let mut entries = parse_entries(down)?;
+            entries.reverse();
+            ShardPage {
+                entries,
+                ahead: card.saturating_sub(below),
+            }
+        }
+        Order::Asc => ShardPage {
+            entries: parse_entries(up)?,
+            ahead: above,
         },
     })
 }

@@ -227,11 +227,13 @@ pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
 /// The neighbours script, read-only: the anchor's place in one shard and up
 /// to n entries on each side, in ascending (score, member bytes) order.
 ///
-/// `KEYS`: 1 sorted set. `ARGV`: 1 anchor score, 2 anchor member, 3 n.
+/// `KEYS`: 1 sorted set. `ARGV`: 1 anchor score, 2 anchor member, 3 n,
+/// 4 (optional, default n) n for the side above the anchor, so a deep page
+/// reads only the side it needs.
 /// Answers `{below, above, card, down, up}`: `[0, below)` are the ascending
 /// positions before the anchor, `[above, card)` after it (`above = below + 1`
 /// when the anchor itself is in the shard with that score), `down` the n
-/// entries before `below` and `up` the n from `above`, each ascending with
+/// entries before `below` and `up` the n (ARGV 4) from `above`, each ascending with
 /// scores (`WITHSCORES`). Ties are placed by a binary search over the tied
 /// index range comparing bytes with `string.byte`, because Lua's `<` on
 /// strings follows the server's locale (`strcoll`), not Redis's byte order.
