@@ -192,6 +192,7 @@
 
 mod fanout;
 mod likes;
+mod many;
 mod reply;
 mod scripts;
 
@@ -214,12 +215,12 @@ use self::reply::{
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
-    BLEND_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT,
+    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT,
     REMOVE_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
-    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, Store, StoreError, Write,
-    WriteOutcome,
+    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardCountsMany, Store,
+    StoreError, Write, WriteOutcome,
 };
 use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
@@ -292,6 +293,8 @@ pub struct RedisStore {
     follow_sha: String,
     /// SHA1 of [`LAG_SCRIPT`], for `EVALSHA_RO`.
     lag_sha: String,
+    /// SHA1 of [`COUNTS_SCRIPT`], for `EVALSHA_RO`.
+    counts_sha: String,
     /// How long an event-stream entry stays delivered and unacknowledged
     /// before another consumer claims it ([`RedisStore::with_claim_idle`]).
     claim_idle: Duration,
@@ -344,6 +347,7 @@ impl RedisStore {
                 .to_string(),
             follow_sha: redis::Script::new(FOLLOW_SCRIPT).get_hash().to_string(),
             lag_sha: redis::Script::new(LAG_SCRIPT).get_hash().to_string(),
+            counts_sha: redis::Script::new(COUNTS_SCRIPT).get_hash().to_string(),
             claim_idle: DEFAULT_CLAIM_IDLE,
         };
         store.ping().await?;
@@ -382,6 +386,7 @@ impl RedisStore {
             ("follow-take", FOLLOW_TAKE_SCRIPT),
             ("follow", FOLLOW_SCRIPT),
             ("lag", LAG_SCRIPT),
+            ("counts", COUNTS_SCRIPT),
         ] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
@@ -562,6 +567,15 @@ fn order_arg(order: Order) -> &'static str {
 
 impl RedisStore {
     async fn apply_once(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let call = self.write_call(board, write)?.call;
+        let reply = self.run(&call).await.map_err(write_failure)?;
+        parse_write(&reply)
+    }
+
+    /// The write script's call for `write` and the slot of its shard;
+    /// [`Store::apply`] sends one, [`Store::apply_many`] a pipeline per
+    /// node of them.
+    fn write_call(&self, board: &Board, write: &Write) -> Result<fanout::SlotCall, StoreError> {
         let shard = board
             .shard_of(&write.member)
             .map_err(|e| corrupt(e.to_string()))?;
@@ -593,8 +607,10 @@ impl RedisStore {
         push_period_args(&mut args, board, now);
         args.extend(board.blends.iter().map(|b| encode_parts(&b.parts)));
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
-        let reply = self.run(&call).await.map_err(write_failure)?;
-        parse_write(&reply)
+        Ok(fanout::SlotCall {
+            slot: slot_of(&tag),
+            call,
+        })
     }
 
     /// The blend script on `shards` (see [`BLEND_SCRIPT`]): `mode` with
@@ -772,6 +788,41 @@ impl Store for RedisStore {
             },
         );
         self.bound(work).await
+    }
+
+    async fn scores_many(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        self.bound(self.scores_many_once(board, members)).await
+    }
+
+    async fn counts_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        scores: &[f64],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.bound(self.counts_many_once(board, shards, scores))
+            .await
+    }
+
+    async fn apply_many(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        let limit = self.opts.call_bound();
+        match tokio::time::timeout(limit, self.apply_many_once(board, writes)).await {
+            Ok(outcomes) => outcomes,
+            Err(_) => {
+                let e = StoreError::OutcomeUnknown(format!(
+                    "no answer to the batch from Redis Cluster within {limit:?}"
+                ));
+                vec![Err(e); writes.len()]
+            }
+        }
     }
 
     async fn neighbours(
