@@ -555,7 +555,9 @@ fn malformed_cases() -> Vec<Case> {
             Some("limt"),
         ),
         get("/v1/boards/nope/top", 404, "unknown_board", Some("board")),
-        get("/v1/boards/UPPER/top", 404, "unknown_board", Some("board")),
+        get("/v1/boards/UPPER/top", 400, "invalid_board", Some("board")),
+        get("/v1/boards/a.b/members/m", 400, "invalid_board", Some("board")),
+        get("/static/-x/top20.json", 400, "invalid_board", Some("board")),
         get(
             "/v1/boards/global/members/nobody",
             404,
