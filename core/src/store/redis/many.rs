@@ -83,7 +83,7 @@ impl RedisStore {
         let mut plain: Vec<usize> = Vec::new();
         for (i, &shard) in shards.iter().enumerate() {
             let slot = slot_of(&keyspace::shard_zset(board, shard));
-            match map.master_of(slot) {
+            match map.master_of(slot).filter(|_| self.counts_script) {
                 Some(node) => match groups.iter_mut().find(|(n, _)| *n == node) {
                     Some((_, members)) => members.push(i),
                     None => groups.push((node, vec![i])),

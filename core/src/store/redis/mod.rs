@@ -295,6 +295,9 @@ pub struct RedisStore {
     lag_sha: String,
     /// SHA1 of [`COUNTS_SCRIPT`], for `EVALSHA_RO`.
     counts_sha: String,
+    /// Whether [`Store::counts_many`] sends [`COUNTS_SCRIPT`] per node
+    /// (true) or plain commands per shard ([`RedisStore::with_counts_script`]).
+    counts_script: bool,
     /// How long an event-stream entry stays delivered and unacknowledged
     /// before another consumer claims it ([`RedisStore::with_claim_idle`]).
     claim_idle: Duration,
@@ -348,6 +351,7 @@ impl RedisStore {
             follow_sha: redis::Script::new(FOLLOW_SCRIPT).get_hash().to_string(),
             lag_sha: redis::Script::new(LAG_SCRIPT).get_hash().to_string(),
             counts_sha: redis::Script::new(COUNTS_SCRIPT).get_hash().to_string(),
+            counts_script: true,
             claim_idle: DEFAULT_CLAIM_IDLE,
         };
         store.ping().await?;
@@ -370,6 +374,15 @@ impl RedisStore {
     /// are.
     pub fn with_claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle;
+        self
+    }
+
+    /// The same store counting many probes with plain `ZCOUNT`/`ZCARD`
+    /// commands pipelined per node instead of one [`COUNTS_SCRIPT`] call
+    /// per node (`false`); default `true`. For the benchmark that compares
+    /// the two (`docs/benchmarks.md`), and for a cluster older than 7.0.
+    pub fn with_counts_script(mut self, on: bool) -> Self {
+        self.counts_script = on;
         self
     }
 
