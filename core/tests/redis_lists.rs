@@ -327,7 +327,9 @@ async fn measure_lookups_and_batches() {
         stream::iter(writes.chunks(1000))
             .map(|c| async move {
                 let out = store.apply_many(b, c).await;
-                assert!(out.iter().all(|o| o.is_ok()));
+                if let Some(Err(e)) = out.iter().find(|o| o.is_err()) {
+                    panic!("a batch write failed: {e}");
+                }
             })
             .buffer_unordered(4)
             .collect::<Vec<_>>()

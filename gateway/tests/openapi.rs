@@ -15,7 +15,7 @@ use standings_gateway::router::{route_request, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 30] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -44,6 +44,8 @@ const ROUTES: [(&str, &str); 28] = [
     ("get", "/v1/actors/{actor}/likes"),
     ("get", "/v1/owners/{owner}/likes"),
     ("put", "/v1/admin/boards/{board}/weights"),
+    ("post", "/v1/boards/{board}/members:lookup"),
+    ("post", "/v1/boards/{board}/scores:batch"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
@@ -508,8 +510,9 @@ fn scope(route: Route) -> Option<&'static str> {
         | Route::Likes
         | Route::LikesLookup
         | Route::ActorLikes
-        | Route::OwnerLikes => Some("read"),
-        Route::Scores | Route::Events => Some("write"),
+        | Route::OwnerLikes
+        | Route::MembersLookup => Some("read"),
+        Route::Scores | Route::Events | Route::ScoresBatch => Some("write"),
         Route::BlendWeights
         | Route::BoardWeights
         | Route::Purge
