@@ -121,7 +121,10 @@ pub async fn standings(
         .await?;
     let total = counts.iter().map(|c| c.total).sum();
     let sum = |at: usize, side: fn(&ShardCountsMany) -> &[u64]| -> u64 {
-        counts.iter().map(|c| side(c).get(at).copied().unwrap_or(0)).sum()
+        counts
+            .iter()
+            .map(|c| side(c).get(at).copied().unwrap_or(0))
+            .sum()
     };
     Ok(scores
         .iter()

@@ -105,8 +105,14 @@ fn move_slot(cluster: &RedisCluster, slot: u16) {
         .clone();
     let (source_id, target_id) = (id(&source), id(&target));
     let s = slot.to_string();
-    cluster.query(&target, &cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &source_id]));
-    cluster.query(&source, &cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &target_id]));
+    cluster.query(
+        &target,
+        &cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &source_id]),
+    );
+    cluster.query(
+        &source,
+        &cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &target_id]),
+    );
     let (host, port) = target.rsplit_once(':').expect("host:port");
     loop {
         let keys: Vec<String> = redis::from_redis_value(
@@ -152,11 +158,17 @@ async fn counts_stay_exact_while_a_slot_moves() {
             assert_eq!((better, worse), expect(p), "{what}: probe {p}");
         }
     };
-    let first = store.counts_many(&b, &shards, &probes).await.expect("counts");
+    let first = store
+        .counts_many(&b, &shards, &probes)
+        .await
+        .expect("counts");
     check(&first, "before");
     assert_eq!(
         first,
-        plain.counts_many(&b, &shards, &probes).await.expect("plain"),
+        plain
+            .counts_many(&b, &shards, &probes)
+            .await
+            .expect("plain"),
         "script and plain commands agree"
     );
     // The store keeps its slot map; the slot of shard 5 moves away.
@@ -166,13 +178,26 @@ async fn counts_stay_exact_while_a_slot_moves() {
     )
     .expect("slot");
     move_slot(&cluster, slot);
-    let after = store.counts_many(&b, &shards, &probes).await.expect("counts after the move");
+    let after = store
+        .counts_many(&b, &shards, &probes)
+        .await
+        .expect("counts after the move");
     check(&after, "after the move");
     assert_eq!(after, first, "the same counts after the move");
-    let again = store.counts_many(&b, &shards, &probes).await.expect("counts again");
+    let again = store
+        .counts_many(&b, &shards, &probes)
+        .await
+        .expect("counts again");
     assert_eq!(again, first, "with the map re-read");
-    let members: Vec<MemberId> = all.iter().step_by(97).map(|(m, _)| MemberId::new(m).expect("m")).collect();
-    let scores = store.scores_many(&b, &members).await.expect("scores after the move");
+    let members: Vec<MemberId> = all
+        .iter()
+        .step_by(97)
+        .map(|(m, _)| MemberId::new(m).expect("m"))
+        .collect();
+    let scores = store
+        .scores_many(&b, &members)
+        .await
+        .expect("scores after the move");
     for (m, s) in members.iter().zip(&scores) {
         let want = all.iter().find(|(x, _)| x == m.as_str()).map(|(_, s)| *s);
         assert_eq!(*s, want, "{m:?}");
@@ -188,7 +213,14 @@ fn calls(cluster: &RedisCluster) -> u64 {
             text(v)
                 .lines()
                 .filter(|l| l.starts_with("cmdstat_"))
-                .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+                .filter_map(|l| {
+                    l.split("calls=")
+                        .nth(1)?
+                        .split(',')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
                 .sum::<u64>()
         })
         .sum()
@@ -249,7 +281,11 @@ async fn measure_lookups_and_batches() {
         for list in &lists {
             join_all(list.iter().map(|m| async move {
                 let shard = b.shard_of(m).expect("shard");
-                let s = store.score(b, shard, m).await.expect("score").expect("seeded");
+                let s = store
+                    .score(b, shard, m)
+                    .await
+                    .expect("score")
+                    .expect("seeded");
                 store.counts(b, shards, s).await.expect("counts");
             }))
             .await;
@@ -260,7 +296,10 @@ async fn measure_lookups_and_batches() {
     let single = cost(&cluster, idle, async {
         for list in &lists {
             join_all(list.iter().map(|m| async move {
-                rank::standing(store, b, m).await.expect("standing").expect("seeded");
+                rank::standing(store, b, m)
+                    .await
+                    .expect("standing")
+                    .expect("seeded");
             }))
             .await;
         }
@@ -289,10 +328,19 @@ async fn measure_lookups_and_batches() {
     println!("| how 20 members are ranked | cluster CPU µs per member | commands per member | wall ms per 20 |");
     println!("| --- | --- | --- | --- |");
     for (what, (cpu, n, wall)) in [
-        ("20 single rank requests, today's commands (ZSCORE + ZCOUNT/ZCARD per shard)", today),
-        ("20 single member requests, list path (1 member: ZSCORE + 1 counts script per node)", single),
+        (
+            "20 single rank requests, today's commands (ZSCORE + ZCOUNT/ZCARD per shard)",
+            today,
+        ),
+        (
+            "20 single member requests, list path (1 member: ZSCORE + 1 counts script per node)",
+            single,
+        ),
         ("one lookup of 20, counts script per node", lookup),
-        ("one lookup of 20, plain ZCOUNT/ZCARD pipelined per node", lookup_plain),
+        (
+            "one lookup of 20, plain ZCOUNT/ZCARD pipelined per node",
+            lookup_plain,
+        ),
     ] {
         println!(
             "| {what} | {:.1} | {:.1} | {:.2} |",

@@ -159,7 +159,12 @@ where
     }
     let (at, period) = period_of(&b, fields.period)?;
     let standings = rank::standings(state.store.as_ref(), &at, &members).await?;
-    let total = standings.iter().flatten().map(|s| s.total).next().unwrap_or(0);
+    let total = standings
+        .iter()
+        .flatten()
+        .map(|s| s.total)
+        .next()
+        .unwrap_or(0);
     let mut found: Vec<(&MemberId, Standing)> = Vec::with_capacity(members.len());
     let mut not_found = Vec::new();
     for (m, s) in members.iter().zip(&standings) {

@@ -556,7 +556,12 @@ fn malformed_cases() -> Vec<Case> {
         ),
         get("/v1/boards/nope/top", 404, "unknown_board", Some("board")),
         get("/v1/boards/UPPER/top", 400, "invalid_board", Some("board")),
-        get("/v1/boards/a.b/members/m", 400, "invalid_board", Some("board")),
+        get(
+            "/v1/boards/a.b/members/m",
+            400,
+            "invalid_board",
+            Some("board"),
+        ),
         get("/static/-x/top20.json", 400, "invalid_board", Some("board")),
         get(
             "/v1/boards/global/members/nobody",

@@ -20,7 +20,12 @@ pub async fn run(store: &dyn Store, prefix: &str) {
         let b = board(prefix, name, order);
         scores_and_counts(store, &b).await;
     }
-    batches(store, &board(prefix, "batch", Order::Desc), &board(prefix, "single", Order::Desc)).await;
+    batches(
+        store,
+        &board(prefix, "batch", Order::Desc),
+        &board(prefix, "single", Order::Desc),
+    )
+    .await;
 }
 
 /// Random scores with many ties over 4 shards; lists with unknown members,
@@ -30,7 +35,10 @@ async fn scores_and_counts(store: &dyn Store, b: &Board) {
     let mut scores: Vec<(u64, f64)> = Vec::new();
     for n in 0..120 {
         let value = f64::from(rng.gen_range(-10..30)) / 2.0;
-        store.apply(b, &write(n, Op::Set, value)).await.expect("seed");
+        store
+            .apply(b, &write(n, Op::Set, value))
+            .await
+            .expect("seed");
         scores.push((n, value));
     }
     assert_eq!(
@@ -63,7 +71,10 @@ async fn scores_and_counts(store: &dyn Store, b: &Board) {
             .map(|(_, s)| *s)
             .collect();
         assert_eq!(c.total, here.len() as u64, "shard {shard} total");
-        assert_eq!((c.better.len(), c.worse.len()), (probes.len(), probes.len()));
+        assert_eq!(
+            (c.better.len(), c.worse.len()),
+            (probes.len(), probes.len())
+        );
         for (i, &p) in probes.iter().enumerate() {
             let above = here.iter().filter(|&&s| s > p).count() as u64;
             let below = here.iter().filter(|&&s| s < p).count() as u64;
@@ -86,14 +97,17 @@ async fn scores_and_counts(store: &dyn Store, b: &Board) {
             .await
             .expect("counts_many");
         for (o, m) in one.iter().zip(&many) {
-            assert_eq!((o.better, o.total), (m.better[0], m.total), "as counts, {p}");
+            assert_eq!(
+                (o.better, o.total),
+                (m.better[0], m.total),
+                "as counts, {p}"
+            );
         }
     }
-    let none = store
-        .counts_many(b, &shards, &[])
-        .await
-        .expect("no probes");
-    assert!(none.iter().all(|c| c.better.is_empty() && c.worse.is_empty()));
+    let none = store.counts_many(b, &shards, &[]).await.expect("no probes");
+    assert!(none
+        .iter()
+        .all(|c| c.better.is_empty() && c.worse.is_empty()));
     assert_eq!(
         none.iter().map(|c| c.total).sum::<u64>(),
         scores.len() as u64

@@ -31,7 +31,10 @@ async fn post(client: &reqwest::Client, base: &str, path: &str, body: String) ->
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     let status = r.status().as_u16();
     let bytes = r.bytes().await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// 100 x members strictly worse / total, by brute force.
@@ -57,9 +60,13 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
                 json!({"member": m, "score": v})
             })
             .collect();
-        let (status, body) = post(client, base, batch, json!({ "writes": writes }).to_string()).await;
+        let (status, body) =
+            post(client, base, batch, json!({ "writes": writes }).to_string()).await;
         assert_eq!(status, 200, "seed batch: {body}");
-        for (w, r) in writes.iter().zip(body["results"].as_array().expect("results")) {
+        for (w, r) in writes
+            .iter()
+            .zip(body["results"].as_array().expect("results"))
+        {
             let m = w["member"].as_str().expect("member");
             assert_eq!(r["member"], m, "{r}");
             assert_eq!(r["applied"], true, "{r}");
@@ -96,9 +103,15 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
     assert_eq!(field(&results[2]).as_deref(), Some("writes[2].member"));
     assert_eq!(field(&results[3]).as_deref(), Some("writes[3].score"));
     assert_eq!(results[4]["applied"], false, "a repeat: {}", results[4]);
-    assert_eq!(results[4]["score"], results[0]["score"], "the first outcome");
+    assert_eq!(
+        results[4]["score"], results[0]["score"],
+        "the first outcome"
+    );
     assert_eq!(code(&results[5]).as_deref(), Some("idempotency_conflict"));
-    assert_eq!(field(&results[5]).as_deref(), Some("writes[5].idempotency_key"));
+    assert_eq!(
+        field(&results[5]).as_deref(),
+        Some("writes[5].idempotency_key")
+    );
     assert_eq!(results[6]["score"].as_f64(), Some(70.0));
     assert_eq!(code(&results[7]).as_deref(), Some("invalid_op"));
     assert_eq!(results[8]["applied"], true);
@@ -111,7 +124,10 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
         assert_eq!(r["applied"], false, "write {i} sent again: {r}");
         assert_eq!(r["score"], results[i]["score"], "write {i} sent again");
     }
-    assert_eq!(code(&again["results"][5]).as_deref(), Some("idempotency_conflict"));
+    assert_eq!(
+        code(&again["results"][5]).as_deref(),
+        Some("idempotency_conflict")
+    );
 
     // Lookups of random lists against the oracle.
     let expected = oracle(&scores);
@@ -126,8 +142,13 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
                 _ => asked.push(known[rng.gen_range(0..known.len())].clone()),
             }
         }
-        let (status, body) =
-            post(client, base, lookup, json!({ "members": asked }).to_string()).await;
+        let (status, body) = post(
+            client,
+            base,
+            lookup,
+            json!({ "members": asked }).to_string(),
+        )
+        .await;
         assert_eq!(status, 200, "lookup {round}: {body}");
         let mut distinct: Vec<&String> = Vec::new();
         for m in &asked {
@@ -157,7 +178,11 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
         assert_eq!(got.len(), want.len(), "lookup {round}: {body}");
         for (g, w) in got.iter().zip(&want) {
             assert_eq!((g.0, &g.1, g.2), (w.0, &w.1, w.2), "lookup {round}");
-            assert!((g.3 - w.3).abs() < 1e-9, "percentile of {}: {g:?} {w:?}", g.1);
+            assert!(
+                (g.3 - w.3).abs() < 1e-9,
+                "percentile of {}: {g:?} {w:?}",
+                g.1
+            );
         }
         let missing: Vec<&str> = distinct
             .iter()
@@ -170,7 +195,10 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
             .iter()
             .map(|v| v.as_str().expect("a member"))
             .collect();
-        assert_eq!(not_found, missing, "lookup {round}: unknown members apart, once each");
+        assert_eq!(
+            not_found, missing,
+            "lookup {round}: unknown members apart, once each"
+        );
     }
 
     // The single member answer carries the same percentile.
@@ -188,31 +216,95 @@ pub async fn run(client: &reqwest::Client, base: &str, seed: u64) {
 
     // Bad input: 400 naming the field.
     let too_many: Vec<String> = (0..101).map(|i| format!("user:{i}")).collect();
-    let writes_1001: Vec<Value> = (0..1001).map(|i| json!({"member": format!("m{i}"), "score": 1})).collect();
+    let writes_1001: Vec<Value> = (0..1001)
+        .map(|i| json!({"member": format!("m{i}"), "score": 1}))
+        .collect();
     let cases: Vec<(&str, String, &str)> = vec![
-        (lookup, json!({ "members": too_many }).to_string(), "members"),
+        (
+            lookup,
+            json!({ "members": too_many }).to_string(),
+            "members",
+        ),
         (lookup, json!({"members": []}).to_string(), "members"),
         (lookup, json!({"members": "user:1"}).to_string(), "members"),
         (lookup, json!({}).to_string(), "members"),
-        (lookup, json!({"members": ["user:1", 7]}).to_string(), "members[1]"),
-        (lookup, json!({"members": ["user:1", "a\u{200b}b"]}).to_string(), "members[1]"),
-        (lookup, json!({"members": ["user:1"], "period": "fortnightly"}).to_string(), "period"),
-        (lookup, json!({"members": ["user:1"], "limit": 3}).to_string(), "limit"),
-        (batch, json!({ "writes": writes_1001 }).to_string(), "writes"),
+        (
+            lookup,
+            json!({"members": ["user:1", 7]}).to_string(),
+            "members[1]",
+        ),
+        (
+            lookup,
+            json!({"members": ["user:1", "a\u{200b}b"]}).to_string(),
+            "members[1]",
+        ),
+        (
+            lookup,
+            json!({"members": ["user:1"], "period": "fortnightly"}).to_string(),
+            "period",
+        ),
+        (
+            lookup,
+            json!({"members": ["user:1"], "limit": 3}).to_string(),
+            "limit",
+        ),
+        (
+            batch,
+            json!({ "writes": writes_1001 }).to_string(),
+            "writes",
+        ),
         (batch, json!({"writes": []}).to_string(), "writes"),
-        (batch, json!({"writes": {"member": "a"}}).to_string(), "writes"),
-        (batch, json!({"writes": [{"member": "a", "score": 1}, "b"]}).to_string(), "writes[1]"),
-        (batch, json!({"writes": [{"member": "a", "score": 1, "scroe": 2}]}).to_string(), "writes[0].scroe"),
-        ("/v1/boards/UPPER/members:lookup", json!({"members": ["a"]}).to_string(), "board"),
-        ("/v1/boards/no-such/scores:batch", json!({"writes": [{"member": "a", "score": 1}]}).to_string(), "board"),
+        (
+            batch,
+            json!({"writes": {"member": "a"}}).to_string(),
+            "writes",
+        ),
+        (
+            batch,
+            json!({"writes": [{"member": "a", "score": 1}, "b"]}).to_string(),
+            "writes[1]",
+        ),
+        (
+            batch,
+            json!({"writes": [{"member": "a", "score": 1, "scroe": 2}]}).to_string(),
+            "writes[0].scroe",
+        ),
+        (
+            "/v1/boards/UPPER/members:lookup",
+            json!({"members": ["a"]}).to_string(),
+            "board",
+        ),
+        (
+            "/v1/boards/no-such/scores:batch",
+            json!({"writes": [{"member": "a", "score": 1}]}).to_string(),
+            "board",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, answer) = post(client, base, path, body.clone()).await;
-        assert!((400..500).contains(&status), "{path} {body:.80}: {status} {answer}");
-        assert_eq!(answer["error"]["field"], field, "{path} {body:.80}: {answer}");
+        assert!(
+            (400..500).contains(&status),
+            "{path} {body:.80}: {status} {answer}"
+        );
+        assert_eq!(
+            answer["error"]["field"], field,
+            "{path} {body:.80}: {answer}"
+        );
     }
     let (status, answer) = post(client, base, "/v1/boards/UPPER/scores:batch", "{}".into()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_board")));
-    let (status, answer) = post(client, base, "/v1/boards/no-such/members:lookup", "{}".into()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_board")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_board"))
+    );
+    let (status, answer) = post(
+        client,
+        base,
+        "/v1/boards/no-such/members:lookup",
+        "{}".into(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_board"))
+    );
 }

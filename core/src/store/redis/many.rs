@@ -75,7 +75,10 @@ impl RedisStore {
         if shards.is_empty() {
             return Ok(Vec::new());
         }
-        let bounds: Vec<String> = scores.iter().map(|&x| format!("({}", score_arg(x))).collect();
+        let bounds: Vec<String> = scores
+            .iter()
+            .map(|&x| format!("({}", score_arg(x)))
+            .collect();
         let map = self.slot_map().await;
         // (node, indexes into `shards`); shards of slots the map does not
         // know go straight to the plain path.
@@ -144,13 +147,7 @@ impl RedisStore {
         args.push(bounds.len().to_string());
         args.extend(bounds.iter().cloned());
         args.extend(keys[1..].iter().cloned());
-        let call = self.script_call(
-            true,
-            &self.counts_sha,
-            COUNTS_SCRIPT,
-            &keys[..1],
-            &args,
-        );
+        let call = self.script_call(true, &self.counts_sha, COUNTS_SCRIPT, &keys[..1], &args);
         let slot = slot_of(&keys[0]);
         self.run_at(&call, slot).await.map_err(unavailable)
     }

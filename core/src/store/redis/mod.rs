@@ -215,8 +215,8 @@ use self::reply::{
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
-    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT,
-    REMOVE_SCRIPT, WRITE_SCRIPT,
+    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT,
+    NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
     check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardCountsMany, Store,
