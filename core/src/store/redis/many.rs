@@ -25,6 +25,11 @@ use crate::keyspace;
 use crate::store::{check_shard, ShardCountsMany, StoreError, Write, WriteOutcome};
 use crate::types::{MemberId, Order};
 
+/// Most writes of a batch sent at once (one pipeline per node): a pipeline
+/// of 1000 scripts could outlast the client's response timeout on a busy
+/// node, and then every write of it would be `OutcomeUnknown`.
+pub(super) const BATCH_CHUNK: usize = 200;
+
 impl RedisStore {
     /// [`crate::Store::scores_many`]: one `ZSCORE` per member, pipelined
     /// per node.
@@ -171,9 +176,48 @@ impl RedisStore {
         }
     }
 
-    /// [`crate::Store::apply_many`]: the write script once per write, one
-    /// pipeline per node in the order given ([`RedisStore::send_ordered`]).
-    pub(super) async fn apply_many_once(
+    /// [`crate::Store::apply_many`]: the writes in chunks of
+    /// [`BATCH_CHUNK`], one after the other (so writes of one member keep
+    /// their order), each chunk under the call bound. A chunk that gets no
+    /// answer in time is `OutcomeUnknown` for its writes, and the chunks
+    /// after it are not sent (`Unavailable`): a cluster that slow is not
+    /// given more.
+    pub(super) async fn apply_many_chunked(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        let limit = self.opts.call_bound();
+        let mut out = Vec::with_capacity(writes.len());
+        let mut stalled = false;
+        for chunk in writes.chunks(BATCH_CHUNK) {
+            let e = if stalled {
+                StoreError::Unavailable(
+                    "not sent: an earlier part of the batch got no answer in time".into(),
+                )
+            } else {
+                match tokio::time::timeout(limit, self.apply_many_once(board, chunk)).await {
+                    Ok(outcomes) => {
+                        out.extend(outcomes);
+                        continue;
+                    }
+                    Err(_) => {
+                        stalled = true;
+                        StoreError::OutcomeUnknown(format!(
+                            "no answer to the batch from Redis Cluster within {limit:?}"
+                        ))
+                    }
+                }
+            };
+            out.extend(chunk.iter().map(|_| Err(e.clone())));
+        }
+        out
+    }
+
+    /// One chunk of [`RedisStore::apply_many_chunked`]: the write script
+    /// once per write, one pipeline per node in the order given
+    /// ([`RedisStore::send_ordered`]).
+    async fn apply_many_once(
         &self,
         board: &Board,
         writes: &[Write],

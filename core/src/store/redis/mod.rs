@@ -826,16 +826,7 @@ impl Store for RedisStore {
         board: &Board,
         writes: &[Write],
     ) -> Vec<Result<WriteOutcome, StoreError>> {
-        let limit = self.opts.call_bound();
-        match tokio::time::timeout(limit, self.apply_many_once(board, writes)).await {
-            Ok(outcomes) => outcomes,
-            Err(_) => {
-                let e = StoreError::OutcomeUnknown(format!(
-                    "no answer to the batch from Redis Cluster within {limit:?}"
-                ));
-                vec![Err(e); writes.len()]
-            }
-        }
+        self.apply_many_chunked(board, writes).await
     }
 
     async fn neighbours(
