@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use standings_core::rank::{self, Standing};
 use standings_core::store::now_ms_i64;
-use standings_core::{Board, Entry, MemberId, Op, Score, StoreError, Write, WriteOutcome};
+use standings_core::{Board, Entry, MemberId, Op, Score, StoreError, Write};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
@@ -399,37 +399,32 @@ where
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut outcomes = state.store.apply_many(&b.board, &writes).await.into_iter();
-    let applied: Vec<(Option<&Write>, Option<Result<WriteOutcome, StoreError>>)> = {
-        let mut kept = writes.iter();
-        parsed
-            .iter()
-            .map(|p| match p {
-                Ok(_) => (kept.next(), outcomes.next()),
-                Err(_) => (None, None),
-            })
-            .collect()
-    };
-    let sent = applied.iter().filter(|(w, _)| w.is_some()).count();
-    let failed: Vec<&StoreError> = applied
+    let outcomes = state.store.apply_many(&b.board, &writes).await;
+    let failed = outcomes
         .iter()
-        .filter_map(|(_, o)| o.as_ref().and_then(|o| o.as_ref().err()))
-        .filter(|e| store_failure(e))
-        .collect();
-    if sent > 0 && failed.len() == sent && parsed.iter().all(Result::is_ok) {
-        return Err(ApiError::from(failed[0].clone()));
+        .filter(|o| o.as_ref().err().is_some_and(store_failure))
+        .count();
+    if !writes.is_empty() && failed == writes.len() && parsed.iter().all(Result::is_ok) {
+        if let Some(Err(e)) = outcomes.into_iter().next() {
+            return Err(ApiError::from(e));
+        }
+        return Err(ApiError::from(StoreError::Corrupt("no outcome".into())));
     }
+    let mut answered = writes.iter().zip(&outcomes);
     let mut results = Vec::with_capacity(parsed.len());
-    for (i, (p, (w, o))) in parsed.iter().zip(&applied).enumerate() {
-        let result = match (p, w, o) {
-            (Err(e), _, _) => BatchResult::Failed {
+    for (i, p) in parsed.iter().enumerate() {
+        let failed = |e: &StoreError| BatchResult::Failed {
+            error: placed(ApiError::from(e.clone()), i),
+        };
+        let result = match (p, p.is_ok().then(|| answered.next()).flatten()) {
+            (Err(e), _) => BatchResult::Failed {
                 error: ItemError {
                     code: e.code,
                     message: e.message.clone(),
                     field: e.field.clone(),
                 },
             },
-            (Ok(_), Some(w), Some(Ok(outcome))) => {
+            (Ok(_), Some((w, Ok(outcome)))) => {
                 let label = if outcome.applied { "true" } else { "false" };
                 metrics::counter!("standings_writes_total", "applied" => label).increment(1);
                 BatchResult::Done(WriteReply {
@@ -439,15 +434,8 @@ where
                     scores: &outcome.scores,
                 })
             }
-            (Ok(_), _, Some(Err(e))) => BatchResult::Failed {
-                error: placed(ApiError::from(e.clone()), i),
-            },
-            (Ok(_), _, _) => BatchResult::Failed {
-                error: placed(
-                    ApiError::from(StoreError::Corrupt("no outcome for a write".into())),
-                    i,
-                ),
-            },
+            (Ok(_), Some((_, Err(e)))) => failed(e),
+            (Ok(_), None) => failed(&StoreError::Corrupt("no outcome for a write".into())),
         };
         results.push(result);
     }

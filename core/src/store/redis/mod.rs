@@ -187,8 +187,9 @@
 //! `periods.lua`, the head the write, blend and events scripts share,
 //! `move.lua`, one board's move shared by the write and events scripts,
 //! `write.lua`, `blend.lua`, `neighbours.lua`, `remove.lua`, `events.lua`,
-//! `follow_take.lua`, `follow.lua` and `lag.lua`), `fanout` the per-master
-//! pipelines and `reply` the decoding of replies.
+//! `follow_take.lua`, `follow.lua`, `lag.lua` and `counts.lua`), `fanout` the
+//! per-master pipelines, `many` the calls on lists (scores and counts of
+//! many members, batches of writes) and `reply` the decoding of replies.
 
 mod fanout;
 mod likes;
