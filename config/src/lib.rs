@@ -340,6 +340,9 @@ pub struct GatewayConfig {
     pub refresh_interval_ms: u64,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest body of `POST .../scores:batch` (413 beyond): 1000 writes
+    /// do not fit in `max_body_bytes`.
+    pub max_batch_body_bytes: usize,
     /// Bound on one request, so a drain cannot hang.
     pub request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests.
@@ -383,6 +386,7 @@ impl Default for GatewayConfig {
             listen: "127.0.0.1:8080".into(),
             refresh_interval_ms: 60_000,
             max_body_bytes: 64 * 1024,
+            max_batch_body_bytes: 1024 * 1024,
             request_timeout_ms: 5_000,
             shutdown_grace_ms: 5_000,
             static_dir: String::new(),
@@ -743,6 +747,10 @@ impl Config {
                 self.gateway.request_timeout_ms,
             ),
             ("gateway.max_body_bytes", self.gateway.max_body_bytes as u64),
+            (
+                "gateway.max_batch_body_bytes",
+                self.gateway.max_batch_body_bytes as u64,
+            ),
             (
                 "gateway.max_connections",
                 self.gateway.max_connections as u64,

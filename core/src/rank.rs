@@ -13,7 +13,7 @@
 
 use crate::board::Board;
 use crate::merge::merge_sorted;
-use crate::store::{Neighbours, Store, StoreError};
+use crate::store::{Neighbours, ShardCountsMany, Store, StoreError};
 use crate::types::{Entry, InvalidInput, MemberId, Order};
 
 /// Why a rank could not be computed.
@@ -35,8 +35,23 @@ pub struct Standing {
     pub score: f64,
     /// Competition rank: 1 + members strictly better.
     pub rank: u64,
+    /// Members strictly worse, for [`Standing::percentile`].
+    pub worse: u64,
     /// Members on the board.
     pub total: u64,
+}
+
+impl Standing {
+    /// `100 x members strictly worse / total`: 0 for the last (and for a
+    /// lone member, or one tied with every other), approaching 100 for the
+    /// first of a large board. `total` counts the member itself, so it is
+    /// never 0 for a member with a score.
+    pub fn percentile(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        100.0 * self.worse as f64 / self.total as f64
+    }
 }
 
 /// The entries around a member, best first, each with its exact rank.
@@ -79,11 +94,54 @@ pub async fn standing(
     board: &Board,
     member: &MemberId,
 ) -> Result<Option<Standing>, RankError> {
-    let Some(score) = score_of(store, board, member).await? else {
-        return Ok(None);
+    let mut one = standings(store, board, std::slice::from_ref(member)).await?;
+    Ok(one.pop().flatten())
+}
+
+/// Each member's exact standing (`None` without a score), in the order
+/// given: one [`Store::scores_many`] and one [`Store::counts_many`] over
+/// every shard for the whole list, with each distinct score probed once.
+pub async fn standings(
+    store: &dyn Store,
+    board: &Board,
+    members: &[MemberId],
+) -> Result<Vec<Option<Standing>>, RankError> {
+    for m in members {
+        board.shard_of(m)?;
+    }
+    let scores = store.scores_many(board, members).await?;
+    let mut probes: Vec<f64> = scores.iter().flatten().copied().collect();
+    probes.sort_by(f64::total_cmp);
+    probes.dedup();
+    if probes.is_empty() {
+        return Ok(vec![None; members.len()]);
+    }
+    let counts = store
+        .counts_many(board, &board.all_shards(), &probes)
+        .await?;
+    let total = counts.iter().map(|c| c.total).sum();
+    let sum = |at: usize, side: fn(&ShardCountsMany) -> &[u64]| -> u64 {
+        counts
+            .iter()
+            .map(|c| side(c).get(at).copied().unwrap_or(0))
+            .sum()
     };
-    let (rank, total) = rank_of_score(store, board, score).await?;
-    Ok(Some(Standing { score, rank, total }))
+    Ok(scores
+        .iter()
+        .map(|s| {
+            s.map(|score| {
+                let at = probes
+                    .binary_search_by(|p| p.total_cmp(&score))
+                    .unwrap_or_else(|i| i);
+                Standing {
+                    score,
+                    rank: 1 + sum(at, |c| &c.better),
+                    worse: sum(at, |c| &c.worse),
+                    total,
+                }
+            })
+        })
+        .collect())
 }
 
 /// The member and up to `radius` entries on each side (fewer only at the
@@ -258,6 +316,30 @@ mod tests {
                     got,
                     expected[lo..hi],
                     "around {member} r={radius} ({order:?})"
+                );
+            }
+            let ids: Vec<MemberId> = expected
+                .iter()
+                .step_by(7)
+                .map(|(_, m, _)| MemberId::new(m).unwrap())
+                .chain([MemberId::new("nobody").unwrap()])
+                .collect();
+            let many = standings(&store, &board, &ids).await.unwrap();
+            for (id, got) in ids.iter().zip(&many) {
+                let want = expected.iter().find(|(_, m, _)| m == id.as_str());
+                let worse = want.map(|(_, _, s)| {
+                    scores
+                        .iter()
+                        .filter(|(_, o)| match order {
+                            Order::Desc => o < s,
+                            Order::Asc => o > s,
+                        })
+                        .count() as u64
+                });
+                assert_eq!(
+                    got.map(|g| (g.rank, g.score, g.worse, g.total)),
+                    want.map(|(r, _, s)| (*r, *s, worse.unwrap_or(0), 400)),
+                    "{id:?} in a list ({order:?})"
                 );
             }
             let nobody = MemberId::new("nobody").unwrap();

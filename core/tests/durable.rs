@@ -140,6 +140,14 @@ async fn passes_the_pages_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_list_calls_suite() {
+    let dir = TempDir::new("many");
+    let store = open(dir.path());
+    standings_test_support::many::run(&store, "dur").await;
+    store.close().await;
+}
+
+#[tokio::test]
 async fn passes_the_periods_suite() {
     let dir = TempDir::new("periods");
     let store = open(dir.path());

@@ -26,3 +26,9 @@ async fn passes_the_pages_suite() {
     let store = MemoryStore::new();
     standings_test_support::pages::run(&store, "mem").await;
 }
+
+#[tokio::test]
+async fn passes_the_list_calls_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::many::run(&store, "mem").await;
+}

@@ -82,6 +82,13 @@ async fn passes_the_pages_suite() {
     standings_test_support::pages::run(&store, "rc").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_list_calls_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    standings_test_support::many::run(&store, "rc").await;
+}
+
 /// Boards in time against the real cluster: every period moved by one
 /// script, the store's clock picking the current one, roll-over,
 /// retention by Redis's own expiry and blends against the oracle.

@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod likes;
 pub mod limit;
+pub mod members;
 pub mod pages;
 pub mod period;
 pub mod purge;
@@ -157,6 +158,7 @@ impl Gateway {
             store,
             metrics: telemetry::metrics_handle(),
             max_body_bytes: config.gateway.max_body_bytes,
+            max_batch_body_bytes: config.gateway.max_batch_body_bytes,
             request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
             request_counter: AtomicU64::new(0),
             route_metrics: telemetry::RouteMetrics::new(),

@@ -151,6 +151,8 @@ struct MemberReply<'a> {
     score: f64,
     rank: u64,
     total: u64,
+    /// 100 x members strictly worse / total ([`rank::Standing::percentile`]).
+    percentile: f64,
     period: &'a PeriodInfo,
 }
 
@@ -167,6 +169,7 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
         score: standing.score,
         rank: standing.rank,
         total: standing.total,
+        percentile: standing.percentile(),
         period: &period,
     }))
 }

@@ -39,12 +39,14 @@ pub enum Route {
     OwnerLikes,
     BoardWeights,
     Entries,
+    MembersLookup,
+    ScoresBatch,
     NotFound,
 }
 
 impl Route {
     /// Every route, in [`Route::index`] order.
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 27] = [
         Route::Scores,
         Route::Top,
         Route::Member,
@@ -69,6 +71,8 @@ impl Route {
         Route::OwnerLikes,
         Route::BoardWeights,
         Route::Entries,
+        Route::MembersLookup,
+        Route::ScoresBatch,
         Route::NotFound,
     ];
 
@@ -104,6 +108,8 @@ impl Route {
             Route::OwnerLikes => "owner_likes",
             Route::BoardWeights => "admin_weights",
             Route::Entries => "entries",
+            Route::MembersLookup => "members_lookup",
+            Route::ScoresBatch => "scores_batch",
             Route::NotFound => "not_found",
         }
     }
@@ -117,7 +123,9 @@ impl Route {
             | Route::Reload
             | Route::CreateBoard
             | Route::Events
-            | Route::LikesLookup => "POST",
+            | Route::LikesLookup
+            | Route::MembersLookup
+            | Route::ScoresBatch => "POST",
             Route::DeleteBoard => "DELETE",
             Route::Member | Route::RemoveMember => "GET, HEAD, DELETE",
             Route::BlendWeights | Route::BoardWeights => "PUT",
@@ -134,7 +142,9 @@ impl Route {
             | Route::Reload
             | Route::CreateBoard
             | Route::Events
-            | Route::LikesLookup => method == Method::POST,
+            | Route::LikesLookup
+            | Route::MembersLookup
+            | Route::ScoresBatch => method == Method::POST,
             Route::DeleteBoard | Route::RemoveMember => method == Method::DELETE,
             Route::BlendWeights | Route::BoardWeights => method == Method::PUT,
             Route::NotFound => true,
@@ -191,6 +201,8 @@ pub fn route(path: &str) -> Routed<'_> {
     match seg[..count] {
         ["v1", "boards", b, "scores"] => at(Route::Scores, b, "", ""),
         ["v1", "boards", b, "top"] => at(Route::Top, b, "", ""),
+        ["v1", "boards", b, "members:lookup"] => at(Route::MembersLookup, b, "", ""),
+        ["v1", "boards", b, "scores:batch"] => at(Route::ScoresBatch, b, "", ""),
         ["v1", "boards", b, "members", m] if !m.is_empty() => at(Route::Member, b, m, ""),
         ["v1", "boards", b, "members", m, "around"] if !m.is_empty() => at(Route::Around, b, m, ""),
         ["static", b, f] => at(Route::Static, b, "", f),
@@ -288,6 +300,17 @@ mod tests {
         );
         assert!(Route::BoardWeights.accepts(&Method::PUT));
         assert!(Route::LikesLookup.accepts(&Method::POST));
+        assert_eq!(
+            route("/v1/boards/g/members:lookup").route,
+            Route::MembersLookup
+        );
+        assert_eq!(route("/v1/boards/g/scores:batch").route, Route::ScoresBatch);
+        assert_eq!(
+            route("/v1/boards/g/members/members:lookup").route,
+            Route::Member,
+            "a member may be named members:lookup"
+        );
+        assert!(Route::ScoresBatch.accepts(&Method::POST));
         assert_eq!(route("/v1/boards/g").route, Route::NotFound);
         assert_eq!(route("/").route, Route::NotFound);
     }

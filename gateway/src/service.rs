@@ -19,6 +19,7 @@ use crate::auth;
 use crate::error::{ApiError, ErrorCode};
 use crate::likes;
 use crate::limit::client_ip;
+use crate::members;
 use crate::reads;
 use crate::reply::{json, Reply};
 use crate::request::Query;
@@ -43,7 +44,7 @@ where
         match tokio::time::timeout(state.request_timeout, work).await {
             Ok(reply) => reply,
             // A write that ran out of time may have reached the store.
-            Err(_) if matches!(routed.route, Route::Scores | Route::Events) => Err(ApiError::unavailable(
+            Err(_) if matches!(routed.route, Route::Scores | Route::Events | Route::ScoresBatch) => Err(ApiError::unavailable(
                 ErrorCode::OutcomeUnknown,
                 "the write did not finish in time; it may have been applied: retry with the same Idempotency-Key",
             )),
@@ -85,6 +86,7 @@ where
             | Route::LikesLookup
             | Route::ActorLikes
             | Route::OwnerLikes
+            | Route::MembersLookup
     ) {
         state.admit(&state.read_limiter, "reads", client)?;
     }
@@ -235,6 +237,18 @@ where
             let board = decode(routed.board, "board")?;
             admin::set_weights(state, &board, &parts.headers, body).await
         }
+        Route::MembersLookup => {
+            query.only(&[])?;
+            let _permit = state.fanout_permit().await?;
+            let board = decode(routed.board, "board")?;
+            members::lookup(state, &board, &parts.headers, body).await
+        }
+        Route::ScoresBatch => {
+            query.only(&[])?;
+            state.admit(&state.write_limiter, "writes", client)?;
+            let board = decode(routed.board, "board")?;
+            members::batch(state, &board, caller.as_deref(), &parts.headers, body).await
+        }
         Route::NotFound => Err(ApiError::not_found()),
     }
 }
@@ -260,8 +274,9 @@ fn board_scope(route: Route) -> Option<standings_config::KeyScope> {
         | Route::Around
         | Route::Static
         | Route::Periods
-        | Route::Entries => Some(KeyScope::Read),
-        Route::Scores => Some(KeyScope::Write),
+        | Route::Entries
+        | Route::MembersLookup => Some(KeyScope::Read),
+        Route::Scores | Route::ScoresBatch => Some(KeyScope::Write),
         Route::BlendWeights
         | Route::BoardWeights
         | Route::Purge

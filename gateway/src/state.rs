@@ -173,6 +173,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest accepted body of a batch of writes.
+    pub max_batch_body_bytes: usize,
     /// Bound on one request.
     pub request_timeout: Duration,
     /// Source of request ids for the audit log.
@@ -367,14 +369,16 @@ impl AppState {
         Ok(permit)
     }
 
-    /// The board named `name`, or 404.
+    /// The board named `name`; 400 `invalid_board` for a name outside the
+    /// board-name pattern (it can never be a board), 404 for a well-formed
+    /// name that is not one. Checked only on a miss, so serving a board
+    /// costs no pattern check.
     pub fn board(&self, name: &str) -> Result<Arc<BoardState>, ApiError> {
-        self.registry
-            .load()
-            .boards
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ApiError::unknown_board(name))
+        if let Some(b) = self.registry.load().boards.get(name) {
+            return Ok(b.clone());
+        }
+        standings_core::BoardName::new(name)?;
+        Err(ApiError::unknown_board(name))
     }
 }
 

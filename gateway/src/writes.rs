@@ -19,14 +19,14 @@ use crate::state::AppState;
 use crate::view::score;
 
 #[derive(Serialize)]
-struct WriteReply<'a> {
-    member: &'a str,
+pub(crate) struct WriteReply<'a> {
+    pub(crate) member: &'a str,
     #[serde(serialize_with = "score")]
-    score: f64,
-    applied: bool,
+    pub(crate) score: f64,
+    pub(crate) applied: bool,
     /// The member's score in every period the write moved, by period id.
     #[serde(serialize_with = "scores_by_period")]
-    scores: &'a [(Arc<str>, f64)],
+    pub(crate) scores: &'a [(Arc<str>, f64)],
 }
 
 /// `[(id, score)]` as a JSON object in board period order, scores as
@@ -115,6 +115,19 @@ struct WriteBody {
 /// fault in every error.
 fn parse_write(body: &[u8], default_op: Op) -> Result<(MemberId, Op, Score), ApiError> {
     let fields: WriteBody = json_object(body, "member, score, op")?;
+    check_write(fields.member, fields.score, fields.op, default_op)
+}
+
+/// Checks a write's `member`, `score` and `op` (absent: `None`; `null`:
+/// `Some(Null)`), naming the bare field at fault; a batch prefixes it
+/// with the write's place (`writes[3].score`).
+pub(crate) fn check_write(
+    member: Option<Value>,
+    score: Option<Value>,
+    op: Option<Value>,
+    default_op: Op,
+) -> Result<(MemberId, Op, Score), ApiError> {
+    let fields = WriteBody { member, score, op };
     let missing = |field: &'static str| {
         ApiError::bad_field(
             ErrorCode::MissingField,
@@ -180,7 +193,7 @@ fn exact_score(n: &serde_json::Number) -> Result<Score, ApiError> {
 }
 
 /// `X-Request-Id` when the client sent a sane one, else a generated id.
-fn request_id(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn request_id(state: &AppState, headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

@@ -185,7 +185,9 @@ async fn idempotency_static_json_and_operations() {
     assert_eq!(
         member,
         json!({"member": "user:10086", "score": 8100, "rank": 1, "total": 1,
-               "period": {"id": "all", "kind": "all", "starts_at": null, "ends_at": null, "closed": false}})
+               "percentile": 0.0,
+               "period": {"id": "all", "kind": "all", "starts_at": null, "ends_at": null, "closed": false}}),
+        "a lone member is percentile 0: no member is strictly worse"
     );
 
     // Static JSON: same bytes as /top, strong ETag, 304, cache headers, file on disk.
@@ -555,7 +557,14 @@ fn malformed_cases() -> Vec<Case> {
             Some("limt"),
         ),
         get("/v1/boards/nope/top", 404, "unknown_board", Some("board")),
-        get("/v1/boards/UPPER/top", 404, "unknown_board", Some("board")),
+        get("/v1/boards/UPPER/top", 400, "invalid_board", Some("board")),
+        get(
+            "/v1/boards/a.b/members/m",
+            400,
+            "invalid_board",
+            Some("board"),
+        ),
+        get("/static/-x/top20.json", 400, "invalid_board", Some("board")),
         get(
             "/v1/boards/global/members/nobody",
             404,

@@ -708,3 +708,15 @@ async fn writes_recover_after_a_master_fails_over() {
     check_live_reads(&dep, &expected, 50).await;
     dep.assert_running();
 }
+
+/// Lookups of random lists (members on many shards of three masters,
+/// unknown members, repeats) and batches of good and bad writes through
+/// the gateway process on a real cluster equal the oracle; the scenario is
+/// `support/lists.rs`, shared with the embedded-store test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_batches_equal_the_oracle() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start(3, 0);
+    let dep = Deployment::start(&cluster, "cluster-lists", false).await;
+    support::lists::run(&dep.client, &dep.base, 15).await;
+}

@@ -500,3 +500,15 @@ async fn acknowledged_events_survive_kill_9_and_apply_once() {
         drop(gateway);
     }
 }
+
+/// Lookups of random lists and batches of good and bad writes through the
+/// gateway process on the embedded store equal the oracle (the scenario
+/// is `support/lists.rs`, shared with the Redis Cluster test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_batches_equal_the_oracle() {
+    let scratch = ScratchDir::new("durable-lists");
+    let config = write_config(scratch.path());
+    let client = reqwest::Client::new();
+    let (_gateway, base) = start(scratch.path(), &config, &client).await;
+    support::lists::run(&client, &base, 14).await;
+}

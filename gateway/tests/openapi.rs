@@ -15,7 +15,7 @@ use standings_gateway::router::{route_request, Route};
 
 /// The router's endpoints (`route()` in `gateway/src/router.rs`), as the spec
 /// spells them.
-const ROUTES: [(&str, &str); 29] = [
+const ROUTES: [(&str, &str); 31] = [
     ("post", "/v1/boards/{board}/scores"),
     ("get", "/v1/boards/{board}/top"),
     ("get", "/v1/boards/{board}/members/{member}"),
@@ -45,6 +45,8 @@ const ROUTES: [(&str, &str); 29] = [
     ("get", "/v1/owners/{owner}/likes"),
     ("put", "/v1/admin/boards/{board}/weights"),
     ("get", "/v1/boards/{board}/entries"),
+    ("post", "/v1/boards/{board}/members:lookup"),
+    ("post", "/v1/boards/{board}/scores:batch"),
 ];
 
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
@@ -558,8 +560,9 @@ fn scope(route: Route) -> Option<&'static str> {
         | Route::Likes
         | Route::LikesLookup
         | Route::ActorLikes
-        | Route::OwnerLikes => Some("read"),
-        Route::Scores | Route::Events => Some("write"),
+        | Route::OwnerLikes
+        | Route::MembersLookup => Some("read"),
+        Route::Scores | Route::Events | Route::ScoresBatch => Some("write"),
         Route::BlendWeights
         | Route::BoardWeights
         | Route::Purge

@@ -26,6 +26,7 @@
 pub mod cluster;
 pub mod conformance;
 pub mod likes;
+pub mod many;
 pub mod merge_sample;
 pub mod pages;
 pub mod periods;

@@ -162,8 +162,8 @@ use tokio::task::JoinHandle;
 use super::likes::{EventChange, Likes, Seen};
 use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
 use super::{
-    AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, ShardPage, Store, StoreError,
-    Write, WriteOutcome,
+    AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, ShardCountsMany, ShardPage,
+    Store, StoreError, Write, WriteOutcome,
 };
 use crate::blend::{self, Blend};
 use crate::board::{Board, StorageName};
@@ -1450,6 +1450,66 @@ impl Store for DurableStore {
         score: f64,
     ) -> Result<Vec<ShardCounts>, StoreError> {
         self.memory.counts(board, shards, score).await
+    }
+
+    async fn scores_many(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        self.memory.scores_many(board, members).await
+    }
+
+    async fn counts_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        scores: &[f64],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.memory.counts_many(board, shards, scores).await
+    }
+
+    /// Each write applied in memory and queued as it would be alone, then
+    /// all waited for together: the batch shares commits (one fsync for
+    /// many writes), and none is answered before every queued one is on
+    /// disk.
+    async fn apply_many(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let mut waits = Vec::with_capacity(writes.len());
+        for write in writes {
+            let queued = match self.reserve().await {
+                Ok(permit) => self.memory.apply_recorded(board, write).map(|(o, a)| {
+                    let wait = a.map(|applied| {
+                        let board = board.storage().clone();
+                        Self::queue(permit, Mutation::Write { board, applied })
+                    });
+                    (o, wait)
+                }),
+                Err(e) => Err(e),
+            };
+            match queued {
+                Ok((outcome, wait)) => {
+                    outcomes.push(Ok(outcome));
+                    waits.push(wait);
+                }
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    waits.push(None);
+                }
+            }
+        }
+        for (outcome, wait) in outcomes.iter_mut().zip(waits) {
+            if let Some(wait) = wait {
+                if let Err(e) = Self::wait(wait).await {
+                    *outcome = Err(e);
+                }
+            }
+        }
+        outcomes
     }
 
     async fn neighbours(

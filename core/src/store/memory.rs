@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    check_shard, AuditRecord, Neighbours, PeriodScores, ShardCounts, ShardPage, Store, StoreError,
-    Write, WriteOutcome,
+    check_shard, AuditRecord, Neighbours, PeriodScores, ShardCounts, ShardCountsMany, ShardPage,
+    Store, StoreError, Write, WriteOutcome,
 };
 use crate::blend::{self, Blend, BlendPart};
 use crate::board::{Board, Schedule, StorageName};
@@ -269,6 +269,16 @@ impl Set {
         let n = match order {
             Order::Desc => self.sorted.len() - self.sorted.partition_point(|(k, _)| k.0 <= score),
             Order::Asc => self.sorted.partition_point(|(k, _)| k.0 < score),
+        };
+        n as u64
+    }
+
+    /// Members strictly worse than `score`: the other side of
+    /// [`Set::count_better`].
+    fn count_worse(&self, order: Order, score: f64) -> u64 {
+        let n = match order {
+            Order::Desc => self.sorted.partition_point(|(k, _)| k.0 < score),
+            Order::Asc => self.sorted.len() - self.sorted.partition_point(|(k, _)| k.0 <= score),
         };
         n as u64
     }
@@ -877,6 +887,52 @@ impl Store for MemoryStore {
             better: s.count_better(board.order, score),
             total: s.scores.len() as u64,
         })
+    }
+
+    async fn scores_many(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        members
+            .iter()
+            .map(|m| {
+                let shard = board
+                    .shard_of(m)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(self.with_set(board, shard, |s| s.scores.get(m).copied()))
+            })
+            .collect()
+    }
+
+    async fn counts_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        scores: &[f64],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.each_set(board, shards, |s| ShardCountsMany {
+            better: scores
+                .iter()
+                .map(|&x| s.count_better(board.order, x))
+                .collect(),
+            worse: scores
+                .iter()
+                .map(|&x| s.count_worse(board.order, x))
+                .collect(),
+            total: s.scores.len() as u64,
+        })
+    }
+
+    async fn apply_many(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        writes
+            .iter()
+            .map(|w| self.apply_inner(board, w, false).map(|(o, _)| o))
+            .collect()
     }
 
     async fn neighbours(

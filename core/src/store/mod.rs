@@ -138,6 +138,18 @@ pub struct ShardCounts {
     pub total: u64,
 }
 
+/// Per-shard counts for several probe scores at once (a lookup of a list
+/// of members ranks all of them with one fan-out).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShardCountsMany {
+    /// For each probe score, in the order given: members strictly better.
+    pub better: Vec<u64>,
+    /// For each probe score: members strictly worse (for percentiles).
+    pub worse: Vec<u64>,
+    /// Members in the shard.
+    pub total: u64,
+}
+
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
@@ -196,6 +208,37 @@ pub trait Store: Send + std::marker::Sync + 'static {
         shards: &[u32],
         score: f64,
     ) -> Result<Vec<ShardCounts>, StoreError>;
+
+    /// For each member, looked up in its own shard: its score in
+    /// `board.period`, if it has one. One call for a whole list, so a
+    /// networked backend sends the lookups of one node together. Every
+    /// member must be placeable on the board ([`Board::shard_of`]).
+    async fn scores_many(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<f64>>, StoreError>;
+
+    /// For each shard: for each of `scores`, how many members score
+    /// strictly better and how many strictly worse, and how many members
+    /// it holds. [`Store::counts`] for many probes in one fan-out.
+    async fn counts_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        scores: &[f64],
+    ) -> Result<Vec<ShardCountsMany>, StoreError>;
+
+    /// Applies each write as [`Store::apply`] does, each atomic and
+    /// idempotent on its own, in order (writes of one member apply in the
+    /// order given); one outcome per write. A write that fails (conflict,
+    /// out of range) does not stop the others; a failure of the store
+    /// itself answers the same error for every write it touched.
+    async fn apply_many(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>>;
 
     /// For each shard: up to `n` entries on each side of `anchor` in the
     /// board's total order (the anchor itself excluded).

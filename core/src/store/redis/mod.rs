@@ -189,11 +189,13 @@
 //! `periods.lua`, the head the write, blend and events scripts share,
 //! `move.lua`, one board's move shared by the write and events scripts,
 //! `write.lua`, `blend.lua`, `neighbours.lua`, `remove.lua`, `events.lua`,
-//! `follow_take.lua`, `follow.lua` and `lag.lua`), `fanout` the per-master
-//! pipelines and `reply` the decoding of replies.
+//! `follow_take.lua`, `follow.lua`, `lag.lua` and `counts.lua`), `fanout` the
+//! per-master pipelines, `many` the calls on lists (scores and counts of
+//! many members, batches of writes) and `reply` the decoding of replies.
 
 mod fanout;
 mod likes;
+mod many;
 mod reply;
 mod scripts;
 
@@ -216,12 +218,12 @@ use self::reply::{
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
-    BLEND_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT,
-    REMOVE_SCRIPT, WRITE_SCRIPT,
+    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT,
+    NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
-    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardPage, Store, StoreError,
-    Write, WriteOutcome,
+    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardCountsMany, ShardPage,
+    Store, StoreError, Write, WriteOutcome,
 };
 use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
@@ -294,6 +296,11 @@ pub struct RedisStore {
     follow_sha: String,
     /// SHA1 of [`LAG_SCRIPT`], for `EVALSHA_RO`.
     lag_sha: String,
+    /// SHA1 of [`COUNTS_SCRIPT`], for `EVALSHA_RO`.
+    counts_sha: String,
+    /// Whether [`Store::counts_many`] sends [`COUNTS_SCRIPT`] per node
+    /// (true) or plain commands per shard ([`RedisStore::with_counts_script`]).
+    counts_script: bool,
     /// How long an event-stream entry stays delivered and unacknowledged
     /// before another consumer claims it ([`RedisStore::with_claim_idle`]).
     claim_idle: Duration,
@@ -346,6 +353,8 @@ impl RedisStore {
                 .to_string(),
             follow_sha: redis::Script::new(FOLLOW_SCRIPT).get_hash().to_string(),
             lag_sha: redis::Script::new(LAG_SCRIPT).get_hash().to_string(),
+            counts_sha: redis::Script::new(COUNTS_SCRIPT).get_hash().to_string(),
+            counts_script: true,
             claim_idle: DEFAULT_CLAIM_IDLE,
         };
         store.ping().await?;
@@ -371,6 +380,15 @@ impl RedisStore {
         self
     }
 
+    /// The same store counting many probes with plain `ZCOUNT`/`ZCARD`
+    /// commands pipelined per node instead of one [`COUNTS_SCRIPT`] call
+    /// per node (`false`); default `true`. For the benchmark that compares
+    /// the two (`docs/benchmarks.md`), and for a cluster older than 7.0.
+    pub fn with_counts_script(mut self, on: bool) -> Self {
+        self.counts_script = on;
+        self
+    }
+
     /// `SCRIPT LOAD` of the scripts on every node (redis-rs sends it to
     /// all). A node that is down now gets the script on first use through
     /// the `EVAL` fallback, so a failure here is logged, not fatal.
@@ -384,6 +402,7 @@ impl RedisStore {
             ("follow-take", FOLLOW_TAKE_SCRIPT),
             ("follow", FOLLOW_SCRIPT),
             ("lag", LAG_SCRIPT),
+            ("counts", COUNTS_SCRIPT),
         ] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
@@ -564,6 +583,15 @@ fn order_arg(order: Order) -> &'static str {
 
 impl RedisStore {
     async fn apply_once(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
+        let call = self.write_call(board, write)?.call;
+        let reply = self.run(&call).await.map_err(write_failure)?;
+        parse_write(&reply)
+    }
+
+    /// The write script's call for `write` and the slot of its shard;
+    /// [`Store::apply`] sends one, [`Store::apply_many`] a pipeline per
+    /// node of them.
+    fn write_call(&self, board: &Board, write: &Write) -> Result<fanout::SlotCall, StoreError> {
         let shard = board
             .shard_of(&write.member)
             .map_err(|e| corrupt(e.to_string()))?;
@@ -595,8 +623,10 @@ impl RedisStore {
         push_period_args(&mut args, board, now);
         args.extend(board.blends.iter().map(|b| encode_parts(&b.parts)));
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
-        let reply = self.run(&call).await.map_err(write_failure)?;
-        parse_write(&reply)
+        Ok(fanout::SlotCall {
+            slot: slot_of(&tag),
+            call,
+        })
     }
 
     /// The blend script on `shards` (see [`BLEND_SCRIPT`]): `mode` with
@@ -814,6 +844,32 @@ impl Store for RedisStore {
             },
         );
         self.bound(work).await
+    }
+
+    async fn scores_many(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        self.bound(self.scores_many_once(board, members)).await
+    }
+
+    async fn counts_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        scores: &[f64],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.bound(self.counts_many_once(board, shards, scores))
+            .await
+    }
+
+    async fn apply_many(
+        &self,
+        board: &Board,
+        writes: &[Write],
+    ) -> Vec<Result<WriteOutcome, StoreError>> {
+        self.apply_many_chunked(board, writes).await
     }
 
     async fn neighbours(

@@ -51,6 +51,25 @@
 //! kind (as `PeriodKind` displays it), id p-2, id p-1, start p-1, id p,
 //! start p, id p+1, start p+1, end p+1.
 
+/// The counts script: the counts of many shards on ONE node for many probe
+/// scores, in one call (a lookup of a list of members ranks every member
+/// with one call per node instead of two commands per shard and member).
+///
+/// `KEYS`: 1 the first shard's sorted set, which routes the call to its
+/// node. `ARGV`: 1 the probe count n; 2..n+1 each probe score as an
+/// exclusive bound, `(SCORE`; then the sorted sets of the other shards of
+/// that node. Declared keys must share one slot, so the others go in
+/// `ARGV`: `allow-cross-slot-keys` lets the script touch keys of other
+/// slots as long as this node serves them; one that it does not serve
+/// (the slot moved, or is migrating and the key is elsewhere) fails the
+/// call with "non local key", and the caller counts that node's shards
+/// again with plain commands, which redis-rs redirects.
+///
+/// Answers, for each set in order (KEYS[1] first): its `ZCARD`, then for
+/// each probe the members above it and below it (`ZCOUNT (s +inf` and
+/// `ZCOUNT -inf (s`); better and worse by the board's order.
+pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
+
 /// The write script: one call per write, every key in the shard's slot.
 ///
 /// `KEYS`: 1 the audit stream `{st:b:s}:a`; then for each blend of the
