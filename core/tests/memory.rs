@@ -20,3 +20,9 @@ async fn passes_the_likes_suite() {
     let store = MemoryStore::new();
     standings_test_support::likes::run(&store, "mem").await;
 }
+
+#[tokio::test]
+async fn passes_the_meta_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::meta::run(&store, "mem").await;
+}

@@ -55,6 +55,7 @@ fn incr(member: &str, delta: f64, key: Option<&str>) -> Write {
         value: Score::new(delta).expect("score"),
         idempotency_key: key.map(String::from),
         request_id: format!("req-{member}"),
+        meta: None,
     }
 }
 
@@ -71,6 +72,15 @@ async fn passes_the_conformance_suite() {
     let cluster = RedisCluster::start(3, 0);
     let store = connect(&cluster, RedisOptions::default()).await;
     conformance::run(&store, "rc").await;
+}
+
+/// Member metadata against the real cluster: the write script's `HSET`,
+/// the top script's `HMGET`, `metas` fanned out per node, removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_meta_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    standings_test_support::meta::run(&store, "rc").await;
 }
 
 /// Boards in time against the real cluster: every period moved by one
@@ -635,6 +645,7 @@ async fn writes_and_reads_survive_script_flush() {
     let anchor = Entry {
         member: MemberId::new("m:8").expect("member"),
         score: 9.0,
+        meta: None,
     };
     let around = store
         .neighbours(&b, &b.all_shards(), &anchor, 2)

@@ -92,11 +92,13 @@ pub enum ErrorCode {
     InvalidEvent,
     /// 503: the event spool is full (the store has been down a while).
     SpoolFull,
+    /// 400: a `meta` that is not a JSON object of at most 512 bytes.
+    InvalidMeta,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -132,6 +134,7 @@ impl ErrorCode {
         ErrorCode::BoardInConfig,
         ErrorCode::InvalidEvent,
         ErrorCode::SpoolFull,
+        ErrorCode::InvalidMeta,
     ];
 
     /// The code as the error body spells it.
@@ -172,6 +175,7 @@ impl ErrorCode {
             ErrorCode::BoardInConfig => "board_in_config",
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::SpoolFull => "spool_full",
+            ErrorCode::InvalidMeta => "invalid_meta",
         }
     }
 
@@ -191,7 +195,8 @@ impl ErrorCode {
             | Self::InvalidPath
             | Self::InvalidPeriod
             | Self::InvalidBlend
-            | Self::InvalidEvent => StatusCode::BAD_REQUEST,
+            | Self::InvalidEvent
+            | Self::InvalidMeta => StatusCode::BAD_REQUEST,
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }
@@ -222,6 +227,7 @@ impl From<InputCode> for ErrorCode {
             InputCode::InvalidScore => ErrorCode::InvalidScore,
             InputCode::InvalidOp => ErrorCode::InvalidOp,
             InputCode::InvalidEvent => ErrorCode::InvalidEvent,
+            InputCode::InvalidMeta => ErrorCode::InvalidMeta,
         }
     }
 }

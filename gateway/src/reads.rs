@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use standings_core::snapshot::LoadError;
 use standings_core::store::{now_ms, now_ms_i64};
-use standings_core::{rank, Board, MemberId, PeriodKind, StoreError};
+use standings_core::{rank, Board, MemberId, Meta, PeriodKind, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::period::{self, PeriodInfo, Slot, Target};
@@ -149,6 +149,9 @@ struct MemberReply<'a> {
     rank: u64,
     total: u64,
     period: &'a PeriodInfo,
+    /// The member's metadata, when it has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
 }
 
 /// `GET /v1/boards/{board}/members/{member}`: live and exact.
@@ -159,12 +162,19 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let standing = rank::standing(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
+    let meta = state
+        .store
+        .metas(&at, std::slice::from_ref(&member))
+        .await?
+        .pop()
+        .flatten();
     Ok(json_of(&MemberReply {
         member: member.as_str(),
         score: standing.score,
         rank: standing.rank,
         total: standing.total,
         period: &period,
+        meta: meta.as_ref(),
     }))
 }
 

@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod conformance;
 pub mod likes;
 pub mod merge_sample;
+pub mod meta;
 pub mod periods;
 pub mod process;
 pub mod varnish;
