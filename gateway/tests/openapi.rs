@@ -49,7 +49,7 @@ const ROUTES: [(&str, &str); 28] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 35] = [
+const ERROR_CODES: [&str; 36] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -95,6 +95,7 @@ const ERROR_CODES: [&str; 35] = [
     // POST /v1/events: 400, and 503 when the event spool is full
     "invalid_event",
     "spool_full",
+    "invalid_meta",
 ];
 
 fn spec() -> Value {
@@ -255,6 +256,7 @@ fn error_constructors_use_listed_codes() {
         ApiError::from(MemberId::new("").unwrap_err()).code,
         ApiError::from(Score::new(f64::NAN).unwrap_err()).code,
         ApiError::from(Op::parse("decr").unwrap_err()).code,
+        ApiError::from(standings_core::Meta::parse("[]").unwrap_err()).code,
         ApiError::from(standings_core::events::EventId::new("").unwrap_err()).code,
         standings_gateway::auth::unauthorized("x").code,
     ];

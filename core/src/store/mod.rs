@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(
             with.digest(),
             0xcda1_4f36_21cd_6945,
-            "pinned: FNV-1a 64 of `incr|5e0|{\"a\":1,\"b\":2}`"
+            "pinned: FNV-1a 64 of incr|5e0|{{\"a\":1,\"b\":2}}"
         );
         assert_ne!(with.digest(), w.digest(), "meta takes part when given");
         let reordered = Write {
