@@ -37,9 +37,9 @@ pub struct Write {
     /// The operand: delta for `incr`, new score for `set` and `best`.
     pub value: Score,
     /// Applies the write once per (board, member, key) within the board's
-    /// idempotency TTL; a repeat with the same op and value answers the
-    /// first outcome, one with a different op or value is
-    /// [`StoreError::IdempotencyConflict`] (see [`request_digest`]).
+    /// idempotency TTL; a repeat with the same op, value and meta answers
+    /// the first outcome, one with a different op, value or meta is
+    /// [`StoreError::IdempotencyConflict`] (see [`request_digest_with_meta`]).
     pub idempotency_key: Option<String>,
     /// Recorded in the audit log so a write can be traced end to end.
     pub request_id: String,
