@@ -116,6 +116,7 @@ async fn round(
                     value: Score::new((i % 10) as f64 + 1.0).unwrap(),
                     idempotency_key: None,
                     request_id: String::new(),
+                    meta: None,
                 };
                 let at = Instant::now();
                 store.apply(&board, &w).await.expect("write");

@@ -17,6 +17,7 @@
 //! | `{st:b:s}:v:P` | string (int) | P's version, bumped by every applied write that moves P |
 //! | `{st:b:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"` and, on a board with several periods, `" <id>=<score>"` per period; the first write's [`crate::store::request_digest`] (16 hex digits) and resulting scores, with the board's TTL; scoped to (member, key) |
 //! | `{st:b:s}:a` | stream | audit log of applied writes (and removals), trimmed `MAXLEN ~` |
+//! | `{st:b:s}:m` | hash | member -> its metadata on the board ([`crate::Meta`], canonical JSON), for every period alike |
 //! | `{st:b:s}:periods` | sorted set | the shard's period ids by when they expire (`inf`: never), added on each period's first write, so a removal finds them all |
 //! | `{st:b:s}:snap:P` | string | the shard's TOP-K snapshot of P |
 //! | `{st:b:s}:bp:NAME` | string | blend NAME's parts set at run time ([`crate::blend::encode_parts`]) |
@@ -152,6 +153,11 @@ pub fn shard_idempotency_prefix(board: &Board, shard: u32) -> String {
     format!("{}:i:", shard_tag(board, shard))
 }
 
+/// The hash of a shard's member metadata (member -> meta text).
+pub fn shard_meta(board: &Board, shard: u32) -> String {
+    shard_key(board, shard, ":m", "")
+}
+
 /// The audit stream of a shard.
 pub fn shard_audit(board: &Board, shard: u32) -> String {
     format!("{}:a", shard_tag(board, shard))
@@ -185,6 +191,7 @@ mod tests {
             shard_version(&b, 17),
             shard_idempotency_prefix(&b, 17),
             shard_audit(&b, 17),
+            shard_meta(&b, 17),
             snapshot(&b, Scope::Shard(17)),
         ] {
             assert!(key.starts_with(tag), "{key}");
@@ -208,6 +215,7 @@ mod tests {
         assert_eq!(shard_version(&public, 17), "{st:global:17}:v:all");
         assert_eq!(shard_idempotency_prefix(&public, 17), "{st:global:17}:i:");
         assert_eq!(shard_audit(&public, 17), "{st:global:17}:a");
+        assert_eq!(shard_meta(&public, 17), "{st:global:17}:m");
         assert_eq!(
             snapshot(&public, Scope::Shard(17)),
             "{st:global:17}:snap:all"

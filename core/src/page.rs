@@ -259,6 +259,7 @@ mod tests {
                     value: Score::new(score).unwrap(),
                     idempotency_key: None,
                     request_id: "t".into(),
+                    meta: None,
                 };
                 store.apply(&b, &w).await.unwrap();
                 all.push(e(&format!("m{i}"), score));

@@ -155,14 +155,12 @@ pub async fn around(
     let Some(score) = score_of(store, board, member).await? else {
         return Ok(None);
     };
-    let anchor = Entry {
-        member: member.clone(),
-        score,
-    };
+    let anchor = Entry::stored(member.clone(), score);
     let per_shard = store
         .neighbours(board, &board.all_shards(), &anchor, radius)
         .await?;
-    let window = window(board.order, &per_shard, anchor, radius);
+    let mut window = window(board.order, &per_shard, anchor, radius);
+    fill_metas(store, board, &mut window.entries).await?;
     let (first_rank, total) = rank_of_score(store, board, window.entries[0].score).await?;
     let ranks = window_ranks(&window, first_rank);
     Ok(Some(Around {
@@ -170,6 +168,23 @@ pub async fn around(
         ranks,
         total,
     }))
+}
+
+/// Sets each entry's meta from the store, in one [`Store::metas`] call
+/// (one round trip per node on Redis): neighbour lists carry no meta, and
+/// any list of members a caller ranks (around, lookups) gets its metas
+/// this way.
+pub async fn fill_metas(
+    store: &dyn Store,
+    board: &Board,
+    entries: &mut [Entry],
+) -> Result<(), StoreError> {
+    let members: Vec<MemberId> = entries.iter().map(|e| e.member.clone()).collect();
+    let metas = store.metas(board, &members).await?;
+    for (e, m) in entries.iter_mut().zip(metas) {
+        e.meta = m;
+    }
+    Ok(())
 }
 
 /// The entries around an anchor, best first, and the 0-based board position
@@ -289,6 +304,7 @@ mod tests {
                     value: Score::new(score).unwrap(),
                     idempotency_key: None,
                     request_id: "t".into(),
+                    meta: None,
                 };
                 store.apply(&board, &w).await.unwrap();
                 scores.push((member, score));

@@ -15,6 +15,14 @@
 //! | count x (score f64 bits u64, member len u8, member bytes)
 //! | crc32 (IEEE) of everything before it, u32
 //! ```
+//!
+//! Format 2 is format 1 with each entry followed by its member's metadata:
+//! `meta len u16, bytes` (0: none; the canonical JSON text of a
+//! [`crate::Meta`], at most 512 bytes). A snapshot none of whose entries
+//! has meta is still written as format 1, byte for byte what the release
+//! before meta wrote, so a reader of that release keeps reading the
+//! snapshots of boards that use no meta during a rolling upgrade; both
+//! formats decode.
 
 use std::sync::Arc;
 
@@ -23,10 +31,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::board::Board;
 use crate::keyspace::Scope;
 use crate::store::{Store, StoreError};
-use crate::types::{BoardName, Entry, InvalidInput, MemberId, Order, Score};
+use crate::types::{BoardName, Entry, InvalidInput, MemberId, Meta, Order, Score};
 
 const MAGIC: &[u8; 4] = b"STSN";
-const FORMAT: u8 = 1;
+/// The format without metadata.
+const FORMAT_1: u8 = 1;
+/// The format with metadata per entry.
+const FORMAT_2: u8 = 2;
 
 /// A sorted TOP-K list with where and when it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,12 +86,23 @@ impl From<InvalidInput> for DecodeError {
 }
 
 impl Snapshot {
-    /// Serialises the snapshot in format 1.
+    /// Serialises the snapshot: format 2 when some entry has meta, else
+    /// format 1.
     pub fn encode(&self) -> Bytes {
         let member_bytes: usize = self.entries.iter().map(|e| e.member.as_str().len()).sum();
-        let mut buf = BytesMut::with_capacity(40 + member_bytes + self.entries.len() * 9);
+        let meta_bytes: usize = self
+            .entries
+            .iter()
+            .filter_map(|e| e.meta.as_ref())
+            .map(|m| m.as_str().len())
+            .sum();
+        let with_meta = self.entries.iter().any(|e| e.meta.is_some());
+        let per_entry = if with_meta { 11 } else { 9 };
+        let mut buf = BytesMut::with_capacity(
+            40 + member_bytes + meta_bytes + self.entries.len() * per_entry,
+        );
         buf.put_slice(MAGIC);
-        buf.put_u8(FORMAT);
+        buf.put_u8(if with_meta { FORMAT_2 } else { FORMAT_1 });
         let (kind, index) = match self.scope {
             Scope::Shard(s) => (0, s),
             Scope::Group(g) => (1, g),
@@ -100,6 +122,11 @@ impl Snapshot {
         for entry in &self.entries {
             buf.put_u64_le(entry.score.to_bits());
             put_short_str(&mut buf, entry.member.as_str());
+            if with_meta {
+                let meta = entry.meta.as_ref().map_or("", |m| m.as_str());
+                buf.put_u16_le(meta.len() as u16);
+                buf.put_slice(meta.as_bytes());
+            }
         }
         let crc = crc32fast::hash(&buf);
         buf.put_u32_le(crc);
@@ -117,7 +144,7 @@ impl Snapshot {
         }
         let mut r = Reader { bytes, pos: 4 };
         let format = r.u8()?;
-        if format != FORMAT {
+        if format != FORMAT_1 && format != FORMAT_2 {
             return Err(DecodeError::UnknownFormat(format));
         }
         if bytes.len() < r.pos + 4 {
@@ -131,7 +158,7 @@ impl Snapshot {
             bytes: body,
             pos: r.pos,
         };
-        let snapshot = read_body(&mut r)?;
+        let snapshot = read_body(&mut r, format == FORMAT_2)?;
         if r.pos != body.len() {
             return Err(DecodeError::Invalid("trailing bytes".into()));
         }
@@ -139,7 +166,7 @@ impl Snapshot {
     }
 }
 
-fn read_body(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
+fn read_body(r: &mut Reader<'_>, with_meta: bool) -> Result<Snapshot, DecodeError> {
     let kind = r.u8()?;
     let index = r.u32()?;
     let scope = match kind {
@@ -167,7 +194,8 @@ fn read_body(r: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
     for _ in 0..count {
         let score = Score::new(f64::from_bits(r.u64()?))?;
         let member = MemberId::new(r.short_str()?)?;
-        let entry = Entry::new(member, score);
+        let meta = if with_meta { r.meta()? } else { None };
+        let entry = Entry::with_meta(member, score, meta);
         if let Some(prev) = entries.last() {
             if order.cmp_entries(prev, &entry) != std::cmp::Ordering::Less {
                 return Err(DecodeError::Invalid("entries out of order".into()));
@@ -229,6 +257,22 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(a))
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    /// A format 2 entry's meta: length 0 is none.
+    fn meta(&mut self) -> Result<Option<Meta>, DecodeError> {
+        let len = self.u16()? as usize;
+        if len == 0 {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(self.take(len)?)
+            .map_err(|_| DecodeError::Invalid("meta is not UTF-8".into()))?;
+        Ok(Some(Meta::from_stored(text)?))
     }
 
     fn short_str(&mut self) -> Result<&'a str, DecodeError> {
@@ -317,6 +361,80 @@ mod tests {
         assert_eq!(Snapshot::decode(b"NOPEnope"), Err(DecodeError::BadMagic));
         assert!(Snapshot::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(Snapshot::decode(&[]).is_err());
+    }
+
+    fn meta(text: &str) -> Option<Meta> {
+        Some(Meta::parse(text).unwrap())
+    }
+
+    #[test]
+    fn metas_round_trip_in_format_2_and_none_keeps_format_1() {
+        let mut entries = sorted_entries(
+            vec![("a".into(), 3.0), ("b".into(), 2.0), ("c".into(), 1.0)],
+            Order::Desc,
+        );
+        let plain = sample(entries.clone(), Order::Desc).encode();
+        assert_eq!(plain[4], 1, "no meta: format 1");
+        entries[0].meta = meta(r#"{"name":"Ann","lvl":3}"#);
+        entries[2].meta = meta(&format!(r#"{{"k":"{}"}}"#, "x".repeat(500)));
+        let snap = sample(entries, Order::Desc);
+        let bytes = snap.encode();
+        assert_eq!(bytes[4], 2, "meta: format 2");
+        let back = Snapshot::decode(&bytes).unwrap();
+        assert_eq!(back, snap);
+        assert_eq!(back.entries[1].meta, None);
+        assert_eq!(
+            back.entries[0].meta.as_ref().unwrap().as_str(),
+            r#"{"lvl":3,"name":"Ann"}"#
+        );
+    }
+
+    /// Bytes written by the release before meta (format 1), pinned: they
+    /// must keep decoding, not fail forever.
+    #[test]
+    fn format_1_written_before_meta_still_decodes() {
+        let entries = sorted_entries(vec![("a".into(), 2.0), ("b".into(), 1.0)], Order::Desc);
+        let mut old = BytesMut::new();
+        old.put_slice(b"STSN");
+        old.put_u8(1);
+        old.put_u8(1);
+        old.put_u32_le(3);
+        old.put_u8(0);
+        old.put_u64_le(812);
+        old.put_u64_le(1_790_000_000_000);
+        put_short_str(&mut old, "global");
+        put_short_str(&mut old, "all");
+        old.put_u32_le(2);
+        for (m, s) in [("a", 2.0f64), ("b", 1.0)] {
+            old.put_u64_le(s.to_bits());
+            put_short_str(&mut old, m);
+        }
+        let crc = crc32fast::hash(&old);
+        old.put_u32_le(crc);
+        let snap = sample(entries, Order::Desc);
+        assert_eq!(Snapshot::decode(&old).unwrap(), snap);
+        assert_eq!(
+            snap.encode(),
+            old.freeze(),
+            "meta-less snapshots are written as before"
+        );
+    }
+
+    #[test]
+    fn refuses_broken_meta() {
+        let mut entries = sorted_entries(vec![("a".into(), 1.0)], Order::Desc);
+        entries[0].meta = meta(r#"{"a":1}"#);
+        let bytes = sample(entries, Order::Desc).encode().to_vec();
+        // Turn `{"a":1}` into `["a":1}` and fix the checksum.
+        let at = bytes.iter().rposition(|&b| b == b'{').unwrap();
+        let mut bad = bytes[..bytes.len() - 4].to_vec();
+        bad[at] = b'[';
+        let crc = crc32fast::hash(&bad);
+        bad.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            Snapshot::decode(&bad),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     proptest! {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::meta::Meta;
+
 /// The largest magnitude a score may have: 2^53, the last integer an `f64`
 /// (and therefore a Redis sorted-set score) represents exactly.
 pub const MAX_SCORE: f64 = 9_007_199_254_740_992.0;
@@ -36,6 +38,8 @@ pub enum InputCode {
     InvalidOp,
     /// An event whose id, type or parties are malformed.
     InvalidEvent,
+    /// A `meta` that is not a JSON object of at most 512 bytes.
+    InvalidMeta,
 }
 
 impl InputCode {
@@ -47,6 +51,7 @@ impl InputCode {
             InputCode::InvalidScore => "invalid_score",
             InputCode::InvalidOp => "invalid_op",
             InputCode::InvalidEvent => "invalid_event",
+            InputCode::InvalidMeta => "invalid_meta",
         }
     }
 }
@@ -352,14 +357,33 @@ pub struct Entry {
     pub member: MemberId,
     /// Their score; always finite and within +-2^53.
     pub score: f64,
+    /// The member's metadata on the board, if a write gave it one. It does
+    /// not take part in the order ([`Order::cmp_entries`]).
+    pub meta: Option<Meta>,
 }
 
 impl Entry {
-    /// Builds an entry from validated parts.
+    /// Builds an entry without metadata from validated parts.
     pub fn new(member: MemberId, score: Score) -> Self {
+        Self::with_meta(member, score, None)
+    }
+
+    /// Builds an entry from validated parts and the member's metadata.
+    pub fn with_meta(member: MemberId, score: Score, meta: Option<Meta>) -> Self {
         Self {
             member,
             score: score.get(),
+            meta,
+        }
+    }
+
+    /// An entry of a score a store or snapshot already holds (finite,
+    /// within +-2^53, never `-0.0`), without metadata.
+    pub fn stored(member: MemberId, score: f64) -> Self {
+        Self {
+            member,
+            score,
+            meta: None,
         }
     }
 }

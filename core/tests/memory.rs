@@ -32,3 +32,9 @@ async fn passes_the_list_calls_suite() {
     let store = MemoryStore::new();
     standings_test_support::many::run(&store, "mem").await;
 }
+
+#[tokio::test]
+async fn passes_the_meta_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::meta::run(&store, "mem").await;
+}

@@ -55,6 +55,7 @@ fn incr(member: &str, delta: f64, key: Option<&str>) -> Write {
         value: Score::new(delta).expect("score"),
         idempotency_key: key.map(String::from),
         request_id: format!("req-{member}"),
+        meta: None,
     }
 }
 
@@ -87,6 +88,15 @@ async fn passes_the_list_calls_suite() {
     let cluster = RedisCluster::start(3, 0);
     let store = connect(&cluster, RedisOptions::default()).await;
     standings_test_support::many::run(&store, "rc").await;
+}
+
+/// Member metadata against the real cluster: the write script's `HSET`,
+/// the top script's `HMGET`, `metas` fanned out per node, removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_meta_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    standings_test_support::meta::run(&store, "rc").await;
 }
 
 /// Boards in time against the real cluster: every period moved by one
@@ -651,6 +661,7 @@ async fn writes_and_reads_survive_script_flush() {
     let anchor = Entry {
         member: MemberId::new("m:8").expect("member"),
         score: 9.0,
+        meta: None,
     };
     let around = store
         .neighbours(&b, &b.all_shards(), &anchor, 2)

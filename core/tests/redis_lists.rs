@@ -42,6 +42,7 @@ fn set(member: &str, value: f64) -> Write {
         value: Score::new(value).expect("score"),
         idempotency_key: None,
         request_id: "lists".into(),
+        meta: None,
     }
 }
 

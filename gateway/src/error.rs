@@ -94,11 +94,13 @@ pub enum ErrorCode {
     SpoolFull,
     /// 400: an `after` that is not a cursor of this board and period.
     InvalidCursor,
+    /// 400: a `meta` that is not a JSON object of at most 512 bytes.
+    InvalidMeta,
 }
 
 impl ErrorCode {
     /// Every code, for the spec check.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -135,6 +137,7 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::SpoolFull,
         ErrorCode::InvalidCursor,
+        ErrorCode::InvalidMeta,
     ];
 
     /// The code as the error body spells it.
@@ -176,6 +179,7 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::SpoolFull => "spool_full",
             ErrorCode::InvalidCursor => "invalid_cursor",
+            ErrorCode::InvalidMeta => "invalid_meta",
         }
     }
 
@@ -196,7 +200,8 @@ impl ErrorCode {
             | Self::InvalidPeriod
             | Self::InvalidBlend
             | Self::InvalidEvent
-            | Self::InvalidCursor => StatusCode::BAD_REQUEST,
+            | Self::InvalidCursor
+            | Self::InvalidMeta => StatusCode::BAD_REQUEST,
             Self::UnknownBoard | Self::MemberNotFound | Self::NotFound | Self::UnknownPeriod => {
                 StatusCode::NOT_FOUND
             }
@@ -227,6 +232,7 @@ impl From<InputCode> for ErrorCode {
             InputCode::InvalidScore => ErrorCode::InvalidScore,
             InputCode::InvalidOp => ErrorCode::InvalidOp,
             InputCode::InvalidEvent => ErrorCode::InvalidEvent,
+            InputCode::InvalidMeta => ErrorCode::InvalidMeta,
         }
     }
 }

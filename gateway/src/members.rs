@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use standings_core::rank::{self, Standing};
 use standings_core::store::now_ms_i64;
-use standings_core::{Board, Entry, MemberId, Op, Score, StoreError, Write};
+use standings_core::{Board, Entry, MemberId, Meta, MetaInput, Op, Score, StoreError, Write};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
@@ -58,6 +58,9 @@ struct Ranked<'a> {
     rank: u64,
     total: u64,
     percentile: f64,
+    /// The member's metadata, when it has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
 }
 
 #[derive(Serialize)]
@@ -174,20 +177,21 @@ where
         }
     }
     found.sort_by(|(m1, s1), (m2, s2)| {
-        let entry = |m: &MemberId, s: &Standing| Entry {
-            member: m.clone(),
-            score: s.score,
-        };
+        let entry = |m: &MemberId, s: &Standing| Entry::stored(m.clone(), s.score);
         b.board.order.cmp_entries(&entry(m1, s1), &entry(m2, s2))
     });
+    let ranked: Vec<MemberId> = found.iter().map(|(m, _)| (*m).clone()).collect();
+    let metas = state.store.metas(&at, &ranked).await?;
     let entries = found
         .iter()
-        .map(|(m, s)| Ranked {
+        .zip(&metas)
+        .map(|((m, s), meta)| Ranked {
             member: m.as_str(),
             score: s.score,
             rank: s.rank,
             total: s.total,
             percentile: s.percentile(),
+            meta: meta.as_ref(),
         })
         .collect();
     Ok(json_of(&LookupReply {
@@ -218,13 +222,15 @@ struct BatchWrite {
     op: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     idempotency_key: Option<Value>,
+    /// As a single write's `meta`: absent keeps the member's meta.
+    #[serde(default, deserialize_with = "standings_core::meta::field")]
+    meta: Option<MetaInput>,
 }
 
 /// The body read strictly, only to refuse a field repeated inside a write
 /// (a `Value` keeps the last one silently).
 #[derive(Deserialize)]
 struct StrictBatch {
-    #[allow(dead_code)]
     writes: Vec<StrictWrite>,
 }
 
@@ -235,6 +241,8 @@ struct StrictWrite {
     score: Option<IgnoredAny>,
     op: Option<IgnoredAny>,
     idempotency_key: Option<IgnoredAny>,
+    /// Read for its repeated keys, which a `Value` would merge.
+    meta: Option<MetaInput>,
 }
 
 /// `{"error": {code, message, field}}` in a batch's results.
@@ -314,12 +322,14 @@ fn item_write(
         check_write(item.member, item.score, item.op, board.default_op)?;
     board.shard_of(&member)?;
     let idempotency_key = item_key(item.idempotency_key)?.map(|k| scoped_key(caller, k));
+    let meta = item.meta.map(Meta::from_input).transpose()?;
     Ok(Write {
         member,
         op,
         value,
         idempotency_key,
         request_id: format!("{request_id}/{i}"),
+        meta,
     })
 }
 
@@ -353,7 +363,7 @@ fn parse_batch(
                     ErrorCode::UnknownField,
                     format!("{field}.{n}"),
                     format!(
-                        "unknown field {n:?} in {field}; expected member, score, op, idempotency_key"
+                        "unknown field {n:?} in {field}; expected member, score, op, idempotency_key, meta"
                     ),
                 ),
                 None => ApiError::invalid_json(format!("{field}: {text}")).with_field(field.clone()),
@@ -363,7 +373,19 @@ fn parse_batch(
     }
     // Only now, so a wrong shape is named above: a field repeated inside
     // a write.
-    json_object::<StrictBatch>(body, "writes")?;
+    let strict: StrictBatch = json_object(body, "writes")?;
+    for (i, w) in strict.writes.iter().enumerate() {
+        if let Some(key) = w.meta.as_ref().and_then(|m| m.duplicate.as_ref()) {
+            parsed[i] = Err(placed(
+                ApiError::bad_field(
+                    ErrorCode::InvalidMeta,
+                    "meta",
+                    format!("meta repeats the key {:?}", crate::error::short(key)),
+                ),
+                i,
+            ));
+        }
+    }
     Ok(parsed)
 }
 

@@ -40,7 +40,9 @@ pub async fn entries(state: &AppState, board: &str, query: &Query<'_>) -> Reply 
         Some(text) => Some(decode_cursor(&at, &text).map_err(invalid_cursor)?),
         None => None,
     };
-    let page = page(state.store.as_ref(), &at, after.as_ref(), limit).await?;
+    let mut page = page(state.store.as_ref(), &at, after.as_ref(), limit).await?;
+    // Every entry carries its member's metadata, as `top` does.
+    standings_core::rank::fill_metas(state.store.as_ref(), &at, &mut page.entries).await?;
     let next = page
         .entries
         .last()

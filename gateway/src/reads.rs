@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use standings_core::snapshot::LoadError;
 use standings_core::store::{now_ms, now_ms_i64};
-use standings_core::{rank, Board, MemberId, PeriodKind, StoreError};
+use standings_core::{rank, Board, MemberId, Meta, PeriodKind, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::period::{self, PeriodInfo, Slot, Target};
@@ -154,6 +154,9 @@ struct MemberReply<'a> {
     /// 100 x members strictly worse / total ([`rank::Standing::percentile`]).
     percentile: f64,
     period: &'a PeriodInfo,
+    /// The member's metadata, when it has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
 }
 
 /// `GET /v1/boards/{board}/members/{member}`: live and exact.
@@ -164,6 +167,12 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let standing = rank::standing(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
+    let meta = state
+        .store
+        .metas(&at, std::slice::from_ref(&member))
+        .await?
+        .pop()
+        .flatten();
     Ok(json_of(&MemberReply {
         member: member.as_str(),
         score: standing.score,
@@ -171,6 +180,7 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
         total: standing.total,
         percentile: standing.percentile(),
         period: &period,
+        meta: meta.as_ref(),
     }))
 }
 

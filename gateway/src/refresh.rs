@@ -267,6 +267,7 @@ mod tests {
                 value: Score::new(f64::from(i)).unwrap(),
                 idempotency_key: None,
                 request_id: "t".into(),
+                meta: None,
             };
             store.apply(&board, &w).await.unwrap();
         }

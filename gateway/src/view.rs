@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::HeaderValue;
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use standings_core::types::competition_ranks;
 use standings_core::{Board, Entry};
 
@@ -257,13 +258,16 @@ struct TopBody<'a> {
     entries: Vec<RankedEntry<'a>>,
 }
 
-/// One listed entry: `{"rank", "member", "score"}`.
+/// One listed entry: `{"rank", "member", "score"}`, and `"meta"` when the
+/// member has metadata (its JSON text embedded as it is).
 #[derive(Serialize)]
 pub struct RankedEntry<'a> {
     rank: u64,
     member: &'a str,
     #[serde(serialize_with = "score")]
     score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
 }
 
 impl<'a> RankedEntry<'a> {
@@ -273,6 +277,7 @@ impl<'a> RankedEntry<'a> {
             rank,
             member: entry.member.as_str(),
             score: entry.score,
+            meta: entry.meta.as_ref().map(|m| m.raw()),
         }
     }
 }

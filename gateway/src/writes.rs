@@ -9,7 +9,7 @@ use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use standings_core::store::now_ms;
-use standings_core::{MemberId, Op, Score, Write};
+use standings_core::{MemberId, Meta, MetaInput, Op, Score, Write};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
@@ -78,7 +78,7 @@ where
     let idempotency_key = idempotency_key(headers)?.map(|key| scoped_key(caller, key));
     let request_id = request_id(state, headers);
     let body = read_body(headers, body, state.max_body_bytes).await?;
-    let (member, op, value) = parse_write(&body, b.board.default_op)?;
+    let (member, op, value, meta) = parse_write(&body, b.board.default_op)?;
     b.board.shard_of(&member)?;
     let write = Write {
         member,
@@ -86,6 +86,7 @@ where
         value,
         idempotency_key,
         request_id,
+        meta,
     };
     let outcome = state.store.apply(&b.board, &write).await?;
     metrics::counter!("standings_writes_total", "applied" => if outcome.applied { "true" } else { "false" })
@@ -98,8 +99,8 @@ where
     }))
 }
 
-/// `{"member", "score", "op"}`, every field optional here so that a missing
-/// one is named; `null` is kept apart from absent.
+/// `{"member", "score", "op", "meta"}`, every field optional here so that a
+/// missing one is named; `null` is kept apart from absent.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WriteBody {
@@ -109,13 +110,22 @@ struct WriteBody {
     score: Option<Value>,
     #[serde(default)]
     op: Option<Value>,
+    /// Absent keeps the member's meta; anything but an object (`null`
+    /// included) is refused by [`Meta::from_input`].
+    #[serde(default, deserialize_with = "standings_core::meta::field")]
+    meta: Option<MetaInput>,
 }
 
-/// Parses `{"member": "...", "score": N, "op": "..."}`, naming the field at
-/// fault in every error.
-fn parse_write(body: &[u8], default_op: Op) -> Result<(MemberId, Op, Score), ApiError> {
-    let fields: WriteBody = json_object(body, "member, score, op")?;
-    check_write(fields.member, fields.score, fields.op, default_op)
+/// Parses `{"member": "...", "score": N, "op": "...", "meta": {...}}`,
+/// naming the field at fault in every error.
+fn parse_write(
+    body: &[u8],
+    default_op: Op,
+) -> Result<(MemberId, Op, Score, Option<Meta>), ApiError> {
+    let fields: WriteBody = json_object(body, "member, score, op, meta")?;
+    let meta = fields.meta.map(Meta::from_input).transpose()?;
+    let (member, op, value) = check_write(fields.member, fields.score, fields.op, default_op)?;
+    Ok((member, op, value, meta))
 }
 
 /// Checks a write's `member`, `score` and `op` (absent: `None`; `null`:
@@ -127,7 +137,12 @@ pub(crate) fn check_write(
     op: Option<Value>,
     default_op: Op,
 ) -> Result<(MemberId, Op, Score), ApiError> {
-    let fields = WriteBody { member, score, op };
+    let fields = WriteBody {
+        member,
+        score,
+        op,
+        meta: None,
+    };
     let missing = |field: &'static str| {
         ApiError::bad_field(
             ErrorCode::MissingField,
@@ -210,8 +225,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn meta_must_be_a_small_object() {
+        let parse = |meta: &str| {
+            let body = format!(r#"{{"member":"u","score":1,"meta":{meta}}}"#);
+            parse_write(body.as_bytes(), Op::Incr)
+        };
+        let ok = parse(r#"{"b":[1,2], "a":"x"}"#).unwrap();
+        assert_eq!(ok.3.unwrap().as_str(), r#"{"a":"x","b":[1,2]}"#);
+        let absent = parse_write(br#"{"member":"u","score":1}"#, Op::Incr).unwrap();
+        assert_eq!(absent.3, None, "absent keeps the member's meta");
+        let at_limit = format!(r#"{{"k":"{}"}}"#, "x".repeat(504));
+        assert!(parse(&at_limit).is_ok(), "512 bytes");
+        let over = format!(r#"{{"k":"{}"}}"#, "x".repeat(505));
+        for bad in [
+            over.as_str(),
+            "[1]",
+            r#""s""#,
+            "1",
+            "null",
+            "true",
+            r#"{"a":1,"a":2}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                (ErrorCode::InvalidMeta, Some("meta")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn write_bodies() {
-        let (_, _, exact) =
+        let (_, _, exact, _) =
             parse_write(br#"{"member":"u","score":3.8499999999999996}"#, Op::Incr).unwrap();
         assert_eq!(
             exact.get().to_bits(),
@@ -267,7 +313,7 @@ mod tests {
             err(r#"{"member":"u","score":null}"#),
             ErrorCode::InvalidScore
         );
-        let (_, op, _) = parse_write(br#"{"member":"u","score":1,"op":null}"#, Op::Set).unwrap();
+        let (_, op, _, _) = parse_write(br#"{"member":"u","score":1,"op":null}"#, Op::Set).unwrap();
         assert_eq!(op, Op::Set, "a null op is the board's default");
         assert_eq!(
             err(r#"["u", 1]"#),

@@ -326,7 +326,24 @@ fn malformed_cases() -> Vec<Case> {
         ("GET", path.into(), None, Vec::new(), status, code, field)
     };
     let long = "x".repeat(129);
-    vec![
+    // Meta: 513 bytes as compact JSON (`{"k":"` + 505 + `"}`), or not an
+    // object (null included: omit the field to keep the member's meta), or
+    // an object with a repeated key.
+    let meta = |m: &str| format!(r#"{{"member":"a","score":1,"meta":{m}}}"#);
+    let over = meta(&format!(r#"{{"k":"{}"}}"#, "x".repeat(505)));
+    let bad_metas: Vec<Case> = [
+        over.as_str(),
+        &meta("[1,2]"),
+        &meta(r#""text""#),
+        &meta("42"),
+        &meta("null"),
+        &meta("true"),
+        &meta(r#"{"a":1,"a":2}"#),
+    ]
+    .iter()
+    .map(|body| post(body, 400, "invalid_meta", Some("meta")))
+    .collect();
+    let mut cases = vec![
         post("{", 400, "invalid_json", None),
         post(r#"{"member":"a","score":NaN}"#, 400, "invalid_json", None),
         post(
@@ -616,7 +633,9 @@ fn malformed_cases() -> Vec<Case> {
         ),
         get("/v1/nope", 404, "not_found", None),
         get("/", 404, "not_found", None),
-    ]
+    ];
+    cases.extend(bad_metas);
+    cases
 }
 
 /// In process, through `Gateway::handle`: the same service the server runs,

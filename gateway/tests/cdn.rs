@@ -16,6 +16,7 @@
 mod support;
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -172,16 +173,31 @@ async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
         assert_eq!((api.status, api.x_cache.as_str()), (200, "PASS"));
     }
 
-    // Writes that change the top 20.
+    // Writes that change the top 20; every other member carries meta,
+    // which must reach the static file (and the CDN's copy) verbatim.
+    let meta_of = |i: i32| (i % 2 == 0).then(|| json!({"name": format!("User {i}"), "lvl": i}));
     for i in 0..25 {
+        let mut body = json!({"member": format!("user:{i}"), "score": 1000 + i, "op": "set"});
+        if let Some(meta) = meta_of(i) {
+            body["meta"] = meta;
+        }
         let r = client
             .post(direct("/v1/boards/global/scores"))
-            .json(&json!({"member": format!("user:{i}"), "score": 1000 + i, "op": "set"}))
+            .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    let expected_metas: Vec<Option<Value>> = (5..25).rev().map(meta_of).collect();
+    let metas = |body: &Value| -> Vec<Option<Value>> {
+        body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.get("meta").cloned())
+            .collect()
+    };
     let expected: Vec<(String, f64)> = (5..25)
         .rev()
         .map(|i| (format!("user:{i}"), f64::from(1000 + i)))
@@ -216,11 +232,30 @@ async fn varnish_caches_static_json_and_the_gateway_purges_it_on_change() {
         ("MISS", expected.clone()),
         "the purge removed the old file, so the new one came from the gateway"
     );
+    assert_eq!(
+        metas(&fresh.body),
+        expected_metas,
+        "the metas came through the gateway's static file"
+    );
+    let on_disk: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(&static_dir).join("global/top20.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        metas(&on_disk),
+        expected_metas,
+        "and are in the file on disk"
+    );
     assert!(purges(&client, &metrics, "ok").await > loaded_purges);
     assert_eq!(purges(&client, &metrics, "failed").await, 0);
     let again = get(&client, &top20).await;
     assert_eq!(again.x_cache, "HIT");
     assert_eq!(members(&again.body), expected);
+    assert_eq!(
+        metas(&again.body),
+        expected_metas,
+        "the cached copy has them"
+    );
 
     // PURGE is for the purgers ACL (loopback) only. Through the PROXY
     // listener Varnish believes the client is 192.0.2.1 (TEST-NET-1); the

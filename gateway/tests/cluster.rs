@@ -483,6 +483,23 @@ async fn writes_through_the_gateway_reach_top_exactly_across_processes() {
     dep.assert_running();
 }
 
+/// Member metadata across processes on the cluster: the write script keeps
+/// it in the shard's slot, the shard agents' snapshots and the group
+/// agent's merge carry it, the gateway serves it in top, the static file
+/// (also on disk), around and the member answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_reach_top_static_around_and_members_across_processes() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start(3, 0);
+    let mut dep = Deployment::start(&cluster, "cluster-meta", true).await;
+    let (plan, _) = plan(300, 0, 9);
+    dep.send(&plan).await;
+    support::write_meta_members(&dep.client, &dep.base).await;
+    let file = dep._dir.path().join("static/global/top20.json");
+    support::check_meta_members(&dep.client, &dep.base, Some(&file)).await;
+    dep.assert_running();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_write_retried_with_its_key_applies_once_and_bad_scores_never_reach_redis() {
     let _serial = SERIAL.lock().await;

@@ -237,6 +237,27 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
     }
 }
 
+/// Member metadata through the binary on the durable store: written with
+/// scores, read back in top, the static file, around and the member
+/// answer; and after a kill -9 and a restart on the same directory, read
+/// back the same (the metas were committed with their writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metas_round_trip_through_the_binary_and_survive_kill_9() {
+    let scratch = ScratchDir::new("durable-meta");
+    let config = write_config(scratch.path());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let (mut gateway, base) = start(scratch.path(), &config, &client).await;
+    support::write_meta_members(&client, &base).await;
+    support::check_meta_members(&client, &base, None).await;
+    gateway.kill();
+    let (gateway, base) = start(scratch.path(), &config, &client).await;
+    support::check_meta_members(&client, &base, None).await;
+    drop(gateway);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_and_an_unwritable_directory_are_refused_with_their_reasons() {
     let scratch = ScratchDir::new("durable-refusals");

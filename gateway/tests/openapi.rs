@@ -52,7 +52,7 @@ const ROUTES: [(&str, &str); 31] = [
 /// Every `code` the gateway answers: `ErrorCode` in `gateway/src/error.rs`,
 /// which the core types' `InputCode`s map into. Add a code here and to the
 /// spec together.
-const ERROR_CODES: [&str; 36] = [
+const ERROR_CODES: [&str; 37] = [
     // parse_write, core's MemberId / Score / Op
     "invalid_json",
     "missing_field",
@@ -100,6 +100,7 @@ const ERROR_CODES: [&str; 36] = [
     "spool_full",
     // GET /v1/boards/{board}/entries: 400
     "invalid_cursor",
+    "invalid_meta",
 ];
 
 fn spec() -> Value {
@@ -260,6 +261,7 @@ fn error_constructors_use_listed_codes() {
         ApiError::from(MemberId::new("").unwrap_err()).code,
         ApiError::from(Score::new(f64::NAN).unwrap_err()).code,
         ApiError::from(Op::parse("decr").unwrap_err()).code,
+        ApiError::from(standings_core::Meta::parse("[]").unwrap_err()).code,
         ApiError::from(standings_core::events::EventId::new("").unwrap_err()).code,
         standings_gateway::auth::unauthorized("x").code,
     ];

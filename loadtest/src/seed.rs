@@ -156,6 +156,7 @@ async fn write_one(store: &dyn Store, board: &Board, seed: u64, i: u64) -> anyho
         value: Score::new(score_of(seed, i))?,
         idempotency_key: None,
         request_id: format!("seed-{seed}"),
+        meta: None,
     };
     let mut attempt = 1;
     loop {

@@ -497,6 +497,7 @@ mod tests {
             value: Score::new(s).unwrap(),
             idempotency_key: None,
             request_id: "t".into(),
+            meta: None,
         };
         store.apply(b, &w).await.unwrap();
     }

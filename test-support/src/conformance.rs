@@ -68,7 +68,7 @@ async fn catalog(store: &dyn Store, prefix: &str) {
 }
 
 /// A 4-shard numeric board, so the test knows where `m:N` lives (shard N % 4).
-pub(crate) fn board(prefix: &str, name: &str, order: Order) -> Board {
+pub fn board(prefix: &str, name: &str, order: Order) -> Board {
     Board {
         order,
         shards: 4,
@@ -93,6 +93,7 @@ pub(crate) fn write(n: u64, op: Op, value: f64) -> Write {
         value: Score::new(value).expect("score"),
         idempotency_key: None,
         request_id: format!("req-{n}-{value}"),
+        meta: None,
     }
 }
 
@@ -350,6 +351,7 @@ async fn counts_and_neighbours(store: &dyn Store, b: &Board) {
         oracle.push(Entry {
             member: member(n),
             score: s,
+            meta: None,
         });
     }
     oracle.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -374,6 +376,7 @@ async fn counts_and_neighbours(store: &dyn Store, b: &Board) {
     let ghost = Entry {
         member: member(1000),
         score: 10.0,
+        meta: None,
     };
     let mut with_ghost = oracle.clone();
     with_ghost.push(ghost.clone());
@@ -535,6 +538,7 @@ async fn random_workload(store: &dyn Store, b: &Board) {
         .map(|(&n, &s)| Entry {
             member: member(n),
             score: s,
+            meta: None,
         })
         .collect();
     all.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -619,6 +623,7 @@ async fn tenants(store: &dyn Store, prefix: &str) {
     let entry = |n: u64, score: f64| Entry {
         member: member(n),
         score,
+        meta: None,
     };
     let tops = |b: &Board, shard: u32| {
         let b = b.clone();

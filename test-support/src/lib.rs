@@ -28,6 +28,7 @@ pub mod conformance;
 pub mod likes;
 pub mod many;
 pub mod merge_sample;
+pub mod meta;
 pub mod pages;
 pub mod periods;
 pub mod process;

@@ -21,6 +21,7 @@ pub fn sample_lists(lists: usize, len: usize) -> Vec<Vec<Entry>> {
                         member: MemberId::new(&format!("user:{}", l * len + i))
                             .expect("user:N is a valid member id"),
                         score: (x % 10_000_000) as f64,
+                        meta: None,
                     }
                 })
                 .collect();

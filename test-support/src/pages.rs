@@ -37,6 +37,7 @@ async fn seed(store: &dyn Store, b: &Board) -> Vec<Entry> {
         oracle.push(Entry {
             member: member(n),
             score,
+            meta: None,
         });
     }
     oracle.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -109,6 +110,7 @@ async fn pages_after_cursors(store: &dyn Store, b: &Board, oracle: &[Entry]) {
     let ghost = Entry {
         member: member(1000),
         score: 4.0,
+        meta: None,
     };
     let at = oracle.partition_point(|e| b.order.cmp_entries(e, &ghost).is_lt());
     let got = store
@@ -131,6 +133,7 @@ async fn pages_after_cursors(store: &dyn Store, b: &Board, oracle: &[Entry]) {
             Order::Desc => last.score - 1.0,
             Order::Asc => last.score + 1.0,
         },
+        meta: None,
     };
     let got = store
         .page_after(b, &shards, Some(&beyond), 10)

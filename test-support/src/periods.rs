@@ -326,6 +326,7 @@ async fn check_blend(store: &dyn Store, b: &Board, expect: &HashMap<u64, f64>, w
         .map(|(&n, &s)| Entry {
             member: member(n),
             score: s,
+            meta: None,
         })
         .collect();
     want.sort_by(|x, y| b.order.cmp_entries(x, y));

@@ -119,6 +119,7 @@
 //! | `blend_parts` | `(b, blend, s)` | `&str`: the blend's parts set at run time ([`crate::blend::encode_parts`]) |
 //! | `snapshots` | [`keyspace::snapshot`] key | `(seq: u64, bytes)` |
 //! | `snapshot_expiry` | [`keyspace::snapshot`] key | `i64`: when a closed period's snapshot expires |
+//! | `meta` | `(b, "", s, member)` | `(meta: &str, seq: u64)`: the member's metadata on the board ([`crate::Meta`], canonical JSON) and the shard sequence number of the write that set it; deleted by a removal |
 //! | `catalog` | board name | `&str`: a board created at run time, its definition as the admin API took it |
 //! | `like_states` | `(tenant, target, actor)` | `u8`: [`LikeState::code`], `l` or `d` (a state of none is no row) |
 //! | `like_counts` | `(tenant, target)` | `(likes: u64, dislikes: u64)` (no row when both are 0) |
@@ -160,7 +161,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::likes::{EventChange, Likes, Seen};
-use super::memory::{Applied, ShardId, AUDIT_CAPACITY};
+use super::memory::{Applied, MetaChange, ShardId, AUDIT_CAPACITY};
 use super::{
     AuditRecord, MemoryStore, Neighbours, PeriodScores, ShardCounts, ShardCountsMany, ShardPage,
     Store, StoreError, Write, WriteOutcome,
@@ -171,7 +172,7 @@ use crate::events::{
     Event, EventId, EventOutcome, LikeCounts, LikeSpace, LikeState, LikedTarget, Weights,
 };
 use crate::keyspace::{self, Scope};
-use crate::types::{BoardName, Entry, MemberId, Op};
+use crate::types::{BoardName, Entry, MemberId, Meta, Op};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "standings.redb";
@@ -206,6 +207,9 @@ const BLEND_PARTS: TableDefinition<ShardKey<'static>, &'static str> =
     TableDefinition::new("blend_parts");
 const SNAPSHOT_EXPIRY: TableDefinition<&'static str, i64> = TableDefinition::new("snapshot_expiry");
 const CATALOG: TableDefinition<&'static str, &'static str> = TableDefinition::new("catalog");
+/// `(b, "", s, member)` -> `(meta text, seq)`: a member's metadata on a
+/// board and the shard sequence number of the write that set it.
+const META: TableDefinition<MemberKey<'static>, (&'static str, u64)> = TableDefinition::new("meta");
 
 /// `(tenant, target, actor)`, or `(tenant, actor, target)` for a list.
 type LikeKey<'a> = (&'a str, &'a str, &'a str);
@@ -557,6 +561,7 @@ fn prepare(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(BLEND_PARTS)?;
         txn.open_table(SNAPSHOT_EXPIRY)?;
         txn.open_table(CATALOG)?;
+        txn.open_table(META)?;
         txn.open_table(LIKE_STATES)?;
         txn.open_table(LIKE_COUNTS)?;
         txn.open_table(ACTOR_LIKES)?;
@@ -803,6 +808,16 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
             }
         }
     }
+    let restore_metas = |id: ShardId, metas: Vec<(MemberId, Meta)>| memory.restore_metas(id, metas);
+    let mut runs: Runs<ShardId, (MemberId, Meta)> = Runs::default();
+    for row in txn.open_table(META).map_err(t)?.iter().map_err(e)? {
+        let (k, v) = row.map_err(e)?;
+        let (b, _, s, m) = k.value();
+        let (text, _) = v.value();
+        let meta = Meta::from_stored(text).map_err(|err| format!("meta of {m:?}: {err}"))?;
+        runs.push((names.board(b)?, s), (member(m)?, meta), restore_metas);
+    }
+    runs.finish(restore_metas);
     let idem_scores = txn.open_table(IDEMPOTENCY_SCORES).map_err(t)?;
     let idem = txn.open_table(IDEMPOTENCY).map_err(t)?;
     for row in idem.iter().map_err(e)? {
@@ -1064,6 +1079,7 @@ struct ScoreTables<'t> {
     idem: redb::Table<'t, IdemKey<'static>, (u64, f64)>,
     idem_scores: redb::Table<'t, IdemKey<'static>, &'static str>,
     audit: redb::Table<'t, AuditKey<'static>, AuditValue<'static>>,
+    meta: redb::Table<'t, MemberKey<'static>, (&'static str, u64)>,
 }
 
 /// The likes tables, open in one write transaction.
@@ -1102,6 +1118,7 @@ fn write_batch(
             idem: txn.open_table(IDEMPOTENCY)?,
             idem_scores: txn.open_table(IDEMPOTENCY_SCORES)?,
             audit: txn.open_table(AUDIT)?,
+            meta: txn.open_table(META)?,
         };
         let mut l = LikeTables {
             states: txn.open_table(LIKE_STATES)?,
@@ -1231,6 +1248,9 @@ fn write_applied<'a>(
             t.set_expiry.insert((b, p, s), at)?;
         }
     }
+    if let Some(change) = &applied.meta {
+        write_meta(t, b, applied, change)?;
+    }
     let top = newest.versions.entry((b, SHARD_ROW, s)).or_insert(0);
     *top = (*top).max(seq);
     let last = newest.trim.entry((b, s)).or_insert(0);
@@ -1256,6 +1276,31 @@ fn write_applied<'a>(
     )?;
     for p in &applied.expired {
         expire_set(t, b, p, s)?;
+    }
+    Ok(())
+}
+
+/// Writes (or deletes) a member's meta row, unless a write of a higher
+/// sequence number already did, as for its score rows.
+fn write_meta(
+    t: &mut ScoreTables<'_>,
+    b: &str,
+    applied: &Applied,
+    change: &MetaChange,
+) -> Result<(), redb::Error> {
+    let key = (b, SHARD_ROW, applied.shard, applied.audit.member.as_str());
+    let newer = t
+        .meta
+        .get(key)?
+        .is_none_or(|row| row.value().1 < applied.seq);
+    match (newer, change) {
+        (true, MetaChange::Set(meta)) => {
+            t.meta.insert(key, (meta.as_str(), applied.seq))?;
+        }
+        (true, MetaChange::Remove) => {
+            t.meta.remove(key)?;
+        }
+        (false, _) => {}
     }
     Ok(())
 }
@@ -1510,6 +1555,14 @@ impl Store for DurableStore {
             }
         }
         outcomes
+    }
+
+    async fn metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Meta>>, StoreError> {
+        self.memory.metas(board, members).await
     }
 
     async fn neighbours(
@@ -1822,6 +1875,7 @@ mod tests {
                     scores: None,
                     expires_at_ms: crate::store::now_ms() + 60_000,
                 }),
+                meta: None,
             },
         }
     }

@@ -328,6 +328,7 @@ impl MemoryStore {
                         value,
                         idempotency_key: None,
                         request_id: format!("event {}", event.id),
+                        meta: None,
                     },
                 ));
             }

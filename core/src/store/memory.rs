@@ -22,7 +22,7 @@ use crate::board::{Board, Schedule, StorageName};
 use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
-use crate::types::{Entry, MemberId, Order};
+use crate::types::{Entry, MemberId, Meta, Order};
 
 /// How many audit records each shard keeps (Redis trims its stream to about
 /// the same with `MAXLEN ~`).
@@ -87,6 +87,9 @@ struct Shard {
     /// The earliest `expires_at_ms` of `sets`, so the sweep is one
     /// comparison while nothing is due.
     next_expiry: Option<i64>,
+    /// Each member's metadata on the board (for every period alike), set
+    /// under the same lock as its scores.
+    metas: HashMap<MemberId, Meta>,
 }
 
 impl Shard {
@@ -350,10 +353,7 @@ impl Set {
 }
 
 fn to_entry((k, m): &(Key, MemberId)) -> Entry {
-    Entry {
-        member: m.clone(),
-        score: k.0,
-    }
+    Entry::stored(m.clone(), k.0)
 }
 
 /// The idempotency record of one (member, key): the first write's resulting
@@ -420,6 +420,17 @@ pub(crate) struct Applied {
     pub audit: AuditRecord,
     /// The idempotency record the write created, if it had a key.
     pub idempotency: Option<IdempotencyRecord>,
+    /// What happened to the member's metadata, if anything.
+    pub meta: Option<MetaChange>,
+}
+
+/// A change to a member's metadata, for a durable backend to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MetaChange {
+    /// A write set it.
+    Set(Meta),
+    /// A removal dropped it.
+    Remove,
 }
 
 /// A new idempotency record of [`Applied::audit`]'s member.
@@ -556,6 +567,9 @@ impl MemoryStore {
                     .ok_or(StoreError::OutOfRange)?;
                 scores.push((p.id.clone(), new));
             }
+            if let Some(meta) = &write.meta {
+                s.metas.insert(write.member.clone(), meta.clone());
+            }
             let mut sets = Vec::new();
             for (p, (id, score)) in periods.zip(&scores) {
                 let expires = p.ends_ms.map(|end| end.saturating_add(retention));
@@ -629,6 +643,7 @@ impl MemoryStore {
                 expired,
                 audit: audit.clone(),
                 idempotency,
+                meta: write.meta.clone().map(MetaChange::Set),
             });
             s.push_audit(audit);
             Ok((
@@ -669,7 +684,8 @@ impl MemoryStore {
                     });
                 }
             }
-            if sets.is_empty() {
+            let meta = s.metas.remove(member).map(|_| MetaChange::Remove);
+            if sets.is_empty() && meta.is_none() {
                 return None;
             }
             s.seq += 1;
@@ -691,6 +707,7 @@ impl MemoryStore {
                 expired,
                 audit,
                 idempotency: None,
+                meta,
             })
         }))
     }
@@ -739,6 +756,22 @@ impl MemoryStore {
                 target.set_score(member, *score);
             }
         });
+    }
+
+    /// Restores a run of one shard's member metadata (loading a durable
+    /// store).
+    pub(crate) fn restore_metas(&self, id: ShardId, metas: Vec<(MemberId, Meta)>) {
+        self.with_shard_id(id, |s| s.metas.extend(metas));
+    }
+
+    /// Each entry's metadata from its shard's map (entries of one shard).
+    fn fill_metas(s: &Shard, entries: &mut [Entry]) {
+        if s.metas.is_empty() {
+            return;
+        }
+        for e in entries {
+            e.meta = s.metas.get(&e.member).cloned();
+        }
     }
 
     /// Restores a run of one shard's audit records, oldest first.
@@ -864,7 +897,30 @@ impl Store for MemoryStore {
 
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError> {
         check_shard(board, shard)?;
-        Ok(self.with_set(board, shard, |s| s.best_first(board.order, 0, k)))
+        Ok(self.with_shard(board, shard, |s| {
+            let mut entries = match s.sets.get(&board.period) {
+                Some(set) => set.best_first(board.order, 0, k),
+                None => Vec::new(),
+            };
+            Self::fill_metas(s, &mut entries);
+            entries
+        }))
+    }
+
+    async fn metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Meta>>, StoreError> {
+        members
+            .iter()
+            .map(|m| {
+                let shard = board
+                    .shard_of(m)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(self.with_shard(board, shard, |s| s.metas.get(m).cloned()))
+            })
+            .collect()
     }
 
     async fn score(

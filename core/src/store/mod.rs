@@ -21,7 +21,7 @@ use crate::blend::Blend;
 use crate::board::{fnv1a64, Board};
 use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::Scope;
-use crate::types::{Entry, MemberId, Op, Score};
+use crate::types::{Entry, MemberId, Meta, Op, Score};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use durable::{DurableOptions, DurableStore, OpenError, Sync};
@@ -37,20 +37,24 @@ pub struct Write {
     /// The operand: delta for `incr`, new score for `set` and `best`.
     pub value: Score,
     /// Applies the write once per (board, member, key) within the board's
-    /// idempotency TTL; a repeat with the same op and value answers the
-    /// first outcome, one with a different op or value is
-    /// [`StoreError::IdempotencyConflict`] (see [`request_digest`]).
+    /// idempotency TTL; a repeat with the same op, value and meta answers
+    /// the first outcome, one with a different op, value or meta is
+    /// [`StoreError::IdempotencyConflict`] (see [`request_digest_with_meta`]).
     pub idempotency_key: Option<String>,
     /// Recorded in the audit log so a write can be traced end to end.
     pub request_id: String,
+    /// The member's new metadata on the board, kept in the same atomic
+    /// step as the score (latest wins); `None` keeps what it has.
+    pub meta: Option<Meta>,
 }
 
 impl Write {
-    /// The digest of what this write asks for: [`request_digest`] of its op
-    /// and value. The member is part of the idempotency record's key, and the
-    /// request id is not part of the request (a retry gets a new one).
+    /// The digest of what this write asks for: [`request_digest_with_meta`]
+    /// of its op, value and meta. The member is part of the idempotency
+    /// record's key, and the request id is not part of the request (a retry
+    /// gets a new one).
     pub fn digest(&self) -> u64 {
-        request_digest(self.op, self.value.get())
+        request_digest_with_meta(self.op, self.value.get(), self.meta.as_ref())
     }
 }
 
@@ -63,6 +67,22 @@ impl Write {
 /// (finite, never `-0.0`), so equal values have one text.
 pub fn request_digest(op: Op, value: f64) -> u64 {
     fnv1a64(format!("{}|{value:e}", op.as_str()).as_bytes())
+}
+
+/// [`request_digest`] of a write that may carry meta: without meta it is
+/// exactly [`request_digest`] (so records of writes without meta, and of
+/// releases before meta, keep matching); with meta it is FNV-1a 64 over
+/// `"{op}|{value:e}|{meta}"`, the meta as its canonical text
+/// ([`Meta::as_str`]: compact, keys sorted). So a repeat of a key with
+/// other meta (or with meta where the first had none, or none where it
+/// had some) is an [`StoreError::IdempotencyConflict`], like a repeat
+/// with another value, and one whose meta only differs in spacing or key
+/// order is the same write.
+pub fn request_digest_with_meta(op: Op, value: f64, meta: Option<&Meta>) -> u64 {
+    match meta {
+        None => request_digest(op, value),
+        Some(m) => fnv1a64(format!("{}|{value:e}|{}", op.as_str(), m.as_str()).as_bytes()),
+    }
 }
 
 /// A member's score in each period a write moved, by period id, in the
@@ -188,7 +208,9 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// [`StoreError::IdempotencyConflict`].
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError>;
 
-    /// The best `k` entries of `shard`, best first.
+    /// The best `k` entries of `shard`, best first, each with its member's
+    /// metadata (fetched in the same step: a shard list carries what its
+    /// snapshot and every answer built from it serve).
     async fn top(&self, board: &Board, shard: u32, k: usize) -> Result<Vec<Entry>, StoreError>;
 
     /// The member's score in `board.period`, if it has one (looked up in
@@ -199,6 +221,15 @@ pub trait Store: Send + std::marker::Sync + 'static {
         shard: u32,
         member: &MemberId,
     ) -> Result<Option<f64>, StoreError>;
+
+    /// Each member's metadata on `board` (looked up in its shard), in the
+    /// order asked; `None` for a member without any. Meta is per member and
+    /// board, not per period: `board.period` does not matter.
+    async fn metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Meta>>, StoreError>;
 
     /// For each shard: how many members score strictly better than `score`,
     /// and how many members it holds.
@@ -241,7 +272,9 @@ pub trait Store: Send + std::marker::Sync + 'static {
     ) -> Vec<Result<WriteOutcome, StoreError>>;
 
     /// For each shard: up to `n` entries on each side of `anchor` in the
-    /// board's total order (the anchor itself excluded).
+    /// board's total order (the anchor itself excluded). The entries carry
+    /// no metadata: a window keeps 2n+1 of up to 2n per shard, so callers
+    /// look up the metas of the kept ones ([`crate::rank::fill_metas`]).
     async fn neighbours(
         &self,
         board: &Board,
@@ -301,8 +334,9 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// Removes `member` from every period (current and closed) and blend of
     /// `board`, in one step in its shard, bumping each touched period's
     /// version and appending one audit record (op `remove`, with
-    /// `request_id`, which names who asked). Answers whether the member
-    /// had a score anywhere.
+    /// `request_id`, which names who asked), and drops its metadata on the
+    /// board in the same step. Answers whether the member had a score
+    /// (or metadata) anywhere.
     async fn remove(
         &self,
         board: &Board,
@@ -438,8 +472,30 @@ mod tests {
             value: Score::new(5.0).unwrap(),
             idempotency_key: Some("k".into()),
             request_id: "r".into(),
+            meta: None,
         };
         assert_eq!(w.digest(), request_digest(Op::Incr, 5.0));
+        let meta = |t: &str| Some(Meta::parse(t).unwrap());
+        let with = Write {
+            meta: meta(r#"{"a":1,"b":2}"#),
+            ..w.clone()
+        };
+        assert_eq!(
+            with.digest(),
+            0xcda1_4f36_21cd_6945,
+            "pinned: FNV-1a 64 of incr|5e0|{{\"a\":1,\"b\":2}}"
+        );
+        assert_ne!(with.digest(), w.digest(), "meta takes part when given");
+        let reordered = Write {
+            meta: meta(r#"{ "b": 2, "a": 1 }"#),
+            ..w.clone()
+        };
+        assert_eq!(reordered.digest(), with.digest(), "canonical text");
+        let other = Write {
+            meta: meta(r#"{"a":2}"#),
+            ..w.clone()
+        };
+        assert_ne!(other.digest(), with.digest());
         let other_request = Write {
             request_id: "another".into(),
             ..w.clone()

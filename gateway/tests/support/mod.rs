@@ -245,3 +245,118 @@ pub fn entries(body: &serde_json::Value) -> Vec<(u64, String, f64)> {
         })
         .collect()
 }
+
+/// The score of `meta:I`: far above any other member of the tests.
+fn meta_score(i: u64) -> f64 {
+    1e12 + i as f64
+}
+
+/// The meta `meta:I` is written with (`v` tells writes apart).
+fn meta_value(i: u64, v: &str) -> serde_json::Value {
+    serde_json::json!({"name": format!("Meta {i}"), "v": v, "tags": ["a", i]})
+}
+
+/// Member metadata through a running gateway at `base` (any store): writes
+/// members `meta:0..5` far above any other score, three of them with meta,
+/// one replaced by a later write and one kept by a later write without
+/// meta; [`check_meta_members`] then reads them back.
+pub async fn write_meta_members(client: &reqwest::Client, base: &str) {
+    use serde_json::{json, Value};
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = format!("{base}/v1/boards/global/scores");
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200, "write {body}");
+        }
+    };
+    for i in 0..5u64 {
+        let mut body = json!({"member": format!("meta:{i}"), "score": meta_score(i), "op": "set"});
+        if i % 2 == 0 {
+            body["meta"] = meta_value(i, "first");
+        }
+        post(body).await;
+    }
+    // meta:0 replaced; meta:2 kept by a write without meta (same score).
+    post(json!({"member": "meta:0", "score": meta_score(0), "op": "set", "meta": meta_value(0, "second")}))
+        .await;
+    post(json!({"member": "meta:2", "score": meta_score(2), "op": "set"})).await;
+}
+
+/// Checks every answer that lists the members [`write_meta_members`]
+/// wrote against its oracle: `top`, the static `top20.json` (through the
+/// shard, group and global snapshots), `around` and the member answer; a
+/// member without meta has no `meta` field. `static_file`: the gateway's
+/// `top20.json` on disk, checked too when given.
+pub async fn check_meta_members(
+    client: &reqwest::Client,
+    base: &str,
+    static_file: Option<&std::path::Path>,
+) {
+    use serde_json::Value;
+    let want: Vec<(String, Option<Value>)> = (0..5u64)
+        .rev()
+        .map(|i| {
+            let meta = match i {
+                0 => Some(meta_value(0, "second")),
+                2 | 4 => Some(meta_value(i, "first")),
+                _ => None,
+            };
+            (format!("meta:{i}"), meta)
+        })
+        .collect();
+    let listed = |body: &Value| -> Vec<(String, Option<Value>)> {
+        body["entries"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .take(5)
+                    .map(|e| {
+                        let m = e["member"].as_str().unwrap_or("").to_string();
+                        (m, e.get("meta").cloned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for path in [
+        "/v1/boards/global/top?limit=20",
+        "/static/global/top20.json",
+    ] {
+        eventually(
+            &format!("{path} to list the metas"),
+            Duration::from_secs(60),
+            || async { (listed(&get(path.to_string()).await.1) == want).then_some(()) },
+        )
+        .await;
+    }
+    if let Some(file) = static_file {
+        eventually(
+            "the static file on disk",
+            Duration::from_secs(60),
+            || async {
+                let bytes = std::fs::read(file).ok()?;
+                let body: Value = serde_json::from_slice(&bytes).ok()?;
+                (listed(&body) == want).then_some(())
+            },
+        )
+        .await;
+    }
+    let (status, around) = get("/v1/boards/global/members/meta%3A2/around?radius=1".into()).await;
+    assert_eq!(status, 200, "{around}");
+    assert_eq!(listed(&around), want[1..4].to_vec(), "around meta:2");
+    for (member, meta) in &want {
+        let (status, body) = get(format!("/v1/boards/global/members/{}", enc(member))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body.get("meta"), meta.as_ref(), "member answer of {member}");
+    }
+}

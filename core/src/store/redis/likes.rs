@@ -600,6 +600,7 @@ impl RedisStore {
                         value,
                         idempotency_key: Some(format!("evt:{}", e.id)),
                         request_id: format!("event {}", e.id),
+                        meta: None,
                     },
                 ));
             }

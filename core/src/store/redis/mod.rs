@@ -213,13 +213,13 @@ use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use self::fanout::{parse_cluster_slots, slot_of, Call, ShardCalls, SlotMap};
 pub use self::likes::{EVENT_GROUP, EVENT_STREAM_MAXLEN};
 use self::reply::{
-    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_neighbours, parse_page,
-    parse_rebuilt, parse_score, parse_write, unavailable, write_failure,
+    array, corrupt, first, parse_audit, parse_count, parse_entries, parse_metas, parse_neighbours,
+    parse_page, parse_rebuilt, parse_score, parse_top, parse_write, unavailable, write_failure,
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
     BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT,
-    NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, WRITE_SCRIPT,
+    NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, TOP_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
     check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardCountsMany, ShardPage,
@@ -230,7 +230,7 @@ use crate::board::Board;
 use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::period::PeriodKind;
-use crate::types::{Entry, MemberId, Order};
+use crate::types::{Entry, MemberId, Meta, Order};
 
 /// How many audit records a shard's stream keeps, approximately
 /// (`XADD ... MAXLEN ~`): the memory store's [`super::memory::AUDIT_CAPACITY`].
@@ -284,6 +284,8 @@ pub struct RedisStore {
     write_sha: String,
     /// SHA1 of [`NEIGHBOURS_SCRIPT`], for `EVALSHA_RO`.
     neighbours_sha: String,
+    /// SHA1 of [`TOP_SCRIPT`], for `EVALSHA_RO`.
+    top_sha: String,
     /// SHA1 of [`BLEND_SCRIPT`], for `EVALSHA`.
     blend_sha: String,
     /// SHA1 of [`REMOVE_SCRIPT`].
@@ -345,6 +347,7 @@ impl RedisStore {
             slots_stale: AtomicBool::new(true),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
+            top_sha: redis::Script::new(TOP_SCRIPT).get_hash().to_string(),
             blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
             remove_sha: redis::Script::new(REMOVE_SCRIPT).get_hash().to_string(),
             events_sha: redis::Script::new(EVENTS_SCRIPT).get_hash().to_string(),
@@ -396,6 +399,7 @@ impl RedisStore {
         for (name, source) in [
             ("write", WRITE_SCRIPT),
             ("neighbours", NEIGHBOURS_SCRIPT),
+            ("top", TOP_SCRIPT),
             ("blend", BLEND_SCRIPT),
             ("remove", REMOVE_SCRIPT),
             ("events", EVENTS_SCRIPT),
@@ -622,6 +626,7 @@ impl RedisStore {
         ]);
         push_period_args(&mut args, board, now);
         args.extend(board.blends.iter().map(|b| encode_parts(&b.parts)));
+        args.push(write.meta.as_ref().map_or("", |m| m.as_str()).to_string());
         let call = self.script_call(false, &self.write_sha, WRITE_SCRIPT, &keys, &args);
         Ok(fanout::SlotCall {
             slot: slot_of(&tag),
@@ -672,15 +677,61 @@ impl RedisStore {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(keyspace::shard_zset(board, shard))
-            .arg(0)
-            .arg((k - 1).min(i64::MAX as usize) as i64);
-        if board.order == Order::Desc {
-            cmd.arg("REV");
+        let keys = [
+            keyspace::shard_zset(board, shard),
+            keyspace::shard_meta(board, shard),
+        ];
+        let args = [
+            (k - 1).min(i64::MAX as usize).to_string(),
+            if board.order == Order::Desc {
+                "rev"
+            } else {
+                ""
+            }
+            .to_string(),
+        ];
+        let call = self.script_call(true, &self.top_sha, TOP_SCRIPT, &keys, &args);
+        parse_top(&self.run(&call).await.map_err(unavailable)?)
+    }
+
+    /// `HMGET` of each shard's meta hash for its members, one call per
+    /// shard, fanned out per node.
+    async fn metas_once(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Meta>>, StoreError> {
+        let mut by_shard: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, m) in members.iter().enumerate() {
+            let shard = board.shard_of(m).map_err(|e| corrupt(e.to_string()))?;
+            by_shard.entry(shard).or_default().push(i);
         }
-        cmd.arg("WITHSCORES");
-        parse_entries(&self.query(&cmd).await.map_err(unavailable)?)
+        let shards: Vec<u32> = by_shard.keys().copied().collect();
+        let build = |shard: u32| {
+            let key = keyspace::shard_meta(board, shard);
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(&key);
+            for &i in by_shard.get(&shard).map(Vec::as_slice).unwrap_or_default() {
+                cmd.arg(members[i].as_str());
+            }
+            ShardCalls {
+                slot: slot_of(&key),
+                calls: vec![Call::plain(cmd)],
+            }
+        };
+        let per_shard = self
+            .per_shard(board, &shards, build, |values| parse_metas(first(values)?))
+            .await?;
+        let mut out = vec![None; members.len()];
+        for (metas, indexes) in per_shard.into_iter().zip(by_shard.values()) {
+            if metas.len() != indexes.len() {
+                return Err(corrupt("HMGET reply of the wrong length"));
+            }
+            for (meta, &i) in metas.into_iter().zip(indexes) {
+                out[i] = meta;
+            }
+        }
+        Ok(out)
     }
 
     /// `ZCOUNT` of the scores strictly better than the exclusive `bound`
@@ -823,6 +874,17 @@ impl Store for RedisStore {
             Value::Nil => Ok(None),
             other => parse_score(&other).map(Some),
         }
+    }
+
+    async fn metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Meta>>, StoreError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.bound(self.metas_once(board, members)).await
     }
 
     async fn counts(

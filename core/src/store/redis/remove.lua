@@ -2,7 +2,7 @@
 -- Removes a member from every period and blend of its shard (see
 -- scripts.rs): the periods the shard's index holds (dropping those past
 -- their expiry), the ids the gateway names (periods of data written before
--- the index), and the board's blends.
+-- the index), and the board's blends; and its meta.
 -- KEYS[1] is the audit stream `TAG:a`; a tag is `{st:b:s}`, or
 -- `{sl:t:s}:b` for a board fed by target events.
 local tag = string.sub(KEYS[1], 1, -3)
@@ -22,6 +22,8 @@ for _, id in ipairs(ids) do
     removed = removed + 1
   end
 end
+-- The member's meta on the board goes with it.
+if redis.call('HDEL', tag .. ':m', member) == 1 then removed = removed + 1 end
 if removed > 0 then
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'member', member, 'op', 'remove',
     'value', '0', 'score', '0', 'request_id', request_id, 'at_ms', at_ms)

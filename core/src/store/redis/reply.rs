@@ -11,7 +11,7 @@ use std::sync::Arc;
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::store::{AuditRecord, Neighbours, ShardPage, StoreError, WriteOutcome};
-use crate::types::{Entry, MemberId, Op, Order, MAX_SCORE};
+use crate::types::{Entry, MemberId, Meta, Op, Order, MAX_SCORE};
 
 pub(super) fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -129,10 +129,47 @@ pub(super) fn parse_entries(v: &Value) -> Result<Vec<Entry>, StoreError> {
     items
         .chunks(2)
         .map(|pair| {
-            Ok(Entry {
-                member: parse_member(&pair[0])?,
-                score: parse_score(&pair[1])?,
-            })
+            Ok(Entry::stored(
+                parse_member(&pair[0])?,
+                parse_score(&pair[1])?,
+            ))
+        })
+        .collect()
+}
+
+/// A top script reply: `{entries WITHSCORES, metas}` (see
+/// [`super::scripts::TOP_SCRIPT`]); `metas` is empty when the shard keeps
+/// none, else one per entry.
+pub(super) fn parse_top(v: &Value) -> Result<Vec<Entry>, StoreError> {
+    let items = array(v)?;
+    let (Some(entries), Some(metas)) = (items.first(), items.get(1)) else {
+        return Err(corrupt("top reply is not {entries, metas}"));
+    };
+    let mut entries = parse_entries(entries)?;
+    let metas = parse_metas(metas)?;
+    if !metas.is_empty() {
+        if metas.len() != entries.len() {
+            return Err(corrupt("top reply has metas for other entries"));
+        }
+        for (e, m) in entries.iter_mut().zip(metas) {
+            e.meta = m;
+        }
+    }
+    Ok(entries)
+}
+
+/// An `HMGET` of a meta hash: one meta or nil per field.
+pub(super) fn parse_metas(v: &Value) -> Result<Vec<Option<Meta>>, StoreError> {
+    array(v)?
+        .iter()
+        .map(|m| match m {
+            Value::Nil => Ok(None),
+            other => {
+                let t = text(other)?;
+                Meta::from_stored(t)
+                    .map(Some)
+                    .map_err(|e| corrupt(format!("meta {t:?}: {e}")))
+            }
         })
         .collect()
 }

@@ -85,7 +85,8 @@ pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
 /// 12 K the number of period kinds, 13 B the number of blends; from 14, K
 /// period descriptors (see the module docs) in board order; then B texts,
 /// each blend's parts from the board's config
-/// ([`crate::blend::encode_parts`]).
+/// ([`crate::blend::encode_parts`]); last (always `ARGV[#ARGV]`) the
+/// write's meta ([`crate::Meta::as_str`]), empty for none.
 ///
 /// In one atomic step: the idempotency check; the current period of each
 /// kind by the store's clock; every period's new score (incr, set or best
@@ -98,7 +99,8 @@ pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
 /// resolve to now ([`crate::blend::built_from`]), and, when a part is a
 /// current period, the member's blend score recomputed as
 /// [`crate::blend::weighted_sum`] does (`ZADD`, or `ZREM` when it has none)
-/// and `INCR :v:NAME`; the idempotency record; one audit record (`score`
+/// and `INCR :v:NAME`; the meta (`HSET :m member meta`, only when the
+/// write has one); the idempotency record; one audit record (`score`
 /// is the first period's). A board of `all` alone never reads the clock.
 ///
 /// The idempotency record holds `"<digest hex> <score>"` and, on a board
@@ -239,8 +241,9 @@ pub const BLEND_SCRIPT: &str = concat!(include_str!("periods.lua"), include_str!
 /// period id by expiry, `inf` for none, that the write script fills on
 /// each period's first write in the shard). Drops expired index entries,
 /// `ZREM`s the member from each set, bumps the version of each it was in,
-/// and appends one audit record with op `remove` when it was in any.
-/// Answers how many sets it was removed from.
+/// deletes the member's meta (`HDEL :m`), and appends one audit record
+/// with op `remove` when it was in any set or had meta. Answers how many
+/// sets it was removed from, plus one when it had meta.
 pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
 
 /// The neighbours script, read-only: the anchor's place in one shard and up
@@ -258,6 +261,16 @@ pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
 /// strings follows the server's locale (`strcoll`), not Redis's byte order.
 pub const NEIGHBOURS_SCRIPT: &str = include_str!("neighbours.lua");
 
+/// The top script, read-only: a shard's best entries and their metas in
+/// one round trip.
+///
+/// `KEYS`: 1 the period's sorted set, 2 the shard's meta hash
+/// `{st:b:s}:m`. `ARGV`: 1 the last index (k - 1), 2 `rev` for a desc
+/// board. Answers `{entries, metas}`: `entries` as `ZRANGE ... WITHSCORES`,
+/// `metas` one per entry (nil for none), or empty when the shard keeps no
+/// meta at all.
+pub const TOP_SCRIPT: &str = include_str!("top.lua");
+
 /// Largest `n` sent to the neighbours script: Lua formats numbers passed to
 /// `redis.call` with 14 significant digits, so indexes must stay below
 /// 10^14; no shard holds anywhere near 10^12 members.
@@ -274,6 +287,7 @@ mod tests {
             assert_eq!(script.matches("#!lua").count(), 1);
         }
         assert!(NEIGHBOURS_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+        assert!(TOP_SCRIPT.starts_with("#!lua flags=no-writes\n"));
         assert!(LAG_SCRIPT.starts_with("#!lua flags=no-writes\n"));
         for script in [FOLLOW_TAKE_SCRIPT, FOLLOW_SCRIPT] {
             assert!(script.starts_with("#!lua\n"));

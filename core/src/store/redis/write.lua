@@ -40,6 +40,10 @@ if not b then return after end
 local scores, refusal = plan_move(b, member, op, tonumber(ARGV[3]))
 if not scores then return refusal end
 local first, moved = commit_move(b, member, scores)
+-- The meta (always the last ARGV; empty: keep the member's) in the same
+-- step as the score.
+local meta = ARGV[#ARGV]
+if meta ~= '' then redis.call('HSET', tag_before(KEYS[1], ':a') .. ':m', member, meta) end
 
 local reply = {'applied', first}
 local record = {digest, first}
