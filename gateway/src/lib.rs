@@ -24,6 +24,7 @@ pub mod likes;
 pub mod limit;
 pub mod period;
 pub mod purge;
+pub mod ranks;
 pub mod reads;
 pub mod refresh;
 pub mod reply;
@@ -182,6 +183,10 @@ impl Gateway {
             last_seen: likes::LastSeen::default(),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
+            ranks: ranks::RankCache::new(
+                Duration::from_millis(config.gateway.rank_staleness_ms),
+                config.gateway.rank_cache_entries,
+            ),
             #[cfg(test)]
             panic_refresher: std::sync::atomic::AtomicBool::new(false),
         });

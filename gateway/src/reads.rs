@@ -156,14 +156,18 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let b = state.board(board)?;
     let member = MemberId::new(member)?;
     let (at, period) = live_period(&b, query)?;
-    let standing = rank::standing(state.store.as_ref(), &at, &member)
+    let score = rank::score_of(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
+    let (rank, total) = state
+        .ranks
+        .rank_of_score(state.store.as_ref(), &at, score)
+        .await?;
     Ok(json_of(&MemberReply {
         member: member.as_str(),
-        score: standing.score,
-        rank: standing.rank,
-        total: standing.total,
+        score,
+        rank,
+        total,
         period: &period,
     }))
 }

@@ -1,0 +1,169 @@
+//! Exact ranks within a stated staleness: an answer cache keyed by score.
+//!
+//! A competition rank is a function of the score alone (`1 + members
+//! strictly better`), and long-tailed boards hold far fewer distinct scores
+//! than members, so the counts fan-out for one score answers every member
+//! who holds it. [`RankCache`] keeps, per (board, period, score), the
+//! summed counts of one fan-out and when it ran; a later rank of that
+//! score within `gateway.rank_staleness_ms` is the member's live score
+//! (one read in its shard) plus that lookup, exact as of the fan-out,
+//! which is at most the bound old. A bound of 0 turns the cache off: every
+//! rank fans out (the default, so a rank is exact as of the request).
+//!
+//! Concurrent misses for one score wait for the first one's fan-out
+//! (`quick_cache`'s placeholder guard) instead of all fanning out, so a
+//! popular score costs one fan-out per bound however many ask. The cache
+//! is bounded in entries (S3-FIFO eviction); an entry is about 100 bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+use standings_core::board::StorageName;
+use standings_core::{rank, Board, Store, StoreError};
+
+/// (board storage name, period id or blend name, score bits).
+type Key = (StorageName, Arc<str>, u64);
+
+/// Summed counts of one fan-out and when it ran.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    rank: u64,
+    total: u64,
+    at: Instant,
+}
+
+/// Ranks by score with a bounded staleness; see the module docs.
+pub struct RankCache {
+    /// `None` when the bound is 0: always live.
+    cache: Option<Cache<Key, Counted>>,
+    staleness: Duration,
+}
+
+impl RankCache {
+    /// A cache of at most `entries` scores whose answers are at most
+    /// `staleness` old; `staleness` 0 (or `entries` 0): no cache.
+    pub fn new(staleness: Duration, entries: usize) -> Self {
+        let cache = (!staleness.is_zero() && entries > 0).then(|| Cache::new(entries));
+        Self { cache, staleness }
+    }
+
+    /// The staleness bound (0: live).
+    pub fn staleness(&self) -> Duration {
+        self.staleness
+    }
+
+    /// The competition rank `score` has on `board` and the board's size,
+    /// exact as of at most the staleness bound ago.
+    pub async fn rank_of_score(
+        &self,
+        store: &dyn Store,
+        board: &Board,
+        score: f64,
+    ) -> Result<(u64, u64), StoreError> {
+        let Some(cache) = &self.cache else {
+            return rank::rank_of_score(store, board, score).await;
+        };
+        let key: Key = (
+            board.storage().clone(),
+            board.period.clone(),
+            score.to_bits(),
+        );
+        if let Some(hit) = cache.get(&key).filter(|c| self.fresh(c)) {
+            metrics::counter!("standings_rank_cache_total", "result" => "hit").increment(1);
+            return Ok((hit.rank, hit.total));
+        }
+        // Stale or absent: drop a stale answer so the guard below is ours
+        // (or another request's fresh one), never the stale value.
+        cache.remove_if(&key, |c| !self.fresh(c));
+        let guard = match cache.get_value_or_guard_async(&key).await {
+            Ok(fresh) if self.fresh(&fresh) => {
+                metrics::counter!("standings_rank_cache_total", "result" => "hit").increment(1);
+                return Ok((fresh.rank, fresh.total));
+            }
+            Ok(_) => None,
+            Err(guard) => Some(guard),
+        };
+        metrics::counter!("standings_rank_cache_total", "result" => "miss").increment(1);
+        // Taken before the fan-out: the answer is exact as of no earlier
+        // than this.
+        let at = Instant::now();
+        let (rank, total) = rank::rank_of_score(store, board, score).await?;
+        let counted = Counted { rank, total, at };
+        match guard {
+            Some(guard) => {
+                let _ = guard.insert(counted);
+            }
+            None => cache.insert(key, counted),
+        }
+        Ok((rank, total))
+    }
+
+    fn fresh(&self, c: &Counted) -> bool {
+        c.at.elapsed() <= self.staleness
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use standings_core::store::Write;
+    use standings_core::{BoardName, MemberId, MemoryStore, Op, Score};
+
+    fn board() -> Board {
+        Board {
+            shards: 4,
+            ..Board::new(BoardName::new("ranks").unwrap())
+        }
+    }
+
+    async fn write(store: &MemoryStore, board: &Board, member: &str, score: f64) {
+        let w = Write {
+            member: MemberId::new(member).unwrap(),
+            op: Op::Set,
+            value: Score::new(score).unwrap(),
+            idempotency_key: None,
+            request_id: "t".into(),
+        };
+        store.apply(board, &w).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_zero_bound_is_always_live() {
+        let store = MemoryStore::new();
+        let board = board();
+        let ranks = RankCache::new(Duration::ZERO, 1000);
+        write(&store, &board, "m:1", 10.0).await;
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((2, 1)));
+        write(&store, &board, "m:2", 7.0).await;
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((3, 2)));
+    }
+
+    #[tokio::test]
+    async fn within_the_bound_an_answer_is_reused_and_past_it_recounted() {
+        let store = MemoryStore::new();
+        let board = board();
+        let ranks = RankCache::new(Duration::from_millis(200), 1000);
+        write(&store, &board, "m:1", 10.0).await;
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((2, 1)));
+        write(&store, &board, "m:2", 7.0).await;
+        // Within the bound the answer is the one counted before the write:
+        // exact as of then.
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((2, 1)));
+        // Another score is counted now.
+        assert_eq!(ranks.rank_of_score(&store, &board, 8.0).await, Ok((2, 2)));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((3, 2)));
+    }
+
+    #[tokio::test]
+    async fn periods_are_cached_apart() {
+        let store = MemoryStore::new();
+        let board = board();
+        let ranks = RankCache::new(Duration::from_secs(60), 1000);
+        write(&store, &board, "m:1", 10.0).await;
+        assert_eq!(ranks.rank_of_score(&store, &board, 5.0).await, Ok((2, 1)));
+        let other = board.at("2020-01-01");
+        assert_eq!(ranks.rank_of_score(&store, &other, 5.0).await, Ok((1, 0)));
+    }
+}
