@@ -329,6 +329,10 @@ impl Default for StoreConfig {
     }
 }
 
+/// The most `gateway.rank_staleness_ms` accepts: a rank older than the
+/// default refresh interval would be staler than `/top` itself.
+pub const MAX_RANK_STALENESS_MS: u64 = 60_000;
+
 /// `[gateway]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -378,6 +382,14 @@ pub struct GatewayConfig {
     /// `X-Forwarded-For` header names the client; the rightmost address not
     /// itself trusted is the client. Empty: the peer address is the client.
     pub trusted_proxies: Vec<String>,
+    /// How old a member's rank may be (0: exact as of the request, one
+    /// counts fan-out per rank). Above 0 the gateway reuses the counts of
+    /// one fan-out for every rank of the same score within this time; the
+    /// member's own score is always read live.
+    pub rank_staleness_ms: u64,
+    /// Most distinct (board, period, score) answers the rank cache keeps
+    /// (about 100 bytes each).
+    pub rank_cache_entries: usize,
 }
 
 impl Default for GatewayConfig {
@@ -401,6 +413,8 @@ impl Default for GatewayConfig {
             read_burst_per_client: 200,
             rate_limit_max_clients: 100_000,
             trusted_proxies: Vec::new(),
+            rank_staleness_ms: 0,
+            rank_cache_entries: 100_000,
         }
     }
 }
@@ -798,6 +812,18 @@ impl Config {
                     "must be a number >= 0 (0 turns the limit off)",
                 ));
             }
+        }
+        if self.gateway.rank_staleness_ms > MAX_RANK_STALENESS_MS {
+            return Err(invalid(
+                "gateway.rank_staleness_ms".into(),
+                &format!("must be at most {MAX_RANK_STALENESS_MS} (one minute)"),
+            ));
+        }
+        if self.gateway.rank_staleness_ms > 0 && self.gateway.rank_cache_entries == 0 {
+            return Err(invalid(
+                "gateway.rank_cache_entries".into(),
+                "must be greater than 0 when gateway.rank_staleness_ms is set",
+            ));
         }
         if self.gateway.rate_limit_max_clients == 0 {
             return Err(invalid(

@@ -26,6 +26,7 @@ pub mod members;
 pub mod pages;
 pub mod period;
 pub mod purge;
+pub mod ranks;
 pub mod reads;
 pub mod refresh;
 pub mod reply;
@@ -185,6 +186,10 @@ impl Gateway {
             last_seen: likes::LastSeen::default(),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
+            ranks: ranks::RankCache::new(
+                Duration::from_millis(config.gateway.rank_staleness_ms),
+                config.gateway.rank_cache_entries,
+            ),
             #[cfg(test)]
             panic_refresher: std::sync::atomic::AtomicBool::new(false),
         });

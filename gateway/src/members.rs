@@ -21,7 +21,7 @@ use http_body_util::Full;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use standings_core::rank::{self, Standing};
+use standings_core::rank::Standing;
 use standings_core::store::now_ms_i64;
 use standings_core::{Board, Entry, MemberId, Meta, MetaInput, Op, Score, StoreError, Write};
 
@@ -161,7 +161,10 @@ where
         }
     }
     let (at, period) = period_of(&b, fields.period)?;
-    let standings = rank::standings(state.store.as_ref(), &at, &members).await?;
+    let standings = state
+        .ranks
+        .standings(state.store.as_ref(), &at, &members)
+        .await?;
     let total = standings
         .iter()
         .flatten()

@@ -159,14 +159,20 @@ struct MemberReply<'a> {
     meta: Option<&'a Meta>,
 }
 
-/// `GET /v1/boards/{board}/members/{member}`: live and exact.
+/// `GET /v1/boards/{board}/members/{member}`: the member's live score,
+/// ranked exactly as of at most `gateway.rank_staleness_ms` ago
+/// ([`crate::ranks`]; 0: as of the request).
 pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let member = MemberId::new(member)?;
     let (at, period) = live_period(&b, query)?;
-    let standing = rank::standing(state.store.as_ref(), &at, &member)
+    let score = rank::score_of(state.store.as_ref(), &at, &member)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
+    let standing = state
+        .ranks
+        .standing_of_score(state.store.as_ref(), &at, score)
+        .await?;
     let meta = state
         .store
         .metas(&at, std::slice::from_ref(&member))
@@ -175,7 +181,7 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
         .flatten();
     Ok(json_of(&MemberReply {
         member: member.as_str(),
-        score: standing.score,
+        score,
         rank: standing.rank,
         total: standing.total,
         percentile: standing.percentile(),

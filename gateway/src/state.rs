@@ -193,6 +193,8 @@ pub struct AppState {
     /// at once is shed with 503 `overloaded` instead of queueing (queued
     /// fan-outs grew memory to 550 MB and timed out anyway).
     pub fanout: tokio::sync::Semaphore,
+    /// Member ranks by score within `gateway.rank_staleness_ms`.
+    pub ranks: crate::ranks::RankCache,
     /// The embedded store's backups; `None` on another store.
     pub backups: Option<Backups>,
     /// Where events wait while the store is unreachable (a networked

@@ -97,13 +97,14 @@ fn set_key(text: &str, key: &str, value: &str) -> String {
 /// Writes `config/examples/cluster.toml` with [`FAST`] and a private static
 /// dir into `dir`, and loads it back (so a bad derivation fails here, with
 /// the config's own message).
-fn write_config(dir: &Path) -> (PathBuf, Config) {
+fn write_config(dir: &Path, extra: &[(&str, &str)]) -> (PathBuf, Config) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/cluster.toml");
     let mut text = std::fs::read_to_string(&example)
         .unwrap_or_else(|e| panic!("reading {}: {e}", example.display()));
     // Debug quoting of a path is a valid TOML basic string.
     let static_dir = format!("{:?}", dir.join("static").display().to_string());
-    for (key, value) in FAST.iter().chain(&[("static_dir", static_dir.as_str())]) {
+    let static_dir = [("static_dir", static_dir.as_str())];
+    for (key, value) in FAST.iter().chain(&static_dir).chain(extra) {
         text = set_key(&text, key, value);
     }
     let path = dir.join("standings.toml");
@@ -189,8 +190,19 @@ impl Deployment {
     /// Starts the agents (when `with_agents`) and the gateway on `cluster`
     /// and returns once the gateway answers `/readyz` with 200.
     async fn start(cluster: &RedisCluster, label: &str, with_agents: bool) -> Self {
+        Self::start_with(cluster, label, with_agents, &[]).await
+    }
+
+    /// [`Deployment::start`] with `extra` config keys set on top of
+    /// [`FAST`].
+    async fn start_with(
+        cluster: &RedisCluster,
+        label: &str,
+        with_agents: bool,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let dir = ScratchDir::new(label);
-        let (config_path, config) = write_config(dir.path());
+        let (config_path, config) = write_config(dir.path(), extra);
         let board = config.boards().remove(0);
         assert_eq!(
             (board.name.as_str(), board.shards, board.groups),
@@ -736,4 +748,177 @@ async fn lookups_and_batches_equal_the_oracle() {
     let cluster = RedisCluster::start(3, 0);
     let dep = Deployment::start(&cluster, "cluster-lists", false).await;
     support::lists::run(&dep.client, &dep.base, 15).await;
+}
+
+/// One write of the rank-staleness test: when it was sent and acknowledged
+/// and the member's score after it.
+struct Timed {
+    member: usize,
+    sent: Instant,
+    acked: Instant,
+    score: f64,
+}
+
+/// One rank read of a probe: when it was sent and answered, and the rank.
+struct Read {
+    probe: usize,
+    sent: Instant,
+    answered: Instant,
+    rank: u64,
+}
+
+/// Fixed scores of the probe members (`probe:I`), which nobody writes
+/// while the others climb past them.
+const PROBES: [f64; 4] = [50.0, 150.0, 300.0, 600.0];
+
+/// Members that climb: each only ever gains, so how many are better than
+/// a fixed score only grows, and an answer can be placed in time.
+const CLIMBERS: usize = 400;
+
+/// Under concurrent writes, every probe's rank lies between what was
+/// acknowledged `bound` before the read was sent and what was sent before
+/// it was answered: exact as of at most `bound` ago. With the bound 0
+/// that is exact as of the request. Once the writes stop and the bound has
+/// passed, every rank equals the oracle.
+async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64) {
+    let bound = bound_ms.to_string();
+    let dep = Deployment::start_with(
+        cluster,
+        &format!("cluster-rank-bound-{bound_ms}"),
+        true,
+        &[("rank_staleness_ms", bound.as_str())],
+    )
+    .await;
+    for (i, score) in PROBES.iter().enumerate() {
+        let r = dep
+            .write(
+                &json!({"member": format!("probe:{i}"), "score": score, "op": "set"}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "probe write {r:?}");
+    }
+    let base = dep.base.clone();
+    let mut writers = Vec::new();
+    for lane in 0..4 {
+        let client = dep.client.clone();
+        let url = format!("{base}/v1/boards/global/scores");
+        writers.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(lane);
+            let mut scores = vec![0.0; CLIMBERS];
+            let mut done = Vec::new();
+            for _ in 0..300 {
+                let m = lane as usize + 4 * rng.gen_range(0..CLIMBERS / 4);
+                let step = f64::from(rng.gen_range(1..40));
+                let body = json!({"member": format!("user:{m}"), "score": step, "op": "incr"});
+                let sent = Instant::now();
+                let r = client.post(&url).json(&body).send().await.expect("write");
+                assert_eq!(r.status(), 200, "write {body}");
+                scores[m] += step;
+                done.push(Timed {
+                    member: m,
+                    sent,
+                    acked: Instant::now(),
+                    score: scores[m],
+                });
+            }
+            done
+        }));
+    }
+    let readers_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let client = dep.client.clone();
+        let stop = readers_stop.clone();
+        tokio::spawn(async move {
+            let mut reads = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let probe = i % PROBES.len();
+                i += 1;
+                let sent = Instant::now();
+                let r = client
+                    .get(format!("{base}/v1/boards/global/members/probe:{probe}"))
+                    .send()
+                    .await
+                    .expect("rank read");
+                let body: Value = r.json().await.expect("rank body");
+                let rank = body["rank"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("rank of probe:{probe}: {body}"));
+                reads.push(Read {
+                    probe,
+                    sent,
+                    answered: Instant::now(),
+                    rank,
+                });
+            }
+            reads
+        })
+    };
+    let mut writes = Vec::new();
+    for w in writers {
+        writes.extend(w.await.expect("a writer panicked"));
+    }
+    readers_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.await.expect("the reader panicked");
+    assert!(reads.len() > 50, "only {} reads ran", reads.len());
+
+    // A climber's first write past a probe score is when it became better.
+    let better_than = |score: f64| -> Vec<(Instant, Instant)> {
+        let mut first: HashMap<usize, (Instant, Instant)> = HashMap::new();
+        for w in writes.iter().filter(|w| w.score > score) {
+            let e = first.entry(w.member).or_insert((w.sent, w.acked));
+            if w.sent < e.0 {
+                *e = (w.sent, w.acked);
+            }
+        }
+        first.into_values().collect()
+    };
+    let bound = Duration::from_millis(bound_ms);
+    for (p, &score) in PROBES.iter().enumerate() {
+        let crossings = better_than(score);
+        let probes_better = PROBES.iter().filter(|&&s| s > score).count() as u64;
+        for read in reads.iter().filter(|r| r.probe == p) {
+            let oldest = read.sent.checked_sub(bound).unwrap_or(read.sent);
+            let at_least = crossings
+                .iter()
+                .filter(|(_, acked)| *acked < oldest)
+                .count() as u64;
+            let at_most = crossings
+                .iter()
+                .filter(|(sent, _)| *sent < read.answered)
+                .count() as u64;
+            let better = read.rank - 1 - probes_better;
+            assert!(
+                (at_least..=at_most).contains(&better),
+                "probe:{p} (score {score}) ranked {} with bound {bound_ms} ms: {better} better, \
+                 but {at_least} were acknowledged by the bound and {at_most} sent by the answer",
+                read.rank
+            );
+        }
+    }
+    // Quiet now: past the bound every rank is the oracle's.
+    tokio::time::sleep(bound + Duration::from_millis(50)).await;
+    for (p, &score) in PROBES.iter().enumerate() {
+        let expected = 1
+            + better_than(score).len() as u64
+            + PROBES.iter().filter(|&&s| s > score).count() as u64;
+        let r = dep
+            .get(&format!("/v1/boards/global/members/probe:{p}"))
+            .await;
+        assert_eq!(
+            r.body["rank"].as_u64(),
+            Some(expected),
+            "probe:{p} once quiet: {r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranks_are_exact_as_of_at_most_the_staleness_bound() {
+    let _serial = SERIAL.lock().await;
+    for bound_ms in [0, 1000] {
+        let cluster = RedisCluster::start(3, 0);
+        ranks_are_exact_within(&cluster, bound_ms).await;
+    }
 }

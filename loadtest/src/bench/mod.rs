@@ -32,6 +32,7 @@ mod likes;
 mod merge;
 mod nginx;
 mod procs;
+mod rank_freshness;
 mod raw_likes;
 mod redis_bench;
 mod results;
@@ -65,6 +66,10 @@ const DESIGN_FRESHNESS_MS: f64 = 360_000.0;
 
 /// Agent and gateway tick of the run.
 const TICK_MS: u64 = 1000;
+
+/// `gateway.rank_staleness_ms` of the second gateway, whose ranks come
+/// from its score cache.
+const RANK_STALENESS_MS: u64 = 1000;
 
 /// Timed merge runs (after as many untimed ones).
 const MERGE_RUNS: usize = 2001;
@@ -202,6 +207,9 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     services.ensure_running()?;
     let rank = measure_against_redis(&RANK, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
+    let (rank_cached, rank_freshness) =
+        measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids).await?;
+    services.ensure_running()?;
     let write = measure_against_redis(&WRITE, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
     eprintln!("bench: freshness, {} probes", plan.probes);
@@ -231,6 +239,8 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
         },
         top20,
         rank,
+        rank_cached,
+        rank_freshness,
         write,
         freshness,
         merge,
@@ -439,6 +449,15 @@ const RANK: AgainstRedis = AgainstRedis {
     goal: "p99 < 2 ms; ratio >= 0.5",
 };
 
+/// rank_cached: the same ranks on a gateway with `rank_staleness_ms`.
+const RANK_CACHED: AgainstRedis = AgainstRedis {
+    name: "rank from the score cache, gateway then ZREVRANK",
+    script: "rank.lua",
+    redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
+    what: "ZREVRANK on one sorted set (one redis-server)",
+    goal: "p99 < 2 ms; ratio >= 0.5",
+};
+
 /// write: `POST /scores` incr against `ZINCRBY` on one set.
 const WRITE: AgainstRedis = AgainstRedis {
     name: "write, gateway then ZINCRBY",
@@ -478,6 +497,69 @@ async fn measure_against_redis(
     );
     add_cpu(&mut entry, &cpu.0, &cpu.1);
     Ok(entry)
+}
+
+/// Starts a second gateway with `rank_staleness_ms` =
+/// [`RANK_STALENESS_MS`] and measures its ranks against `ZREVRANK`, then
+/// how long a write takes to show in another member's rank there.
+async fn measure_cached_ranks(
+    plan: &Plan,
+    work: &Path,
+    nodes: &[String],
+    single_port: u16,
+    scripts: &Path,
+    pids: &Pids,
+) -> anyhow::Result<(Entry, Entry)> {
+    let port = procs::free_port()?;
+    let config = work.join("standings-cached.toml");
+    std::fs::write(
+        &config,
+        stack::config_toml_with(nodes, port, TICK_MS, RANK_STALENESS_MS),
+    )?;
+    let mut gateway = stack::start_gateway(work, "gateway-cached", &config, port).await?;
+    let base = format!("http://127.0.0.1:{port}");
+    let cached_pids = Pids {
+        gateway: gateway.pid(),
+        cluster: pids.cluster.clone(),
+        ..*pids
+    };
+    let rank = measure_against_redis(
+        &RANK_CACHED,
+        plan,
+        &base,
+        single_port,
+        scripts,
+        &cached_pids,
+    )
+    .await?;
+    gateway.ensure_running()?;
+    eprintln!("bench: rank freshness, {} probes", plan.probes);
+    let bound = Duration::from_millis(RANK_STALENESS_MS);
+    let f = rank_freshness::measure(&base, stack::BOARD, plan.probes, bound).await?;
+    gateway.ensure_running()?;
+    let p50 = percentile(&f.samples_ms, 50.0).unwrap_or(f64::NAN);
+    let p99 = percentile(&f.samples_ms, 99.0).unwrap_or(f64::NAN);
+    let bound_ms = RANK_STALENESS_MS as f64;
+    let freshness = Entry {
+        value: json!({
+            "p50_ms": p50, "p99_ms": p99, "probes": plan.probes,
+            "timed_out": f.timed_out, "rank_staleness_ms": RANK_STALENESS_MS,
+        }),
+        baseline: json!({"ms": bound_ms, "what": "gateway.rank_staleness_ms"}),
+        ratio: ratio(bound_ms, p99),
+        command: format!(
+            "standings-loadtest bench: {} probes: POST set above the probe member, then GET its rank every 5 ms",
+            plan.probes
+        ),
+        baseline_command: None,
+        goal: "p99 within the bound (ratio >= 1, less the 5 ms poll)".into(),
+        summary: format!(
+            "p50 {p50:.0} ms, p99 {p99:.0} ms ({} probes, {} timed out)",
+            plan.probes, f.timed_out
+        ),
+        baseline_summary: format!("{RANK_STALENESS_MS} ms bound"),
+    };
+    Ok((rank, freshness))
 }
 
 /// freshness: write to `/top` with 1-second ticks.

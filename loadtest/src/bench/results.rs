@@ -11,7 +11,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The keys of `results.json`, in table order.
-pub const KEYS: [&str; 6] = ["top20", "rank", "write", "freshness", "merge", "memory"];
+pub const KEYS: [&str; 8] = [
+    "top20",
+    "rank",
+    "rank_cached",
+    "rank_freshness",
+    "write",
+    "freshness",
+    "merge",
+    "memory",
+];
 
 /// One measurement with its baseline.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +65,11 @@ pub struct Results {
     pub top20: Entry,
     /// `GET /members/{m}` vs `ZREVRANK`.
     pub rank: Entry,
+    /// `GET /members/{m}` on a gateway with `rank_staleness_ms` vs
+    /// `ZREVRANK`.
+    pub rank_cached: Entry,
+    /// Write-to-rank delay on that gateway vs its bound.
+    pub rank_freshness: Entry,
     /// `POST /scores` vs `ZINCRBY`.
     pub write: Entry,
     /// Write-to-`/top` delay vs the design card's.
@@ -98,14 +112,16 @@ pub struct Machine {
 
 impl Results {
     /// The entries in [`KEYS`] order.
-    pub fn entries(&self) -> [(&'static str, &Entry); 6] {
+    pub fn entries(&self) -> [(&'static str, &Entry); 8] {
         [
             (KEYS[0], &self.top20),
             (KEYS[1], &self.rank),
-            (KEYS[2], &self.write),
-            (KEYS[3], &self.freshness),
-            (KEYS[4], &self.merge),
-            (KEYS[5], &self.memory),
+            (KEYS[2], &self.rank_cached),
+            (KEYS[3], &self.rank_freshness),
+            (KEYS[4], &self.write),
+            (KEYS[5], &self.freshness),
+            (KEYS[6], &self.merge),
+            (KEYS[7], &self.memory),
         ]
     }
 
@@ -165,6 +181,8 @@ mod tests {
             },
             top20: entry(Some(1.2)),
             rank: entry(Some(0.1)),
+            rank_cached: entry(Some(0.3)),
+            rank_freshness: entry(Some(1.1)),
             write: entry(Some(0.2)),
             freshness: entry(Some(300.0)),
             merge: entry(Some(2000.0)),

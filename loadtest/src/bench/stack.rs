@@ -21,6 +21,17 @@ pub const SHARDS: u32 = 100;
 /// for the agents and the gateway refresh, one board of [`SHARDS`] shards
 /// in 10 groups of TOP-1000.
 pub fn config_toml(nodes: &[String], gateway_port: u16, tick_ms: u64) -> String {
+    config_toml_with(nodes, gateway_port, tick_ms, 0)
+}
+
+/// [`config_toml`] with `gateway.rank_staleness_ms` set: the gateway that
+/// measures ranks from its score cache.
+pub fn config_toml_with(
+    nodes: &[String],
+    gateway_port: u16,
+    tick_ms: u64,
+    rank_staleness_ms: u64,
+) -> String {
     let nodes = nodes
         .iter()
         .map(|n| format!("\"{n}\""))
@@ -41,6 +52,7 @@ refresh_interval_ms = {tick_ms}
 request_timeout_ms = 5000
 shutdown_grace_ms = 1000
 static_dir = \"\"
+rank_staleness_ms = {rank_staleness_ms}
 
 [agent]
 precompute_interval_ms = {tick_ms}
@@ -143,6 +155,24 @@ impl Services {
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// A second gateway on the same cluster (no agents of its own: it reads
+/// the snapshots the agents publish), with `config`; waits for its port.
+pub async fn start_gateway(
+    work: &Path,
+    name: &str,
+    config: &Path,
+    port: u16,
+) -> anyhow::Result<Proc> {
+    let mut cmd = Command::new(sibling_binary("standings-gateway")?);
+    cmd.arg("--config").arg(config).env("RUST_LOG", "warn");
+    let mut gateway = Proc::start(name, cmd, &work.join(format!("{name}.log")))?;
+    if let Err(e) = wait_for_port(port, Duration::from_secs(30)).await {
+        gateway.ensure_running()?;
+        return Err(e);
+    }
+    Ok(gateway)
 }
 
 /// Waits until the gateway's `/top` carries version `writes` (every seeded

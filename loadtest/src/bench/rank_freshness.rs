@@ -1,0 +1,111 @@
+//! Rank freshness: how long from a write's 200 until another member's rank
+//! shows it, on a gateway with `gateway.rank_staleness_ms` set.
+//!
+//! The probe member `rankprobe:0` holds a fixed score; each probe writes a
+//! new member just above it (`set`, probe score + 1 + p, the probe's own
+//! write never moves it), starts the clock at the 200 and polls the probe
+//! member's rank every few milliseconds until it is at least one worse
+//! than before the write. With a staleness bound the figure should stay
+//! within the bound (plus the poll's resolution); at 0 it is one request.
+//! Probes run one at a time: each needs the previous one's rank.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand::Rng;
+
+/// How often a probe polls the rank: the resolution of the figure.
+const POLL: Duration = Duration::from_millis(5);
+
+/// A probe that has not seen its write by then counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The probe member's fixed score: below the seeded top and above most.
+const PROBE_SCORE: f64 = 5_000.0;
+
+/// What the probes found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankFreshness {
+    /// Milliseconds from each write's 200 to the rank that counts it.
+    pub samples_ms: Vec<f64>,
+    /// Probes that never saw their write within the timeout.
+    pub timed_out: usize,
+}
+
+/// Runs `probes` probes one after another against the gateway at `base`,
+/// each after a random pause below `bound` so the writes fall at every
+/// phase of the cache's lifetime.
+pub async fn measure(
+    base: &str,
+    board: &str,
+    probes: usize,
+    bound: Duration,
+) -> anyhow::Result<RankFreshness> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    set(&client, base, board, "rankprobe:0", PROBE_SCORE).await?;
+    let mut samples_ms = Vec::with_capacity(probes);
+    let mut timed_out = 0;
+    for p in 0..probes {
+        let pause = rand::thread_rng().gen_range(0..bound.as_millis().max(1) as u64);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        // Counts only grow (an answer is replaced by a later fan-out's),
+        // and the previous probe saw its write counted, so `before` counts
+        // every earlier probe.
+        let before = rank(&client, base, board).await?;
+        let member = format!("rankprobe:{}", p + 1);
+        set(&client, base, board, &member, PROBE_SCORE + 1.0 + p as f64).await?;
+        let acked = Instant::now();
+        loop {
+            if rank(&client, base, board).await? > before {
+                samples_ms.push(acked.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if acked.elapsed() > PROBE_TIMEOUT {
+                timed_out += 1;
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(RankFreshness {
+        samples_ms,
+        timed_out,
+    })
+}
+
+async fn set(
+    client: &reqwest::Client,
+    base: &str,
+    board: &str,
+    member: &str,
+    score: f64,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({"member": member, "score": score, "op": "set"});
+    let response = client
+        .post(format!("{base}/v1/boards/{board}/scores"))
+        .json(&body)
+        .send()
+        .await
+        .context("rank probe write")?;
+    if !response.status().is_success() {
+        bail!("rank probe write answered {}", response.status());
+    }
+    Ok(())
+}
+
+/// The probe member's rank.
+async fn rank(client: &reqwest::Client, base: &str, board: &str) -> anyhow::Result<u64> {
+    let response = client
+        .get(format!("{base}/v1/boards/{board}/members/rankprobe:0"))
+        .send()
+        .await
+        .context("rank probe read")?;
+    let status = response.status();
+    let json: serde_json::Value = response.json().await.context("rank probe body")?;
+    json["rank"]
+        .as_u64()
+        .with_context(|| format!("rank probe read answered {status}: {json}"))
+}
