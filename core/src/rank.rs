@@ -119,13 +119,6 @@ pub async fn standings(
     let counts = store
         .counts_many(board, &board.all_shards(), &probes)
         .await?;
-    let total = counts.iter().map(|c| c.total).sum();
-    let sum = |at: usize, side: fn(&ShardCountsMany) -> &[u64]| -> u64 {
-        counts
-            .iter()
-            .map(|c| side(c).get(at).copied().unwrap_or(0))
-            .sum()
-    };
     Ok(scores
         .iter()
         .map(|s| {
@@ -133,15 +126,27 @@ pub async fn standings(
                 let at = probes
                     .binary_search_by(|p| p.total_cmp(&score))
                     .unwrap_or_else(|i| i);
-                Standing {
-                    score,
-                    rank: 1 + sum(at, |c| &c.better),
-                    worse: sum(at, |c| &c.worse),
-                    total,
-                }
+                standing_at(&counts, at, score)
             })
         })
         .collect())
+}
+
+/// The standing of the `k`th probe score of a [`Store::counts_many`]
+/// answer, summed over its shards.
+pub fn standing_at(counts: &[ShardCountsMany], k: usize, score: f64) -> Standing {
+    let sum = |side: fn(&ShardCountsMany) -> &[u64]| -> u64 {
+        counts
+            .iter()
+            .map(|c| side(c).get(k).copied().unwrap_or(0))
+            .sum()
+    };
+    Standing {
+        score,
+        rank: 1 + sum(|c| &c.better),
+        worse: sum(|c| &c.worse),
+        total: counts.iter().map(|c| c.total).sum(),
+    }
 }
 
 /// The member and up to `radius` entries on each side (fewer only at the

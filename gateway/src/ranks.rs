@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use standings_core::board::StorageName;
 use standings_core::rank::{self, RankError, Standing};
+use standings_core::store::ShardCountsMany;
 use standings_core::{Board, MemberId, Store, StoreError};
 
 /// (board storage name, period id or blend name, score bits).
@@ -36,6 +37,17 @@ struct Counted {
 }
 
 impl Counted {
+    /// The `k`th probe's counts of a `counts_many` answer begun at `at`.
+    fn of(counts: &[ShardCountsMany], k: usize, at: Instant) -> Self {
+        let s = rank::standing_at(counts, k, 0.0);
+        Counted {
+            rank: s.rank,
+            worse: s.worse,
+            total: s.total,
+            at,
+        }
+    }
+
     fn standing(&self, score: f64) -> Standing {
         Standing {
             score,
@@ -55,13 +67,7 @@ async fn count(store: &dyn Store, board: &Board, score: f64) -> Result<Counted, 
     let counts = store
         .counts_many(board, &board.all_shards(), &[score])
         .await?;
-    let first = |v: &[u64]| v.first().copied().unwrap_or(0);
-    Ok(Counted {
-        rank: 1 + counts.iter().map(|c| first(&c.better)).sum::<u64>(),
-        worse: counts.iter().map(|c| first(&c.worse)).sum(),
-        total: counts.iter().map(|c| c.total).sum(),
-        at,
-    })
+    Ok(Counted::of(&counts, 0, at))
 }
 
 /// Ranks by score with a bounded staleness; see the module docs.
@@ -174,15 +180,8 @@ impl RankCache {
             let counts = store
                 .counts_many(board, &board.all_shards(), &missing)
                 .await?;
-            let total = counts.iter().map(|c| c.total).sum();
             for (k, &score) in missing.iter().enumerate() {
-                let at_k = |v: &[u64]| v.get(k).copied().unwrap_or(0);
-                let counted = Counted {
-                    rank: 1 + counts.iter().map(|c| at_k(&c.better)).sum::<u64>(),
-                    worse: counts.iter().map(|c| at_k(&c.worse)).sum(),
-                    total,
-                    at,
-                };
+                let counted = Counted::of(&counts, k, at);
                 cache.insert(key(score), counted);
                 known.insert(score.to_bits(), counted);
             }
