@@ -179,6 +179,50 @@ impl RedisCluster {
         addr
     }
 
+    /// Asks a live replica of the killed master `killed` to take its slots
+    /// over at once (`CLUSTER FAILOVER TAKEOVER`: no election). For a test
+    /// whose subject is the client's side of a failover, when the election
+    /// itself is slow on a loaded machine. Answers the replica's address,
+    /// or `None` if `killed` has no live replica.
+    pub fn take_over_from(&self, killed: &str) -> Option<String> {
+        let nodes = self.cluster_nodes();
+        let fields: Vec<Vec<&str>> = nodes
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let address = |f: &[&str]| f.get(1).and_then(|a| a.split('@').next()).map(String::from);
+        let id = fields
+            .iter()
+            .find(|f| address(f).as_deref() == Some(killed))?
+            .first()?
+            .to_string();
+        let replica = fields
+            .iter()
+            .filter(|f| f.get(3) == Some(&id.as_str()))
+            .filter_map(|f| address(f))
+            .find(|a| !self.killed.contains(a))?;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("FAILOVER").arg("TAKEOVER");
+        self.query(&replica, &cmd);
+        Some(replica)
+    }
+
+    /// Every live node's `CLUSTER NODES`, one block per node: what a
+    /// failing topology test prints.
+    pub fn describe(&self) -> String {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        self.nodes()
+            .iter()
+            .map(
+                |addr| match cmd.query::<Value>(&mut self.connection(addr)) {
+                    Ok(v) => format!("{addr} sees:\n{}", value_text(&v)),
+                    Err(e) => format!("{addr}: {e}\n"),
+                },
+            )
+            .collect()
+    }
+
     /// Sets `cluster-node-timeout` on every live node: how long a node may
     /// be unreachable before it is failed over. Lower it (e.g. to 1000) in
     /// failover tests; too low on a loaded machine fails nodes over that
