@@ -306,6 +306,7 @@ async fn interval_sync_keeps_everything_across_a_clean_close() {
     let dir = TempDir::new("interval");
     let options = DurableOptions {
         sync: Sync::Interval(Duration::from_millis(20)),
+        ..DurableOptions::default()
     };
     let store = DurableStore::open(dir.path(), options).unwrap();
     write_mix(&store, 100, "k2").await;
@@ -1216,4 +1217,114 @@ async fn a_likes_row_that_is_not_valid_is_corrupt() {
             Ok(_) => panic!("{table}: opened"),
         }
     }
+}
+
+/// Rows of `dir/journal.redb` (opened directly, the store closed).
+fn journal_rows(dir: &Path) -> usize {
+    let db = redb::Database::open(dir.join("journal.redb")).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
+    let table = txn.open_table(table).unwrap();
+    redb::ReadableTableMetadata::len(&table).unwrap() as usize
+}
+
+/// A store whose tasks die with their runtime (as in `kill -9`: nothing
+/// is closed) before any checkpoint leaves its acknowledged writes only in
+/// the journal; the next open applies them and answers every read, and
+/// every repeat of a key, as before.
+#[test]
+fn writes_only_in_the_journal_are_applied_at_the_next_open() {
+    let dir = TempDir::new("journal-replay");
+    let options = DurableOptions {
+        checkpoint_every: Duration::from_secs(3600),
+        ..DurableOptions::default()
+    };
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let rt = runtime();
+    let (store, keyed, before) = rt.block_on(async {
+        let store = DurableStore::open(dir.path(), options).unwrap();
+        let keyed = write_mix(&store, 200, "j1").await;
+        let mut before = Vec::new();
+        for b in boards() {
+            before.push(view(&store, &b, 40).await);
+        }
+        (store, keyed, before)
+    });
+    // The committer and checkpointer stop at their next await; blocking
+    // commits in flight finish. Then the files are released.
+    rt.shutdown_timeout(Duration::from_secs(10));
+    drop(store);
+    assert!(
+        journal_rows(dir.path()) > 0,
+        "the acknowledged writes are in the journal, not yet checkpointed"
+    );
+
+    let rt = runtime();
+    rt.block_on(async {
+        let store = DurableStore::open(dir.path(), options).unwrap();
+        for (b, want) in boards().iter().zip(&before) {
+            assert_eq!(&view(&store, b, 40).await, want, "board {}", b.name);
+        }
+        for (b, w, first) in &keyed {
+            let again = store.apply(b, w).await.unwrap();
+            assert!(!again.applied, "a repeat after the replay is not applied");
+            assert_eq!(again.scores, first.scores);
+        }
+        store.close().await;
+    });
+    assert_eq!(
+        journal_rows(dir.path()),
+        0,
+        "a clean close empties the journal"
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let store = open(dir.path());
+        for (b, want) in boards().iter().zip(&before) {
+            assert_eq!(&view(&store, b, 40).await, want, "after the checkpoint");
+        }
+        store.close().await;
+    });
+}
+
+/// A journal is applied only to the database it was written for: one
+/// copied in from another data directory is refused, naming the file, and
+/// the database itself is untouched by the attempt.
+#[tokio::test]
+async fn a_journal_of_another_database_is_refused() {
+    let (a, b) = (TempDir::new("journal-a"), TempDir::new("journal-b"));
+    let mut before = Vec::new();
+    for (dir, rounds) in [(&a, 10), (&b, 30)] {
+        let store = open(dir.path());
+        write_mix(&store, rounds, "jx").await;
+        before.clear();
+        for b in boards() {
+            before.push(view(&store, &b, 40).await);
+        }
+        store.close().await;
+    }
+    let theirs = b.path().join("journal.redb");
+    std::fs::copy(a.path().join("journal.redb"), &theirs).unwrap();
+    let err = DurableStore::open(b.path(), DurableOptions::default())
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, OpenError::Corrupt { .. }), "{text}");
+    assert!(
+        text.contains(&theirs.display().to_string()) && text.contains("another database"),
+        "{text}"
+    );
+    // Moved away, as the message says, the database opens as it was.
+    std::fs::remove_file(&theirs).unwrap();
+    let store = open(b.path());
+    for (board, want) in boards().iter().zip(&before) {
+        assert_eq!(&view(&store, board, 40).await, want, "nothing lost");
+    }
+    store.close().await;
 }

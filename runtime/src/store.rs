@@ -67,6 +67,12 @@ pub fn open_embedded(config: &Config) -> Result<DurableStore, OpenStoreError> {
     let sync = config.store.sync.parse().map_err(
         |e: standings_core::store::durable::ParseSyncError| OpenStoreError::Sync(e.to_string()),
     )?;
-    let store = DurableStore::open(Path::new(&config.store.data_dir), DurableOptions { sync })?;
+    let store = DurableStore::open(
+        Path::new(&config.store.data_dir),
+        DurableOptions {
+            sync,
+            ..DurableOptions::default()
+        },
+    )?;
     Ok(store)
 }

@@ -32,8 +32,17 @@
 //! assigns the shard's next version), hands the resulting mutation to one
 //! committer task over a bounded channel, and waits for its answer. The
 //! committer takes one mutation, drains whatever else is already queued (up
-//! to [`MAX_BATCH`]), writes them all in one redb write transaction and
-//! commits once, so writes that arrive together share one fsync. A slot in
+//! to [`MAX_BATCH`]), writes them all as one row of the journal
+//! (`journal.redb`, see [`journal`]) and commits once, so writes that
+//! arrive together share one fsync; then it answers them and hands the
+//! batch to the checkpointer, which applies the batches of about a second
+//! ([`CHECKPOINT_EVERY`]) to the tables of `standings.redb` below in one
+//! transaction. A journal commit appends one row where a commit into the
+//! tables rewrote a page per member, shard and table touched, which is
+//! what made the acknowledged write slow (`docs/benchmarks.md`, "Durable
+//! embedded store"). At open the journal's rows that no checkpoint had
+//! applied yet are applied first, so a crash loses nothing the journal
+//! committed, and a clean close leaves the journal empty. A slot in
 //! the channel is reserved *before* the in-memory apply and the mutation is
 //! queued right after it with no await in between, so a caller that gives
 //! up (a dropped future) cannot leave memory ahead of disk.
@@ -100,7 +109,9 @@
 //!
 //! # Table layout
 //!
-//! One file, `DATA_DIR/standings.redb`, holds every board. Keys are redb
+//! One file, `DATA_DIR/standings.redb`, holds every board (with
+//! `DATA_DIR/journal.redb` beside it holding the last second or so of
+//! batches, [`journal`]). Keys are redb
 //! tuples, compared element by element, so every row of one shard is
 //! contiguous. `b` is the board's storage name ([`Board::storage_name`]:
 //! the board name for tenant `public`, as in files written before tenants,
@@ -127,6 +138,7 @@
 //! | `actor_likes` | `(tenant, actor, target)` | `at_ms: u64`: a target the actor likes now and when it liked it (unliked and trimmed targets are deleted) |
 //! | `owner_likes` | `(tenant, owner)` | `u64`: the likes the owner's targets hold (no row when 0) |
 //! | `weights` | board storage name | `&str`: weights set at run time, [`Weights::to_json`] |
+//! | `journal_state` | `"id"`, `"applied_through"` | `u64`: the database's identity (a journal is applied only to the database it was written for; a backup gets a new one) and the last journal row the checkpointer applied |
 //!
 //! Blends are not stored: a blend is a function of its parts' periods, so
 //! each shard's blend is rebuilt from them after a restart (by the first
@@ -147,7 +159,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,6 +171,8 @@ use redb::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+mod journal;
 
 use super::likes::{EventChange, Likes, Seen};
 use super::memory::{Applied, MetaChange, ShardId, AUDIT_CAPACITY};
@@ -176,6 +190,20 @@ use crate::types::{BoardName, Entry, MemberId, Meta, Op};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "standings.redb";
+
+/// The journal's file name inside the data directory ([`journal`]).
+pub const JOURNAL_FILE_NAME: &str = "journal.redb";
+
+/// How long the checkpointer gathers journal batches before it applies
+/// them to [`FILE_NAME`] in one transaction.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Most mutations one checkpoint takes.
+const CHECKPOINT_MAX: usize = 1 << 16;
+
+/// Journal batches that may wait for the checkpointer; the committer
+/// waits for a slot (so a slow disk slows writes rather than memory).
+const CHECKPOINT_QUEUE: usize = 256;
 
 /// Most mutations one commit takes.
 pub const MAX_BATCH: usize = 4096;
@@ -290,10 +318,23 @@ impl FromStr for Sync {
 }
 
 /// How a [`DurableStore`] is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurableOptions {
     /// When commits reach the disk.
     pub sync: Sync,
+    /// How long the checkpointer gathers journal batches before applying
+    /// them to `standings.redb` ([`CHECKPOINT_EVERY`] by default). Not a
+    /// config key: tests set it long to leave rows in the journal.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for DurableOptions {
+    fn default() -> Self {
+        DurableOptions {
+            sync: Sync::default(),
+            checkpoint_every: CHECKPOINT_EVERY,
+        }
+    }
 }
 
 /// Why a [`DurableStore`] could not be opened (or backed up). Every variant
@@ -326,6 +367,7 @@ pub enum OpenError {
 }
 
 /// One change to persist.
+#[derive(Debug)]
 enum Mutation {
     Write {
         board: StorageName,
@@ -379,7 +421,11 @@ pub struct DurableStore {
     memory: MemoryStore,
     tx: mpsc::Sender<Job>,
     db: Arc<Database>,
+    /// `journal.redb`: what the committer made durable and the
+    /// checkpointer has not yet applied to `db` ([`journal`]).
+    journal: Arc<Database>,
     committer: JoinHandle<()>,
+    checkpointer: JoinHandle<()>,
     failed: Arc<AtomicBool>,
     /// The sequence number of the last snapshot put.
     snapshot_seq: Mutex<u64>,
@@ -391,9 +437,11 @@ pub struct DurableStore {
 }
 
 impl DurableStore {
-    /// Opens (creating if missing) `dir/standings.redb`, loads it into
-    /// memory and starts the committer task. Blocks while loading; must be
-    /// called within a tokio runtime (it spawns the committer).
+    /// Opens (creating if missing) `dir/standings.redb` and
+    /// `dir/journal.redb`, applies the journal's rows that the last run
+    /// had not checkpointed, loads the database into memory and starts the
+    /// committer and checkpointer tasks. Blocks while loading; must be
+    /// called within a tokio runtime (it spawns the tasks).
     pub fn open(dir: &Path, options: DurableOptions) -> Result<DurableStore, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
             file: dir.to_owned(),
@@ -407,22 +455,44 @@ impl DurableStore {
             reason,
         };
         prepare(&db).map_err(|e| corrupt(e.to_string()))?;
+        let journal_file = dir.join(JOURNAL_FILE_NAME);
+        let journal = open_db(&journal_file)?;
+        let next = recover(&db, &file, &journal, &journal_file)?;
         let snapshot_seq = load(&db, &memory).map_err(corrupt)?;
         let db = Arc::new(db);
+        let journal = Arc::new(journal);
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (to_checkpoint, checkpoints) = mpsc::channel(CHECKPOINT_QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
+        let checkpointed = Arc::new(AtomicU64::new(0));
         let committer = tokio::spawn(committer(
-            db.clone(),
+            Committer {
+                journal: journal.clone(),
+                sync: options.sync,
+                failed: failed.clone(),
+                file: journal_file,
+                checkpointed: checkpointed.clone(),
+                to_checkpoint,
+            },
             rx,
-            options.sync,
+            next,
+        ));
+        let checkpointer = tokio::spawn(checkpointer(
+            db.clone(),
+            journal.clone(),
+            checkpoints,
             failed.clone(),
             file.clone(),
+            checkpointed,
+            options.checkpoint_every,
         ));
         Ok(DurableStore {
             memory,
             tx,
             db,
+            journal,
             committer,
+            checkpointer,
             failed,
             snapshot_seq: Mutex::new(snapshot_seq),
             weights_order: Mutex::new(()),
@@ -436,24 +506,38 @@ impl DurableStore {
     }
 
     /// Stops taking writes, waits for the committer to commit everything
-    /// queued (durably, whatever the [`Sync`] mode) and closes the file, so
-    /// that it can be opened again at once.
+    /// queued (durably, whatever the [`Sync`] mode) and for the
+    /// checkpointer to apply all of it to `standings.redb` (leaving the
+    /// journal empty), and closes both files, so that they can be opened
+    /// again at once.
     pub async fn close(self) {
         let DurableStore {
-            tx, db, committer, ..
+            tx,
+            db,
+            journal,
+            committer,
+            checkpointer,
+            ..
         } = self;
         drop(tx);
         if let Err(e) = committer.await {
             tracing::error!(error = %e, "durable store committer failed");
         }
+        if let Err(e) = checkpointer.await {
+            tracing::error!(error = %e, "durable store checkpointer failed");
+        }
+        drop(journal);
         drop(db);
     }
 
     /// Writes a consistent copy of the database (as of the last commit) to
     /// `to` while serving: every table is copied from one read transaction
-    /// into a new redb file written under a temporary name, committed
-    /// durably and renamed to `to`. Restoring is starting on that copy (as
-    /// `standings.redb` in the data directory). Blocks while copying.
+    /// into a new redb file written under a temporary name, the journal's
+    /// rows not yet checkpointed are applied to it, and it is committed
+    /// durably and renamed to `to`. The copy is one file with a new
+    /// identity: restoring is starting on it as `standings.redb` in an
+    /// empty data directory (a `journal.redb` of the old one is refused
+    /// rather than applied to it). Blocks while copying.
     pub fn backup(&self, to: &Path) -> Result<(), OpenError> {
         let tmp = to.with_extension(format!("tmp-{}", std::process::id()));
         let corrupt = |file: &Path, e: &dyn std::fmt::Display| OpenError::Corrupt {
@@ -462,8 +546,21 @@ impl DurableStore {
         };
         let _ = std::fs::remove_file(&tmp);
         let result = (|| {
+            // The journal first: rows are trimmed only after the
+            // database's checkpoint that applied them, so this view holds
+            // every row after the `applied_through` the later view reads.
+            let pending = self.journal.begin_read().map_err(|e| corrupt(&tmp, &e))?;
+            let read = self.db.begin_read().map_err(|e| corrupt(&tmp, &e))?;
             let copy = open_db(&tmp)?;
-            copy_tables(&self.db, &copy).map_err(|e| corrupt(&tmp, &e))?;
+            copy_tables(&read, &copy).map_err(|e| corrupt(&tmp, &e))?;
+            let through = applied_through(&read).map_err(|e| corrupt(&self.file, &e))?;
+            let rows = journal_rows(&pending, through)
+                .map_err(|e| corrupt(&self.file.with_file_name(JOURNAL_FILE_NAME), &e))?;
+            for (_, batch) in rows {
+                write_batch(&copy, &batch, Durability::Immediate, None, None)
+                    .map_err(|e| corrupt(&tmp, &e))?;
+            }
+            set_identity(&copy, new_id(), 0).map_err(|e| corrupt(&tmp, &e))?;
             drop(copy);
             std::fs::rename(&tmp, to).map_err(|source| OpenError::Io {
                 file: to.to_owned(),
@@ -1046,10 +1143,9 @@ macro_rules! copy_table {
     }};
 }
 
-/// Copies every table of `from` (one read transaction) into `to` (one
-/// durable write transaction).
-fn copy_tables(from: &Database, to: &Database) -> Result<(), redb::Error> {
-    let read = from.begin_read()?;
+/// Copies every table of `read` (one read transaction) into `to` (one
+/// durable write transaction), all but the journal's state.
+fn copy_tables(read: &redb::ReadTransaction, to: &Database) -> Result<(), redb::Error> {
     let write = to.begin_write()?;
     copy_table!(read, write, MEMBERS);
     copy_table!(read, write, VERSIONS);
@@ -1107,9 +1203,14 @@ fn write_batch(
     batch: &[Mutation],
     durability: Durability,
     sweep_at: Option<u64>,
+    applied_through: Option<u64>,
 ) -> Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_durability(durability)?;
+    if let Some(through) = applied_through {
+        txn.open_table(journal::STATE)?
+            .insert(journal::APPLIED_THROUGH, through)?;
+    }
     {
         let mut t = ScoreTables {
             members: txn.open_table(MEMBERS)?,
@@ -1212,6 +1313,29 @@ fn write_batch(
         if let Some(now) = sweep_at {
             sweep(&mut t.idem, &mut t.idem_scores, now)?;
             sweep_events(&mut l.events, now)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Appends one encoded batch to the journal as row `seq` and deletes the
+/// rows the checkpointer has applied (up to `trim`), in one commit.
+fn append_journal(
+    journal: &Database,
+    seq: Option<(u64, &[u8])>,
+    trim: Option<u64>,
+    durability: Durability,
+) -> Result<(), redb::Error> {
+    let mut txn = journal.begin_write()?;
+    txn.set_durability(durability)?;
+    {
+        let mut rows = txn.open_table(journal::JOURNAL)?;
+        if let Some(through) = trim {
+            rows.retain_in(..=through, |_, _| false)?;
+        }
+        if let Some((seq, row)) = seq {
+            rows.insert(seq, row)?;
         }
     }
     txn.commit()?;
@@ -1368,25 +1492,34 @@ fn expire_set(t: &mut ScoreTables<'_>, b: &str, p: &str, s: u32) -> Result<(), r
     Ok(())
 }
 
-/// The committer task; see the module docs.
-async fn committer(
-    db: Arc<Database>,
-    mut rx: mpsc::Receiver<Job>,
+/// What the committer task works with; see the module docs.
+struct Committer {
+    journal: Arc<Database>,
     sync: Sync,
     failed: Arc<AtomicBool>,
+    /// The journal file, for errors.
     file: PathBuf,
-) {
+    /// The last batch the checkpointer applied: the committer deletes the
+    /// journal rows up to it in its next commit.
+    checkpointed: Arc<AtomicU64>,
+    to_checkpoint: mpsc::Sender<(u64, Vec<Mutation>)>,
+}
+
+/// The committer task: each batch of queued mutations becomes one journal
+/// row in one commit (numbered from `next`), is acknowledged, and goes on
+/// to the checkpointer; see the module docs.
+async fn committer(c: Committer, mut rx: mpsc::Receiver<Job>, mut next: u64) {
     let mut last_durable = Instant::now();
-    let mut last_sweep = Instant::now();
     // Interval mode: commits since the last durable one.
     let mut dirty = false;
+    let mut trimmed = 0;
     loop {
-        let first = match (sync, dirty) {
+        let first = match (c.sync, dirty) {
             (Sync::Interval(every), true) => {
                 tokio::select! {
                     job = rx.recv() => job,
                     _ = tokio::time::sleep_until((last_durable + every).into()) => {
-                        run(&db, Vec::new(), Durability::Immediate, None, &failed, &file).await;
+                        journal_commit(&c, None, None, Durability::Immediate).await;
                         dirty = false;
                         last_durable = Instant::now();
                         continue;
@@ -1403,18 +1536,21 @@ async fn committer(
                 Err(_) => break,
             }
         }
-        let durability = match sync {
+        let durability = match c.sync {
             Sync::Commit => Durability::Immediate,
             Sync::Interval(every) if last_durable.elapsed() >= every => Durability::Immediate,
             Sync::Interval(_) => Durability::None,
         };
-        let sweep_at = (last_sweep.elapsed() >= EXPIRY_SWEEP).then(|| {
-            last_sweep = Instant::now();
-            crate::store::now_ms()
+        let checkpointed = c.checkpointed.load(Ordering::Acquire);
+        let trim = (checkpointed > trimmed).then(|| {
+            trimmed = checkpointed;
+            checkpointed
         });
         let (mutations, dones): (Vec<_>, Vec<_>) =
             jobs.into_iter().map(|j| (j.mutation, j.done)).unzip();
-        run(&db, mutations, durability, sweep_at, &failed, &file).await;
+        let seq = next;
+        next += 1;
+        let mutations = journal_commit(&c, Some((seq, mutations)), trim, durability).await;
         if matches!(durability, Durability::Immediate) {
             dirty = false;
             last_durable = Instant::now();
@@ -1424,31 +1560,140 @@ async fn committer(
         for done in dones {
             let _ = done.send(());
         }
+        if c.to_checkpoint.send((seq, mutations)).await.is_err() {
+            // The checkpointer stopped (it failed, and said so); the
+            // journal keeps the rows for the restart.
+            break;
+        }
     }
     if dirty {
-        run(&db, Vec::new(), Durability::Immediate, None, &failed, &file).await;
+        journal_commit(&c, None, None, Durability::Immediate).await;
     }
 }
 
-/// Commits one batch on a blocking thread; panics (after marking the store
-/// failed) if it cannot.
+/// Encodes and commits one journal row (and trims) on a blocking thread;
+/// answers the mutations back for the checkpointer. Panics (after marking
+/// the store failed) if it cannot.
+async fn journal_commit(
+    c: &Committer,
+    batch: Option<(u64, Vec<Mutation>)>,
+    trim: Option<u64>,
+    durability: Durability,
+) -> Vec<Mutation> {
+    let journal = c.journal.clone();
+    let n = batch.as_ref().map_or(0, |(_, b)| b.len());
+    let result = tokio::task::spawn_blocking(move || {
+        let row = batch.as_ref().map(|(seq, b)| (*seq, journal::encode(b)));
+        append_journal(
+            &journal,
+            row.as_ref().map(|(seq, bytes)| (*seq, &bytes[..])),
+            trim,
+            durability,
+        )
+        .map(|()| batch.map(|(_, b)| b).unwrap_or_default())
+    })
+    .await;
+    match result {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(e)) => stop(&c.failed, &c.file, n, &e.to_string()),
+        Err(e) => stop(&c.failed, &c.file, n, &e.to_string()),
+    }
+}
+
+/// The checkpointer task: gathers the journal's batches for up to
+/// `every` ([`CHECKPOINT_EVERY`]) and applies them to `standings.redb` in one
+/// durable transaction that also records the last one applied; see the
+/// module docs. When the committer is gone (the store is closing) it
+/// applies the rest and empties the journal.
+async fn checkpointer(
+    db: Arc<Database>,
+    journal: Arc<Database>,
+    mut rx: mpsc::Receiver<(u64, Vec<Mutation>)>,
+    failed: Arc<AtomicBool>,
+    file: PathBuf,
+    checkpointed: Arc<AtomicU64>,
+    every: Duration,
+) {
+    let mut last_sweep = Instant::now();
+    let mut open = true;
+    while open {
+        let Some((mut through, mut batch)) = rx.recv().await else {
+            break;
+        };
+        let deadline = tokio::time::Instant::now() + every;
+        while batch.len() < CHECKPOINT_MAX {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some((seq, more)) => {
+                        through = seq;
+                        batch.extend(more);
+                    }
+                    None => {
+                        open = false;
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let sweep_at = (last_sweep.elapsed() >= EXPIRY_SWEEP).then(|| {
+            last_sweep = Instant::now();
+            crate::store::now_ms()
+        });
+        run(
+            &db,
+            batch,
+            Durability::Immediate,
+            sweep_at,
+            Some(through),
+            &failed,
+            &file,
+        )
+        .await;
+        checkpointed.store(through, Ordering::Release);
+    }
+    let through = checkpointed.load(Ordering::Acquire);
+    if through > 0 && !failed.load(Ordering::Acquire) {
+        let file = file.with_file_name(JOURNAL_FILE_NAME);
+        let trimmed = tokio::task::spawn_blocking(move || {
+            append_journal(&journal, None, Some(through), Durability::Immediate)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = trimmed {
+            tracing::warn!(file = %file.display(), error = %e, "could not empty the journal at close; the next start skips its applied rows");
+        }
+    }
+}
+
+/// Commits one batch to `standings.redb` on a blocking thread; panics
+/// (after marking the store failed) if it cannot.
 async fn run(
     db: &Arc<Database>,
     batch: Vec<Mutation>,
     durability: Durability,
     sweep_at: Option<u64>,
+    applied_through: Option<u64>,
     failed: &AtomicBool,
     file: &Path,
 ) {
     let db = db.clone();
     let n = batch.len();
-    let result =
-        tokio::task::spawn_blocking(move || write_batch(&db, &batch, durability, sweep_at)).await;
-    let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
+    let result = tokio::task::spawn_blocking(move || {
+        write_batch(&db, &batch, durability, sweep_at, applied_through)
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => stop(failed, file, n, &e.to_string()),
+        Err(e) => stop(failed, file, n, &e.to_string()),
+    }
+}
+
+/// A commit failed: memory is ahead of disk. Marks the store failed, logs
+/// and panics (see "Failure" in the module docs).
+fn stop(failed: &AtomicBool, file: &Path, n: usize, error: &str) -> ! {
     failed.store(true, Ordering::Release);
     tracing::error!(
         file = %file.display(),
@@ -1457,6 +1702,161 @@ async fn run(
         "durable store commit failed; memory is ahead of disk, stopping (a restart reloads every acknowledged write)"
     );
     panic!("durable store commit to {} failed: {error}", file.display());
+}
+
+/// A new database identity: the journal of one database is never applied
+/// to another (a restored backup, a file copied in).
+fn new_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // Nanoseconds and the process id: unique enough for "not the same
+    // database", which is all it is for. Never 0 (0 is "none yet").
+    (nanos ^ (u64::from(std::process::id()) << 40)).max(1)
+}
+
+/// Writes `id` and `applied_through` into `db`'s journal state.
+fn set_identity(db: &Database, id: u64, applied_through: u64) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut state = txn.open_table(journal::STATE)?;
+        state.insert(journal::ID, id)?;
+        state.insert(journal::APPLIED_THROUGH, applied_through)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// The last journal batch applied to the database of `read` (0: none).
+fn applied_through(read: &redb::ReadTransaction) -> Result<u64, redb::Error> {
+    read_state(read, journal::APPLIED_THROUGH).map(|v| v.unwrap_or(0))
+}
+
+fn read_state(read: &redb::ReadTransaction, key: &str) -> Result<Option<u64>, redb::Error> {
+    match read.open_table(journal::STATE) {
+        Ok(table) => Ok(table.get(key)?.map(|v| v.value())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The journal rows after `through`, decoded, checked to follow on from it
+/// with no gap.
+fn journal_rows(
+    read: &redb::ReadTransaction,
+    through: u64,
+) -> Result<Vec<(u64, Vec<Mutation>)>, String> {
+    let table = match read.open_table(journal::JOURNAL) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut rows = Vec::new();
+    let range = table.range(through + 1..).map_err(|e| e.to_string())?;
+    for (expect, row) in (through + 1..).zip(range) {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        let seq = k.value();
+        if seq != expect {
+            return Err(format!(
+                "journal row {seq} follows {}: rows {expect}..{seq} are missing",
+                expect - 1
+            ));
+        }
+        let batch = journal::decode(v.value()).map_err(|e| format!("journal row {seq}: {e}"))?;
+        rows.push((seq, batch));
+    }
+    Ok(rows)
+}
+
+/// At open: ties the journal to the database (by identity), applies its
+/// rows after the database's `applied_through` in one durable commit and
+/// empties it. Answers the number the next journal row gets.
+fn recover(
+    db: &Database,
+    file: &Path,
+    journal: &Database,
+    journal_file: &Path,
+) -> Result<u64, OpenError> {
+    let corrupt = |file: &Path, reason: String| OpenError::Corrupt {
+        file: file.to_owned(),
+        reason,
+    };
+    let read = db.begin_read().map_err(|e| corrupt(file, e.to_string()))?;
+    let id = read_state(&read, journal::ID).map_err(|e| corrupt(file, e.to_string()))?;
+    let through = applied_through(&read).map_err(|e| corrupt(file, e.to_string()))?;
+    drop(read);
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            set_identity(db, id, through).map_err(|e| corrupt(file, e.to_string()))?;
+            id
+        }
+    };
+    let pending = journal
+        .begin_read()
+        .map_err(|e| corrupt(journal_file, e.to_string()))?;
+    let journal_id =
+        read_state(&pending, journal::ID).map_err(|e| corrupt(journal_file, e.to_string()))?;
+    let last = match pending.open_table(journal::JOURNAL) {
+        Ok(t) => t
+            .last()
+            .map_err(|e| corrupt(journal_file, e.to_string()))?
+            .map(|(k, _)| k.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(corrupt(journal_file, e.to_string())),
+    };
+    match (journal_id, last) {
+        (Some(j), _) if j != id => {
+            return Err(corrupt(
+                journal_file,
+                format!(
+                    "it was written for another database (id {j:x}; {} is {id:x}); \
+                     move it away to start from {} alone",
+                    file.display(),
+                    file.display()
+                ),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(corrupt(
+                journal_file,
+                "it holds rows but names no database".into(),
+            ))
+        }
+        _ => {}
+    }
+    let rows = journal_rows(&pending, through).map_err(|e| corrupt(journal_file, e))?;
+    drop(pending);
+    let mut next = last.unwrap_or(0).max(through) + 1;
+    if let Some(&(last_row, _)) = rows.last() {
+        let n = rows.len();
+        let batch: Vec<Mutation> = rows.into_iter().flat_map(|(_, b)| b).collect();
+        write_batch(db, &batch, Durability::Immediate, None, Some(last_row))
+            .map_err(|e| corrupt(file, e.to_string()))?;
+        tracing::info!(file = %journal_file.display(), batches = n, writes = batch.len(), "applied the journal's rows after the last checkpoint");
+        next = next.max(last_row + 1);
+    }
+    let txn = journal
+        .begin_write()
+        .map_err(|e| corrupt(journal_file, e.to_string()))?;
+    {
+        let mut state = txn
+            .open_table(journal::STATE)
+            .map_err(|e| corrupt(journal_file, e.to_string()))?;
+        state
+            .insert(journal::ID, id)
+            .map_err(|e| corrupt(journal_file, e.to_string()))?;
+        let mut table = txn
+            .open_table(journal::JOURNAL)
+            .map_err(|e| corrupt(journal_file, e.to_string()))?;
+        table
+            .retain(|_, _| false)
+            .map_err(|e| corrupt(journal_file, e.to_string()))?;
+    }
+    txn.commit()
+        .map_err(|e| corrupt(journal_file, e.to_string()))?;
+    Ok(next)
 }
 
 #[async_trait]
@@ -1899,9 +2299,10 @@ mod tests {
             &[applied(3, 30.0, None), applied(2, 20.0, Some("k"))],
             im,
             None,
+            None,
         )
         .unwrap();
-        write_batch(&db, &[applied(1, 10.0, None)], im, None).unwrap();
+        write_batch(&db, &[applied(1, 10.0, None)], im, None, None).unwrap();
         let memory = MemoryStore::new();
         load(&db, &memory).unwrap();
         let board = Board {
