@@ -9,7 +9,7 @@
 //! row** to `journal.redb` (a second redb file, one table keyed by a
 //! sequence number: each commit touches the rightmost leaf and little
 //! else) and acknowledges after that commit; the checkpointer applies the
-//! batches to `standings.redb` about once a second in one transaction,
+//! batches to `standings.redb` every quarter second or so in one transaction,
 //! where writes to the same pages share them, records the last batch it
 //! applied (`applied_through`) in that same transaction, and the
 //! committer's next commit deletes the journal rows up to it.

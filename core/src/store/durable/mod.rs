@@ -35,7 +35,7 @@
 //! to [`MAX_BATCH`]), writes them all as one row of the journal
 //! (`journal.redb`, see [`journal`]) and commits once, so writes that
 //! arrive together share one fsync; then it answers them and hands the
-//! batch to the checkpointer, which applies the batches of about a second
+//! batch to the checkpointer, which applies the batches of about 250 ms
 //! ([`CHECKPOINT_EVERY`]) to the tables of `standings.redb` below in one
 //! transaction. A journal commit appends one row where a commit into the
 //! tables rewrote a page per member, shard and table touched, which is
@@ -110,7 +110,7 @@
 //! # Table layout
 //!
 //! One file, `DATA_DIR/standings.redb`, holds every board (with
-//! `DATA_DIR/journal.redb` beside it holding the last second or so of
+//! `DATA_DIR/journal.redb` beside it holding the last quarter second or so of
 //! batches, [`journal`]). Keys are redb
 //! tuples, compared element by element, so every row of one shard is
 //! contiguous. `b` is the board's storage name ([`Board::storage_name`]:
@@ -196,7 +196,7 @@ pub const JOURNAL_FILE_NAME: &str = "journal.redb";
 
 /// How long the checkpointer gathers journal batches before it applies
 /// them to [`FILE_NAME`] in one transaction.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Most mutations one checkpoint takes.
 const CHECKPOINT_MAX: usize = 1 << 16;
