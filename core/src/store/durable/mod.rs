@@ -1828,35 +1828,25 @@ fn recover(
     }
     let rows = journal_rows(&pending, through).map_err(|e| corrupt(journal_file, e))?;
     drop(pending);
-    let mut next = last.unwrap_or(0).max(through) + 1;
     if let Some(&(last_row, _)) = rows.last() {
         let n = rows.len();
         let batch: Vec<Mutation> = rows.into_iter().flat_map(|(_, b)| b).collect();
         write_batch(db, &batch, Durability::Immediate, None, Some(last_row))
             .map_err(|e| corrupt(file, e.to_string()))?;
         tracing::info!(file = %journal_file.display(), batches = n, writes = batch.len(), "applied the journal's rows after the last checkpoint");
-        next = next.max(last_row + 1);
     }
-    let txn = journal
-        .begin_write()
-        .map_err(|e| corrupt(journal_file, e.to_string()))?;
-    {
-        let mut state = txn
-            .open_table(journal::STATE)
-            .map_err(|e| corrupt(journal_file, e.to_string()))?;
-        state
-            .insert(journal::ID, id)
-            .map_err(|e| corrupt(journal_file, e.to_string()))?;
-        let mut table = txn
-            .open_table(journal::JOURNAL)
-            .map_err(|e| corrupt(journal_file, e.to_string()))?;
-        table
-            .retain(|_, _| false)
-            .map_err(|e| corrupt(journal_file, e.to_string()))?;
-    }
-    txn.commit()
-        .map_err(|e| corrupt(journal_file, e.to_string()))?;
-    Ok(next)
+    // Every row is in the database now: name it in the journal and empty it.
+    let empty = || -> Result<(), redb::Error> {
+        let txn = journal.begin_write()?;
+        txn.open_table(journal::STATE)?.insert(journal::ID, id)?;
+        txn.open_table(journal::JOURNAL)?.retain(|_, _| false)?;
+        txn.commit()?;
+        Ok(())
+    };
+    empty().map_err(|e| corrupt(journal_file, e.to_string()))?;
+    // Numbers go on from the journal's last row, applied or not: a row
+    // number is never used twice.
+    Ok(last.unwrap_or(0).max(through) + 1)
 }
 
 #[async_trait]
