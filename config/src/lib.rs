@@ -390,6 +390,11 @@ pub struct GatewayConfig {
     /// Most distinct (board, period, score) answers the rank cache keeps
     /// (about 100 bytes each).
     pub rank_cache_entries: usize,
+    /// Whether, with `rank_staleness_ms` above 0 and a Redis Cluster
+    /// store, ranks come from the stream-fed rank index (counts per score
+    /// kept in the gateway from the shards' audit streams), with the score
+    /// cache only as the fallback.
+    pub rank_index: bool,
 }
 
 impl Default for GatewayConfig {
@@ -415,6 +420,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             rank_staleness_ms: 0,
             rank_cache_entries: 100_000,
+            rank_index: true,
         }
     }
 }

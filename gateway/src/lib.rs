@@ -26,6 +26,7 @@ pub mod members;
 pub mod pages;
 pub mod period;
 pub mod purge;
+pub mod rank_index;
 pub mod ranks;
 pub mod reads;
 pub mod refresh;
@@ -144,6 +145,7 @@ impl Gateway {
             Vec::new()
         });
         let registry = state::Registry::of(&config, None, catalog, weights);
+        let keeps_index = store.keeps_rank_index();
         let limiter = |rate_per_sec, burst| {
             limit::RateLimiter::with_config(limit::LimitConfig {
                 rate_per_sec,
@@ -186,10 +188,15 @@ impl Gateway {
             last_seen: likes::LastSeen::default(),
             refresher: Supervised::new("refresher"),
             fanout: tokio::sync::Semaphore::new(config.gateway.max_fanout_in_flight),
-            ranks: ranks::RankCache::new(
-                Duration::from_millis(config.gateway.rank_staleness_ms),
-                config.gateway.rank_cache_entries,
-            ),
+            ranks: {
+                let bound = Duration::from_millis(config.gateway.rank_staleness_ms);
+                let cache = ranks::RankCache::new(bound, config.gateway.rank_cache_entries);
+                if config.gateway.rank_index && keeps_index {
+                    cache.with_index(Arc::new(rank_index::RankIndex::new(bound)))
+                } else {
+                    cache
+                }
+            },
             #[cfg(test)]
             panic_refresher: std::sync::atomic::AtomicBool::new(false),
         });
@@ -220,6 +227,10 @@ impl Gateway {
         let health = state.refresher.clone();
         let token = shutdown.clone();
         let drain = tokio::spawn(spool::drain(state.clone(), shutdown.clone()));
+        let index = state
+            .ranks
+            .index()
+            .map(|index| tokio::spawn(index.clone().follow(state.store.clone(), shutdown.clone())));
         tokio::spawn(async move {
             supervise(health, RESTART_BACKOFF, token.clone(), move || {
                 refresh_loop(state.clone(), config.clone(), purger.clone(), token.clone())
@@ -229,6 +240,9 @@ impl Gateway {
                 let _ = task.await;
             }
             let _ = drain.await;
+            if let Some(index) = index {
+                let _ = index.await;
+            }
         })
     }
 

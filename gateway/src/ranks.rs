@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+
+use crate::rank_index::RankIndex;
 use standings_core::board::StorageName;
 use standings_core::rank::{self, RankError, Standing};
 use standings_core::store::ShardCountsMany;
@@ -75,6 +77,8 @@ pub struct RankCache {
     /// `None` when the bound is 0: always live.
     cache: Option<Cache<Key, Counted>>,
     staleness: Duration,
+    /// The stream-fed index, asked first when there is one.
+    index: Option<Arc<RankIndex>>,
 }
 
 impl RankCache {
@@ -82,7 +86,34 @@ impl RankCache {
     /// `staleness` old; `staleness` 0 (or `entries` 0): no cache.
     pub fn new(staleness: Duration, entries: usize) -> Self {
         let cache = (!staleness.is_zero() && entries > 0).then(|| Cache::new(entries));
-        Self { cache, staleness }
+        Self {
+            cache,
+            staleness,
+            index: None,
+        }
+    }
+
+    /// The same, asking `index` first (within the same bound). A zero
+    /// bound keeps every rank live and ignores the index.
+    pub fn with_index(mut self, index: Arc<RankIndex>) -> Self {
+        if !self.staleness.is_zero() {
+            self.index = Some(index);
+        }
+        self
+    }
+
+    /// The index, if ranks are asked of one.
+    pub fn index(&self) -> Option<&Arc<RankIndex>> {
+        self.index.as_ref()
+    }
+
+    /// The standing of `score` from the index, counted as a hit or a miss.
+    fn indexed(&self, board: &Board, score: f64) -> Option<Standing> {
+        let index = self.index.as_ref()?;
+        let got = index.standing(board, score);
+        let result = if got.is_some() { "hit" } else { "miss" };
+        metrics::counter!("standings_rank_index_total", "result" => result).increment(1);
+        got
     }
 
     /// The staleness bound (0: live).
@@ -99,6 +130,9 @@ impl RankCache {
         board: &Board,
         score: f64,
     ) -> Result<Standing, StoreError> {
+        if let Some(s) = self.indexed(board, score) {
+            return Ok(s);
+        }
         let Some(cache) = &self.cache else {
             return Ok(count(store, board, score).await?.standing(score));
         };
@@ -159,10 +193,21 @@ impl RankCache {
         };
         let mut known: std::collections::HashMap<u64, Counted> = std::collections::HashMap::new();
         let mut missing: Vec<f64> = Vec::new();
+        let now = Instant::now();
         for &score in scores.iter().flatten() {
             if known.contains_key(&score.to_bits())
                 || missing.iter().any(|m| m.to_bits() == score.to_bits())
             {
+                continue;
+            }
+            if let Some(s) = self.indexed(board, score) {
+                let counted = Counted {
+                    rank: s.rank,
+                    worse: s.worse,
+                    total: s.total,
+                    at: now,
+                };
+                known.insert(score.to_bits(), counted);
                 continue;
             }
             match cache.get(&key(score)).filter(|c| self.fresh(c)) {

@@ -798,15 +798,40 @@ const CLIMBERS: usize = 400;
 /// it was answered: exact as of at most `bound` ago. With the bound 0
 /// that is exact as of the request. Once the writes stop and the bound has
 /// passed, every rank equals the oracle.
-async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64) {
+async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64, index: bool) {
     let bound = bound_ms.to_string();
     let dep = Deployment::start_with(
         cluster,
-        &format!("cluster-rank-bound-{bound_ms}"),
+        &format!("cluster-rank-bound-{bound_ms}-{index}"),
         true,
-        &[("rank_staleness_ms", bound.as_str())],
+        &[
+            ("rank_staleness_ms", bound.as_str()),
+            ("rank_index", if index { "true" } else { "false" }),
+        ],
     )
     .await;
+    // Asked once, the index starts following the board; wait for its
+    // first view so the reads below are answered by it.
+    if index && bound_ms > 0 {
+        dep.get("/v1/boards/global/members/nobody").await;
+        eventually("the index's first view", SETTLE_TIMEOUT, || async {
+            dep.write(
+                &json!({"member": "probe:warm", "score": -1e9, "op": "set"}),
+                None,
+            )
+            .await;
+            dep.get("/v1/boards/global/members/probe:warm").await;
+            (index_hits(&dep).await > 0.0).then_some(())
+        })
+        .await;
+        let r = dep
+            .client
+            .delete(format!("{}/v1/boards/global/members/probe:warm", dep.base))
+            .send()
+            .await
+            .expect("remove");
+        assert_eq!(r.status(), 200, "remove the warm-up member");
+    }
     for (i, score) in PROBES.iter().enumerate() {
         let r = dep
             .write(
@@ -816,6 +841,9 @@ async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64) {
             .await;
         assert_eq!(r.status, 200, "probe write {r:?}");
     }
+    // The probes' own places are fixed from here on: any answer within
+    // the bound counts them (the accounting below assumes it).
+    tokio::time::sleep(Duration::from_millis(bound_ms + 50)).await;
     let base = dep.base.clone();
     let mut writers = Vec::new();
     for lane in 0..4 {
@@ -930,13 +958,188 @@ async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64) {
             "probe:{p} once quiet: {r:?}"
         );
     }
+    // Who answered: the index, or (without it) never the index.
+    let hits = index_hits(&dep).await;
+    if index && bound_ms > 0 {
+        assert!(
+            hits > reads.len() as f64 / 2.0,
+            "the index answered {hits} of {} ranks",
+            reads.len()
+        );
+    } else {
+        assert_eq!(hits, 0.0, "no index without one");
+    }
+}
+
+/// `standings_rank_index_total{result="hit"}` of the deployment's gateway.
+async fn index_hits(dep: &Deployment) -> f64 {
+    let text = dep
+        .client
+        .get(format!("{}/metrics", dep.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find(|l| l.starts_with("standings_rank_index_total{result=\"hit\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranks_are_exact_as_of_at_most_the_staleness_bound() {
     let _serial = SERIAL.lock().await;
-    for bound_ms in [0, 1000] {
+    for (bound_ms, index) in [(0, true), (1000, false), (1000, true)] {
         let cluster = RedisCluster::start(3, 0);
-        ranks_are_exact_within(&cluster, bound_ms).await;
+        ranks_are_exact_within(&cluster, bound_ms, index).await;
+    }
+}
+
+/// Every member's rank on `board` in `period` (`None`: the default)
+/// equals the oracle's competition rank (and percentile), each answered by
+/// the index; `Err` names the first that does not.
+async fn ranks_match(
+    dep: &Deployment,
+    board: &str,
+    period: Option<&str>,
+    oracle: &HashMap<String, f64>,
+) -> Result<(), String> {
+    let before = index_hits(dep).await;
+    let query = period.map(|p| format!("?period={p}")).unwrap_or_default();
+    for (m, &score) in oracle {
+        let r = dep
+            .get(&format!("/v1/boards/{board}/members/{m}{query}"))
+            .await;
+        let better = oracle.values().filter(|&&s| s > score).count() as u64;
+        let worse = oracle.values().filter(|&&s| s < score).count() as u64;
+        let pct = 100.0 * worse as f64 / oracle.len() as f64;
+        let got = (r.body["rank"].as_u64(), r.body["total"].as_u64());
+        if got != (Some(1 + better), Some(oracle.len() as u64))
+            || (r.body["percentile"].as_f64().unwrap_or(-1.0) - pct).abs() > 1e-9
+        {
+            return Err(format!(
+                "{board} {m} ({score}) in {period:?}: expected rank {} of {}, percentile {pct}; got {r:?}",
+                1 + better,
+                oracle.len()
+            ));
+        }
+    }
+    let answered = index_hits(dep).await - before;
+    if answered != oracle.len() as f64 {
+        return Err(format!(
+            "the index answered {answered} of {} ranks",
+            oracle.len()
+        ));
+    }
+    Ok(())
+}
+
+/// [`ranks_match`], given the index a few polls to read the last writes
+/// (it answers as of at most the bound ago; the test's bound is larger
+/// than the wait, so an answer that never becomes exact fails).
+async fn ranks_equal(
+    dep: &Deployment,
+    board: &str,
+    period: Option<&str>,
+    oracle: &HashMap<String, f64>,
+) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match ranks_match(dep, board, period, oracle).await {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ranks never equalled the oracle: {last}");
+}
+
+/// The stream-fed index on a board in time: writes of every op and
+/// removals, before and after the index's scan, leave every rank of the
+/// all-time and the daily period equal to the oracle; a second gateway
+/// (a restart of the index) builds its own from a scan and agrees, and
+/// both follow later writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start(3, 0);
+    let extra = [("rank_staleness_ms", "2000")];
+    let first = Deployment::start_with(&cluster, "cluster-rank-index-a", false, &extra).await;
+    let mut rng = StdRng::seed_from_u64(1515);
+    let mut oracle: HashMap<String, f64> = HashMap::new();
+    let url = format!("{}/v1/boards/arena", first.base);
+    let client = first.client.clone();
+    let churn = |rounds: usize, rng: &mut StdRng, oracle: &mut HashMap<String, f64>| {
+        let mut plan = Vec::new();
+        for _ in 0..rounds {
+            let m = format!("user:{}", rng.gen_range(0..120));
+            if rng.gen_range(0..12) == 0 {
+                oracle.remove(&m);
+                plan.push((m, None));
+                continue;
+            }
+            let v = f64::from(rng.gen_range(0..30));
+            let op = ["incr", "set", "best"][rng.gen_range(0..3)];
+            let old = oracle.get(&m).copied();
+            let new = match op {
+                "incr" => old.unwrap_or(0.0) + v,
+                "set" => v,
+                _ => old.map_or(v, |o: f64| o.max(v)),
+            };
+            oracle.insert(m.clone(), new);
+            plan.push((m, Some(json!({"score": v, "op": op}))));
+        }
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            for (m, body) in plan {
+                let r = match body {
+                    Some(mut body) => {
+                        body["member"] = json!(m);
+                        client
+                            .post(format!("{url}/scores"))
+                            .json(&body)
+                            .send()
+                            .await
+                    }
+                    None => client.delete(format!("{url}/members/{m}")).send().await,
+                }
+                .expect("write");
+                assert!(
+                    matches!(r.status().as_u16(), 200 | 404),
+                    "{m}: {}",
+                    r.status()
+                );
+            }
+        }
+    };
+    churn(400, &mut rng, &mut oracle).await;
+    // The first rank asked starts the index: a scan of what is there now.
+    first.get("/v1/boards/arena/members/user:0").await;
+    eventually("the first gateway's index", SETTLE_TIMEOUT, || async {
+        first.get("/v1/boards/arena/members/user:1").await;
+        (index_hits(&first).await > 0.0).then_some(())
+    })
+    .await;
+    // Then writes and removals it follows from the streams.
+    churn(400, &mut rng, &mut oracle).await;
+    ranks_equal(&first, "arena", None, &oracle).await;
+    ranks_equal(&first, "arena", Some("daily"), &oracle).await;
+
+    // A second gateway builds its own index from a scan.
+    let second = Deployment::start_with(&cluster, "cluster-rank-index-b", false, &extra).await;
+    second.get("/v1/boards/arena/members/user:0").await;
+    eventually("the second gateway's index", SETTLE_TIMEOUT, || async {
+        second.get("/v1/boards/arena/members/user:1").await;
+        (index_hits(&second).await > 0.0).then_some(())
+    })
+    .await;
+    churn(300, &mut rng, &mut oracle).await;
+    for dep in [&first, &second] {
+        ranks_equal(dep, "arena", None, &oracle).await;
+        ranks_equal(dep, "arena", Some("weekly"), &oracle).await;
     }
 }

@@ -7,6 +7,7 @@
 //! query nodes concurrently, instead of paying one round trip per shard.
 
 pub mod durable;
+pub mod index;
 mod likes;
 pub mod memory;
 pub mod redis;
@@ -25,6 +26,7 @@ use crate::types::{Entry, MemberId, Meta, Op, Score};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use durable::{DurableOptions, DurableStore, OpenError, Sync};
+pub use index::{IndexMove, IndexPos, IndexScan, IndexTail};
 pub use memory::MemoryStore;
 
 /// One score write, already validated at the edge.
@@ -425,6 +427,40 @@ pub trait Store: Send + std::marker::Sync + 'static {
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether ranks cost a fan-out over the network here, so that a
+    /// gateway keeps a rank index fed by [`Store::index_tail`]; the
+    /// in-process stores rank from their own trees and say no.
+    fn keeps_rank_index(&self) -> bool {
+        false
+    }
+
+    /// For each shard: its audit stream position and, exact at it, how
+    /// many members hold each score in each of `periods` (see [`index`]).
+    /// Stores that keep no index answer [`StoreError::Unavailable`].
+    async fn index_scan(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        periods: &[Arc<str>],
+    ) -> Result<Vec<IndexScan>, StoreError> {
+        let _ = (board, shards, periods);
+        Err(index::unsupported())
+    }
+
+    /// For each shard: up to `n` audit records after its position in
+    /// `from` (one per shard, in order), each as the moves it made, or
+    /// [`IndexTail::Gap`] when some of them are gone.
+    async fn index_tail(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        from: &[IndexPos],
+        n: usize,
+    ) -> Result<Vec<IndexTail>, StoreError> {
+        let _ = (board, shards, from, n);
+        Err(index::unsupported())
+    }
 }
 
 /// Refuses a shard index the board does not have: a caller bug, reported

@@ -73,9 +73,9 @@ local function apply(e)
       if delta ~= 0 then
         if d.board then
           -- An incr can only be refused for its range.
-          local scores = plan_move(d.board, e.target, 'incr', delta)
+          local scores, olds = plan_move(d.board, e.target, 'incr', delta)
           if not scores then return 'range', '' end
-          plans[#plans + 1] = {d = d, scores = scores, delta = delta}
+          plans[#plans + 1] = {d = d, scores = scores, olds = olds, delta = delta}
         elseif d.feed == 'actor' or (d.feed == 'owner' and e.owner ~= '') then
           follow[#follow + 1] = 'b:' .. d.name
           follow[#follow + 1] = fmt(delta)
@@ -98,9 +98,10 @@ local function apply(e)
     end
   end
   for _, p in ipairs(plans) do
-    local first = commit_move(p.d.board, e.target, p.scores)
+    local first, _, ix = commit_move(p.d.board, e.target, p.scores, p.olds)
     redis.call('XADD', p.d.audit, 'MAXLEN', '~', auditlen, '*', 'member', e.target, 'op', 'incr',
-      'value', fmt(p.delta), 'score', first, 'request_id', 'event ' .. e.id, 'at_ms', at_gw)
+      'value', fmt(p.delta), 'score', first, 'request_id', 'event ' .. e.id, 'at_ms', at_gw,
+      'ix', ix)
   end
   if dl ~= 0 or #follow > 0 then
     local x = {'XADD', KEYS[1], 'MAXLEN', '~', streamlen, '*', 'id', e.id, 'a', e.actor,

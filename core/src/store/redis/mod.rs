@@ -194,6 +194,7 @@
 //! many members, batches of writes) and `reply` the decoding of replies.
 
 mod fanout;
+mod index;
 mod likes;
 mod many;
 mod reply;
@@ -218,12 +219,13 @@ use self::reply::{
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
-    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT, LAG_SCRIPT,
-    NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, TOP_SCRIPT, WRITE_SCRIPT,
+    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT,
+    INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, TOP_SCRIPT,
+    WRITE_SCRIPT,
 };
 use super::{
-    check_shard, now_ms_i64, AuditRecord, Neighbours, ShardCounts, ShardCountsMany, ShardPage,
-    Store, StoreError, Write, WriteOutcome,
+    check_shard, now_ms_i64, AuditRecord, IndexPos, IndexScan, IndexTail, Neighbours, ShardCounts,
+    ShardCountsMany, ShardPage, Store, StoreError, Write, WriteOutcome,
 };
 use crate::blend::{encode_parts, Blend};
 use crate::board::Board;
@@ -300,6 +302,10 @@ pub struct RedisStore {
     lag_sha: String,
     /// SHA1 of [`COUNTS_SCRIPT`], for `EVALSHA_RO`.
     counts_sha: String,
+    /// SHA1 of [`INDEX_SCAN_SCRIPT`], for `EVALSHA_RO`.
+    index_scan_sha: String,
+    /// SHA1 of [`INDEX_TAIL_SCRIPT`], for `EVALSHA_RO`.
+    index_tail_sha: String,
     /// Whether [`Store::counts_many`] sends [`COUNTS_SCRIPT`] per node
     /// (true) or plain commands per shard ([`RedisStore::with_counts_script`]).
     counts_script: bool,
@@ -357,6 +363,8 @@ impl RedisStore {
             follow_sha: redis::Script::new(FOLLOW_SCRIPT).get_hash().to_string(),
             lag_sha: redis::Script::new(LAG_SCRIPT).get_hash().to_string(),
             counts_sha: redis::Script::new(COUNTS_SCRIPT).get_hash().to_string(),
+            index_scan_sha: redis::Script::new(INDEX_SCAN_SCRIPT).get_hash().to_string(),
+            index_tail_sha: redis::Script::new(INDEX_TAIL_SCRIPT).get_hash().to_string(),
             counts_script: true,
             claim_idle: DEFAULT_CLAIM_IDLE,
         };
@@ -407,6 +415,8 @@ impl RedisStore {
             ("follow", FOLLOW_SCRIPT),
             ("lag", LAG_SCRIPT),
             ("counts", COUNTS_SCRIPT),
+            ("index-scan", INDEX_SCAN_SCRIPT),
+            ("index-tail", INDEX_TAIL_SCRIPT),
         ] {
             let mut cmd = redis::cmd("SCRIPT");
             cmd.arg("LOAD").arg(source);
@@ -1209,6 +1219,31 @@ impl Store for RedisStore {
         self.bound(async { self.query(&cmd).await.map_err(unavailable) })
             .await
             .map(|_| ())
+    }
+
+    fn keeps_rank_index(&self) -> bool {
+        true
+    }
+
+    async fn index_scan(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        periods: &[Arc<str>],
+    ) -> Result<Vec<IndexScan>, StoreError> {
+        self.bound(self.index_scan_once(board, shards, periods))
+            .await
+    }
+
+    async fn index_tail(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        from: &[IndexPos],
+        n: usize,
+    ) -> Result<Vec<IndexTail>, StoreError> {
+        self.bound(self.index_tail_once(board, shards, from, n))
+            .await
     }
 }
 

@@ -41,17 +41,17 @@ end
 
 -- The member's new score in every period of `b` for `op` (`incr`, `set`,
 -- `best` by the board's order) with `value`, all computed before anything
--- is written. Answers them in period order; or nil and `{'range'}` when
--- one would leave +-2^53 (incr uses the TwoSum test of
--- types::checked_add), or an error reply for an unknown op.
+-- is written. Answers them in period order, and the member's scores
+-- before (the text Redis keeps, or false for none: the rank index reads
+-- both from the audit record); or nil and `{'range'}` when one would
+-- leave +-2^53 (incr uses the TwoSum test of types::checked_add), or an
+-- error reply for an unknown op.
 local function plan_move(b, member, op, value)
-  local scores = {}
+  local scores, olds = {}, {}
   for n, p in ipairs(b.periods) do
-    local old = false
-    if op ~= 'set' then
-      old = redis.call('ZSCORE', p.z, member)
-      if old then old = tonumber(old) end
-    end
+    local old = redis.call('ZSCORE', p.z, member)
+    olds[n] = old
+    if old then old = tonumber(old) end
     local new
     if op == 'incr' then
       local a = old or 0
@@ -75,7 +75,7 @@ local function plan_move(b, member, op, value)
     if new ~= new or math.abs(new) > MAX then return nil, {'range'} end
     scores[n] = new + 0
   end
-  return scores
+  return scores, olds
 end
 
 -- Writes a planned move: per period `ZADD` and `INCR :v:P`, and when that
@@ -86,11 +86,14 @@ end
 -- part is a current period, the member's blend score recomputed as
 -- blend::weighted_sum does (`ZADD`, or `ZREM` when it has none) and
 -- `INCR :v:NAME`. Answers the first period's score text ('0' for a board
--- without periods) and `{id1, score1, id2, score2, ...}` in period order.
-local function commit_move(b, member, scores)
-  local moved = {}
+-- without periods), `{id1, score1, id2, score2, ...}` in period order, and
+-- the audit record's `ix` text, `id old new` per period with `-` for no
+-- old score (what the gateway's rank index applies; see ranks.rs).
+local function commit_move(b, member, scores, olds)
+  local moved, ix = {}, {}
   for n, p in ipairs(b.periods) do
     local score = fmt(scores[n])
+    ix[n] = p.id .. ' ' .. (olds[n] or '-') .. ' ' .. score
     redis.call('ZADD', p.z, score, member)
     local v = b.vpre .. p.id
     if redis.call('INCR', v) == 1 then
@@ -150,5 +153,5 @@ local function commit_move(b, member, scores)
       end
     end
   end
-  return first, moved
+  return first, moved, table.concat(ix, ' ')
 end

@@ -15,17 +15,23 @@ local ids, seen = {}, {}
 local function add(id) if not seen[id] then seen[id] = true; ids[#ids + 1] = id end end
 for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do add(id) end
 for n = 5, #ARGV do add(ARGV[n]) end
-local removed = 0
+local removed, ix = 0, {}
 for _, id in ipairs(ids) do
-  if redis.call('ZREM', tag .. ':z:' .. id, member) == 1 then
+  local z = tag .. ':z:' .. id
+  local old = redis.call('ZSCORE', z, member)
+  if old then
+    redis.call('ZREM', z, member)
     redis.call('INCR', tag .. ':v:' .. id)
     removed = removed + 1
+    -- For the rank index: `id old -` per period left (see move.lua).
+    ix[#ix + 1] = id .. ' ' .. old .. ' -'
   end
 end
 -- The member's meta on the board goes with it.
 if redis.call('HDEL', tag .. ':m', member) == 1 then removed = removed + 1 end
 if removed > 0 then
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'member', member, 'op', 'remove',
-    'value', '0', 'score', '0', 'request_id', request_id, 'at_ms', at_ms)
+    'value', '0', 'score', '0', 'request_id', request_id, 'at_ms', at_ms,
+    'ix', table.concat(ix, ' '))
 end
 return removed

@@ -101,7 +101,9 @@ pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
 /// [`crate::blend::weighted_sum`] does (`ZADD`, or `ZREM` when it has none)
 /// and `INCR :v:NAME`; the meta (`HSET :m member meta`, only when the
 /// write has one); the idempotency record; one audit record (`score`
-/// is the first period's). A board of `all` alone never reads the clock.
+/// is the first period's; `ix` is `id old new` per period, `-` for no old
+/// score, what the rank index applies; events and removals write it too).
+/// A board of `all` alone never reads the clock.
 ///
 /// The idempotency record holds `"<digest hex> <score>"` and, on a board
 /// with more than one period, `" <id>=<score>"` per period in board order,
@@ -271,6 +273,30 @@ pub const NEIGHBOURS_SCRIPT: &str = include_str!("neighbours.lua");
 /// meta at all.
 pub const TOP_SCRIPT: &str = include_str!("top.lua");
 
+/// The rank index's scan, read-only: one shard's audit stream position
+/// and, in the same atomic step, its score counts per period (see
+/// [`crate::store::index`]).
+///
+/// `KEYS`: 1 the shard's audit stream. `ARGV`: the sorted sets of the
+/// periods to count. Answers `{'ok', store ms, last id ('0-0' for none),
+/// entries-added, runs...}` with one `{score, count, ...}` array per set in
+/// order (scores as Redis keeps them, best last), or `{'old'}` on a Redis
+/// before 7.0, whose `XINFO STREAM` has no `entries-added`. The whole
+/// sorted set is read in one step: fine at thousands of members per shard,
+/// a pause of about a second at a million (docs/scale.md).
+pub const INDEX_SCAN_SCRIPT: &str = include_str!("index_scan.lua");
+
+/// The rank index's tail, read-only: the records of one shard's audit
+/// stream after a position, as (id, `ix` text), or `{'gap'}` when some
+/// were trimmed unread (the index then scans again).
+///
+/// `KEYS`: 1 the audit stream. `ARGV`: 1 the last id read, 2 the
+/// stream's `entries-added` as of that id, 3 the most records to answer.
+/// Answers `{'ok', id, ix, id, ix, ...}` (`ix` is `?` for a record
+/// written without one, by a release before the index), `{'gap'}` or
+/// `{'old'}`.
+pub const INDEX_TAIL_SCRIPT: &str = include_str!("index_tail.lua");
+
 /// Largest `n` sent to the neighbours script: Lua formats numbers passed to
 /// `redis.call` with 14 significant digits, so indexes must stay below
 /// 10^14; no shard holds anywhere near 10^12 members.
@@ -289,6 +315,8 @@ mod tests {
         assert!(NEIGHBOURS_SCRIPT.starts_with("#!lua flags=no-writes\n"));
         assert!(TOP_SCRIPT.starts_with("#!lua flags=no-writes\n"));
         assert!(LAG_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+        assert!(INDEX_SCAN_SCRIPT.starts_with("#!lua flags=no-writes\n"));
+        assert!(INDEX_TAIL_SCRIPT.starts_with("#!lua flags=no-writes\n"));
         for script in [FOLLOW_TAKE_SCRIPT, FOLLOW_SCRIPT] {
             assert!(script.starts_with("#!lua\n"));
         }

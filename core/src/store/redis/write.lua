@@ -37,9 +37,9 @@ end
 local b, after = open_board(tag_before(KEYS[1], ':a'), 2, 14, nkinds, nblends, ARGV[4] == 'asc',
   tonumber(ARGV[11]))
 if not b then return after end
-local scores, refusal = plan_move(b, member, op, tonumber(ARGV[3]))
-if not scores then return refusal end
-local first, moved = commit_move(b, member, scores)
+local scores, olds = plan_move(b, member, op, tonumber(ARGV[3]))
+if not scores then return olds end
+local first, moved, ix = commit_move(b, member, scores, olds)
 -- The meta (always the last ARGV; empty: keep the member's) in the same
 -- step as the score.
 local meta = ARGV[#ARGV]
@@ -58,9 +58,9 @@ if idem then
   if nkinds > 1 then kept = table.concat(record, ' ') end
   redis.call('SET', idem, kept, 'PX', ARGV[5], 'NX')
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'idem', ARGV[8], 'request_id', ARGV[6], 'at_ms', ARGV[7])
+    'value', ARGV[3], 'score', first, 'idem', ARGV[8], 'request_id', ARGV[6], 'at_ms', ARGV[7], 'ix', ix)
 else
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'request_id', ARGV[6], 'at_ms', ARGV[7])
+    'value', ARGV[3], 'score', first, 'request_id', ARGV[6], 'at_ms', ARGV[7], 'ix', ix)
 end
 return reply

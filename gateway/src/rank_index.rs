@@ -1,0 +1,611 @@
+//! The stream-fed rank index: how many members hold each score, per board
+//! and current period, kept in the gateway from the shards' audit streams.
+//!
+//! A competition rank is `1 + members strictly better`, a function of the
+//! score alone. Every write, event and removal appends one audit record
+//! to its shard's stream, in the same atomic step, naming the member's
+//! score before and after in each period it moved (`ix`, see the store's
+//! `index` module). So the counts of a shard are its scan (counts per
+//! score, read in one step with the stream position) plus the records
+//! after that position, applied in order, and summed over shards they
+//! answer "how many strictly better than s" in memory, exact as of the
+//! stream ids consumed. [`RankIndex::follow`] polls every shard's stream
+//! (one script call per shard, one pipeline per node) and publishes, for
+//! each board, an immutable [`View`] behind an `ArcSwap`, stamped with the
+//! instant the poll began: every record committed before that instant was
+//! read, so the view is exact as of it. A rank is then the member's live
+//! score (one `ZSCORE`) plus a binary search in the view, answered only
+//! when the view is at most `gateway.rank_staleness_ms` old; otherwise
+//! (and for blends, closed periods, event-fed boards, a view not built
+//! yet) the caller falls back to the score cache or the live fan-out.
+//!
+//! Memory is per distinct score, not per member: a `BTreeMap` entry while
+//! following and 16 bytes in the published view. Long-tailed integer
+//! scores have few distinct values (11,560 over 1,000,000 seeded
+//! members), docs/benchmarks.md has the measured bytes.
+//!
+//! A period that was not current at the scan is complete in the index
+//! when it starts after the scan's store clock (no write can have gone to
+//! it before the scanned position); otherwise the board is scanned again.
+//! A trimmed stream (the index fell further behind than the stream's
+//! `MAXLEN`) or a record without moves is a gap: the board is scanned
+//! again. Counting below zero means the index disagrees with the store:
+//! also a new scan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use standings_core::board::StorageName;
+use standings_core::period::Period;
+use standings_core::rank::Standing;
+use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexTail};
+use standings_core::{Board, Order, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Most records one tail call reads per shard; a shard with more is read
+/// again before the view is published.
+const TAIL_BATCH: usize = 2_000;
+
+/// How long past its end a period's counts are kept (reads of a closed
+/// period go to the cache or the fan-out).
+const KEEP_CLOSED: Duration = Duration::from_secs(60);
+
+/// A score as a key ordered like the numbers (`total_cmp`; scores are
+/// finite and never `-0.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key(u64);
+
+impl Key {
+    fn of(score: f64) -> Self {
+        let bits = (score + 0.0).to_bits();
+        Key(if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | (1 << 63)
+        })
+    }
+
+    fn score(self) -> f64 {
+        let bits = if self.0 >> 63 == 1 {
+            self.0 & !(1 << 63)
+        } else {
+            !self.0
+        };
+        f64::from_bits(bits)
+    }
+}
+
+/// One period's counts as published: distinct scores best first, and for
+/// each how many members score strictly better.
+#[derive(Debug, Default)]
+pub struct Counts {
+    scores: Vec<f64>,
+    better: Vec<u64>,
+    total: u64,
+    order: Order,
+}
+
+impl Counts {
+    fn build(counts: &BTreeMap<Key, u64>, order: Order) -> Self {
+        let mut scores = Vec::with_capacity(counts.len());
+        let mut better = Vec::with_capacity(counts.len());
+        let mut sum = 0;
+        let mut push = |(k, n): (&Key, &u64)| {
+            scores.push(k.score());
+            better.push(sum);
+            sum += n;
+        };
+        match order {
+            Order::Desc => counts.iter().rev().for_each(&mut push),
+            Order::Asc => counts.iter().for_each(&mut push),
+        }
+        Counts {
+            scores,
+            better,
+            total: sum,
+            order,
+        }
+    }
+
+    fn is_better(&self, a: f64, b: f64) -> bool {
+        match self.order {
+            Order::Desc => a > b,
+            Order::Asc => a < b,
+        }
+    }
+
+    /// The standing of `score`: rank, members strictly worse, total.
+    pub fn standing(&self, score: f64) -> Standing {
+        let i = self.scores.partition_point(|&s| self.is_better(s, score));
+        let better = self.better.get(i).copied().unwrap_or(self.total);
+        let at_or_better = match self.scores.get(i) {
+            Some(&s) if s == score => self.better.get(i + 1).copied().unwrap_or(self.total),
+            _ => better,
+        };
+        Standing {
+            score,
+            rank: better + 1,
+            worse: self.total - at_or_better,
+            total: self.total,
+        }
+    }
+
+    /// Distinct scores held.
+    pub fn distinct_scores(&self) -> usize {
+        self.scores.len()
+    }
+}
+
+/// A board's counts as of `as_of`, immutable once published.
+#[derive(Debug)]
+pub struct View {
+    /// When the poll that built it began: exact as of then.
+    pub as_of: Instant,
+    /// The earliest store clock of the scans it grew from.
+    scan_ms: i64,
+    /// The periods scanned.
+    scanned: HashSet<Arc<str>>,
+    /// Counts per period id.
+    periods: HashMap<Arc<str>, Arc<Counts>>,
+}
+
+impl View {
+    /// The counts of `period`, if the index holds all of it: scanned, or
+    /// begun after the scan (`starts_ms`), so every write to it came
+    /// through the stream.
+    fn counts(&self, period: &Period) -> Option<Arc<Counts>> {
+        let complete =
+            self.scanned.contains(&period.id) || period.starts_ms.is_some_and(|s| s > self.scan_ms);
+        if !complete {
+            return None;
+        }
+        Some(
+            self.periods
+                .get(&period.id)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Counts::default())),
+        )
+    }
+}
+
+/// One board the index follows.
+struct Followed {
+    /// The board as first asked about (its period does not matter).
+    board: Board,
+    view: ArcSwapOption<View>,
+}
+
+/// Whether two definitions of a board lay out and order scores alike.
+fn same_shape(a: &Board, b: &Board) -> bool {
+    a.shards == b.shards && a.order == b.order && a.periods == b.periods
+}
+
+/// The boards followed and their views; see the module docs.
+pub struct RankIndex {
+    boards: RwLock<HashMap<StorageName, Arc<Followed>>>,
+    bound: Duration,
+}
+
+impl RankIndex {
+    /// An index whose views answer while at most `bound` old.
+    pub fn new(bound: Duration) -> Self {
+        Self {
+            boards: RwLock::new(HashMap::new()),
+            bound,
+        }
+    }
+
+    /// How often [`RankIndex::follow`] polls: a tenth of the bound, within
+    /// 10 to 100 ms.
+    pub fn poll_every(&self) -> Duration {
+        (self.bound / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
+    }
+
+    /// The standing of `score` on `board` (in `board.period`) from the
+    /// index, exact as of at most the bound ago; `None` when the index
+    /// cannot answer it (the caller falls back). The first ask about a
+    /// board starts following it.
+    pub fn standing(&self, board: &Board, score: f64) -> Option<Standing> {
+        if board.source.is_some() || board.blend(&board.period).is_some() {
+            return None;
+        }
+        let followed = self.followed(board)?;
+        let view = followed.view.load_full()?;
+        if view.as_of.elapsed() > self.bound {
+            return None;
+        }
+        let period = board
+            .current_periods(now_ms_i64())
+            .into_iter()
+            .find(|p| p.id == board.period)?;
+        Some(view.counts(&period)?.standing(score))
+    }
+
+    /// The board's entry, registering it (or replacing one of another
+    /// shape) on first sight; `None` until a view exists.
+    fn followed(&self, board: &Board) -> Option<Arc<Followed>> {
+        if let Some(f) = self
+            .boards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(board.storage())
+        {
+            if same_shape(&f.board, board) {
+                return Some(f.clone());
+            }
+        }
+        let mut boards = self.boards.write().unwrap_or_else(|p| p.into_inner());
+        let entry = boards.entry(board.storage().clone()).or_insert_with(|| {
+            Arc::new(Followed {
+                board: board.clone(),
+                view: ArcSwapOption::empty(),
+            })
+        });
+        if !same_shape(&entry.board, board) {
+            *entry = Arc::new(Followed {
+                board: board.clone(),
+                view: ArcSwapOption::empty(),
+            });
+        }
+        Some(entry.clone())
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Followed>> {
+        self.boards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Follows every board asked about until `shutdown`: one poll of every
+    /// shard's stream per [`RankIndex::poll_every`], a scan where a board
+    /// is new, changed shape or lost records.
+    pub async fn follow(self: Arc<Self>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+        let mut states: HashMap<StorageName, (Arc<Followed>, Follower)> = HashMap::new();
+        let mut tick = tokio::time::interval(self.poll_every());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let boards = self.snapshot();
+            states.retain(|name, (f, _)| {
+                boards
+                    .iter()
+                    .any(|b| Arc::ptr_eq(b, f) && b.board.storage() == name)
+            });
+            for f in boards {
+                let name = f.board.storage().clone();
+                let (_, follower) = states
+                    .entry(name.clone())
+                    .or_insert_with(|| (f.clone(), Follower::new(f.board.clone())));
+                if let Some(view) = f.view.load_full() {
+                    metrics::gauge!("standings_rank_index_age_seconds", "board" => name.to_string())
+                        .set(view.as_of.elapsed().as_secs_f64());
+                }
+                match follower.step(store.as_ref()).await {
+                    Ok(view) => {
+                        metrics::gauge!("standings_rank_index_scores", "board" => name.to_string())
+                            .set(view.periods.values().map(|c| c.distinct_scores()).sum::<usize>() as f64);
+                        f.view.store(Some(Arc::new(view)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(board = %name, error = %e, "rank index poll failed; ranks fall back to the fan-out until it catches up");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the follower keeps of one board between polls.
+struct Follower {
+    board: Board,
+    /// Per shard; empty until scanned.
+    pos: Vec<IndexPos>,
+    scan_ms: i64,
+    scanned: HashSet<Arc<str>>,
+    counts: HashMap<Arc<str>, BTreeMap<Key, u64>>,
+    /// Periods moved since the last view (their `Counts` are rebuilt).
+    dirty: HashSet<Arc<str>>,
+    /// The last view's counts, reused for periods that did not move.
+    published: HashMap<Arc<str>, Arc<Counts>>,
+    /// Periods seen in records that the index does not hold all of.
+    ignored: HashSet<Arc<str>>,
+}
+
+/// Why a poll could not publish.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the index disagrees with the store (a count below zero); scanning again")]
+    Disagrees,
+}
+
+impl Follower {
+    fn new(board: Board) -> Self {
+        Self {
+            board,
+            pos: Vec::new(),
+            scan_ms: i64::MIN,
+            scanned: HashSet::new(),
+            counts: HashMap::new(),
+            dirty: HashSet::new(),
+            published: HashMap::new(),
+            ignored: HashSet::new(),
+        }
+    }
+
+    /// One poll: a scan when there is no position, else every record
+    /// since, then the view as of the poll's start.
+    async fn step(&mut self, store: &dyn Store) -> Result<View, StepError> {
+        let as_of = Instant::now();
+        if self.pos.is_empty() {
+            self.scan(store).await?;
+        } else if let Err(e) = self.tail(store).await {
+            // Start again from a scan on the next poll.
+            self.pos.clear();
+            return Err(e);
+        }
+        self.prune();
+        Ok(self.view(as_of))
+    }
+
+    async fn scan(&mut self, store: &dyn Store) -> Result<(), StepError> {
+        let now = now_ms_i64();
+        let periods: Vec<Arc<str>> = self
+            .board
+            .current_periods(now)
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let shards = self.board.all_shards();
+        let scans = store.index_scan(&self.board, &shards, &periods).await?;
+        let mut counts: HashMap<Arc<str>, BTreeMap<Key, u64>> = HashMap::new();
+        let mut scan_ms = i64::MAX;
+        let mut pos = Vec::with_capacity(scans.len());
+        for scan in scans {
+            scan_ms = scan_ms.min(scan.at_ms);
+            for (period, runs) in periods.iter().zip(scan.counts) {
+                let map = counts.entry(period.clone()).or_default();
+                for (score, n) in runs {
+                    *map.entry(Key::of(score)).or_default() += n;
+                }
+            }
+            pos.push(scan.pos);
+        }
+        metrics::counter!("standings_rank_index_scans_total", "board" => self.board.storage().to_string())
+            .increment(1);
+        self.pos = pos;
+        self.scan_ms = scan_ms;
+        self.scanned = periods.iter().cloned().collect();
+        self.dirty = counts.keys().cloned().collect();
+        for p in &periods {
+            counts.entry(p.clone()).or_default();
+        }
+        self.counts = counts;
+        self.published.clear();
+        self.ignored.clear();
+        Ok(())
+    }
+
+    /// Reads and applies every shard's records until none is left over.
+    async fn tail(&mut self, store: &dyn Store) -> Result<(), StepError> {
+        let mut shards = self.board.all_shards();
+        while !shards.is_empty() {
+            let from: Vec<IndexPos> = shards
+                .iter()
+                .map(|&s| self.pos[s as usize].clone())
+                .collect();
+            let tails = store
+                .index_tail(&self.board, &shards, &from, TAIL_BATCH)
+                .await?;
+            let mut again = Vec::new();
+            for (shard, tail) in shards.iter().copied().zip(tails) {
+                match tail {
+                    IndexTail::Gap => {
+                        metrics::counter!("standings_rank_index_gaps_total", "board" => self.board.storage().to_string())
+                            .increment(1);
+                        return Err(StepError::Store(StoreError::Unavailable(format!(
+                            "shard {shard}: audit records trimmed or unreadable; scanning again"
+                        ))));
+                    }
+                    IndexTail::Records { records, pos } => {
+                        let full = records.len() >= TAIL_BATCH;
+                        for moves in &records {
+                            for m in moves {
+                                self.apply(m)?;
+                            }
+                        }
+                        self.pos[shard as usize] = pos;
+                        if full {
+                            again.push(shard);
+                        }
+                    }
+                }
+            }
+            shards = again;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, m: &IndexMove) -> Result<(), StepError> {
+        if !self.counts.contains_key(&m.period) {
+            if self.ignored.contains(&m.period) || !self.complete_by_start(&m.period) {
+                self.ignored.insert(m.period.clone());
+                return Ok(());
+            }
+            self.counts.insert(m.period.clone(), BTreeMap::new());
+        }
+        let map = self.counts.get_mut(&m.period).expect("inserted above");
+        if let Some(old) = m.old {
+            let key = Key::of(old);
+            match map.get_mut(&key) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    map.remove(&key);
+                }
+                None => return Err(StepError::Disagrees),
+            }
+        }
+        if let Some(new) = m.new {
+            *map.entry(Key::of(new)).or_default() += 1;
+        }
+        self.dirty.insert(m.period.clone());
+        Ok(())
+    }
+
+    /// Whether a period first seen in a record began after the scan, so
+    /// that the stream holds every write to it.
+    fn complete_by_start(&self, id: &str) -> bool {
+        Period::parse_id(id, &self.board.timezone)
+            .ok()
+            .and_then(|p| p.starts_ms)
+            .is_some_and(|s| s > self.scan_ms)
+    }
+
+    /// Drops the counts of periods ended more than [`KEEP_CLOSED`] ago.
+    fn prune(&mut self) {
+        let cutoff = now_ms_i64() - KEEP_CLOSED.as_millis() as i64;
+        let tz = self.board.timezone.clone();
+        let ended = |id: &Arc<str>| {
+            Period::parse_id(id, &tz)
+                .ok()
+                .and_then(|p| p.ends_ms)
+                .is_some_and(|e| e < cutoff)
+        };
+        let gone: Vec<Arc<str>> = self.counts.keys().filter(|id| ended(id)).cloned().collect();
+        for id in gone {
+            self.counts.remove(&id);
+            self.published.remove(&id);
+            self.dirty.remove(&id);
+        }
+    }
+
+    fn view(&mut self, as_of: Instant) -> View {
+        for id in self.dirty.drain() {
+            if let Some(map) = self.counts.get(&id) {
+                self.published
+                    .insert(id, Arc::new(Counts::build(map, self.board.order)));
+            }
+        }
+        View {
+            as_of,
+            scan_ms: self.scan_ms,
+            scanned: self.scanned.clone(),
+            periods: self.published.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(f64, u64)], order: Order) -> Counts {
+        let mut map = BTreeMap::new();
+        for &(s, n) in pairs {
+            map.insert(Key::of(s), n);
+        }
+        Counts::build(&map, order)
+    }
+
+    #[test]
+    fn keys_order_like_the_numbers() {
+        let xs = [-1e15, -2.5, -1.0, 0.0, 1e-300, 1.0, 3.5, 9e15];
+        for w in xs.windows(2) {
+            assert!(Key::of(w[0]) < Key::of(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(Key::of(x).score(), x);
+        }
+    }
+
+    /// Rank, worse and total against counting by hand.
+    #[test]
+    fn standings_count_strictly_better_and_worse() {
+        let pairs = [(10.0, 2), (7.0, 3), (5.0, 1), (-1.0, 4)];
+        let all: Vec<f64> = pairs
+            .iter()
+            .flat_map(|&(s, n)| std::iter::repeat_n(s, n as usize))
+            .collect();
+        for order in [Order::Desc, Order::Asc] {
+            let c = counts(&pairs, order);
+            for probe in [11.0, 10.0, 8.0, 7.0, 5.0, 0.0, -1.0, -2.0] {
+                let better = |a: f64| match order {
+                    Order::Desc => a > probe,
+                    Order::Asc => a < probe,
+                };
+                let worse = |a: f64| match order {
+                    Order::Desc => a < probe,
+                    Order::Asc => a > probe,
+                };
+                let s = c.standing(probe);
+                assert_eq!(
+                    (s.rank, s.worse, s.total),
+                    (
+                        1 + all.iter().filter(|&&a| better(a)).count() as u64,
+                        all.iter().filter(|&&a| worse(a)).count() as u64,
+                        10
+                    ),
+                    "{order:?} probe {probe}"
+                );
+            }
+        }
+        let empty = Counts::default();
+        let s = empty.standing(3.0);
+        assert_eq!((s.rank, s.worse, s.total), (1, 0, 0));
+    }
+
+    fn follower() -> Follower {
+        let mut f = Follower::new(Board::new(standings_core::BoardName::new("ix").unwrap()));
+        f.scanned.insert("all".into());
+        f.counts.insert("all".into(), BTreeMap::new());
+        f
+    }
+
+    fn mv(period: &str, old: Option<f64>, new: Option<f64>) -> IndexMove {
+        IndexMove {
+            period: period.into(),
+            old,
+            new,
+        }
+    }
+
+    #[test]
+    fn moves_shift_counts_and_a_count_below_zero_is_refused() {
+        let mut f = follower();
+        f.apply(&mv("all", None, Some(5.0))).unwrap();
+        f.apply(&mv("all", None, Some(5.0))).unwrap();
+        f.apply(&mv("all", Some(5.0), Some(9.0))).unwrap();
+        let view = f.view(Instant::now());
+        let c = &view.periods["all"];
+        assert_eq!(c.standing(5.0).rank, 2);
+        assert_eq!(c.standing(9.0).rank, 1);
+        assert_eq!(c.total, 2);
+        f.apply(&mv("all", Some(9.0), None)).unwrap();
+        assert_eq!(f.view(Instant::now()).periods["all"].total, 1);
+        assert!(matches!(
+            f.apply(&mv("all", Some(9.0), None)),
+            Err(StepError::Disagrees)
+        ));
+    }
+
+    #[test]
+    fn periods_begun_before_the_scan_and_not_scanned_are_not_held() {
+        let mut f = follower();
+        f.scan_ms = 1_700_000_000_000;
+        // A day long before the scan: writes to it may predate the scan.
+        f.apply(&mv("daily/2020-01-01", None, Some(1.0))).unwrap();
+        assert!(!f.counts.contains_key("daily/2020-01-01"));
+        // One that starts after it: the stream holds all of it.
+        f.apply(&mv("daily/2030-01-01", None, Some(1.0))).unwrap();
+        assert_eq!(f.counts["daily/2030-01-01"].len(), 1);
+    }
+}
