@@ -166,19 +166,13 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let b = state.board(board)?;
     let member = MemberId::new(member)?;
     let (at, period) = live_period(&b, query)?;
-    let score = rank::score_of(state.store.as_ref(), &at, &member)
-        .await?
-        .ok_or_else(ApiError::unknown_member)?;
+    let shard = at.shard_of(&member)?;
+    let (score, meta) = state.store.score_and_meta(&at, shard, &member).await?;
+    let score = score.ok_or_else(ApiError::unknown_member)?;
     let standing = state
         .ranks
         .standing_of_score(state.store.as_ref(), &at, score)
         .await?;
-    let meta = state
-        .store
-        .metas(&at, std::slice::from_ref(&member))
-        .await?
-        .pop()
-        .flatten();
     Ok(json_of(&MemberReply {
         member: member.as_str(),
         score,

@@ -129,6 +129,16 @@ async fn kept_and_latest_wins(store: &dyn Store, b: &Board) {
     let want: Vec<Option<Meta>> = asked.iter().map(|n| metas.get(n).cloned()).collect();
     assert_eq!(metas_of(store, b, &asked).await, want, "metas in order");
     assert!(metas_of(store, b, &[]).await.is_empty());
+    // The member answer's read: score and meta together, as apart.
+    for n in [0, 1, 3, 4, 99] {
+        let m = member(n);
+        let shard = b.shard_of(&m).expect("shard");
+        assert_eq!(
+            store.score_and_meta(b, shard, &m).await.expect("score and meta"),
+            (scores.get(&n).copied(), metas.get(&n).cloned()),
+            "score_and_meta of m:{n}"
+        );
+    }
     // The around window (neighbours + one metas lookup) carries them too.
     let around = rank::around(store, b, &member(3), 2)
         .await

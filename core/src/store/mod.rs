@@ -428,6 +428,24 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The member's score in `board.period` (looked up in `shard`) and its
+    /// metadata on the board, read together: one round trip where the
+    /// backend can (the member answer needs both).
+    async fn score_and_meta(
+        &self,
+        board: &Board,
+        shard: u32,
+        member: &MemberId,
+    ) -> Result<(Option<f64>, Option<Meta>), StoreError> {
+        let score = self.score(board, shard, member).await?;
+        let meta = self
+            .metas(board, std::slice::from_ref(member))
+            .await?
+            .pop()
+            .flatten();
+        Ok((score, meta))
+    }
+
     /// Whether ranks cost a fan-out over the network here, so that a
     /// gateway keeps a rank index fed by [`Store::index_tail`]; the
     /// in-process stores rank from their own trees and say no.

@@ -207,8 +207,12 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     services.ensure_running()?;
     let rank = measure_against_redis(&RANK, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
-    let (rank_cached, rank_freshness) =
-        measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids).await?;
+    let (rank_cached, _) =
+        measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids, false).await?;
+    services.ensure_running()?;
+    let (rank_indexed, rank_freshness) =
+        measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids, true).await?;
+    let rank_freshness = rank_freshness.context("the indexed gateway measures freshness")?;
     services.ensure_running()?;
     let write = measure_against_redis(&WRITE, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
@@ -240,6 +244,7 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
         top20,
         rank,
         rank_cached,
+        rank_indexed,
         rank_freshness,
         write,
         freshness,
@@ -449,9 +454,20 @@ const RANK: AgainstRedis = AgainstRedis {
     goal: "p99 < 2 ms; ratio >= 0.5",
 };
 
-/// rank_cached: the same ranks on a gateway with `rank_staleness_ms`.
+/// rank_cached: the same ranks on a gateway with `rank_staleness_ms`
+/// and the score cache alone.
 const RANK_CACHED: AgainstRedis = AgainstRedis {
     name: "rank from the score cache, gateway then ZREVRANK",
+    script: "rank.lua",
+    redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
+    what: "ZREVRANK on one sorted set (one redis-server)",
+    goal: "p99 < 2 ms; ratio >= 0.5",
+};
+
+/// rank_indexed: the same ranks on a gateway with `rank_staleness_ms`
+/// and the stream-fed rank index.
+const RANK_INDEXED: AgainstRedis = AgainstRedis {
+    name: "rank from the rank index, gateway then ZREVRANK",
     script: "rank.lua",
     redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
     what: "ZREVRANK on one sorted set (one redis-server)",
@@ -500,8 +516,10 @@ async fn measure_against_redis(
 }
 
 /// Starts a second gateway with `rank_staleness_ms` =
-/// [`RANK_STALENESS_MS`] and measures its ranks against `ZREVRANK`, then
-/// how long a write takes to show in another member's rank there.
+/// [`RANK_STALENESS_MS`] (and the rank index when `index`) and measures
+/// its ranks against `ZREVRANK`; with the index, then how long a write
+/// takes to show in another member's rank there, and what the index
+/// holds.
 async fn measure_cached_ranks(
     plan: &Plan,
     work: &Path,
@@ -509,29 +527,46 @@ async fn measure_cached_ranks(
     single_port: u16,
     scripts: &Path,
     pids: &Pids,
-) -> anyhow::Result<(Entry, Entry)> {
+    index: bool,
+) -> anyhow::Result<(Entry, Option<Entry>)> {
     let port = procs::free_port()?;
-    let config = work.join("standings-cached.toml");
+    let name = if index { "indexed" } else { "cached" };
+    let config = work.join(format!("standings-{name}.toml"));
     std::fs::write(
         &config,
-        stack::config_toml_with(nodes, port, TICK_MS, RANK_STALENESS_MS),
+        stack::config_toml_with(nodes, port, TICK_MS, RANK_STALENESS_MS, index),
     )?;
-    let mut gateway = stack::start_gateway(work, "gateway-cached", &config, port).await?;
+    let mut gateway = stack::start_gateway(work, &format!("gateway-{name}"), &config, port).await?;
     let base = format!("http://127.0.0.1:{port}");
+    if index {
+        eprintln!("bench: waiting for the rank index's first view");
+        rank_freshness::wait_for_index(&base, stack::BOARD, Duration::from_secs(120)).await?;
+    }
     let cached_pids = Pids {
         gateway: gateway.pid(),
         cluster: pids.cluster.clone(),
         ..*pids
     };
-    let rank = measure_against_redis(
-        &RANK_CACHED,
-        plan,
-        &base,
-        single_port,
-        scripts,
-        &cached_pids,
-    )
-    .await?;
+    let cmp = if index { &RANK_INDEXED } else { &RANK_CACHED };
+    let mut rank = measure_against_redis(cmp, plan, &base, single_port, scripts, &cached_pids)
+        .await?;
+    if !index {
+        gateway.ensure_running()?;
+        return Ok((rank, None));
+    }
+    let held = rank_freshness::index_report(&base).await?;
+    let rss = procs::rss_of(gateway.pid())?;
+    rank.value["index_distinct_scores"] = json!(held.distinct_scores);
+    rank.value["index_hits"] = json!(held.hits);
+    rank.value["index_misses"] = json!(held.misses);
+    rank.value["gateway_rss_bytes"] = json!(rss.now);
+    rank.summary.push_str(&format!(
+        "; index: {} distinct scores, {} hits / {} misses, gateway RSS {:.1} MiB",
+        held.distinct_scores,
+        held.hits,
+        held.misses,
+        rss.now as f64 / (1024.0 * 1024.0)
+    ));
     gateway.ensure_running()?;
     eprintln!("bench: rank freshness, {} probes", plan.probes);
     let bound = Duration::from_millis(RANK_STALENESS_MS);
@@ -559,7 +594,7 @@ async fn measure_cached_ranks(
         ),
         baseline_summary: format!("{RANK_STALENESS_MS} ms bound"),
     };
-    Ok((rank, freshness))
+    Ok((rank, Some(freshness)))
 }
 
 /// freshness: write to `/top` with 1-second ticks.

@@ -109,3 +109,91 @@ async fn rank(client: &reqwest::Client, base: &str, board: &str) -> anyhow::Resu
         .as_u64()
         .with_context(|| format!("rank probe read answered {status}: {json}"))
 }
+
+/// What a gateway's rank index holds and has answered, from `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IndexReport {
+    /// `standings_rank_index_scores`, summed over boards.
+    pub distinct_scores: u64,
+    /// `standings_rank_index_total{result="hit"}`.
+    pub hits: u64,
+    /// `standings_rank_index_total{result="miss"}`.
+    pub misses: u64,
+}
+
+/// Reads [`IndexReport`] from the gateway at `base`.
+pub async fn index_report(base: &str) -> anyhow::Result<IndexReport> {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .context("metrics")?
+        .text()
+        .await
+        .context("metrics text")?;
+    Ok(parse_index_report(&text))
+}
+
+fn parse_index_report(text: &str) -> IndexReport {
+    let mut r = IndexReport::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value = value.parse::<f64>().unwrap_or(0.0) as u64;
+        if name.starts_with("standings_rank_index_scores{") {
+            r.distinct_scores += value;
+        } else if name == "standings_rank_index_total{result=\"hit\"}" {
+            r.hits = value;
+        } else if name == "standings_rank_index_total{result=\"miss\"}" {
+            r.misses = value;
+        }
+    }
+    r
+}
+
+/// Asks the gateway at `base` for ranks on `board` until its rank index
+/// answers one (the first ask starts it, a scan builds it).
+pub async fn wait_for_index(base: &str, board: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let started = Instant::now();
+    while index_report(base).await?.hits == 0 {
+        if started.elapsed() > limit {
+            bail!("the rank index answered nothing within {limit:?}");
+        }
+        let _ = client
+            .get(format!("{base}/v1/boards/{board}/members/user:1"))
+            .send()
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_reports_read_the_gauges_and_counters() {
+        let text = "# TYPE standings_rank_index_total counter\n\
+                    standings_rank_index_total{result=\"hit\"} 41\n\
+                    standings_rank_index_total{result=\"miss\"} 2\n\
+                    standings_rank_index_scores{board=\"a\"} 7\n\
+                    standings_rank_index_scores{board=\"b\"} 3\n";
+        assert_eq!(
+            parse_index_report(text),
+            IndexReport {
+                distinct_scores: 10,
+                hits: 41,
+                misses: 2
+            }
+        );
+    }
+}

@@ -11,10 +11,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The keys of `results.json`, in table order.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     "top20",
     "rank",
     "rank_cached",
+    "rank_indexed",
     "rank_freshness",
     "write",
     "freshness",
@@ -68,7 +69,10 @@ pub struct Results {
     /// `GET /members/{m}` on a gateway with `rank_staleness_ms` vs
     /// `ZREVRANK`.
     pub rank_cached: Entry,
-    /// Write-to-rank delay on that gateway vs its bound.
+    /// `GET /members/{m}` on a gateway with `rank_staleness_ms` and the
+    /// stream-fed rank index vs `ZREVRANK`.
+    pub rank_indexed: Entry,
+    /// Write-to-rank delay on the indexed gateway vs its bound.
     pub rank_freshness: Entry,
     /// `POST /scores` vs `ZINCRBY`.
     pub write: Entry,
@@ -112,16 +116,17 @@ pub struct Machine {
 
 impl Results {
     /// The entries in [`KEYS`] order.
-    pub fn entries(&self) -> [(&'static str, &Entry); 8] {
+    pub fn entries(&self) -> [(&'static str, &Entry); 9] {
         [
             (KEYS[0], &self.top20),
             (KEYS[1], &self.rank),
             (KEYS[2], &self.rank_cached),
-            (KEYS[3], &self.rank_freshness),
-            (KEYS[4], &self.write),
-            (KEYS[5], &self.freshness),
-            (KEYS[6], &self.merge),
-            (KEYS[7], &self.memory),
+            (KEYS[3], &self.rank_indexed),
+            (KEYS[4], &self.rank_freshness),
+            (KEYS[5], &self.write),
+            (KEYS[6], &self.freshness),
+            (KEYS[7], &self.merge),
+            (KEYS[8], &self.memory),
         ]
     }
 
@@ -182,6 +187,7 @@ mod tests {
             top20: entry(Some(1.2)),
             rank: entry(Some(0.1)),
             rank_cached: entry(Some(0.3)),
+            rank_indexed: entry(Some(0.6)),
             rank_freshness: entry(Some(1.1)),
             write: entry(Some(0.2)),
             freshness: entry(Some(300.0)),

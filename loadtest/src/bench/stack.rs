@@ -21,16 +21,18 @@ pub const SHARDS: u32 = 100;
 /// for the agents and the gateway refresh, one board of [`SHARDS`] shards
 /// in 10 groups of TOP-1000.
 pub fn config_toml(nodes: &[String], gateway_port: u16, tick_ms: u64) -> String {
-    config_toml_with(nodes, gateway_port, tick_ms, 0)
+    config_toml_with(nodes, gateway_port, tick_ms, 0, false)
 }
 
-/// [`config_toml`] with `gateway.rank_staleness_ms` set: the gateway that
-/// measures ranks from its score cache.
+/// [`config_toml`] with `gateway.rank_staleness_ms` and
+/// `gateway.rank_index` set: the gateways that measure ranks from the
+/// score cache alone and from the stream-fed rank index.
 pub fn config_toml_with(
     nodes: &[String],
     gateway_port: u16,
     tick_ms: u64,
     rank_staleness_ms: u64,
+    rank_index: bool,
 ) -> String {
     let nodes = nodes
         .iter()
@@ -53,6 +55,7 @@ request_timeout_ms = 5000
 shutdown_grace_ms = 1000
 static_dir = \"\"
 rank_staleness_ms = {rank_staleness_ms}
+rank_index = {rank_index}
 
 [agent]
 precompute_interval_ms = {tick_ms}

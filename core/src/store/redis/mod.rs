@@ -1221,6 +1221,40 @@ impl Store for RedisStore {
             .map(|_| ())
     }
 
+    async fn score_and_meta(
+        &self,
+        board: &Board,
+        shard: u32,
+        member: &MemberId,
+    ) -> Result<(Option<f64>, Option<Meta>), StoreError> {
+        // One shard's two reads in one pipeline: both keys carry its tag.
+        let build = |shard: u32| {
+            let zset = keyspace::shard_zset(board, shard);
+            let mut zscore = redis::cmd("ZSCORE");
+            zscore.arg(&zset).arg(member.as_str());
+            let mut hmget = redis::cmd("HMGET");
+            hmget
+                .arg(keyspace::shard_meta(board, shard))
+                .arg(member.as_str());
+            ShardCalls {
+                slot: slot_of(&zset),
+                calls: vec![Call::plain(zscore), Call::plain(hmget)],
+            }
+        };
+        let parse = |values: &[Value]| {
+            let score = match first(values)? {
+                Value::Nil => None,
+                other => Some(parse_score(other)?),
+            };
+            let metas = parse_metas(values.get(1).ok_or_else(|| corrupt("missing HMGET"))?)?;
+            Ok((score, metas.into_iter().next().flatten()))
+        };
+        let shards = [shard];
+        let work = self.per_shard(board, &shards, build, parse);
+        let mut got = self.bound(work).await?;
+        got.pop().ok_or_else(|| corrupt("no answer for the shard"))
+    }
+
     fn keeps_rank_index(&self) -> bool {
         true
     }
