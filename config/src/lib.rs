@@ -270,6 +270,22 @@ pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// What the gateway's rank index keeps (`gateway.rank_index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankIndexMode {
+    /// No index: ranks within the bound come from the score cache.
+    Off,
+    /// How many members hold each score: a few bytes per distinct score;
+    /// a rank still reads the member's score and meta live.
+    #[default]
+    Counts,
+    /// The counts and every member's score and meta: ranks within the
+    /// bound need no store call at all, for about 100 bytes per member and
+    /// period in each gateway.
+    Members,
+}
+
 /// Which backend holds scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -390,11 +406,10 @@ pub struct GatewayConfig {
     /// Most distinct (board, period, score) answers the rank cache keeps
     /// (about 100 bytes each).
     pub rank_cache_entries: usize,
-    /// Whether, with `rank_staleness_ms` above 0 and a Redis Cluster
-    /// store, ranks come from the stream-fed rank index (counts per score
-    /// kept in the gateway from the shards' audit streams), with the score
-    /// cache only as the fallback.
-    pub rank_index: bool,
+    /// With `rank_staleness_ms` above 0 and a Redis Cluster store, what
+    /// the stream-fed rank index keeps (counts per score, or members too),
+    /// with the score cache as the fallback; `off`: the cache alone.
+    pub rank_index: RankIndexMode,
 }
 
 impl Default for GatewayConfig {
@@ -420,7 +435,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             rank_staleness_ms: 0,
             rank_cache_entries: 100_000,
-            rank_index: true,
+            rank_index: RankIndexMode::Counts,
         }
     }
 }

@@ -83,8 +83,8 @@ async fn follow(
                 panic!("unexpected gap in shard {s}");
             };
             more |= records.len() == 7;
-            for moves in records {
-                for m in moves {
+            for record in records {
+                for m in record.moves {
                     let c = counts.entry(m.period.to_string()).or_default();
                     if let Some(old) = m.old {
                         let n = c.get_mut(&old.to_bits()).expect("old score counted");
@@ -137,10 +137,27 @@ async fn a_scan_and_the_records_after_it_equal_the_oracle() {
         store.apply(&b, &w).await.expect("write");
     }
     let shards = b.all_shards();
-    let scans = store.index_scan(&b, &shards, &periods).await.expect("scan");
+    let scans = store
+        .index_scan(&b, &shards, &periods, false)
+        .await
+        .expect("scan");
     let scanned = summed(&scans, periods.len());
     for c in &scanned {
         assert_eq!(*c, counts_of(&oracle), "scan of every period");
+    }
+    // With the members: the same counts, and every member's score.
+    let full = store
+        .index_scan(&b, &shards, &periods, true)
+        .await
+        .expect("scan with members");
+    assert_eq!(summed(&full, periods.len()), scanned);
+    for p in 0..periods.len() {
+        let got: HashMap<String, f64> = full
+            .iter()
+            .flat_map(|s| s.members[p].iter())
+            .map(|(m, s)| (m.as_str().to_string(), *s))
+            .collect();
+        assert_eq!(got, oracle, "members of period {p}");
     }
     let mut pos: Vec<IndexPos> = scans.iter().map(|s| s.pos.clone()).collect();
     let mut counts: HashMap<String, Counts> =
@@ -178,7 +195,7 @@ async fn records_trimmed_unread_are_a_gap() {
     let b = board("ixgap", 1, &[PeriodKind::All]);
     let periods: Vec<Arc<str>> = vec!["all".into()];
     store.apply(&b, &write("m:1", Op::Set, 1.0)).await.unwrap();
-    let scans = store.index_scan(&b, &[0], &periods).await.unwrap();
+    let scans = store.index_scan(&b, &[0], &periods, false).await.unwrap();
     let mut pos = vec![scans[0].pos.clone()];
     assert_eq!(pos[0].added, 1);
     for i in 0..5 {
@@ -203,7 +220,7 @@ async fn records_trimmed_unread_are_a_gap() {
     let tails = store.index_tail(&b, &[0], &pos, 100).await.unwrap();
     assert_eq!(tails[0], IndexTail::Gap);
     // Trimming only what was read already is no gap.
-    let scans = store.index_scan(&b, &[0], &periods).await.unwrap();
+    let scans = store.index_scan(&b, &[0], &periods, false).await.unwrap();
     let pos = vec![scans[0].pos.clone()];
     store.apply(&b, &write("m:9", Op::Set, 4.0)).await.unwrap();
     let mut trim = redis::cmd("XTRIM");
@@ -214,5 +231,59 @@ async fn records_trimmed_unread_are_a_gap() {
         panic!("only read records were trimmed: {tails:?}");
     };
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0][0].new, Some(4.0));
+    assert_eq!(records[0].moves[0].new, Some(4.0));
+    assert_eq!(records[0].member.as_str(), "m:9");
+}
+
+/// What a members index needs besides the moves: whose record, a
+/// removal, the meta a write set; and a scan's metas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_name_the_member_removals_and_metas() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster).await;
+    let b = board("ixmeta", 2, &[PeriodKind::All]);
+    let periods: Vec<Arc<str>> = vec!["all".into()];
+    let meta = standings_core::Meta::parse(r#"{"name":"Ann"}"#).unwrap();
+    let with_meta = Write {
+        meta: Some(meta.clone()),
+        ..write("m:1", Op::Set, 3.0)
+    };
+    store.apply(&b, &with_meta).await.unwrap();
+    let shards = b.all_shards();
+    let scans = store.index_scan(&b, &shards, &periods, true).await.unwrap();
+    let metas: Vec<_> = scans.iter().flat_map(|s| s.metas.clone()).collect();
+    assert_eq!(metas, vec![(MemberId::new("m:1").unwrap(), meta.clone())]);
+    let mut pos: Vec<IndexPos> = scans.iter().map(|s| s.pos.clone()).collect();
+    store.apply(&b, &write("m:1", Op::Incr, 1.0)).await.unwrap();
+    store.apply(&b, &with_meta).await.unwrap();
+    store
+        .remove(&b, &MemberId::new("m:1").unwrap(), "t")
+        .await
+        .unwrap();
+    let shard = b.shard_of(&MemberId::new("m:1").unwrap()).unwrap() as usize;
+    let tails = store.index_tail(&b, &shards, &pos, 100).await.unwrap();
+    let IndexTail::Records { records, pos: next } = &tails[shard] else {
+        panic!("no gap: {tails:?}");
+    };
+    pos[shard] = next.clone();
+    let seen: Vec<(&str, bool, Option<f64>, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.member.as_str(),
+                r.removed,
+                r.moves.first().and_then(|m| m.new),
+                r.meta.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("m:1", false, Some(4.0), false),
+            ("m:1", false, Some(3.0), true),
+            ("m:1", true, None, false),
+        ]
+    );
+    assert_eq!(records[1].meta.as_ref(), Some(&meta));
 }

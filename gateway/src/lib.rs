@@ -191,8 +191,10 @@ impl Gateway {
             ranks: {
                 let bound = Duration::from_millis(config.gateway.rank_staleness_ms);
                 let cache = ranks::RankCache::new(bound, config.gateway.rank_cache_entries);
-                if config.gateway.rank_index && keeps_index {
-                    cache.with_index(Arc::new(rank_index::RankIndex::new(bound)))
+                let mode = config.gateway.rank_index;
+                if mode != standings_config::RankIndexMode::Off && keeps_index {
+                    let members = mode == standings_config::RankIndexMode::Members;
+                    cache.with_index(Arc::new(rank_index::RankIndex::new(bound, members)))
                 } else {
                     cache
                 }

@@ -37,16 +37,20 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use dashmap::DashMap;
 use standings_core::board::StorageName;
 use standings_core::period::Period;
 use standings_core::rank::Standing;
-use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexTail};
-use standings_core::{Board, Order, Store, StoreError};
+use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexRecord, IndexTail};
+use standings_core::{Board, MemberId, Meta, Order, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Most records one tail call reads per shard; a shard with more is read
 /// again before the view is published.
 const TAIL_BATCH: usize = 2_000;
+
+/// Shards scanned per store call: a scan reply holds whole shards.
+const SCAN_CHUNK: usize = 10;
 
 /// How long past its end a period's counts are kept (reads of a closed
 /// period go to the cache or the fan-out).
@@ -149,6 +153,74 @@ pub struct View {
     scanned: HashSet<Arc<str>>,
     /// Counts per period id.
     periods: HashMap<Arc<str>, Arc<Counts>>,
+    /// Every member's scores and meta, when the index keeps members.
+    members: Option<Arc<MemberTable>>,
+}
+
+/// Every member's score per period and meta, as the follower applies the
+/// records (`members` mode). Readers see each record once the follower
+/// has applied it, possibly before the view that counts it is published:
+/// a member's score is then newer than the counts, never older than the
+/// view.
+#[derive(Debug, Default)]
+pub struct MemberTable {
+    scores: RwLock<HashMap<Arc<str>, Arc<PeriodScores>>>,
+    metas: DashMap<MemberId, Meta>,
+}
+
+impl MemberTable {
+    fn period(&self, id: &Arc<str>) -> Arc<PeriodScores> {
+        if let Some(map) = self
+            .scores
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return map.clone();
+        }
+        self.scores
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn score(&self, period: &str, member: &MemberId) -> Option<f64> {
+        let scores = self.scores.read().unwrap_or_else(|p| p.into_inner());
+        scores.get(period)?.get(member).map(|s| *s)
+    }
+
+    fn drop_period(&self, id: &str) {
+        self.scores
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Members held, over every period.
+    fn len(&self) -> usize {
+        self.scores
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// One period's members and their scores.
+type PeriodScores = DashMap<MemberId, f64>;
+
+/// A member's answer from a members index.
+#[derive(Debug, Clone)]
+pub struct MemberHit {
+    /// Its score (as of at most the bound ago).
+    pub score: f64,
+    /// Its standing as of the view.
+    pub standing: Standing,
+    /// Its meta.
+    pub meta: Option<Meta>,
 }
 
 impl View {
@@ -186,14 +258,18 @@ fn same_shape(a: &Board, b: &Board) -> bool {
 pub struct RankIndex {
     boards: RwLock<HashMap<StorageName, Arc<Followed>>>,
     bound: Duration,
+    /// Whether every member's score and meta are kept too.
+    members: bool,
 }
 
 impl RankIndex {
-    /// An index whose views answer while at most `bound` old.
-    pub fn new(bound: Duration) -> Self {
+    /// An index whose views answer while at most `bound` old; with
+    /// `members`, one that keeps every member's score and meta too.
+    pub fn new(bound: Duration, members: bool) -> Self {
         Self {
             boards: RwLock::new(HashMap::new()),
             bound,
+            members,
         }
     }
 
@@ -208,6 +284,33 @@ impl RankIndex {
     /// cannot answer it (the caller falls back). The first ask about a
     /// board starts following it.
     pub fn standing(&self, board: &Board, score: f64) -> Option<Standing> {
+        let (view, period) = self.fresh_view(board)?;
+        Some(view.counts(&period)?.standing(score))
+    }
+
+    /// A member's score, standing and meta from a members index, all as
+    /// of at most the bound ago; `None` when the index keeps no members,
+    /// cannot answer for the period, or does not hold the member (the
+    /// caller then reads it live: a member written within the last poll
+    /// is found there).
+    pub fn member(&self, board: &Board, member: &MemberId) -> Option<MemberHit> {
+        if !self.members {
+            return None;
+        }
+        let (view, period) = self.fresh_view(board)?;
+        let counts = view.counts(&period)?;
+        let table = view.members.as_ref()?;
+        let score = table.score(&period.id, member)?;
+        Some(MemberHit {
+            score,
+            standing: counts.standing(score),
+            meta: table.metas.get(member).map(|m| m.clone()),
+        })
+    }
+
+    /// The board's view if it is within the bound, and `board.period` as a
+    /// current period of the board.
+    fn fresh_view(&self, board: &Board) -> Option<(Arc<View>, Period)> {
         if board.source.is_some() || board.blend(&board.period).is_some() {
             return None;
         }
@@ -220,7 +323,7 @@ impl RankIndex {
             .current_periods(now_ms_i64())
             .into_iter()
             .find(|p| p.id == board.period)?;
-        Some(view.counts(&period)?.standing(score))
+        Some((view, period))
     }
 
     /// The board's entry, registering it (or replacing one of another
@@ -283,7 +386,7 @@ impl RankIndex {
                 let name = f.board.storage().clone();
                 let (_, follower) = states
                     .entry(name.clone())
-                    .or_insert_with(|| (f.clone(), Follower::new(f.board.clone())));
+                    .or_insert_with(|| (f.clone(), Follower::new(f.board.clone(), self.members)));
                 if let Some(view) = f.view.load_full() {
                     metrics::gauge!("standings_rank_index_age_seconds", "board" => name.to_string())
                         .set(view.as_of.elapsed().as_secs_f64());
@@ -291,7 +394,16 @@ impl RankIndex {
                 match follower.step(store.as_ref()).await {
                     Ok(view) => {
                         metrics::gauge!("standings_rank_index_scores", "board" => name.to_string())
-                            .set(view.periods.values().map(|c| c.distinct_scores()).sum::<usize>() as f64);
+                            .set(
+                                view.periods
+                                    .values()
+                                    .map(|c| c.distinct_scores())
+                                    .sum::<usize>() as f64,
+                            );
+                        if let Some(table) = &view.members {
+                            metrics::gauge!("standings_rank_index_members", "board" => name.to_string())
+                                .set(table.len() as f64);
+                        }
                         f.view.store(Some(Arc::new(view)));
                     }
                     Err(e) => {
@@ -317,6 +429,9 @@ struct Follower {
     published: HashMap<Arc<str>, Arc<Counts>>,
     /// Periods seen in records that the index does not hold all of.
     ignored: HashSet<Arc<str>>,
+    /// Every member's scores and meta (`members` mode).
+    table: Option<Arc<MemberTable>>,
+    members: bool,
 }
 
 /// Why a poll could not publish.
@@ -329,9 +444,11 @@ enum StepError {
 }
 
 impl Follower {
-    fn new(board: Board) -> Self {
+    fn new(board: Board, members: bool) -> Self {
         Self {
             board,
+            table: None,
+            members,
             pos: Vec::new(),
             scan_ms: i64::MIN,
             scanned: HashSet::new(),
@@ -365,33 +482,49 @@ impl Follower {
             .into_iter()
             .map(|p| p.id)
             .collect();
-        let shards = self.board.all_shards();
-        let scans = store.index_scan(&self.board, &shards, &periods).await?;
         let mut counts: HashMap<Arc<str>, BTreeMap<Key, u64>> = HashMap::new();
+        let table = self.members.then(|| Arc::new(MemberTable::default()));
         let mut scan_ms = i64::MAX;
-        let mut pos = Vec::with_capacity(scans.len());
-        for scan in scans {
-            scan_ms = scan_ms.min(scan.at_ms);
-            for (period, runs) in periods.iter().zip(scan.counts) {
-                let map = counts.entry(period.clone()).or_default();
-                for (score, n) in runs {
-                    *map.entry(Key::of(score)).or_default() += n;
+        let mut pos = Vec::with_capacity(self.board.shards as usize);
+        for shards in self.board.all_shards().chunks(SCAN_CHUNK) {
+            let scans = store
+                .index_scan(&self.board, shards, &periods, self.members)
+                .await?;
+            for scan in scans {
+                scan_ms = scan_ms.min(scan.at_ms);
+                for (period, runs) in periods.iter().zip(scan.counts) {
+                    let map = counts.entry(period.clone()).or_default();
+                    for (score, n) in runs {
+                        *map.entry(Key::of(score)).or_default() += n;
+                    }
                 }
+                if let Some(table) = &table {
+                    for (period, list) in periods.iter().zip(scan.members) {
+                        let map = table.period(period);
+                        for (member, score) in list {
+                            map.insert(member, score);
+                        }
+                    }
+                    for (member, meta) in scan.metas {
+                        table.metas.insert(member, meta);
+                    }
+                }
+                pos.push(scan.pos);
             }
-            pos.push(scan.pos);
         }
         metrics::counter!("standings_rank_index_scans_total", "board" => self.board.storage().to_string())
             .increment(1);
         self.pos = pos;
         self.scan_ms = scan_ms;
         self.scanned = periods.iter().cloned().collect();
-        self.dirty = counts.keys().cloned().collect();
         for p in &periods {
             counts.entry(p.clone()).or_default();
         }
+        self.dirty = counts.keys().cloned().collect();
         self.counts = counts;
         self.published.clear();
         self.ignored.clear();
+        self.table = table;
         Ok(())
     }
 
@@ -418,10 +551,8 @@ impl Follower {
                     }
                     IndexTail::Records { records, pos } => {
                         let full = records.len() >= TAIL_BATCH;
-                        for moves in &records {
-                            for m in moves {
-                                self.apply(m)?;
-                            }
+                        for record in &records {
+                            self.record(record)?;
                         }
                         self.pos[shard as usize] = pos;
                         if full {
@@ -435,11 +566,41 @@ impl Follower {
         Ok(())
     }
 
-    fn apply(&mut self, m: &IndexMove) -> Result<(), StepError> {
+    /// Applies one record: its moves, and in `members` mode the member's
+    /// scores and meta.
+    fn record(&mut self, record: &IndexRecord) -> Result<(), StepError> {
+        for m in &record.moves {
+            if self.apply(m)? {
+                if let Some(table) = &self.table {
+                    let map = table.period(&m.period);
+                    match m.new {
+                        Some(score) => {
+                            map.insert(record.member.clone(), score);
+                        }
+                        None => {
+                            map.remove(&record.member);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(table) = &self.table {
+            if record.removed {
+                table.metas.remove(&record.member);
+            } else if let Some(meta) = &record.meta {
+                table.metas.insert(record.member.clone(), meta.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one move to the counts; answers whether the index holds
+    /// its period.
+    fn apply(&mut self, m: &IndexMove) -> Result<bool, StepError> {
         if !self.counts.contains_key(&m.period) {
             if self.ignored.contains(&m.period) || !self.complete_by_start(&m.period) {
                 self.ignored.insert(m.period.clone());
-                return Ok(());
+                return Ok(false);
             }
             self.counts.insert(m.period.clone(), BTreeMap::new());
         }
@@ -458,7 +619,7 @@ impl Follower {
             *map.entry(Key::of(new)).or_default() += 1;
         }
         self.dirty.insert(m.period.clone());
-        Ok(())
+        Ok(true)
     }
 
     /// Whether a period first seen in a record began after the scan, so
@@ -485,6 +646,9 @@ impl Follower {
             self.counts.remove(&id);
             self.published.remove(&id);
             self.dirty.remove(&id);
+            if let Some(table) = &self.table {
+                table.drop_period(&id);
+            }
         }
     }
 
@@ -500,6 +664,7 @@ impl Follower {
             scan_ms: self.scan_ms,
             scanned: self.scanned.clone(),
             periods: self.published.clone(),
+            members: self.table.clone(),
         }
     }
 }
@@ -564,7 +729,10 @@ mod tests {
     }
 
     fn follower() -> Follower {
-        let mut f = Follower::new(Board::new(standings_core::BoardName::new("ix").unwrap()));
+        let mut f = Follower::new(
+            Board::new(standings_core::BoardName::new("ix").unwrap()),
+            false,
+        );
         f.scanned.insert("all".into());
         f.counts.insert("all".into(), BTreeMap::new());
         f

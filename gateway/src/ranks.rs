@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 
-use crate::rank_index::RankIndex;
+use crate::rank_index::{MemberHit, RankIndex};
 use standings_core::board::StorageName;
 use standings_core::rank::{self, RankError, Standing};
 use standings_core::store::ShardCountsMany;
@@ -105,6 +105,15 @@ impl RankCache {
     /// The index, if ranks are asked of one.
     pub fn index(&self) -> Option<&Arc<RankIndex>> {
         self.index.as_ref()
+    }
+
+    /// A member's score, standing and meta from a members index (counted
+    /// as a hit; `None` is not counted: the caller then reads the member
+    /// live and asks [`RankCache::standing_of_score`], which counts).
+    pub fn member_from_index(&self, board: &Board, member: &MemberId) -> Option<MemberHit> {
+        let hit = self.index.as_ref()?.member(board, member)?;
+        metrics::counter!("standings_rank_index_total", "result" => "hit").increment(1);
+        Some(hit)
     }
 
     /// The standing of `score` from the index, counted as a hit or a miss.

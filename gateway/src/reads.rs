@@ -167,12 +167,18 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let member = MemberId::new(member)?;
     let (at, period) = live_period(&b, query)?;
     let shard = at.shard_of(&member)?;
-    let (score, meta) = state.store.score_and_meta(&at, shard, &member).await?;
-    let score = score.ok_or_else(ApiError::unknown_member)?;
-    let standing = state
-        .ranks
-        .standing_of_score(state.store.as_ref(), &at, score)
-        .await?;
+    let (score, standing, meta) = match state.ranks.member_from_index(&at, &member) {
+        Some(hit) => (hit.score, hit.standing, hit.meta),
+        None => {
+            let (score, meta) = state.store.score_and_meta(&at, shard, &member).await?;
+            let score = score.ok_or_else(ApiError::unknown_member)?;
+            let standing = state
+                .ranks
+                .standing_of_score(state.store.as_ref(), &at, score)
+                .await?;
+            (score, standing, meta)
+        }
+    };
     Ok(json_of(&MemberReply {
         member: member.as_str(),
         score,

@@ -798,15 +798,17 @@ const CLIMBERS: usize = 400;
 /// it was answered: exact as of at most `bound` ago. With the bound 0
 /// that is exact as of the request. Once the writes stop and the bound has
 /// passed, every rank equals the oracle.
-async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64, index: bool) {
+async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64, mode: &str) {
     let bound = bound_ms.to_string();
+    let index = mode != "off";
+    let quoted = format!("{mode:?}");
     let dep = Deployment::start_with(
         cluster,
-        &format!("cluster-rank-bound-{bound_ms}-{index}"),
+        &format!("cluster-rank-bound-{bound_ms}-{mode}"),
         true,
         &[
             ("rank_staleness_ms", bound.as_str()),
-            ("rank_index", if index { "true" } else { "false" }),
+            ("rank_index", quoted.as_str()),
         ],
     )
     .await;
@@ -992,9 +994,14 @@ async fn index_hits(dep: &Deployment) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranks_are_exact_as_of_at_most_the_staleness_bound() {
     let _serial = SERIAL.lock().await;
-    for (bound_ms, index) in [(0, true), (1000, false), (1000, true)] {
+    for (bound_ms, mode) in [
+        (0, "counts"),
+        (1000, "off"),
+        (1000, "counts"),
+        (1000, "members"),
+    ] {
         let cluster = RedisCluster::start(3, 0);
-        ranks_are_exact_within(&cluster, bound_ms, index).await;
+        ranks_are_exact_within(&cluster, bound_ms, mode).await;
     }
 }
 
@@ -1006,6 +1013,7 @@ async fn ranks_match(
     board: &str,
     period: Option<&str>,
     oracle: &HashMap<String, f64>,
+    metas: &HashMap<String, Value>,
 ) -> Result<(), String> {
     let before = index_hits(dep).await;
     let query = period.map(|p| format!("?period={p}")).unwrap_or_default();
@@ -1017,8 +1025,11 @@ async fn ranks_match(
         let worse = oracle.values().filter(|&&s| s < score).count() as u64;
         let pct = 100.0 * worse as f64 / oracle.len() as f64;
         let got = (r.body["rank"].as_u64(), r.body["total"].as_u64());
+        let meta = r.body.get("meta");
         if got != (Some(1 + better), Some(oracle.len() as u64))
             || (r.body["percentile"].as_f64().unwrap_or(-1.0) - pct).abs() > 1e-9
+            || r.body["score"].as_f64() != Some(score)
+            || meta != metas.get(m)
         {
             return Err(format!(
                 "{board} {m} ({score}) in {period:?}: expected rank {} of {}, percentile {pct}; got {r:?}",
@@ -1045,10 +1056,11 @@ async fn ranks_equal(
     board: &str,
     period: Option<&str>,
     oracle: &HashMap<String, f64>,
+    metas: &HashMap<String, Value>,
 ) {
     let mut last = String::new();
     for _ in 0..50 {
-        match ranks_match(dep, board, period, oracle).await {
+        match ranks_match(dep, board, period, oracle, metas).await {
             Ok(()) => return,
             Err(e) => last = e,
         }
@@ -1057,27 +1069,50 @@ async fn ranks_equal(
     panic!("ranks never equalled the oracle: {last}");
 }
 
-/// The stream-fed index on a board in time: writes of every op and
-/// removals, before and after the index's scan, leave every rank of the
-/// all-time and the daily period equal to the oracle; a second gateway
-/// (a restart of the index) builds its own from a scan and agrees, and
-/// both follow later writes.
+/// Asks for `member`'s rank on `board` until the gateway's index answers
+/// one: the first ask starts the index, a scan builds its first view.
+async fn warm_index(dep: &Deployment, board: &str, member: &str) {
+    let path = format!("/v1/boards/{board}/members/{member}");
+    dep.get(&path).await;
+    eventually("the index's first view", SETTLE_TIMEOUT, || async {
+        dep.get(&path).await;
+        (index_hits(dep).await > 0.0).then_some(())
+    })
+    .await;
+}
+
+/// The stream-fed index on a board in time: writes of every op (some
+/// with meta) and removals, before and after the index's scan, leave
+/// every member's score, rank, percentile and meta in the all-time and
+/// the daily period equal to the oracle; a second gateway (a restart of
+/// the index), keeping members, builds its own from a scan and agrees,
+/// and both follow later writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
     let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start(3, 0);
-    let extra = [("rank_staleness_ms", "2000")];
-    let first = Deployment::start_with(&cluster, "cluster-rank-index-a", false, &extra).await;
+    let first = Deployment::start_with(
+        &cluster,
+        "cluster-rank-index-a",
+        false,
+        &[("rank_staleness_ms", "2000")],
+    )
+    .await;
     let mut rng = StdRng::seed_from_u64(1515);
     let mut oracle: HashMap<String, f64> = HashMap::new();
+    let mut metas: HashMap<String, Value> = HashMap::new();
     let url = format!("{}/v1/boards/arena", first.base);
     let client = first.client.clone();
-    let churn = |rounds: usize, rng: &mut StdRng, oracle: &mut HashMap<String, f64>| {
+    let churn = |rounds: usize,
+                 rng: &mut StdRng,
+                 oracle: &mut HashMap<String, f64>,
+                 metas: &mut HashMap<String, Value>| {
         let mut plan = Vec::new();
-        for _ in 0..rounds {
+        for i in 0..rounds {
             let m = format!("user:{}", rng.gen_range(0..120));
             if rng.gen_range(0..12) == 0 {
                 oracle.remove(&m);
+                metas.remove(&m);
                 plan.push((m, None));
                 continue;
             }
@@ -1090,7 +1125,13 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
                 _ => old.map_or(v, |o: f64| o.max(v)),
             };
             oracle.insert(m.clone(), new);
-            plan.push((m, Some(json!({"score": v, "op": op}))));
+            let mut body = json!({"score": v, "op": op});
+            if i % 5 == 0 {
+                let meta = json!({"name": format!("n{i}")});
+                metas.insert(m.clone(), meta.clone());
+                body["meta"] = meta;
+            }
+            plan.push((m, Some(body)));
         }
         let client = client.clone();
         let url = url.clone();
@@ -1116,30 +1157,29 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
             }
         }
     };
-    churn(400, &mut rng, &mut oracle).await;
+    churn(400, &mut rng, &mut oracle, &mut metas).await;
     // The first rank asked starts the index: a scan of what is there now.
-    first.get("/v1/boards/arena/members/user:0").await;
-    eventually("the first gateway's index", SETTLE_TIMEOUT, || async {
-        first.get("/v1/boards/arena/members/user:1").await;
-        (index_hits(&first).await > 0.0).then_some(())
-    })
-    .await;
+    let known = oracle.keys().next().cloned().expect("members");
+    warm_index(&first, "arena", &known).await;
     // Then writes and removals it follows from the streams.
-    churn(400, &mut rng, &mut oracle).await;
-    ranks_equal(&first, "arena", None, &oracle).await;
-    ranks_equal(&first, "arena", Some("daily"), &oracle).await;
+    churn(400, &mut rng, &mut oracle, &mut metas).await;
+    ranks_equal(&first, "arena", None, &oracle, &metas).await;
+    ranks_equal(&first, "arena", Some("daily"), &oracle, &metas).await;
 
-    // A second gateway builds its own index from a scan.
-    let second = Deployment::start_with(&cluster, "cluster-rank-index-b", false, &extra).await;
-    second.get("/v1/boards/arena/members/user:0").await;
-    eventually("the second gateway's index", SETTLE_TIMEOUT, || async {
-        second.get("/v1/boards/arena/members/user:1").await;
-        (index_hits(&second).await > 0.0).then_some(())
-    })
+    // A second gateway, keeping members, builds its own index from a scan.
+    let second = Deployment::start_with(
+        &cluster,
+        "cluster-rank-index-b",
+        false,
+        &[("rank_staleness_ms", "2000"), ("rank_index", "\"members\"")],
+    )
     .await;
-    churn(300, &mut rng, &mut oracle).await;
+    let known = oracle.keys().next().cloned().expect("members");
+    warm_index(&second, "arena", &known).await;
+    ranks_equal(&second, "arena", None, &oracle, &metas).await;
+    churn(300, &mut rng, &mut oracle, &mut metas).await;
     for dep in [&first, &second] {
-        ranks_equal(dep, "arena", None, &oracle).await;
-        ranks_equal(dep, "arena", Some("weekly"), &oracle).await;
+        ranks_equal(dep, "arena", None, &oracle, &metas).await;
+        ranks_equal(dep, "arena", Some("weekly"), &oracle, &metas).await;
     }
 }

@@ -134,7 +134,10 @@ async fn kept_and_latest_wins(store: &dyn Store, b: &Board) {
         let m = member(n);
         let shard = b.shard_of(&m).expect("shard");
         assert_eq!(
-            store.score_and_meta(b, shard, &m).await.expect("score and meta"),
+            store
+                .score_and_meta(b, shard, &m)
+                .await
+                .expect("score and meta"),
             (scores.get(&n).copied(), metas.get(&n).cloned()),
             "score_and_meta of m:{n}"
         );

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use super::StoreError;
+use crate::types::{MemberId, Meta};
 
 /// Where a shard's index stands in its audit stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +35,24 @@ pub struct IndexScan {
     pub at_ms: i64,
     /// Per period asked, in order: (score, members holding it).
     pub counts: Vec<Vec<(f64, u64)>>,
+    /// When the members were asked for: per period, every member and its
+    /// score (empty otherwise).
+    pub members: Vec<Vec<(MemberId, f64)>>,
+    /// When the members were asked for: every member's meta on the board.
+    pub metas: Vec<(MemberId, Meta)>,
+}
+
+/// One audit record as the index reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRecord {
+    /// Whose record it is.
+    pub member: MemberId,
+    /// A removal: the member left every period, and its meta is gone.
+    pub removed: bool,
+    /// What it did to each period.
+    pub moves: Vec<IndexMove>,
+    /// The meta the write set, if it set one.
+    pub meta: Option<Meta>,
 }
 
 /// One period's change in one record: the member's score before and
@@ -51,11 +70,11 @@ pub struct IndexMove {
 /// One shard's records after a position.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexTail {
-    /// The records, in order, each as its moves, and the position after
-    /// the last (the same position when there were none).
+    /// The records, in order, and the position after the last (the same
+    /// position when there were none).
     Records {
-        /// Each record's moves.
-        records: Vec<Vec<IndexMove>>,
+        /// The records.
+        records: Vec<IndexRecord>,
         /// Where the shard stands after them.
         pos: IndexPos,
     },

@@ -26,7 +26,7 @@ use crate::types::{Entry, MemberId, Meta, Op, Score};
 
 pub use self::redis::{RedisOptions, RedisStore};
 pub use durable::{DurableOptions, DurableStore, OpenError, Sync};
-pub use index::{IndexMove, IndexPos, IndexScan, IndexTail};
+pub use index::{IndexMove, IndexPos, IndexRecord, IndexScan, IndexTail};
 pub use memory::MemoryStore;
 
 /// One score write, already validated at the edge.
@@ -454,20 +454,22 @@ pub trait Store: Send + std::marker::Sync + 'static {
     }
 
     /// For each shard: its audit stream position and, exact at it, how
-    /// many members hold each score in each of `periods` (see [`index`]).
-    /// Stores that keep no index answer [`StoreError::Unavailable`].
+    /// many members hold each score in each of `periods` (see [`index`]),
+    /// and with `members` every member's score and meta too. Stores that
+    /// keep no index answer [`StoreError::Unavailable`].
     async fn index_scan(
         &self,
         board: &Board,
         shards: &[u32],
         periods: &[Arc<str>],
+        members: bool,
     ) -> Result<Vec<IndexScan>, StoreError> {
-        let _ = (board, shards, periods);
+        let _ = (board, shards, periods, members);
         Err(index::unsupported())
     }
 
     /// For each shard: up to `n` audit records after its position in
-    /// `from` (one per shard, in order), each as the moves it made, or
+    /// `from` (one per shard, in order), or
     /// [`IndexTail::Gap`] when some of them are gone.
     async fn index_tail(
         &self,

@@ -115,6 +115,8 @@ async fn rank(client: &reqwest::Client, base: &str, board: &str) -> anyhow::Resu
 pub struct IndexReport {
     /// `standings_rank_index_scores`, summed over boards.
     pub distinct_scores: u64,
+    /// `standings_rank_index_members`, summed over boards.
+    pub members: u64,
     /// `standings_rank_index_total{result="hit"}`.
     pub hits: u64,
     /// `standings_rank_index_total{result="miss"}`.
@@ -146,6 +148,8 @@ fn parse_index_report(text: &str) -> IndexReport {
         let value = value.parse::<f64>().unwrap_or(0.0) as u64;
         if name.starts_with("standings_rank_index_scores{") {
             r.distinct_scores += value;
+        } else if name.starts_with("standings_rank_index_members{") {
+            r.members += value;
         } else if name == "standings_rank_index_total{result=\"hit\"}" {
             r.hits = value;
         } else if name == "standings_rank_index_total{result=\"miss\"}" {
@@ -186,11 +190,13 @@ mod tests {
                     standings_rank_index_total{result=\"hit\"} 41\n\
                     standings_rank_index_total{result=\"miss\"} 2\n\
                     standings_rank_index_scores{board=\"a\"} 7\n\
-                    standings_rank_index_scores{board=\"b\"} 3\n";
+                    standings_rank_index_scores{board=\"b\"} 3\n\
+                    standings_rank_index_members{board=\"a\"} 70\n";
         assert_eq!(
             parse_index_report(text),
             IndexReport {
                 distinct_scores: 10,
+                members: 70,
                 hits: 41,
                 misses: 2
             }

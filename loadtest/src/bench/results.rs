@@ -11,11 +11,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The keys of `results.json`, in table order.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "top20",
     "rank",
     "rank_cached",
     "rank_indexed",
+    "rank_members",
     "rank_freshness",
     "write",
     "freshness",
@@ -72,6 +73,9 @@ pub struct Results {
     /// `GET /members/{m}` on a gateway with `rank_staleness_ms` and the
     /// stream-fed rank index vs `ZREVRANK`.
     pub rank_indexed: Entry,
+    /// The same with the index keeping every member's score and meta
+    /// (`rank_index = "members"`).
+    pub rank_members: Entry,
     /// Write-to-rank delay on the indexed gateway vs its bound.
     pub rank_freshness: Entry,
     /// `POST /scores` vs `ZINCRBY`.
@@ -116,17 +120,18 @@ pub struct Machine {
 
 impl Results {
     /// The entries in [`KEYS`] order.
-    pub fn entries(&self) -> [(&'static str, &Entry); 9] {
+    pub fn entries(&self) -> [(&'static str, &Entry); 10] {
         [
             (KEYS[0], &self.top20),
             (KEYS[1], &self.rank),
             (KEYS[2], &self.rank_cached),
             (KEYS[3], &self.rank_indexed),
-            (KEYS[4], &self.rank_freshness),
-            (KEYS[5], &self.write),
-            (KEYS[6], &self.freshness),
-            (KEYS[7], &self.merge),
-            (KEYS[8], &self.memory),
+            (KEYS[4], &self.rank_members),
+            (KEYS[5], &self.rank_freshness),
+            (KEYS[6], &self.write),
+            (KEYS[7], &self.freshness),
+            (KEYS[8], &self.merge),
+            (KEYS[9], &self.memory),
         ]
     }
 
@@ -188,6 +193,7 @@ mod tests {
             rank: entry(Some(0.1)),
             rank_cached: entry(Some(0.3)),
             rank_indexed: entry(Some(0.6)),
+            rank_members: entry(Some(0.8)),
             rank_freshness: entry(Some(1.1)),
             write: entry(Some(0.2)),
             freshness: entry(Some(300.0)),

@@ -21,7 +21,7 @@ pub const SHARDS: u32 = 100;
 /// for the agents and the gateway refresh, one board of [`SHARDS`] shards
 /// in 10 groups of TOP-1000.
 pub fn config_toml(nodes: &[String], gateway_port: u16, tick_ms: u64) -> String {
-    config_toml_with(nodes, gateway_port, tick_ms, 0, false)
+    config_toml_with(nodes, gateway_port, tick_ms, 0, "off")
 }
 
 /// [`config_toml`] with `gateway.rank_staleness_ms` and
@@ -32,7 +32,7 @@ pub fn config_toml_with(
     gateway_port: u16,
     tick_ms: u64,
     rank_staleness_ms: u64,
-    rank_index: bool,
+    rank_index: &str,
 ) -> String {
     let nodes = nodes
         .iter()
@@ -55,7 +55,7 @@ request_timeout_ms = 5000
 shutdown_grace_ms = 1000
 static_dir = \"\"
 rank_staleness_ms = {rank_staleness_ms}
-rank_index = {rank_index}
+rank_index = \"{rank_index}\"
 
 [agent]
 precompute_interval_ms = {tick_ms}

@@ -13,8 +13,9 @@ use super::scripts::{INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT};
 use super::RedisStore;
 use crate::board::Board;
 use crate::keyspace;
-use crate::store::index::{parse_moves, IndexPos, IndexScan, IndexTail};
+use crate::store::index::{parse_moves, IndexPos, IndexRecord, IndexScan, IndexTail};
 use crate::store::StoreError;
+use crate::types::{MemberId, Meta};
 
 /// Most records one tail call answers per shard.
 const MAX_TAIL: usize = 10_000;
@@ -25,13 +26,17 @@ impl RedisStore {
         board: &Board,
         shards: &[u32],
         periods: &[Arc<str>],
+        members: bool,
     ) -> Result<Vec<IndexScan>, StoreError> {
+        let mode = if members { "members" } else { "runs" };
         let build = |shard: u32| {
             let stream = keyspace::shard_audit(board, shard);
-            let sets: Vec<String> = periods
-                .iter()
-                .map(|p| keyspace::shard_zset(&board.at(p.clone()), shard))
-                .collect();
+            let mut sets: Vec<String> = vec![mode.into(), keyspace::shard_meta(board, shard)];
+            sets.extend(
+                periods
+                    .iter()
+                    .map(|p| keyspace::shard_zset(&board.at(p.clone()), shard)),
+            );
             ShardCalls {
                 slot: slot_of(&stream),
                 calls: vec![self.script_call(
@@ -44,7 +49,7 @@ impl RedisStore {
             }
         };
         self.per_shard(board, shards, build, |values| {
-            parse_scan(first(values)?, periods.len())
+            parse_scan(first(values)?, periods.len(), members)
         })
         .await
     }
@@ -103,7 +108,7 @@ impl RedisStore {
 
 /// A tail as one shard answered it: the records and the last id.
 enum Tail {
-    Records(Vec<Vec<crate::store::IndexMove>>, Option<String>),
+    Records(Vec<IndexRecord>, Option<String>),
     Gap,
 }
 
@@ -117,9 +122,9 @@ fn status(items: &[Value]) -> Result<&str, StoreError> {
     Ok(s)
 }
 
-fn parse_scan(v: &Value, periods: usize) -> Result<IndexScan, StoreError> {
+fn parse_scan(v: &Value, periods: usize, members: bool) -> Result<IndexScan, StoreError> {
     let items = array(v)?;
-    if status(items)? != "ok" || items.len() != 4 + periods {
+    if status(items)? != "ok" || items.len() != 5 + periods {
         return Err(corrupt("index scan reply of the wrong shape"));
     }
     let at_ms: i64 = text(&items[1])?
@@ -129,19 +134,62 @@ fn parse_scan(v: &Value, periods: usize) -> Result<IndexScan, StoreError> {
         id: text(&items[2])?.to_string(),
         added: parse_count(&items[3])?,
     };
-    let counts = items[4..]
-        .iter()
-        .map(|runs| {
-            array(runs)?
-                .chunks(2)
-                .map(|pair| match pair {
-                    [score, count] => Ok((parse_score(score)?, parse_count(count)?)),
-                    _ => Err(corrupt("index scan: odd run list")),
-                })
-                .collect()
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(IndexScan { pos, at_ms, counts })
+    let sets = &items[4..4 + periods];
+    let mut scan = IndexScan {
+        pos,
+        at_ms,
+        ..IndexScan::default()
+    };
+    if !members {
+        scan.counts = sets
+            .iter()
+            .map(|runs| {
+                array(runs)?
+                    .chunks(2)
+                    .map(|pair| match pair {
+                        [score, count] => Ok((parse_score(score)?, parse_count(count)?)),
+                        _ => Err(corrupt("index scan: odd run list")),
+                    })
+                    .collect()
+            })
+            .collect::<Result<_, StoreError>>()?;
+        return Ok(scan);
+    }
+    for set in sets {
+        let flat = array(set)?;
+        let mut list = Vec::with_capacity(flat.len() / 2);
+        let mut runs: Vec<(f64, u64)> = Vec::new();
+        for pair in flat.chunks(2) {
+            let [member, score] = pair else {
+                return Err(corrupt("index scan: odd member list"));
+            };
+            let score = parse_score(score)?;
+            list.push((member_of(member)?, score));
+            // In score order: equal scores are adjacent.
+            match runs.last_mut() {
+                Some((s, n)) if *s == score => *n += 1,
+                _ => runs.push((score, 1)),
+            }
+        }
+        scan.members.push(list);
+        scan.counts.push(runs);
+    }
+    for pair in array(&items[4 + periods])?.chunks(2) {
+        let [member, meta] = pair else {
+            return Err(corrupt("index scan: odd meta list"));
+        };
+        scan.metas.push((member_of(member)?, meta_of(text(meta)?)?));
+    }
+    Ok(scan)
+}
+
+fn member_of(v: &Value) -> Result<MemberId, StoreError> {
+    let s = text(v)?;
+    MemberId::new(s).map_err(|e| corrupt(format!("member {s:?}: {e}")))
+}
+
+fn meta_of(s: &str) -> Result<Meta, StoreError> {
+    Meta::from_stored(s).map_err(|e| corrupt(format!("meta {s:?}: {e}")))
 }
 
 fn parse_tail(v: &Value) -> Result<Tail, StoreError> {
@@ -151,17 +199,26 @@ fn parse_tail(v: &Value) -> Result<Tail, StoreError> {
         "ok" => {}
         other => return Err(corrupt(format!("index tail answered {other:?}"))),
     }
-    let mut records = Vec::with_capacity(items.len() / 2);
+    let mut records = Vec::with_capacity(items.len() / 5);
     let mut last = None;
-    for pair in items[1..].chunks(2) {
-        let [id, ix] = pair else {
-            return Err(corrupt("index tail: odd record list"));
+    for record in items[1..].chunks(5) {
+        let [id, member, op, ix, meta] = record else {
+            return Err(corrupt("index tail: short record"));
         };
-        match parse_moves(text(ix)?) {
-            Some(moves) => records.push(moves),
+        let Some(moves) = parse_moves(text(ix)?) else {
             // A record without moves: what it did is not known here.
-            None => return Ok(Tail::Gap),
-        }
+            return Ok(Tail::Gap);
+        };
+        let meta = match text(meta)? {
+            "" => None,
+            m => Some(meta_of(m)?),
+        };
+        records.push(IndexRecord {
+            member: member_of(member)?,
+            removed: text(op)? == "remove",
+            moves,
+            meta,
+        });
         last = Some(text(id)?.to_string());
     }
     Ok(Tail::Records(records, last))

@@ -3,7 +3,9 @@
 -- position and, in the same atomic step, how many members hold each score
 -- in each period asked, so that the stream's records after that position
 -- are exactly what changed since.
--- KEYS[1] the shard's audit stream; ARGV the sorted sets of the periods.
+-- KEYS[1] the shard's audit stream; ARGV[1] 'runs' (counts per score) or
+-- 'members' (every member and score, and the metas); ARGV[2] the shard's
+-- meta hash; ARGV[3..] the sorted sets of the periods.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local pos, added = '0-0', 0
@@ -19,19 +21,29 @@ if #last > 0 then
   if not added then return {'old'} end
 end
 local out = {'ok', tostring(now), pos, added}
-for i = 1, #ARGV do
-  -- Scores come in order, so equal ones are adjacent: run lengths.
+local members = ARGV[1] == 'members'
+for i = 3, #ARGV do
   local flat = redis.call('ZRANGE', ARGV[i], 0, -1, 'WITHSCORES')
-  local runs, score, count = {}, nil, 0
-  for j = 2, #flat, 2 do
-    if flat[j] == score then
-      count = count + 1
-    else
-      if score then runs[#runs + 1] = score; runs[#runs + 1] = count end
-      score, count = flat[j], 1
+  if members then
+    out[#out + 1] = flat
+  else
+    -- Scores come in order, so equal ones are adjacent: run lengths.
+    local runs, score, count = {}, nil, 0
+    for j = 2, #flat, 2 do
+      if flat[j] == score then
+        count = count + 1
+      else
+        if score then runs[#runs + 1] = score; runs[#runs + 1] = count end
+        score, count = flat[j], 1
+      end
     end
+    if score then runs[#runs + 1] = score; runs[#runs + 1] = count end
+    out[#out + 1] = runs
   end
-  if score then runs[#runs + 1] = score; runs[#runs + 1] = count end
-  out[#out + 1] = runs
+end
+if members then
+  out[#out + 1] = redis.call('HGETALL', ARGV[2])
+else
+  out[#out + 1] = {}
 end
 return out

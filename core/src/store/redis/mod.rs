@@ -1264,9 +1264,11 @@ impl Store for RedisStore {
         board: &Board,
         shards: &[u32],
         periods: &[Arc<str>],
+        members: bool,
     ) -> Result<Vec<IndexScan>, StoreError> {
-        self.bound(self.index_scan_once(board, shards, periods))
-            .await
+        // A whole shard in one reply: give it the bound of a few calls.
+        let work = self.index_scan_once(board, shards, periods, members);
+        bounded(self.opts.call_bound() * 4, work).await
     }
 
     async fn index_tail(

@@ -53,14 +53,20 @@ for n = 1, nkinds do
   record[n + 2] = moved[2 * n - 1] .. '=' .. moved[2 * n]
 end
 
+local audit = {'member', member, 'op', op, 'value', ARGV[3], 'score', first,
+  'request_id', ARGV[6], 'at_ms', ARGV[7], 'ix', ix}
 if idem then
   local kept = digest .. ' ' .. first
   if nkinds > 1 then kept = table.concat(record, ' ') end
   redis.call('SET', idem, kept, 'PX', ARGV[5], 'NX')
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'idem', ARGV[8], 'request_id', ARGV[6], 'at_ms', ARGV[7], 'ix', ix)
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', 'member', member, 'op', op,
-    'value', ARGV[3], 'score', first, 'request_id', ARGV[6], 'at_ms', ARGV[7], 'ix', ix)
+  audit[#audit + 1] = 'idem'
+  audit[#audit + 1] = ARGV[8]
 end
+-- The meta rides along when the write set one, so a rank index that
+-- keeps members follows it (see ranks.rs).
+if meta ~= '' then
+  audit[#audit + 1] = 'meta'
+  audit[#audit + 1] = meta
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[9], '*', unpack(audit))
 return reply
