@@ -161,10 +161,17 @@ where
         }
     }
     let (at, period) = period_of(&b, fields.period)?;
-    let standings = state
-        .ranks
-        .standings(state.store.as_ref(), &at, &members)
-        .await?;
+    // A members index that holds every one answers the whole lookup.
+    let hits = state.ranks.members_from_index(&at, &members);
+    let standings = match &hits {
+        Some(hits) => hits.iter().map(|h| Some(h.standing)).collect(),
+        None => {
+            state
+                .ranks
+                .standings(state.store.as_ref(), &at, &members)
+                .await?
+        }
+    };
     let total = standings
         .iter()
         .flatten()
@@ -184,7 +191,14 @@ where
         b.board.order.cmp_entries(&entry(m1, s1), &entry(m2, s2))
     });
     let ranked: Vec<MemberId> = found.iter().map(|(m, _)| (*m).clone()).collect();
-    let metas = state.store.metas(&at, &ranked).await?;
+    let metas = match &hits {
+        Some(hits) => {
+            let by_member: std::collections::HashMap<&MemberId, &Option<standings_core::Meta>> =
+                members.iter().zip(hits.iter().map(|h| &h.meta)).collect();
+            ranked.iter().map(|m| by_member[m].clone()).collect()
+        }
+        None => state.store.metas(&at, &ranked).await?,
+    };
     let entries = found
         .iter()
         .zip(&metas)

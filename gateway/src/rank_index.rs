@@ -308,6 +308,27 @@ impl RankIndex {
         })
     }
 
+    /// [`RankIndex::member`] for a list, all or nothing, from one view.
+    pub fn members(&self, board: &Board, members: &[MemberId]) -> Option<Vec<MemberHit>> {
+        if !self.members {
+            return None;
+        }
+        let (view, period) = self.fresh_view(board)?;
+        let counts = view.counts(&period)?;
+        let table = view.members.as_ref()?;
+        members
+            .iter()
+            .map(|m| {
+                let score = table.score(&period.id, m)?;
+                Some(MemberHit {
+                    score,
+                    standing: counts.standing(score),
+                    meta: table.metas.get(m).map(|meta| meta.clone()),
+                })
+            })
+            .collect()
+    }
+
     /// The board's view if it is within the bound, and `board.period` as a
     /// current period of the board.
     fn fresh_view(&self, board: &Board) -> Option<(Arc<View>, Period)> {

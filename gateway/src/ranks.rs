@@ -116,6 +116,19 @@ impl RankCache {
         Some(hit)
     }
 
+    /// Every member's score, standing and meta from a members index, or
+    /// `None` unless it holds them all (the caller then reads them live).
+    pub fn members_from_index(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Option<Vec<MemberHit>> {
+        let hits = self.index.as_ref()?.members(board, members)?;
+        metrics::counter!("standings_rank_index_total", "result" => "hit")
+            .increment(hits.len() as u64);
+        Some(hits)
+    }
+
     /// The standing of `score` from the index, counted as a hit or a miss.
     fn indexed(&self, board: &Board, score: f64) -> Option<Standing> {
         let index = self.index.as_ref()?;

@@ -1069,6 +1069,65 @@ async fn ranks_equal(
     panic!("ranks never equalled the oracle: {last}");
 }
 
+/// A lookup of `asked` on `board` equals the oracle: the known members
+/// best first with score, rank and meta, the others apart. Answers how
+/// many ranks the gateway's index counted as answered meanwhile.
+async fn lookup_matches(
+    dep: &Deployment,
+    board: &str,
+    asked: &[String],
+    oracle: &HashMap<String, f64>,
+    metas: &HashMap<String, Value>,
+) -> f64 {
+    let before = index_hits(dep).await;
+    let r = dep
+        .client
+        .post(format!("{}/v1/boards/{board}/members:lookup", dep.base))
+        .json(&json!({ "members": asked }))
+        .send()
+        .await
+        .expect("lookup");
+    let r = Reply::from(r).await;
+    assert_eq!(r.status, 200, "lookup {r:?}");
+    let mut known: Vec<&String> = asked.iter().filter(|m| oracle.contains_key(*m)).collect();
+    // The board order: best first, ties by member bytes reversed (desc).
+    known.sort_by(|a, b| oracle[*b].total_cmp(&oracle[*a]).then(b.cmp(a)));
+    let entries = r.body["entries"].as_array().expect("entries");
+    let got: Vec<&str> = entries
+        .iter()
+        .map(|e| e["member"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        got,
+        known.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "lookup order"
+    );
+    for e in entries {
+        let m = e["member"].as_str().unwrap_or_default();
+        let better = oracle.values().filter(|&&s| s > oracle[m]).count() as u64;
+        assert_eq!(
+            e["rank"].as_u64(),
+            Some(1 + better),
+            "lookup rank of {m}: {e}"
+        );
+        assert_eq!(e["score"].as_f64(), Some(oracle[m]), "lookup score of {m}");
+        assert_eq!(e.get("meta"), metas.get(m), "lookup meta of {m}");
+    }
+    let missing: Vec<&str> = asked
+        .iter()
+        .filter(|m| !oracle.contains_key(*m))
+        .map(String::as_str)
+        .collect();
+    let not_found: Vec<&str> = r.body["not_found"]
+        .as_array()
+        .expect("not_found")
+        .iter()
+        .map(|v| v.as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(not_found, missing, "not found");
+    index_hits(dep).await - before
+}
+
 /// Asks for `member`'s rank on `board` until the gateway's index answers
 /// one: the first ask starts the index, a scan builds its first view.
 async fn warm_index(dep: &Deployment, board: &str, member: &str) {
@@ -1177,6 +1236,17 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
     let known = oracle.keys().next().cloned().expect("members");
     warm_index(&second, "arena", &known).await;
     ranks_equal(&second, "arena", None, &oracle, &metas).await;
+    // Lookups: a list the members index holds is answered by it; one
+    // with an unknown member is read live; both equal the oracle.
+    let mut asked: Vec<String> = oracle.keys().take(20).cloned().collect();
+    let answered = lookup_matches(&second, "arena", &asked, &oracle, &metas).await;
+    assert_eq!(
+        answered,
+        asked.len() as f64,
+        "the index answered the lookup"
+    );
+    asked.push("nobody:here".into());
+    lookup_matches(&second, "arena", &asked, &oracle, &metas).await;
     churn(300, &mut rng, &mut oracle, &mut metas).await;
     for dep in [&first, &second] {
         ranks_equal(dep, "arena", None, &oracle, &metas).await;

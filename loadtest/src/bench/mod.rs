@@ -554,10 +554,12 @@ async fn measure_cached_ranks(
     )?;
     let mut gateway = stack::start_gateway(work, &format!("gateway-{name}"), &config, port).await?;
     let base = format!("http://127.0.0.1:{port}");
-    if index {
+    let built = if index {
         eprintln!("bench: waiting for the rank index's first view");
-        rank_freshness::wait_for_index(&base, stack::BOARD, Duration::from_secs(120)).await?;
-    }
+        rank_freshness::wait_for_index(&base, stack::BOARD, Duration::from_secs(120)).await?
+    } else {
+        Duration::ZERO
+    };
     let cached_pids = Pids {
         gateway: gateway.pid(),
         cluster: pids.cluster.clone(),
@@ -578,14 +580,16 @@ async fn measure_cached_ranks(
     let rss = procs::rss_of(gateway.pid())?;
     rank.value["index_distinct_scores"] = json!(held.distinct_scores);
     rank.value["index_members"] = json!(held.members);
+    rank.value["index_build_ms"] = json!(built.as_millis() as u64);
     rank.value["index_hits"] = json!(held.hits);
     rank.value["index_misses"] = json!(held.misses);
     rank.value["gateway_rss_bytes"] = json!(rss.now);
     if mode != "counts" {
         rank.summary.push_str(&format!(
-            "; index: {} members, {} distinct scores, {} hits / {} misses, gateway RSS {:.1} MiB",
+            "; index: {} members, {} distinct scores, built in {} ms, {} hits / {} misses, gateway RSS {:.1} MiB",
             held.members,
             held.distinct_scores,
+            built.as_millis(),
             held.hits,
             held.misses,
             rss.now as f64 / (1024.0 * 1024.0)
@@ -594,8 +598,9 @@ async fn measure_cached_ranks(
         return Ok((rank, None));
     }
     rank.summary.push_str(&format!(
-        "; index: {} distinct scores, {} hits / {} misses, gateway RSS {:.1} MiB",
+        "; index: {} distinct scores, built in {} ms, {} hits / {} misses, gateway RSS {:.1} MiB",
         held.distinct_scores,
+        built.as_millis(),
         held.hits,
         held.misses,
         rss.now as f64 / (1024.0 * 1024.0)

@@ -160,8 +160,9 @@ fn parse_index_report(text: &str) -> IndexReport {
 }
 
 /// Asks the gateway at `base` for ranks on `board` until its rank index
-/// answers one (the first ask starts it, a scan builds it).
-pub async fn wait_for_index(base: &str, board: &str, limit: Duration) -> anyhow::Result<()> {
+/// answers one (the first ask starts it, a scan builds it); answers how
+/// long that took.
+pub async fn wait_for_index(base: &str, board: &str, limit: Duration) -> anyhow::Result<Duration> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
@@ -175,9 +176,9 @@ pub async fn wait_for_index(base: &str, board: &str, limit: Duration) -> anyhow:
             .get(format!("{base}/v1/boards/{board}/members/user:1"))
             .send()
             .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
+    Ok(started.elapsed())
 }
 
 #[cfg(test)]
