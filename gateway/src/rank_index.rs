@@ -288,27 +288,11 @@ impl RankIndex {
         Some(view.counts(&period)?.standing(score))
     }
 
-    /// A member's score, standing and meta from a members index, all as
-    /// of at most the bound ago; `None` when the index keeps no members,
-    /// cannot answer for the period, or does not hold the member (the
-    /// caller then reads it live: a member written within the last poll
-    /// is found there).
-    pub fn member(&self, board: &Board, member: &MemberId) -> Option<MemberHit> {
-        if !self.members {
-            return None;
-        }
-        let (view, period) = self.fresh_view(board)?;
-        let counts = view.counts(&period)?;
-        let table = view.members.as_ref()?;
-        let score = table.score(&period.id, member)?;
-        Some(MemberHit {
-            score,
-            standing: counts.standing(score),
-            meta: table.metas.get(member).map(|m| m.clone()),
-        })
-    }
-
-    /// [`RankIndex::member`] for a list, all or nothing, from one view.
+    /// Each member's score, standing and meta from a members index, all
+    /// as of at most the bound ago and from one view; `None` when the
+    /// index keeps no members, cannot answer for the period, or does not
+    /// hold every one of them (the caller then reads them live: a member
+    /// written within the last poll is found there).
     pub fn members(&self, board: &Board, members: &[MemberId]) -> Option<Vec<MemberHit>> {
         if !self.members {
             return None;
@@ -335,45 +319,46 @@ impl RankIndex {
         if board.source.is_some() || board.blend(&board.period).is_some() {
             return None;
         }
-        let followed = self.followed(board)?;
-        let view = followed.view.load_full()?;
+        let view = self.followed(board).view.load_full()?;
         if view.as_of.elapsed() > self.bound {
             return None;
         }
+        // The board's cached schedule: no calendar work or list per rank.
         let period = board
-            .current_periods(now_ms_i64())
-            .into_iter()
-            .find(|p| p.id == board.period)?;
+            .schedule(now_ms_i64())
+            .kinds
+            .iter()
+            .map(|w| &w.current)
+            .find(|p| p.id == board.period)?
+            .clone();
         Some((view, period))
     }
 
     /// The board's entry, registering it (or replacing one of another
-    /// shape) on first sight; `None` until a view exists.
-    fn followed(&self, board: &Board) -> Option<Arc<Followed>> {
+    /// shape) on first sight; the follower scans it on its next poll.
+    fn followed(&self, board: &Board) -> Arc<Followed> {
         if let Some(f) = self
             .boards
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(board.storage())
+            .filter(|f| same_shape(&f.board, board))
         {
-            if same_shape(&f.board, board) {
-                return Some(f.clone());
-            }
+            return f.clone();
         }
         let mut boards = self.boards.write().unwrap_or_else(|p| p.into_inner());
-        let entry = boards.entry(board.storage().clone()).or_insert_with(|| {
-            Arc::new(Followed {
-                board: board.clone(),
-                view: ArcSwapOption::empty(),
-            })
-        });
-        if !same_shape(&entry.board, board) {
-            *entry = Arc::new(Followed {
-                board: board.clone(),
-                view: ArcSwapOption::empty(),
-            });
+        match boards.get(board.storage()) {
+            // Another request registered it meanwhile.
+            Some(f) if same_shape(&f.board, board) => f.clone(),
+            _ => {
+                let f = Arc::new(Followed {
+                    board: board.clone(),
+                    view: ArcSwapOption::empty(),
+                });
+                boards.insert(board.storage().clone(), f.clone());
+                f
+            }
         }
-        Some(entry.clone())
     }
 
     fn snapshot(&self) -> Vec<Arc<Followed>> {

@@ -111,9 +111,8 @@ impl RankCache {
     /// as a hit; `None` is not counted: the caller then reads the member
     /// live and asks [`RankCache::standing_of_score`], which counts).
     pub fn member_from_index(&self, board: &Board, member: &MemberId) -> Option<MemberHit> {
-        let hit = self.index.as_ref()?.member(board, member)?;
-        metrics::counter!("standings_rank_index_total", "result" => "hit").increment(1);
-        Some(hit)
+        self.members_from_index(board, std::slice::from_ref(member))?
+            .pop()
     }
 
     /// Every member's score, standing and meta from a members index, or

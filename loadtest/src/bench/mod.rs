@@ -207,14 +207,13 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     services.ensure_running()?;
     let rank = measure_against_redis(&RANK, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
-    let ranks =
-        |mode| measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids, mode);
-    let (rank_cached, _) = ranks("off").await?;
+    let ranks = |g| measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids, g);
+    let (rank_cached, _) = ranks(&RANK_CACHED).await?;
     services.ensure_running()?;
-    let (rank_indexed, rank_freshness) = ranks("counts").await?;
+    let (rank_indexed, rank_freshness) = ranks(&RANK_INDEXED).await?;
     let rank_freshness = rank_freshness.context("the indexed gateway measures freshness")?;
     services.ensure_running()?;
-    let (rank_members, _) = ranks("members").await?;
+    let (rank_members, _) = ranks(&RANK_MEMBERS).await?;
     services.ensure_running()?;
     let write = measure_against_redis(&WRITE, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
@@ -457,33 +456,44 @@ const RANK: AgainstRedis = AgainstRedis {
     goal: "p99 < 2 ms; ratio >= 0.5",
 };
 
-/// rank_cached: the same ranks on a gateway with `rank_staleness_ms`
-/// and the score cache alone.
-const RANK_CACHED: AgainstRedis = AgainstRedis {
-    name: "rank from the score cache, gateway then ZREVRANK",
-    script: "rank.lua",
-    redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
-    what: "ZREVRANK on one sorted set (one redis-server)",
-    goal: "p99 < 2 ms; ratio >= 0.5",
+/// One of the bench's extra rank gateways: its `gateway.rank_index`
+/// (all with `rank_staleness_ms` = [`RANK_STALENESS_MS`]), the name of
+/// its files, and its load against `ZREVRANK`.
+struct RankGateway {
+    mode: &'static str,
+    name: &'static str,
+    cmp: AgainstRedis,
+}
+
+/// rank_cached: the same ranks as [`RANK`] with the score cache alone.
+const RANK_CACHED: RankGateway = RankGateway {
+    mode: "off",
+    name: "cached",
+    cmp: AgainstRedis {
+        name: "rank from the score cache, gateway then ZREVRANK",
+        ..RANK
+    },
 };
 
-/// rank_indexed: the same ranks on a gateway with `rank_staleness_ms`
-/// and the stream-fed rank index keeping counts.
-const RANK_INDEXED: AgainstRedis = AgainstRedis {
-    name: "rank from the rank index (counts), gateway then ZREVRANK",
-    script: "rank.lua",
-    redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
-    what: "ZREVRANK on one sorted set (one redis-server)",
-    goal: "p99 < 2 ms; ratio >= 0.5",
+/// rank_indexed: with the stream-fed rank index keeping counts; the one
+/// whose freshness is probed.
+const RANK_INDEXED: RankGateway = RankGateway {
+    mode: "counts",
+    name: "indexed",
+    cmp: AgainstRedis {
+        name: "rank from the rank index (counts), gateway then ZREVRANK",
+        ..RANK
+    },
 };
 
-/// rank_members: the same with the index keeping every member.
-const RANK_MEMBERS: AgainstRedis = AgainstRedis {
-    name: "rank from the rank index (members), gateway then ZREVRANK",
-    script: "rank.lua",
-    redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
-    what: "ZREVRANK on one sorted set (one redis-server)",
-    goal: "p99 < 2 ms; ratio >= 0.5",
+/// rank_members: with the index keeping every member.
+const RANK_MEMBERS: RankGateway = RankGateway {
+    mode: "members",
+    name: "members",
+    cmp: AgainstRedis {
+        name: "rank from the rank index (members), gateway then ZREVRANK",
+        ..RANK
+    },
 };
 
 /// write: `POST /scores` incr against `ZINCRBY` on one set.
@@ -527,10 +537,9 @@ async fn measure_against_redis(
     Ok(entry)
 }
 
-/// Starts a second gateway with `rank_staleness_ms` =
-/// [`RANK_STALENESS_MS`] and `rank_index = mode` and measures its ranks
-/// against `ZREVRANK`; with an index, what it holds, and with the counts
-/// index how long a write takes to show in another member's rank there.
+/// Starts another gateway, `g`, and measures its ranks against
+/// `ZREVRANK`; with an index, what it holds, and with the counts index
+/// how long a write takes to show in another member's rank there.
 async fn measure_cached_ranks(
     plan: &Plan,
     work: &Path,
@@ -538,21 +547,17 @@ async fn measure_cached_ranks(
     single_port: u16,
     scripts: &Path,
     pids: &Pids,
-    mode: &str,
+    g: &RankGateway,
 ) -> anyhow::Result<(Entry, Option<Entry>)> {
     let port = procs::free_port()?;
-    let index = mode != "off";
-    let name = match mode {
-        "off" => "cached",
-        "counts" => "indexed",
-        _ => "members",
-    };
-    let config = work.join(format!("standings-{name}.toml"));
+    let index = g.mode != "off";
+    let config = work.join(format!("standings-{}.toml", g.name));
     std::fs::write(
         &config,
-        stack::config_toml_with(nodes, port, TICK_MS, RANK_STALENESS_MS, mode),
+        stack::config_toml_with(nodes, port, TICK_MS, RANK_STALENESS_MS, g.mode),
     )?;
-    let mut gateway = stack::start_gateway(work, &format!("gateway-{name}"), &config, port).await?;
+    let mut gateway =
+        stack::start_gateway(work, &format!("gateway-{}", g.name), &config, port).await?;
     let base = format!("http://127.0.0.1:{port}");
     let built = if index {
         eprintln!("bench: waiting for the rank index's first view");
@@ -565,13 +570,8 @@ async fn measure_cached_ranks(
         cluster: pids.cluster.clone(),
         ..*pids
     };
-    let cmp = match mode {
-        "off" => &RANK_CACHED,
-        "counts" => &RANK_INDEXED,
-        _ => &RANK_MEMBERS,
-    };
     let mut rank =
-        measure_against_redis(cmp, plan, &base, single_port, scripts, &cached_pids).await?;
+        measure_against_redis(&g.cmp, plan, &base, single_port, scripts, &cached_pids).await?;
     if !index {
         gateway.ensure_running()?;
         return Ok((rank, None));
@@ -584,27 +584,23 @@ async fn measure_cached_ranks(
     rank.value["index_hits"] = json!(held.hits);
     rank.value["index_misses"] = json!(held.misses);
     rank.value["gateway_rss_bytes"] = json!(rss.now);
-    if mode != "counts" {
-        rank.summary.push_str(&format!(
-            "; index: {} members, {} distinct scores, built in {} ms, {} hits / {} misses, gateway RSS {:.1} MiB",
-            held.members,
-            held.distinct_scores,
-            built.as_millis(),
-            held.hits,
-            held.misses,
-            rss.now as f64 / (1024.0 * 1024.0)
-        ));
-        gateway.ensure_running()?;
-        return Ok((rank, None));
-    }
+    // A counts index holds no members, and says nothing of them.
+    let members = match held.members {
+        0 => String::new(),
+        n => format!("{n} members, "),
+    };
     rank.summary.push_str(&format!(
-        "; index: {} distinct scores, built in {} ms, {} hits / {} misses, gateway RSS {:.1} MiB",
+        "; index: {members}{} distinct scores, built in {} ms, {} hits / {} misses, gateway RSS {:.1} MiB",
         held.distinct_scores,
         built.as_millis(),
         held.hits,
         held.misses,
         rss.now as f64 / (1024.0 * 1024.0)
     ));
+    if g.mode != "counts" {
+        gateway.ensure_running()?;
+        return Ok((rank, None));
+    }
     gateway.ensure_running()?;
     eprintln!("bench: rank freshness, {} probes", plan.probes);
     let bound = Duration::from_millis(RANK_STALENESS_MS);

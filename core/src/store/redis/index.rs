@@ -8,14 +8,15 @@ use std::sync::Arc;
 use redis::Value;
 
 use super::fanout::{slot_of, ShardCalls};
-use super::reply::{array, corrupt, first, parse_count, parse_score, text};
+use super::reply::{
+    array, corrupt, first, parse_count, parse_member, parse_meta, parse_score, text,
+};
 use super::scripts::{INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT};
 use super::RedisStore;
 use crate::board::Board;
 use crate::keyspace;
 use crate::store::index::{parse_moves, IndexPos, IndexRecord, IndexScan, IndexTail};
 use crate::store::StoreError;
-use crate::types::{MemberId, Meta};
 
 /// Most records one tail call answers per shard.
 const MAX_TAIL: usize = 10_000;
@@ -164,7 +165,7 @@ fn parse_scan(v: &Value, periods: usize, members: bool) -> Result<IndexScan, Sto
                 return Err(corrupt("index scan: odd member list"));
             };
             let score = parse_score(score)?;
-            list.push((member_of(member)?, score));
+            list.push((parse_member(member)?, score));
             // In score order: equal scores are adjacent.
             match runs.last_mut() {
                 Some((s, n)) if *s == score => *n += 1,
@@ -178,18 +179,10 @@ fn parse_scan(v: &Value, periods: usize, members: bool) -> Result<IndexScan, Sto
         let [member, meta] = pair else {
             return Err(corrupt("index scan: odd meta list"));
         };
-        scan.metas.push((member_of(member)?, meta_of(text(meta)?)?));
+        scan.metas
+            .push((parse_member(member)?, parse_meta(text(meta)?)?));
     }
     Ok(scan)
-}
-
-fn member_of(v: &Value) -> Result<MemberId, StoreError> {
-    let s = text(v)?;
-    MemberId::new(s).map_err(|e| corrupt(format!("member {s:?}: {e}")))
-}
-
-fn meta_of(s: &str) -> Result<Meta, StoreError> {
-    Meta::from_stored(s).map_err(|e| corrupt(format!("meta {s:?}: {e}")))
 }
 
 fn parse_tail(v: &Value) -> Result<Tail, StoreError> {
@@ -211,10 +204,10 @@ fn parse_tail(v: &Value) -> Result<Tail, StoreError> {
         };
         let meta = match text(meta)? {
             "" => None,
-            m => Some(meta_of(m)?),
+            m => Some(parse_meta(m)?),
         };
         records.push(IndexRecord {
-            member: member_of(member)?,
+            member: parse_member(member)?,
             removed: text(op)? == "remove",
             moves,
             meta,

@@ -107,7 +107,7 @@ pub(super) fn parse_count(v: &Value) -> Result<u64, StoreError> {
     }
 }
 
-fn parse_member(v: &Value) -> Result<MemberId, StoreError> {
+pub(super) fn parse_member(v: &Value) -> Result<MemberId, StoreError> {
     let s = text(v)?;
     MemberId::new(s).map_err(|e| corrupt(format!("member {s:?}: {e}")))
 }
@@ -159,17 +159,17 @@ pub(super) fn parse_top(v: &Value) -> Result<Vec<Entry>, StoreError> {
 }
 
 /// An `HMGET` of a meta hash: one meta or nil per field.
+/// A meta as the store keeps it (already validated when written).
+pub(super) fn parse_meta(t: &str) -> Result<Meta, StoreError> {
+    Meta::from_stored(t).map_err(|e| corrupt(format!("meta {t:?}: {e}")))
+}
+
 pub(super) fn parse_metas(v: &Value) -> Result<Vec<Option<Meta>>, StoreError> {
     array(v)?
         .iter()
         .map(|m| match m {
             Value::Nil => Ok(None),
-            other => {
-                let t = text(other)?;
-                Meta::from_stored(t)
-                    .map(Some)
-                    .map_err(|e| corrupt(format!("meta {t:?}: {e}")))
-            }
+            other => parse_meta(text(other)?).map(Some),
         })
         .collect()
 }
