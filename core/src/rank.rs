@@ -110,11 +110,23 @@ pub async fn standings(
         board.shard_of(m)?;
     }
     let scores = store.scores_many(board, members).await?;
+    Ok(standings_of_scores(store, board, &scores).await?)
+}
+
+/// The exact standing each of `scores` has on `board` (`None` stays
+/// `None`): one [`Store::counts_many`] over every shard, each distinct
+/// score probed once. For callers that read the scores themselves (a
+/// lookup reads them with the metas).
+pub async fn standings_of_scores(
+    store: &dyn Store,
+    board: &Board,
+    scores: &[Option<f64>],
+) -> Result<Vec<Option<Standing>>, StoreError> {
     let mut probes: Vec<f64> = scores.iter().flatten().copied().collect();
     probes.sort_by(f64::total_cmp);
     probes.dedup();
     if probes.is_empty() {
-        return Ok(vec![None; members.len()]);
+        return Ok(vec![None; scores.len()]);
     }
     let counts = store
         .counts_many(board, &board.all_shards(), &probes)

@@ -161,54 +161,50 @@ where
         }
     }
     let (at, period) = period_of(&b, fields.period)?;
-    // A members index that holds every one answers the whole lookup.
-    let hits = state.ranks.members_from_index(&at, &members);
-    let standings = match &hits {
-        Some(hits) => hits.iter().map(|h| Some(h.standing)).collect(),
-        None => {
-            state
-                .ranks
-                .standings(state.store.as_ref(), &at, &members)
-                .await?
-        }
-    };
+    // A members index that holds every one answers the whole lookup;
+    // otherwise the scores and metas are read together (one round trip
+    // per node) and the scores ranked by the index, the cache or live.
+    let (standings, metas): (Vec<Option<Standing>>, Vec<Option<Meta>>) =
+        match state.ranks.members_from_index(&at, &members) {
+            Some(hits) => hits.into_iter().map(|h| (Some(h.standing), h.meta)).unzip(),
+            None => {
+                let read = state.store.scores_and_metas(&at, &members).await?;
+                let (scores, metas): (Vec<Option<f64>>, Vec<Option<Meta>>) =
+                    read.into_iter().unzip();
+                let standings = state
+                    .ranks
+                    .standings_of_scores(state.store.as_ref(), &at, &scores)
+                    .await?;
+                (standings, metas)
+            }
+        };
     let total = standings
         .iter()
         .flatten()
         .map(|s| s.total)
         .next()
         .unwrap_or(0);
-    let mut found: Vec<(&MemberId, Standing)> = Vec::with_capacity(members.len());
+    let mut found: Vec<(&MemberId, Standing, Option<&Meta>)> = Vec::with_capacity(members.len());
     let mut not_found = Vec::new();
-    for (m, s) in members.iter().zip(&standings) {
+    for ((m, s), meta) in members.iter().zip(&standings).zip(&metas) {
         match s {
-            Some(s) => found.push((m, *s)),
+            Some(s) => found.push((m, *s, meta.as_ref())),
             None => not_found.push(m.as_str()),
         }
     }
-    found.sort_by(|(m1, s1), (m2, s2)| {
+    found.sort_by(|(m1, s1, _), (m2, s2, _)| {
         let entry = |m: &MemberId, s: &Standing| Entry::stored(m.clone(), s.score);
         b.board.order.cmp_entries(&entry(m1, s1), &entry(m2, s2))
     });
-    let ranked: Vec<MemberId> = found.iter().map(|(m, _)| (*m).clone()).collect();
-    let metas = match &hits {
-        Some(hits) => {
-            let by_member: std::collections::HashMap<&MemberId, &Option<standings_core::Meta>> =
-                members.iter().zip(hits.iter().map(|h| &h.meta)).collect();
-            ranked.iter().map(|m| by_member[m].clone()).collect()
-        }
-        None => state.store.metas(&at, &ranked).await?,
-    };
     let entries = found
         .iter()
-        .zip(&metas)
-        .map(|((m, s), meta)| Ranked {
+        .map(|(m, s, meta)| Ranked {
             member: m.as_str(),
             score: s.score,
             rank: s.rank,
             total: s.total,
             percentile: s.percentile(),
-            meta: meta.as_ref(),
+            meta: *meta,
         })
         .collect();
     Ok(json_of(&LookupReply {

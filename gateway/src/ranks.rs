@@ -190,21 +190,32 @@ impl RankCache {
 
     /// Each member's standing (`None` without a score), as
     /// [`rank::standings`] answers them: the scores live in one round
-    /// trip per node, then the scores with a fresh answer from the cache
-    /// and the others counted together in one `counts_many` fan-out.
+    /// trip per node, then [`RankCache::standings_of_scores`].
     pub async fn standings(
         &self,
         store: &dyn Store,
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<Option<Standing>>, RankError> {
-        let Some(cache) = &self.cache else {
-            return rank::standings(store, board, members).await;
-        };
         for m in members {
             board.shard_of(m)?;
         }
         let scores = store.scores_many(board, members).await?;
+        Ok(self.standings_of_scores(store, board, &scores).await?)
+    }
+
+    /// The standing of each of `scores` (`None` stays `None`): from the
+    /// index, else a fresh answer of the cache, and the others counted
+    /// together in one `counts_many` fan-out; with a zero bound all live.
+    pub async fn standings_of_scores(
+        &self,
+        store: &dyn Store,
+        board: &Board,
+        scores: &[Option<f64>],
+    ) -> Result<Vec<Option<Standing>>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return rank::standings_of_scores(store, board, scores).await;
+        };
         let key = |score: f64| -> Key {
             (
                 board.storage().clone(),

@@ -142,6 +142,27 @@ async fn kept_and_latest_wins(store: &dyn Store, b: &Board) {
             "score_and_meta of m:{n}"
         );
     }
+    // A lookup's read: scores and metas of a list, in the order asked,
+    // repeats and unknowns included.
+    let asked = [4, 99, 0, 1, 0, 3];
+    let ids: Vec<MemberId> = asked.iter().map(|&n| member(n)).collect();
+    let want: Vec<(Option<f64>, Option<Meta>)> = asked
+        .iter()
+        .map(|n| (scores.get(n).copied(), metas.get(n).cloned()))
+        .collect();
+    assert_eq!(
+        store
+            .scores_and_metas(b, &ids)
+            .await
+            .expect("scores and metas"),
+        want,
+        "scores_and_metas in order"
+    );
+    assert!(store
+        .scores_and_metas(b, &[])
+        .await
+        .expect("none")
+        .is_empty());
     // The around window (neighbours + one metas lookup) carries them too.
     let around = rank::around(store, b, &member(3), 2)
         .await

@@ -446,6 +446,20 @@ pub trait Store: Send + std::marker::Sync + 'static {
         Ok((score, meta))
     }
 
+    /// Each member's score in `board.period` and metadata on the board,
+    /// in the order asked (each looked up in its own shard): what a lookup
+    /// answers, read together in one round trip per node where the backend
+    /// can. Every member must be placeable on the board.
+    async fn scores_and_metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<(Option<f64>, Option<Meta>)>, StoreError> {
+        let scores = self.scores_many(board, members).await?;
+        let metas = self.metas(board, members).await?;
+        Ok(scores.into_iter().zip(metas).collect())
+    }
+
     /// Whether ranks cost a fan-out over the network here, so that a
     /// gateway keeps a rank index fed by [`Store::index_tail`]; the
     /// in-process stores rank from their own trees and say no.

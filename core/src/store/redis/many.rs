@@ -17,13 +17,15 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, RedisError, Value};
 
 use super::fanout::{slot_of, Call, ShardCalls, SlotCall};
-use super::reply::{array, corrupt, parse_count, parse_score, parse_write, unavailable};
+use super::reply::{
+    array, corrupt, parse_count, parse_meta, parse_score, parse_write, text, unavailable,
+};
 use super::scripts::COUNTS_SCRIPT;
 use super::{is_noscript, score_arg, RedisStore};
 use crate::board::Board;
 use crate::keyspace;
 use crate::store::{check_shard, ShardCountsMany, StoreError, Write, WriteOutcome};
-use crate::types::{MemberId, Order};
+use crate::types::{MemberId, Meta, Order};
 
 /// Most writes of a batch sent at once (one pipeline per node): a pipeline
 /// of 1000 scripts could outlast the client's response timeout on a busy
@@ -62,6 +64,56 @@ impl RedisStore {
             .map(|v| match v {
                 Value::Nil => Ok(None),
                 other => parse_score(other).map(Some),
+            })
+            .collect()
+    }
+
+    /// [`crate::Store::scores_and_metas`]: `ZSCORE` and `HGET` of the
+    /// meta per member, pipelined per node (both keys carry the member's
+    /// shard tag, so one slot).
+    pub(super) async fn scores_and_metas_once(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<(Option<f64>, Option<Meta>)>, StoreError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shards = members
+            .iter()
+            .map(|m| board.shard_of(m).map_err(|e| corrupt(e.to_string())))
+            .collect::<Result<Vec<u32>, StoreError>>()?;
+        let build = |i: u32| {
+            let shard = shards[i as usize];
+            let zset = keyspace::shard_zset(board, shard);
+            let member = members[i as usize].as_str();
+            let mut zscore = Cmd::with_capacity(3, 6 + zset.len() + member.len());
+            zscore.arg("ZSCORE").arg(&zset).arg(member);
+            let meta = keyspace::shard_meta(board, shard);
+            let mut hget = Cmd::with_capacity(3, 4 + meta.len() + member.len());
+            hget.arg("HGET").arg(&meta).arg(member);
+            ShardCalls {
+                slot: slot_of(&zset),
+                calls: vec![Call::plain(zscore), Call::plain(hget)],
+            }
+        };
+        let indexes: Vec<u32> = (0..members.len() as u32).collect();
+        let (values, _) = self.fan_out(&indexes, &build).await?;
+        values
+            .chunks(2)
+            .map(|pair| {
+                let [score, meta] = pair else {
+                    return Err(corrupt("a member got one reply of two"));
+                };
+                let score = match score {
+                    Value::Nil => None,
+                    other => Some(parse_score(other)?),
+                };
+                let meta = match meta {
+                    Value::Nil => None,
+                    other => Some(parse_meta(text(other)?)?),
+                };
+                Ok((score, meta))
             })
             .collect()
     }

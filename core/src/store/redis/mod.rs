@@ -926,6 +926,14 @@ impl Store for RedisStore {
         self.bound(self.scores_many_once(board, members)).await
     }
 
+    async fn scores_and_metas(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<(Option<f64>, Option<Meta>)>, StoreError> {
+        self.bound(self.scores_and_metas_once(board, members)).await
+    }
+
     async fn counts_many(
         &self,
         board: &Board,
