@@ -172,12 +172,7 @@ pub async fn around(
     let Some(score) = score_of(store, board, member).await? else {
         return Ok(None);
     };
-    let anchor = Entry::stored(member.clone(), score);
-    let per_shard = store
-        .neighbours(board, &board.all_shards(), &anchor, radius)
-        .await?;
-    let mut window = window(board.order, &per_shard, anchor, radius);
-    fill_metas(store, board, &mut window.entries).await?;
+    let window = window_around(store, board, member, score, radius).await?;
     let (first_rank, total) = rank_of_score(store, board, window.entries[0].score).await?;
     let ranks = window_ranks(&window, first_rank);
     Ok(Some(Around {
@@ -185,6 +180,26 @@ pub async fn around(
         ranks,
         total,
     }))
+}
+
+/// The live window of `radius` entries on each side of `member` (whose
+/// score is `score`), metas filled, without ranks: one neighbours fan-out
+/// and one metas read. For a caller that ranks the window another way (the
+/// gateway's rank index).
+pub async fn window_around(
+    store: &dyn Store,
+    board: &Board,
+    member: &MemberId,
+    score: f64,
+    radius: usize,
+) -> Result<Window, StoreError> {
+    let anchor = Entry::stored(member.clone(), score);
+    let per_shard = store
+        .neighbours(board, &board.all_shards(), &anchor, radius)
+        .await?;
+    let mut window = window(board.order, &per_shard, anchor, radius);
+    fill_metas(store, board, &mut window.entries).await?;
+    Ok(window)
 }
 
 /// Sets each entry's meta from the store, in one [`Store::metas`] call

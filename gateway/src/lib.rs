@@ -17,6 +17,7 @@
 //! process.
 
 pub mod admin;
+pub mod around;
 pub mod auth;
 pub mod error;
 pub mod events;

@@ -140,6 +140,60 @@ impl Counts {
     pub fn distinct_scores(&self) -> usize {
         self.scores.len()
     }
+
+    /// Members counted.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The scores that hold the `n` members nearest `score` on each side:
+    /// the tie group of `score` itself, then whole score groups outward
+    /// until each side has at least `n` members (`None`: the side runs to
+    /// the board's end with fewer). An around window of radius `n` lies
+    /// within it, as of this view.
+    pub fn band(&self, score: f64, n: usize) -> Band {
+        let n = n as u64;
+        let s = self.standing(score);
+        let better = s.rank - 1;
+        let at_or_better = self.total - s.worse;
+        if n == 0 {
+            // Radius 0: the anchor's own tie group, nothing either side.
+            return Band {
+                best: Some(score),
+                worst: Some(score),
+                members: at_or_better - better,
+            };
+        }
+        // Where each score group ends (members at or better than it).
+        let end = |k: usize| self.better.get(k + 1).copied().unwrap_or(self.total);
+        // The worst group whose members down to `score` reach n.
+        let best = (better >= n).then(|| {
+            let j = self.better.partition_point(|&b| b <= better - n) - 1;
+            (self.scores[j], self.better[j])
+        });
+        // The best group whose members from below `score` reach n.
+        let worst = (s.worse >= n).then(|| {
+            let m = self.better.partition_point(|&b| b < at_or_better + n);
+            let k = m.min(self.scores.len()) - 1;
+            (self.scores[k], end(k))
+        });
+        Band {
+            best: best.map(|(s, _)| s),
+            worst: worst.map(|(s, _)| s),
+            members: worst.map_or(self.total, |(_, e)| e) - best.map_or(0, |(_, b)| b),
+        }
+    }
+}
+
+/// The scores an around window spans ([`Counts::band`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// The best score in it; `None`: up to the board's best.
+    pub best: Option<f64>,
+    /// The worst score in it; `None`: down to the board's worst.
+    pub worst: Option<f64>,
+    /// Members it held as of the view.
+    pub members: u64,
 }
 
 /// A board's counts as of `as_of`, immutable once published.
@@ -286,6 +340,13 @@ impl RankIndex {
     pub fn standing(&self, board: &Board, score: f64) -> Option<Standing> {
         let (view, period) = self.fresh_view(board)?;
         Some(view.counts(&period)?.standing(score))
+    }
+
+    /// The counts of `board.period` from a view within the bound; `None`
+    /// when the index cannot answer (as [`RankIndex::standing`]).
+    pub fn counts(&self, board: &Board) -> Option<Arc<Counts>> {
+        let (view, period) = self.fresh_view(board)?;
+        view.counts(&period)
     }
 
     /// Each member's score, standing and meta from a members index, all
@@ -732,6 +793,78 @@ mod tests {
         let empty = Counts::default();
         let s = empty.standing(3.0);
         assert_eq!((s.rank, s.worse, s.total), (1, 0, 0));
+    }
+
+    /// A band against brute force: the tightest run of whole score groups
+    /// around the probe that holds `n` members on each side, or runs to
+    /// the end; and how many members it holds.
+    #[test]
+    fn bands_hold_n_on_each_side_in_whole_score_groups() {
+        let pairs = [(10.0, 2), (7.0, 3), (5.0, 1), (-1.0, 4)];
+        for order in [Order::Desc, Order::Asc] {
+            let c = counts(&pairs, order);
+            let better = |a: f64, b: f64| match order {
+                Order::Desc => a > b,
+                Order::Asc => a < b,
+            };
+            for probe in [11.0, 10.0, 8.0, 7.0, 5.0, 0.0, -1.0, -2.0] {
+                for n in 0..12usize {
+                    let band = c.band(probe, n);
+                    // Brute force: groups better than the probe, nearest first.
+                    let mut above: Vec<(f64, u64)> = pairs
+                        .iter()
+                        .copied()
+                        .filter(|&(s, _)| better(s, probe))
+                        .collect();
+                    above.sort_by(|a, b| {
+                        if better(a.0, b.0) {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    });
+                    let mut below: Vec<(f64, u64)> = pairs
+                        .iter()
+                        .copied()
+                        .filter(|&(s, _)| better(probe, s))
+                        .collect();
+                    below.sort_by(|a, b| {
+                        if better(a.0, b.0) {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    });
+                    let reach = |groups: &[(f64, u64)]| -> (Option<f64>, u64) {
+                        let mut held = 0;
+                        for &(s, k) in groups {
+                            if held >= n as u64 {
+                                break;
+                            }
+                            held += k;
+                            if held >= n as u64 {
+                                return (Some(s), held);
+                            }
+                        }
+                        if held >= n as u64 && n > 0 {
+                            unreachable!()
+                        }
+                        match n {
+                            0 => (Some(probe), 0),
+                            _ => (None, groups.iter().map(|g| g.1).sum()),
+                        }
+                    };
+                    let (best, up) = reach(&above);
+                    let (worst, down) = reach(&below);
+                    let ties: u64 = pairs.iter().filter(|p| p.0 == probe).map(|p| p.1).sum();
+                    let case = format!("{order:?} probe {probe} n {n}: {band:?}");
+                    assert_eq!(band.members, up + ties + down, "{case}");
+                    if n > 0 {
+                        assert_eq!((band.best, band.worst), (best, worst), "{case}");
+                    }
+                }
+            }
+        }
     }
 
     fn follower() -> Follower {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 
-use crate::rank_index::{MemberHit, RankIndex};
+use crate::rank_index::{Counts, MemberHit, RankIndex};
 use standings_core::board::StorageName;
 use standings_core::rank::{self, RankError, Standing};
 use standings_core::store::ShardCountsMany;
@@ -126,6 +126,17 @@ impl RankCache {
         metrics::counter!("standings_rank_index_total", "result" => "hit")
             .increment(hits.len() as u64);
         Some(hits)
+    }
+
+    /// The counts of one view of the index, for a caller that ranks
+    /// several scores from it and counts its own hits; `None` (counted as
+    /// a miss) without an index that can answer.
+    pub fn counts_from_index(&self, board: &Board) -> Option<Arc<Counts>> {
+        let got = self.index.as_ref()?.counts(board);
+        if got.is_none() {
+            metrics::counter!("standings_rank_index_total", "result" => "miss").increment(1);
+        }
+        got
     }
 
     /// The standing of `score` from the index, counted as a hit or a miss.

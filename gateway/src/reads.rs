@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use standings_core::snapshot::LoadError;
 use standings_core::store::{now_ms, now_ms_i64};
-use standings_core::{rank, Board, MemberId, Meta, PeriodKind, StoreError};
+use standings_core::{Board, MemberId, Meta, PeriodKind, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::period::{self, PeriodInfo, Slot, Target};
@@ -199,13 +199,16 @@ struct AroundReply<'a> {
     entries: Vec<RankedEntry<'a>>,
 }
 
-/// `GET /v1/boards/{board}/members/{member}/around`: live and exact.
+/// `GET /v1/boards/{board}/members/{member}/around`: the window is live
+/// and exact; its ranks come from the rank index when one answers (each
+/// exact as of at most `gateway.rank_staleness_ms` ago, all from one
+/// view), else from a live counts fan-out ([`crate::around`]).
 pub async fn around(state: &AppState, board: &str, member: &str, query: &Query<'_>) -> Reply {
     let b = state.board(board)?;
     let radius = query.int("radius", 5, 1..=100)?;
     let member = MemberId::new(member)?;
     let (at, period) = live_period(&b, query)?;
-    let around = rank::around(state.store.as_ref(), &at, &member, radius)
+    let around = crate::around::around(state, &at, &member, radius)
         .await?
         .ok_or_else(ApiError::unknown_member)?;
     let entries = around

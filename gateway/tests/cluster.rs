@@ -28,7 +28,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -975,6 +975,12 @@ async fn ranks_are_exact_within(cluster: &RedisCluster, bound_ms: u64, mode: &st
 
 /// `standings_rank_index_total{result="hit"}` of the deployment's gateway.
 async fn index_hits(dep: &Deployment) -> f64 {
+    metric(dep, "standings_rank_index_total{result=\"hit\"}").await
+}
+
+/// The value of the `/metrics` line of `dep` that starts with `series`
+/// (a name with its labels), 0 when there is none.
+async fn metric(dep: &Deployment, series: &str) -> f64 {
     let text = dep
         .client
         .get(format!("{}/metrics", dep.base))
@@ -985,7 +991,7 @@ async fn index_hits(dep: &Deployment) -> f64 {
         .await
         .expect("metrics text");
     text.lines()
-        .find(|l| l.starts_with("standings_rank_index_total{result=\"hit\"}"))
+        .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
@@ -1128,6 +1134,73 @@ async fn lookup_matches(
     index_hits(dep).await - before
 }
 
+/// The window around `member` on `board` equals the oracle's: the board
+/// order (best first, ties by member bytes reversed), `radius` on each
+/// side, each with its competition rank, read again (up to 5 s) until the
+/// gateway's index has caught up. The answer that matched was found the
+/// way `source` names (`standings_around_total{source}`), and every rank
+/// in it came from the index.
+async fn around_matches(
+    dep: &Deployment,
+    board: &str,
+    member: &str,
+    radius: usize,
+    oracle: &HashMap<String, f64>,
+    source: &str,
+) {
+    let order = order_of(oracle);
+    let at = order
+        .iter()
+        .position(|m| m == member)
+        .expect("the member is on the board");
+    let want: Vec<(String, u64)> = order
+        [at.saturating_sub(radius)..(at + radius + 1).min(order.len())]
+        .iter()
+        .map(|m| {
+            let better = oracle.values().filter(|&&s| s > oracle[m]).count() as u64;
+            (m.clone(), 1 + better)
+        })
+        .collect();
+    let sourced = format!("standings_around_total{{source=\"{source}\"}}");
+    let mut last = String::new();
+    for _ in 0..50 {
+        let (hits, ways) = (index_hits(dep).await, metric(dep, &sourced).await);
+        let r = dep
+            .get(&format!(
+                "/v1/boards/{board}/members/{member}/around?radius={radius}"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "around {r:?}");
+        let got: Vec<(String, u64)> = r.body["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["member"].as_str().unwrap_or_default().to_string(),
+                    e["rank"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        if got == want && r.body["total"].as_u64() == Some(oracle.len() as u64) {
+            assert_eq!(
+                metric(dep, &sourced).await - ways,
+                1.0,
+                "the window around {member} was found by {source}"
+            );
+            assert_eq!(
+                index_hits(dep).await - hits,
+                want.len() as f64,
+                "the index ranked the window around {member}"
+            );
+            return;
+        }
+        last = format!("got {got:?} total {}", r.body["total"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the window around {member} never equalled {want:?}: {last}");
+}
+
 /// Asks for `member`'s rank on `board` until the gateway's index answers
 /// one: the first ask starts the index, a scan builds its first view.
 async fn warm_index(dep: &Deployment, board: &str, member: &str) {
@@ -1224,6 +1297,27 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
     churn(400, &mut rng, &mut oracle, &mut metas).await;
     ranks_equal(&first, "arena", None, &oracle, &metas).await;
     ranks_equal(&first, "arena", Some("daily"), &oracle, &metas).await;
+    // With the index caught up, a lookup's and an around's ranks come
+    // from it (one hit per distinct score of a lookup, one per entry of
+    // a window) and equal the oracle; the window itself is read live.
+    let mut asked: Vec<String> = oracle.keys().take(20).cloned().collect();
+    asked.push("nobody:here".into());
+    let distinct: HashSet<u64> = asked
+        .iter()
+        .filter_map(|m| oracle.get(m))
+        .map(|s| s.to_bits())
+        .collect();
+    let answered = lookup_matches(&first, "arena", &asked, &oracle, &metas).await;
+    assert_eq!(
+        answered,
+        distinct.len() as f64,
+        "the counts index ranked the lookup"
+    );
+    let order = order_of(&oracle);
+    for (at, radius) in [(0, 3), (order.len() / 2, 5), (order.len() - 1, 4)] {
+        let member = order[at].clone();
+        around_matches(&first, "arena", &member, radius, &oracle, "band").await;
+    }
 
     // A second gateway, keeping members, builds its own index from a scan.
     let second = Deployment::start_with(
@@ -1252,4 +1346,35 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
         ranks_equal(dep, "arena", None, &oracle, &metas).await;
         ranks_equal(dep, "arena", Some("weekly"), &oracle, &metas).await;
     }
+
+    // A tie group bigger than an around's band may hold: its windows are
+    // found by the live neighbours fan-out and still ranked by the index.
+    let ties: Vec<Value> = (0..1001)
+        .map(|i| json!({"member": format!("tie:{i:04}"), "score": 7, "op": "set"}))
+        .collect();
+    for batch in ties.chunks(600) {
+        let r = client
+            .post(format!("{url}/scores:batch"))
+            .json(&json!({ "writes": batch }))
+            .send()
+            .await
+            .expect("batch");
+        assert_eq!(r.status(), 200, "tie batch");
+    }
+    for i in 0..1001 {
+        oracle.insert(format!("tie:{i:04}"), 7.0);
+    }
+    for dep in [&first, &second] {
+        around_matches(dep, "arena", "tie:0500", 5, &oracle, "neighbours").await;
+    }
+    let last = order_of(&oracle).last().cloned().expect("members");
+    around_matches(&first, "arena", &last, 3, &oracle, "band").await;
+}
+
+/// The members of `oracle` in the board order: best first, ties by
+/// member bytes reversed.
+fn order_of(oracle: &HashMap<String, f64>) -> Vec<String> {
+    let mut order: Vec<String> = oracle.keys().cloned().collect();
+    order.sort_by(|a, b| oracle[b].total_cmp(&oracle[a]).then(b.cmp(a)));
+    order
 }

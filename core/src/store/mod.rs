@@ -482,6 +482,24 @@ pub trait Store: Send + std::marker::Sync + 'static {
         Err(index::unsupported())
     }
 
+    /// For each shard: its entries scoring within `[min, max]` (either
+    /// end may be infinite), in ascending (score, member) order, at most
+    /// `limit` of them, without metas. What an around ranked by the rank
+    /// index reads: the index's counts say which scores the window spans,
+    /// so each shard sends only those. Stores that keep no index answer
+    /// [`StoreError::Unavailable`].
+    async fn entries_between(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        min: f64,
+        max: f64,
+        limit: usize,
+    ) -> Result<Vec<Vec<Entry>>, StoreError> {
+        let _ = (board, shards, min, max, limit);
+        Err(index::unsupported())
+    }
+
     /// For each shard: up to `n` audit records after its position in
     /// `from` (one per shard, in order), or
     /// [`IndexTail::Gap`] when some of them are gone.

@@ -1263,6 +1263,40 @@ impl Store for RedisStore {
         got.pop().ok_or_else(|| corrupt("no answer for the shard"))
     }
 
+    async fn entries_between(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        min: f64,
+        max: f64,
+        limit: usize,
+    ) -> Result<Vec<Vec<Entry>>, StoreError> {
+        let bound = |x: f64| match x {
+            x if x == f64::INFINITY => "+inf".to_string(),
+            x if x == f64::NEG_INFINITY => "-inf".to_string(),
+            x => score_arg(x),
+        };
+        let (min, max, limit) = (bound(min), bound(max), limit.to_string());
+        let build = |shard: u32| {
+            let key = keyspace::shard_zset(board, shard);
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(&key)
+                .arg(&min)
+                .arg(&max)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(&limit)
+                .arg("WITHSCORES");
+            ShardCalls {
+                slot: slot_of(&key),
+                calls: vec![Call::plain(cmd)],
+            }
+        };
+        let work = self.per_shard(board, shards, build, |values| parse_entries(first(values)?));
+        self.bound(work).await
+    }
+
     fn keeps_rank_index(&self) -> bool {
         true
     }
