@@ -16,6 +16,12 @@
 //! which spares the live path's second fan-out (the counts of the first
 //! entry's score). `standings_around_total{source}` counts the three ways:
 //! `band`, `neighbours` (both ranked from the index) and `live`.
+//!
+//! A members index (`rank_index = "members"`) keeps every member in the
+//! board's order too, so it answers the whole window from memory
+//! (`source="members"`): members, scores, metas and ranks all as of at
+//! most the bound ago, like its single ranks, with no store call. A member
+//! it does not hold yet is read the ways above.
 
 use standings_core::rank::{self, Around};
 use standings_core::{Board, Entry, MemberId, Order};
@@ -37,6 +43,10 @@ pub async fn around(
     radius: usize,
 ) -> Result<Option<Around>, ApiError> {
     let store = state.store.as_ref();
+    if let Some(around) = state.ranks.window_from_index(board, member, radius) {
+        metrics::counter!("standings_around_total", "source" => "members").increment(1);
+        return Ok(Some(around));
+    }
     if let Some(counts) = state.ranks.counts_from_index(board) {
         let Some(score) = rank::score_of(store, board, member).await? else {
             return Ok(None);

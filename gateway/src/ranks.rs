@@ -24,7 +24,7 @@ use crate::rank_index::{Counts, MemberHit, RankIndex};
 use standings_core::board::StorageName;
 use standings_core::rank::{self, RankError, Standing};
 use standings_core::store::ShardCountsMany;
-use standings_core::{Board, MemberId, Store, StoreError};
+use standings_core::{Board, Entry, MemberId, Store, StoreError};
 
 /// (board storage name, period id or blend name, score bits).
 type Key = (StorageName, Arc<str>, u64);
@@ -126,6 +126,33 @@ impl RankCache {
         metrics::counter!("standings_rank_index_total", "result" => "hit")
             .increment(hits.len() as u64);
         Some(hits)
+    }
+
+    /// The window around `member` from a members index, counted as hits
+    /// (one per entry); `None` (not counted) when it cannot answer.
+    pub fn window_from_index(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        radius: usize,
+    ) -> Option<rank::Around> {
+        let (hits, total) = self.index.as_ref()?.window(board, member, radius)?;
+        metrics::counter!("standings_rank_index_total", "result" => "hit")
+            .increment(hits.len() as u64);
+        let ranks = hits.iter().map(|(_, h)| h.standing.rank).collect();
+        let entries = hits
+            .into_iter()
+            .map(|(m, h)| {
+                let mut e = Entry::stored(m, h.score);
+                e.meta = h.meta;
+                e
+            })
+            .collect();
+        Some(rank::Around {
+            entries,
+            ranks,
+            total,
+        })
     }
 
     /// The counts of one view of the index, for a caller that ranks

@@ -1136,7 +1136,7 @@ async fn lookup_matches(
 
 /// The window around `member` on `board` equals the oracle's: the board
 /// order (best first, ties by member bytes reversed), `radius` on each
-/// side, each with its competition rank, read again (up to 5 s) until the
+/// side, each with its competition rank, score and meta, read again (up to 5 s) until the
 /// gateway's index has caught up. The answer that matched was found the
 /// way `source` names (`standings_around_total{source}`), and every rank
 /// in it came from the index.
@@ -1146,6 +1146,7 @@ async fn around_matches(
     member: &str,
     radius: usize,
     oracle: &HashMap<String, f64>,
+    metas: &HashMap<String, Value>,
     source: &str,
 ) {
     let order = order_of(oracle);
@@ -1153,12 +1154,12 @@ async fn around_matches(
         .iter()
         .position(|m| m == member)
         .expect("the member is on the board");
-    let want: Vec<(String, u64)> = order
+    let want: Vec<(String, u64, f64, Option<&Value>)> = order
         [at.saturating_sub(radius)..(at + radius + 1).min(order.len())]
         .iter()
         .map(|m| {
             let better = oracle.values().filter(|&&s| s > oracle[m]).count() as u64;
-            (m.clone(), 1 + better)
+            (m.clone(), 1 + better, oracle[m], metas.get(m))
         })
         .collect();
     let sourced = format!("standings_around_total{{source=\"{source}\"}}");
@@ -1171,7 +1172,7 @@ async fn around_matches(
             ))
             .await;
         assert_eq!(r.status, 200, "around {r:?}");
-        let got: Vec<(String, u64)> = r.body["entries"]
+        let got: Vec<(String, u64, f64, Option<&Value>)> = r.body["entries"]
             .as_array()
             .expect("entries")
             .iter()
@@ -1179,6 +1180,8 @@ async fn around_matches(
                 (
                     e["member"].as_str().unwrap_or_default().to_string(),
                     e["rank"].as_u64().unwrap_or(0),
+                    e["score"].as_f64().unwrap_or(f64::NAN),
+                    e.get("meta"),
                 )
             })
             .collect();
@@ -1316,7 +1319,7 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
     let order = order_of(&oracle);
     for (at, radius) in [(0, 3), (order.len() / 2, 5), (order.len() - 1, 4)] {
         let member = order[at].clone();
-        around_matches(&first, "arena", &member, radius, &oracle, "band").await;
+        around_matches(&first, "arena", &member, radius, &oracle, &metas, "band").await;
     }
 
     // A second gateway, keeping members, builds its own index from a scan.
@@ -1347,8 +1350,9 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
         ranks_equal(dep, "arena", Some("weekly"), &oracle, &metas).await;
     }
 
-    // A tie group bigger than an around's band may hold: its windows are
-    // found by the live neighbours fan-out and still ranked by the index.
+    // A tie group bigger than an around's band may hold: on the counts
+    // index its windows are found by the live neighbours fan-out and
+    // still ranked by the index; the members index answers from memory.
     let ties: Vec<Value> = (0..1001)
         .map(|i| json!({"member": format!("tie:{i:04}"), "score": 7, "op": "set"}))
         .collect();
@@ -1364,11 +1368,14 @@ async fn the_rank_index_follows_every_op_and_removal_and_rebuilds_on_restart() {
     for i in 0..1001 {
         oracle.insert(format!("tie:{i:04}"), 7.0);
     }
-    for dep in [&first, &second] {
-        around_matches(dep, "arena", "tie:0500", 5, &oracle, "neighbours").await;
+    for (dep, source) in [(&first, "neighbours"), (&second, "members")] {
+        around_matches(dep, "arena", "tie:0500", 5, &oracle, &metas, source).await;
     }
-    let last = order_of(&oracle).last().cloned().expect("members");
-    around_matches(&first, "arena", &last, 3, &oracle, "band").await;
+    let order = order_of(&oracle);
+    let (top, last) = (&order[0], &order[order.len() - 1]);
+    around_matches(&first, "arena", last, 3, &oracle, &metas, "band").await;
+    around_matches(&second, "arena", last, 3, &oracle, &metas, "members").await;
+    around_matches(&second, "arena", top, 4, &oracle, &metas, "members").await;
 }
 
 /// The members of `oracle` in the board order: best first, ties by

@@ -45,6 +45,10 @@ use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexRecord, IndexT
 use standings_core::{Board, MemberId, Meta, Order, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+mod period_members;
+
+use period_members::PeriodMembers;
+
 /// Most records one tail call reads per shard; a shard with more is read
 /// again before the view is published.
 const TAIL_BATCH: usize = 2_000;
@@ -242,7 +246,18 @@ impl MemberTable {
 
     fn score(&self, period: &str, member: &MemberId) -> Option<f64> {
         let scores = self.scores.read().unwrap_or_else(|p| p.into_inner());
-        scores.get(period)?.get(member).map(|s| *s)
+        scores.get(period)?.score(member)
+    }
+
+    fn window(
+        &self,
+        period: &str,
+        member: &MemberId,
+        radius: usize,
+        order: Order,
+    ) -> Option<Vec<(MemberId, f64)>> {
+        let scores = self.scores.read().unwrap_or_else(|p| p.into_inner());
+        scores.get(period)?.window(member, radius, order)
     }
 
     fn drop_period(&self, id: &str) {
@@ -263,8 +278,8 @@ impl MemberTable {
     }
 }
 
-/// One period's members and their scores.
-type PeriodScores = DashMap<MemberId, f64>;
+/// One period's members: their scores, and their order for windows.
+type PeriodScores = PeriodMembers;
 
 /// A member's answer from a members index.
 #[derive(Debug, Clone)]
@@ -372,6 +387,38 @@ impl RankIndex {
                 })
             })
             .collect()
+    }
+
+    /// `member` with up to `radius` members on each side, best first, from
+    /// a members index: each with its score, standing and meta, all as of
+    /// at most the bound ago; `None` when the index keeps no members,
+    /// cannot answer for the period, or does not hold `member` (the caller
+    /// then reads the window another way). Also the period's size.
+    pub fn window(
+        &self,
+        board: &Board,
+        member: &MemberId,
+        radius: usize,
+    ) -> Option<(Vec<(MemberId, MemberHit)>, u64)> {
+        if !self.members {
+            return None;
+        }
+        let (view, period) = self.fresh_view(board)?;
+        let counts = view.counts(&period)?;
+        let table = view.members.as_ref()?;
+        let window = table.window(&period.id, member, radius, board.order)?;
+        let hits = window
+            .into_iter()
+            .map(|(m, score)| {
+                let hit = MemberHit {
+                    score,
+                    standing: counts.standing(score),
+                    meta: table.metas.get(&m).map(|meta| meta.clone()),
+                };
+                (m, hit)
+            })
+            .collect();
+        Some((hits, counts.total()))
     }
 
     /// The board's view if it is within the bound, and `board.period` as a
@@ -569,7 +616,7 @@ impl Follower {
                     for (period, list) in periods.iter().zip(scan.members) {
                         let map = table.period(period);
                         for (member, score) in list {
-                            map.insert(member, score);
+                            map.set(member, score);
                         }
                     }
                     for (member, meta) in scan.metas {
@@ -641,12 +688,8 @@ impl Follower {
                 if let Some(table) = &self.table {
                     let map = table.period(&m.period);
                     match m.new {
-                        Some(score) => {
-                            map.insert(record.member.clone(), score);
-                        }
-                        None => {
-                            map.remove(&record.member);
-                        }
+                        Some(score) => map.set(record.member.clone(), score),
+                        None => map.remove(&record.member),
                     }
                 }
             }
