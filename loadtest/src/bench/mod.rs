@@ -207,13 +207,25 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
     services.ensure_running()?;
     let rank = measure_against_redis(&RANK, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
+    eprintln!("bench: lookups and around on the live gateway");
+    let (lookup, around) =
+        lookups_and_around(plan, &base, single_port, &scripts, &pids, &rank).await?;
+    services.ensure_running()?;
     let ranks = |g| measure_cached_ranks(plan, &work, &nodes, single_port, &scripts, &pids, g);
-    let (rank_cached, _) = ranks(&RANK_CACHED).await?;
+    let rank_cached = ranks(&RANK_CACHED).await?.rank;
     services.ensure_running()?;
-    let (rank_indexed, rank_freshness) = ranks(&RANK_INDEXED).await?;
-    let rank_freshness = rank_freshness.context("the indexed gateway measures freshness")?;
+    let indexed = ranks(&RANK_INDEXED).await?;
+    let rank_freshness = indexed
+        .freshness
+        .context("the indexed gateway measures freshness")?;
+    let (lookup_indexed, around_indexed) = indexed
+        .lookup_around
+        .context("the indexed gateway measures lookups")?;
     services.ensure_running()?;
-    let (rank_members, _) = ranks(&RANK_MEMBERS).await?;
+    let members = ranks(&RANK_MEMBERS).await?;
+    let (lookup_members, around_members) = members
+        .lookup_around
+        .context("the members gateway measures lookups")?;
     services.ensure_running()?;
     let write = measure_against_redis(&WRITE, plan, &base, single_port, &scripts, &pids).await?;
     services.ensure_running()?;
@@ -244,9 +256,15 @@ async fn run_plan(plan: &Plan, out: &Path) -> anyhow::Result<()> {
         },
         top20,
         rank,
+        lookup,
+        around,
         rank_cached,
-        rank_indexed,
-        rank_members,
+        rank_indexed: indexed.rank,
+        lookup_indexed,
+        around_indexed,
+        rank_members: members.rank,
+        lookup_members,
+        around_members,
         rank_freshness,
         write,
         freshness,
@@ -445,6 +463,10 @@ struct AgainstRedis {
     what: &'static str,
     /// The goal, as the issue states it.
     goal: &'static str,
+    /// Ranks one gateway request answers (a lookup's list size; passed to
+    /// the script after MEMBERS and BOARD when above 1): the ratio is
+    /// ranks per second over the baseline's commands per second.
+    ranks_per_request: u64,
 }
 
 /// rank: exact rank over 100 shards against `ZREVRANK` on one set.
@@ -454,6 +476,28 @@ const RANK: AgainstRedis = AgainstRedis {
     redis: &["ZREVRANK", seeding::BASELINE_KEY, "user:__rand_int__"],
     what: "ZREVRANK on one sorted set (one redis-server)",
     goal: "p99 < 2 ms; ratio >= 0.5",
+    ranks_per_request: 1,
+};
+
+/// Members one bench lookup ranks (issue 14's measure).
+const LOOKUP_SIZE: u64 = 20;
+
+/// lookup: `POST .../members:lookup` of 20 random members against
+/// `ZREVRANK`, ranks per second.
+const LOOKUP: AgainstRedis = AgainstRedis {
+    name: "lookup of 20, gateway then ZREVRANK",
+    script: "lookup.lua",
+    goal: "ranks/s ratio >= 0.5; cluster CPU per member 5x below a single rank's",
+    ranks_per_request: LOOKUP_SIZE,
+    ..RANK
+};
+
+/// around: `GET .../members/{m}/around?radius=5` against `ZREVRANK`.
+const AROUND: AgainstRedis = AgainstRedis {
+    name: "around (radius 5), gateway then ZREVRANK",
+    script: "around.lua",
+    goal: "cheaper with the index than live",
+    ..RANK
 };
 
 /// One of the bench's extra rank gateways: its `gateway.rank_index`
@@ -503,6 +547,7 @@ const WRITE: AgainstRedis = AgainstRedis {
     redis: &["ZINCRBY", seeding::BASELINE_KEY, "1", "user:__rand_int__"],
     what: "ZINCRBY on one sorted set (one redis-server)",
     goal: "ratio >= 0.5; p99 < 2 ms",
+    ranks_per_request: 1,
 };
 
 /// Runs `cmp`'s gateway load and its redis-benchmark baseline with the
@@ -515,11 +560,15 @@ async fn measure_against_redis(
     scripts: &Path,
     pids: &Pids,
 ) -> anyhow::Result<Entry> {
+    let mut args = vec![plan.members.to_string(), stack::BOARD.into()];
+    if cmp.ranks_per_request > 1 {
+        args.push(cmp.ranks_per_request.to_string());
+    }
     let gateway = wrk_run(
         plan,
         &wrk::script_path(scripts, cmp.script),
         base.to_string(),
-        vec![plan.members.to_string(), stack::BOARD.into()],
+        args,
     );
     let baseline = redis_bench(plan, port, cmp.redis);
     eprintln!("bench: {}", cmp.name);
@@ -534,7 +583,75 @@ async fn measure_against_redis(
         Value::Null,
     );
     add_cpu(&mut entry, &cpu.0, &cpu.1);
+    if cmp.ranks_per_request > 1 {
+        let n = cmp.ranks_per_request as f64;
+        entry.ratio = ratio(g.rps * n, b.rps);
+        entry.value["ranks_per_request"] = json!(cmp.ranks_per_request);
+        entry.value["ranks_per_sec"] = json!(g.rps * n);
+        entry.summary = format!(
+            "{} ranks/s ({} per request); {}",
+            thousands(g.rps * n),
+            cmp.ranks_per_request,
+            entry.summary
+        );
+    }
     Ok(entry)
+}
+
+/// Adds to a lookup entry what one of its members costs in cluster CPU
+/// against one single rank of the same gateway (`rank`): issue 14's
+/// "at least 5x cheaper in cluster CPU per member".
+fn against_single_ranks(lookup: &mut Entry, rank: &Entry) {
+    let cluster = |e: &Entry| e.value["cpu_us_per_req"]["cluster"].as_f64();
+    let (Some(per_lookup), Some(per_rank)) = (cluster(lookup), cluster(rank)) else {
+        return;
+    };
+    let per_member = per_lookup / LOOKUP_SIZE as f64;
+    let cheaper = per_rank / per_member.max(f64::MIN_POSITIVE);
+    lookup.value["cluster_us_per_member"] = json!(per_member);
+    lookup.value["single_rank_cluster_us"] = json!(per_rank);
+    lookup.value["cheaper_than_single_ranks"] = json!(cheaper);
+    lookup.summary.push_str(&format!(
+        "; cluster µs/member {per_member:.2} against {per_rank:.2} for a single rank ({cheaper:.1}x cheaper)"
+    ));
+}
+
+/// A gateway's lookup and around runs against `ZREVRANK`, the lookup's
+/// cluster CPU per member set against `rank`, that gateway's single ranks.
+async fn lookups_and_around(
+    plan: &Plan,
+    base: &str,
+    single_port: u16,
+    scripts: &Path,
+    pids: &Pids,
+    rank: &Entry,
+) -> anyhow::Result<(Entry, Entry)> {
+    let mut lookup = measure_against_redis(&LOOKUP, plan, base, single_port, scripts, pids).await?;
+    against_single_ranks(&mut lookup, rank);
+    let before = rank_freshness::index_report(base).await?;
+    let mut around = measure_against_redis(&AROUND, plan, base, single_port, scripts, pids).await?;
+    let after = rank_freshness::index_report(base).await?;
+    let (members, band, neighbours, live) = (
+        after.around_members - before.around_members,
+        after.around_band - before.around_band,
+        after.around_neighbours - before.around_neighbours,
+        after.around_live - before.around_live,
+    );
+    around.value["windows"] =
+        json!({"members": members, "band": band, "neighbours": neighbours, "live": live});
+    around.summary.push_str(&format!(
+        "; windows: {members} from the members index, {band} from the index's band, {neighbours} by live neighbours ranked from the index, {live} all live"
+    ));
+    Ok((lookup, around))
+}
+
+/// What one extra rank gateway measured.
+struct RankRuns {
+    rank: Entry,
+    /// Its lookups and around, when it has an index.
+    lookup_around: Option<(Entry, Entry)>,
+    /// Write-to-rank delay, on the counts gateway.
+    freshness: Option<Entry>,
 }
 
 /// Starts another gateway, `g`, and measures its ranks against
@@ -548,7 +665,7 @@ async fn measure_cached_ranks(
     scripts: &Path,
     pids: &Pids,
     g: &RankGateway,
-) -> anyhow::Result<(Entry, Option<Entry>)> {
+) -> anyhow::Result<RankRuns> {
     let port = procs::free_port()?;
     let index = g.mode != "off";
     let config = work.join(format!("standings-{}.toml", g.name));
@@ -574,8 +691,16 @@ async fn measure_cached_ranks(
         measure_against_redis(&g.cmp, plan, &base, single_port, scripts, &cached_pids).await?;
     if !index {
         gateway.ensure_running()?;
-        return Ok((rank, None));
+        return Ok(RankRuns {
+            rank,
+            lookup_around: None,
+            freshness: None,
+        });
     }
+    gateway.ensure_running()?;
+    eprintln!("bench: lookups and around on the {} gateway", g.name);
+    let lookup_around =
+        Some(lookups_and_around(plan, &base, single_port, scripts, &cached_pids, &rank).await?);
     let held = rank_freshness::index_report(&base).await?;
     let rss = procs::rss_of(gateway.pid())?;
     rank.value["index_distinct_scores"] = json!(held.distinct_scores);
@@ -599,7 +724,11 @@ async fn measure_cached_ranks(
     ));
     if g.mode != "counts" {
         gateway.ensure_running()?;
-        return Ok((rank, None));
+        return Ok(RankRuns {
+            rank,
+            lookup_around,
+            freshness: None,
+        });
     }
     gateway.ensure_running()?;
     eprintln!("bench: rank freshness, {} probes", plan.probes);
@@ -628,7 +757,11 @@ async fn measure_cached_ranks(
         ),
         baseline_summary: format!("{RANK_STALENESS_MS} ms bound"),
     };
-    Ok((rank, Some(freshness)))
+    Ok(RankRuns {
+        rank,
+        lookup_around,
+        freshness: Some(freshness),
+    })
 }
 
 /// freshness: write to `/top` with 1-second ticks.

@@ -121,6 +121,17 @@ pub struct IndexReport {
     pub hits: u64,
     /// `standings_rank_index_total{result="miss"}`.
     pub misses: u64,
+    /// `standings_around_total{source="band"}`: windows read as the
+    /// index's score band and ranked from it.
+    pub around_band: u64,
+    /// `standings_around_total{source="neighbours"}`: windows found by the
+    /// live neighbours fan-out (a band too big) and ranked from the index.
+    pub around_neighbours: u64,
+    /// `standings_around_total{source="members"}`: windows answered from
+    /// a members index's order, with no store call.
+    pub around_members: u64,
+    /// `standings_around_total{source="live"}`: windows read the live way.
+    pub around_live: u64,
 }
 
 /// Reads [`IndexReport`] from the gateway at `base`.
@@ -154,6 +165,14 @@ fn parse_index_report(text: &str) -> IndexReport {
             r.hits = value;
         } else if name == "standings_rank_index_total{result=\"miss\"}" {
             r.misses = value;
+        } else if name == "standings_around_total{source=\"band\"}" {
+            r.around_band = value;
+        } else if name == "standings_around_total{source=\"neighbours\"}" {
+            r.around_neighbours = value;
+        } else if name == "standings_around_total{source=\"members\"}" {
+            r.around_members = value;
+        } else if name == "standings_around_total{source=\"live\"}" {
+            r.around_live = value;
         }
     }
     r
@@ -192,14 +211,22 @@ mod tests {
                     standings_rank_index_total{result=\"miss\"} 2\n\
                     standings_rank_index_scores{board=\"a\"} 7\n\
                     standings_rank_index_scores{board=\"b\"} 3\n\
-                    standings_rank_index_members{board=\"a\"} 70\n";
+                    standings_rank_index_members{board=\"a\"} 70\n\
+                    standings_around_total{source=\"band\"} 5\n\
+                    standings_around_total{source=\"neighbours\"} 4\n\
+                    standings_around_total{source=\"members\"} 3\n\
+                    standings_around_total{source=\"live\"} 9\n";
         assert_eq!(
             parse_index_report(text),
             IndexReport {
                 distinct_scores: 10,
                 members: 70,
                 hits: 41,
-                misses: 2
+                misses: 2,
+                around_band: 5,
+                around_neighbours: 4,
+                around_members: 3,
+                around_live: 9,
             }
         );
     }

@@ -11,12 +11,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The keys of `results.json`, in table order.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 16] = [
     "top20",
     "rank",
+    "lookup",
+    "around",
     "rank_cached",
     "rank_indexed",
+    "lookup_indexed",
+    "around_indexed",
     "rank_members",
+    "lookup_members",
+    "around_members",
     "rank_freshness",
     "write",
     "freshness",
@@ -67,15 +73,27 @@ pub struct Results {
     pub top20: Entry,
     /// `GET /members/{m}` vs `ZREVRANK`.
     pub rank: Entry,
+    /// `POST .../members:lookup` of 20, live, ranks/s vs `ZREVRANK`.
+    pub lookup: Entry,
+    /// `GET .../around?radius=5`, live, vs `ZREVRANK`.
+    pub around: Entry,
     /// `GET /members/{m}` on a gateway with `rank_staleness_ms` vs
     /// `ZREVRANK`.
     pub rank_cached: Entry,
     /// `GET /members/{m}` on a gateway with `rank_staleness_ms` and the
     /// stream-fed rank index vs `ZREVRANK`.
     pub rank_indexed: Entry,
+    /// Lookups on the indexed gateway.
+    pub lookup_indexed: Entry,
+    /// Around on the indexed gateway.
+    pub around_indexed: Entry,
     /// The same with the index keeping every member's score and meta
     /// (`rank_index = "members"`).
     pub rank_members: Entry,
+    /// Lookups on the members gateway.
+    pub lookup_members: Entry,
+    /// Around on the members gateway.
+    pub around_members: Entry,
     /// Write-to-rank delay on the indexed gateway vs its bound.
     pub rank_freshness: Entry,
     /// `POST /scores` vs `ZINCRBY`.
@@ -120,19 +138,26 @@ pub struct Machine {
 
 impl Results {
     /// The entries in [`KEYS`] order.
-    pub fn entries(&self) -> [(&'static str, &Entry); 10] {
-        [
-            (KEYS[0], &self.top20),
-            (KEYS[1], &self.rank),
-            (KEYS[2], &self.rank_cached),
-            (KEYS[3], &self.rank_indexed),
-            (KEYS[4], &self.rank_members),
-            (KEYS[5], &self.rank_freshness),
-            (KEYS[6], &self.write),
-            (KEYS[7], &self.freshness),
-            (KEYS[8], &self.merge),
-            (KEYS[9], &self.memory),
-        ]
+    pub fn entries(&self) -> [(&'static str, &Entry); 16] {
+        let entries = [
+            &self.top20,
+            &self.rank,
+            &self.lookup,
+            &self.around,
+            &self.rank_cached,
+            &self.rank_indexed,
+            &self.lookup_indexed,
+            &self.around_indexed,
+            &self.rank_members,
+            &self.lookup_members,
+            &self.around_members,
+            &self.rank_freshness,
+            &self.write,
+            &self.freshness,
+            &self.merge,
+            &self.memory,
+        ];
+        std::array::from_fn(|i| (KEYS[i], entries[i]))
     }
 
     /// The results as a Markdown table, as `docs/benchmarks.md` quotes it.
@@ -191,9 +216,15 @@ mod tests {
             },
             top20: entry(Some(1.2)),
             rank: entry(Some(0.1)),
+            lookup: entry(Some(0.1)),
+            around: entry(Some(0.05)),
             rank_cached: entry(Some(0.3)),
             rank_indexed: entry(Some(0.6)),
+            lookup_indexed: entry(Some(0.9)),
+            around_indexed: entry(Some(0.1)),
             rank_members: entry(Some(0.8)),
+            lookup_members: entry(Some(1.5)),
+            around_members: entry(Some(0.1)),
             rank_freshness: entry(Some(1.1)),
             write: entry(Some(0.2)),
             freshness: entry(Some(300.0)),

@@ -19,9 +19,11 @@ use super::stats::Load;
 const REPORT: &str = include_str!("../../wrk/report.lua");
 
 /// The scenarios, by file name.
-const SCENARIOS: [(&str, &str); 4] = [
+const SCENARIOS: [(&str, &str); 6] = [
     ("static.lua", include_str!("../../wrk/static.lua")),
     ("rank.lua", include_str!("../../wrk/rank.lua")),
+    ("lookup.lua", include_str!("../../wrk/lookup.lua")),
+    ("around.lua", include_str!("../../wrk/around.lua")),
     ("write.lua", include_str!("../../wrk/write.lua")),
     ("like.lua", include_str!("../../wrk/like.lua")),
 ];
