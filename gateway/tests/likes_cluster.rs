@@ -517,29 +517,93 @@ async fn videos_diff(dep: &Deployment, o: &Oracle) -> Option<String> {
 }
 
 async fn check_live_ranks(dep: &Deployment, o: &Oracle) {
-    let want = oracle(&o.videos);
+    if let Some(diff) = ranks_diff(&dep.client, &dep.base, "videos", &o.videos).await {
+        panic!("live ranks: {diff}");
+    }
+}
+
+/// The first difference between 30 sampled ranks, scores and windows of
+/// `board` at the gateway `base` and the oracle's `scores`, if any.
+async fn ranks_diff(
+    client: &reqwest::Client,
+    base: &str,
+    board: &str,
+    scores: &HashMap<String, f64>,
+) -> Option<String> {
+    let want = oracle(scores);
     let n = want.len();
     let mut rng = StdRng::seed_from_u64(11);
+    let get = |path: String| async move {
+        let r = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
     for _ in 0..30 {
         let at = rng.gen_range(0..n);
         let (rank, member, score) = &want[at];
-        let r = dep
-            .get(&format!("/v1/boards/videos/members/{}", enc(member)))
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(r.body["rank"].as_u64(), Some(*rank), "rank of {member}");
-        assert_eq!(r.body["score"].as_f64(), Some(*score), "score of {member}");
+        let (status, body) = get(format!("/v1/boards/{board}/members/{}", enc(member))).await;
+        if status != 200
+            || body["rank"].as_u64() != Some(*rank)
+            || body["score"].as_f64() != Some(*score)
+        {
+            return Some(format!(
+                "{member}: {status} {body}, want rank {rank} score {score}"
+            ));
+        }
         let radius = rng.gen_range(1..=5);
-        let r = dep
-            .get(&format!(
-                "/v1/boards/videos/members/{}/around?radius={radius}",
-                enc(member)
-            ))
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
+        let (status, body) = get(format!(
+            "/v1/boards/{board}/members/{}/around?radius={radius}",
+            enc(member)
+        ))
+        .await;
         let window = &want[at.saturating_sub(radius)..(at + radius + 1).min(n)];
-        assert_eq!(entries(&r.body), window, "around {member}");
+        if status != 200 || entries(&body) != window {
+            return Some(format!("around {member}: {status} {body}"));
+        }
     }
+    None
+}
+
+/// A second gateway on the same cluster, with a rank index (`counts`, 2 s
+/// bound) and its own spool: it follows the audit records the events
+/// script (`videos`, target fed) and the stream consumer's writes (`fans`,
+/// actor fed) leave, so its ranks and windows equal the oracle and come
+/// from the index.
+async fn check_indexed_ranks(dep: &Deployment, cluster: &RedisCluster, o: &Oracle) {
+    let text = config_text(&cluster.nodes(), &dep.dir.path().join("spool-indexed")).replacen(
+        "[gateway]\n",
+        "[gateway]\nrank_staleness_ms = 2000\n",
+        1,
+    );
+    let config = dep.dir.path().join("indexed.toml");
+    std::fs::write(&config, &text).expect("write the indexed config");
+    let (mut gateway, base) = start_gateway(dep.dir.path(), &config, &dep.client).await;
+    for (board, scores) in [("videos", &o.videos), ("fans", &o.fans)] {
+        converge(&format!("{board} ranks from the rank index"), || {
+            ranks_diff(&dep.client, &base, board, scores)
+        })
+        .await;
+    }
+    let metrics = dep
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let hits = metrics
+        .lines()
+        .find(|l| l.starts_with("standings_rank_index_total{result=\"hit\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(hits >= 60.0, "the index answered the ranks: {hits} hits");
+    gateway.assert_running();
 }
 
 /// What follows from the stream: lists, owners' totals, actor- and
@@ -615,6 +679,7 @@ async fn twenty_thousand_events_match_the_oracle_across_a_consumer_kill() {
     converge("the videos board", || videos_diff(&dep, &o)).await;
     check_live_ranks(&dep, &o).await;
     converge("the stream's followers", || followers_diff(&dep, &o)).await;
+    check_indexed_ranks(&dep, &cluster, &o).await;
     assert_eq!(dep.agents_started, 2);
     dep.assert_running();
 }

@@ -16,8 +16,9 @@
 //! read, so the view is exact as of it. A rank is then the member's live
 //! score (one `ZSCORE`) plus a binary search in the view, answered only
 //! when the view is at most `gateway.rank_staleness_ms` old; otherwise
-//! (and for blends, closed periods, event-fed boards, a view not built
-//! yet) the caller falls back to the score cache or the live fan-out.
+//! (and for blends, closed periods, a view not built yet) the caller
+//! falls back to the score cache or the live fan-out. Event-fed boards
+//! are followed like the others: their moves leave the same records.
 //!
 //! Memory is per distinct score, not per member: a `BTreeMap` entry while
 //! following and 16 bytes in the published view. Long-tailed integer
@@ -424,7 +425,11 @@ impl RankIndex {
     /// The board's view if it is within the bound, and `board.period` as a
     /// current period of the board.
     fn fresh_view(&self, board: &Board) -> Option<(Arc<View>, Period)> {
-        if board.source.is_some() || board.blend(&board.period).is_some() {
+        // Event-fed boards are followed too: the events script (target
+        // fed) and the stream consumer's writes (actor and owner fed)
+        // leave the same audit records as a write. Blends are rebuilt by
+        // `ZUNIONSTORE`, which leaves none.
+        if board.blend(&board.period).is_some() {
             return None;
         }
         let view = self.followed(board).view.load_full()?;
