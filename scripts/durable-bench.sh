@@ -8,6 +8,9 @@
 #
 #   scripts/durable-bench.sh            # 10 s per run, 32 connections
 #   scripts/durable-bench.sh 5 64       # DURATION_S CONNECTIONS
+#   GATEWAY_BIN=/path/to/standings-gateway scripts/durable-bench.sh
+#                                       # that build, not this checkout's
+#                                       # (an A/B of two builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
@@ -26,7 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --locked -p standings-gateway
+gateway_bin="${GATEWAY_BIN:-}"
+if [ -z "$gateway_bin" ]; then
+  cargo build --release --locked -p standings-gateway
+  gateway_bin="$target/release/standings-gateway"
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -44,7 +51,7 @@ gateway_run() {
       -e "s|^data_dir = .*|data_dir = \"$work/data-$name\"|" \
       -e "s|^static_dir = .*|static_dir = \"\"|" \
       config/examples/embedded.toml > "$work/$name.toml"
-  "$target/release/standings-gateway" --config "$work/$name.toml" > "$work/$name.log" 2>&1 &
+  "$gateway_bin" --config "$work/$name.toml" > "$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
