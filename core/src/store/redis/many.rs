@@ -32,6 +32,15 @@ use crate::types::{MemberId, Meta, Order};
 /// node, and then every write of it would be `OutcomeUnknown`.
 pub(super) const BATCH_CHUNK: usize = 200;
 
+/// Each member's shard on `board` (the callers placed them already, so a
+/// failure here is a bug, reported as corrupt).
+fn member_shards(board: &Board, members: &[MemberId]) -> Result<Vec<u32>, StoreError> {
+    members
+        .iter()
+        .map(|m| board.shard_of(m).map_err(|e| corrupt(e.to_string())))
+        .collect()
+}
+
 impl RedisStore {
     /// [`crate::Store::scores_many`]: one `ZSCORE` per member, pipelined
     /// per node.
@@ -43,10 +52,7 @@ impl RedisStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let shards = members
-            .iter()
-            .map(|m| board.shard_of(m).map_err(|e| corrupt(e.to_string())))
-            .collect::<Result<Vec<u32>, StoreError>>()?;
+        let shards = member_shards(board, members)?;
         let build = |i: u32| {
             let key = keyspace::shard_zset(board, shards[i as usize]);
             let member = members[i as usize].as_str();
@@ -79,10 +85,7 @@ impl RedisStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let shards = members
-            .iter()
-            .map(|m| board.shard_of(m).map_err(|e| corrupt(e.to_string())))
-            .collect::<Result<Vec<u32>, StoreError>>()?;
+        let shards = member_shards(board, members)?;
         let build = |i: u32| {
             let shard = shards[i as usize];
             let zset = keyspace::shard_zset(board, shard);
