@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use standings_core::board::StorageName;
-use standings_core::period::Period;
+use standings_core::period::{Period, Timezone};
 use standings_core::rank::Standing;
 use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexRecord, IndexTail};
 use standings_core::{Board, MemberId, Meta, Order, Store, StoreError};
@@ -217,10 +217,10 @@ pub struct View {
 }
 
 /// Every member's score per period and meta, as the follower applies the
-/// records (`members` mode). Readers see each record once the follower
-/// has applied it, possibly before the view that counts it is published:
-/// a member's score is then newer than the counts, never older than the
-/// view.
+/// records (`members` mode). A poll's changes reach the table when its
+/// view is built, just before that view is published: a reader of the
+/// view before may see them for that moment (a score newer than the
+/// counts, never older), not for a whole poll.
 #[derive(Debug, Default)]
 pub struct MemberTable {
     scores: RwLock<HashMap<Arc<str>, Arc<PeriodScores>>>,
@@ -550,7 +550,19 @@ struct Follower {
     ignored: HashSet<Arc<str>>,
     /// Every member's scores and meta (`members` mode).
     table: Option<Arc<MemberTable>>,
+    /// What this poll's records change in `table`, applied when its view
+    /// is built, so that the table readers share moves with the counts
+    /// they rank by (not a poll ahead of them).
+    pending: Vec<TableChange>,
     members: bool,
+}
+
+/// One change a record makes to a [`MemberTable`].
+enum TableChange {
+    /// A member's score in a period: set, or gone (`None`).
+    Score(Arc<str>, MemberId, Option<f64>),
+    /// A member's meta: set, or gone with the member (`None`).
+    Meta(MemberId, Option<Meta>),
 }
 
 /// Why a poll could not publish.
@@ -567,6 +579,7 @@ impl Follower {
         Self {
             board,
             table: None,
+            pending: Vec::new(),
             members,
             pos: Vec::new(),
             scan_ms: i64::MIN,
@@ -587,6 +600,7 @@ impl Follower {
         } else if let Err(e) = self.tail(store).await {
             // Start again from a scan on the next poll.
             self.pos.clear();
+            self.pending.clear();
             return Err(e);
         }
         self.prune();
@@ -688,22 +702,23 @@ impl Follower {
     /// Applies one record: its moves, and in `members` mode the member's
     /// scores and meta.
     fn record(&mut self, record: &IndexRecord) -> Result<(), StepError> {
+        let keeps = self.table.is_some();
         for m in &record.moves {
-            if self.apply(m)? {
-                if let Some(table) = &self.table {
-                    let map = table.period(&m.period);
-                    match m.new {
-                        Some(score) => map.set(record.member.clone(), score),
-                        None => map.remove(&record.member),
-                    }
-                }
+            if self.apply(m)? && keeps {
+                self.pending.push(TableChange::Score(
+                    m.period.clone(),
+                    record.member.clone(),
+                    m.new,
+                ));
             }
         }
-        if let Some(table) = &self.table {
+        if keeps {
             if record.removed {
-                table.metas.remove(&record.member);
+                self.pending
+                    .push(TableChange::Meta(record.member.clone(), None));
             } else if let Some(meta) = &record.meta {
-                table.metas.insert(record.member.clone(), meta.clone());
+                self.pending
+                    .push(TableChange::Meta(record.member.clone(), Some(meta.clone())));
             }
         }
         Ok(())
@@ -713,6 +728,12 @@ impl Follower {
     /// its period.
     fn apply(&mut self, m: &IndexMove) -> Result<bool, StepError> {
         if !self.counts.contains_key(&m.period) {
+            // A period pruned after its end still shows in records (a
+            // removal names the previous periods too): ignored, not a
+            // disagreement that would cost a scan.
+            if self.ended_before(&m.period, self.prune_cutoff()) {
+                return Ok(false);
+            }
             if self.ignored.contains(&m.period) || !self.complete_by_start(&m.period) {
                 self.ignored.insert(m.period.clone());
                 return Ok(false);
@@ -748,15 +769,13 @@ impl Follower {
 
     /// Drops the counts of periods ended more than [`KEEP_CLOSED`] ago.
     fn prune(&mut self) {
-        let cutoff = now_ms_i64() - KEEP_CLOSED.as_millis() as i64;
-        let tz = self.board.timezone.clone();
-        let ended = |id: &Arc<str>| {
-            Period::parse_id(id, &tz)
-                .ok()
-                .and_then(|p| p.ends_ms)
-                .is_some_and(|e| e < cutoff)
-        };
-        let gone: Vec<Arc<str>> = self.counts.keys().filter(|id| ended(id)).cloned().collect();
+        let cutoff = self.prune_cutoff();
+        let gone: Vec<Arc<str>> = self
+            .counts
+            .keys()
+            .filter(|id| self.ended_before(id, cutoff))
+            .cloned()
+            .collect();
         for id in gone {
             self.counts.remove(&id);
             self.published.remove(&id);
@@ -765,9 +784,46 @@ impl Follower {
                 table.drop_period(&id);
             }
         }
+        // Periods ignored and long ended need no entry any more: `apply`
+        // ignores them by their end.
+        let tz = self.board.timezone.clone();
+        self.ignored.retain(|id| !ended_before(id, &tz, cutoff));
+    }
+
+    /// Periods that ended before this are dropped ([`KEEP_CLOSED`]).
+    fn prune_cutoff(&self) -> i64 {
+        now_ms_i64() - KEEP_CLOSED.as_millis() as i64
+    }
+
+    /// Whether the period `id` of this board ended before `cutoff`.
+    fn ended_before(&self, id: &str, cutoff: i64) -> bool {
+        ended_before(id, &self.board.timezone, cutoff)
     }
 
     fn view(&mut self, as_of: Instant) -> View {
+        if let Some(table) = &self.table {
+            for change in self.pending.drain(..) {
+                match change {
+                    // A period pruned since its move has no table left.
+                    TableChange::Score(period, member, score) => {
+                        if !self.counts.contains_key(&period) {
+                            continue;
+                        }
+                        let map = table.period(&period);
+                        match score {
+                            Some(score) => map.set(member, score),
+                            None => map.remove(&member),
+                        }
+                    }
+                    TableChange::Meta(member, Some(meta)) => {
+                        table.metas.insert(member, meta);
+                    }
+                    TableChange::Meta(member, None) => {
+                        table.metas.remove(&member);
+                    }
+                }
+            }
+        }
         for id in self.dirty.drain() {
             if let Some(map) = self.counts.get(&id) {
                 self.published
@@ -782,6 +838,14 @@ impl Follower {
             members: self.table.clone(),
         }
     }
+}
+
+/// Whether the period `id` (in timezone `tz`) ended before `cutoff`.
+fn ended_before(id: &str, tz: &Timezone, cutoff: i64) -> bool {
+    Period::parse_id(id, tz)
+        .ok()
+        .and_then(|p| p.ends_ms)
+        .is_some_and(|e| e < cutoff)
 }
 
 #[cfg(test)]
@@ -962,5 +1026,62 @@ mod tests {
         // One that starts after it: the stream holds all of it.
         f.apply(&mv("daily/2030-01-01", None, Some(1.0))).unwrap();
         assert_eq!(f.counts["daily/2030-01-01"].len(), 1);
+    }
+
+    #[test]
+    fn a_removal_naming_a_pruned_period_is_ignored_not_a_disagreement() {
+        let mut f = follower();
+        f.scan_ms = 1_700_000_000_000;
+        // Held (it began after the scan), then long ended and pruned.
+        let held: Arc<str> = "daily/2024-01-01".into();
+        f.counts
+            .insert(held.clone(), BTreeMap::from([(Key::of(3.0), 1)]));
+        f.ignored.insert("daily/2023-01-01".into());
+        f.prune();
+        assert!(!f.counts.contains_key(&held));
+        assert!(f.ignored.is_empty(), "long-ended ignored periods go too");
+        // A removal lists the previous periods: no scan for it.
+        assert!(!f.apply(&mv(&held, Some(3.0), None)).unwrap());
+        assert!(!f.counts.contains_key(&held));
+        // A period held now still disagrees when the index is wrong.
+        assert!(matches!(
+            f.apply(&mv("all", Some(1.0), None)),
+            Err(StepError::Disagrees)
+        ));
+    }
+
+    #[test]
+    fn a_members_table_changes_with_the_view_that_counts_it() {
+        let mut f = Follower::new(
+            Board::new(standings_core::BoardName::new("ix").unwrap()),
+            true,
+        );
+        f.scanned.insert("all".into());
+        f.counts.insert("all".into(), BTreeMap::new());
+        f.table = Some(Arc::new(MemberTable::default()));
+        let table = f.table.clone().unwrap();
+        let m = MemberId::new("user:1").unwrap();
+        f.record(&IndexRecord {
+            member: m.clone(),
+            removed: false,
+            moves: vec![mv("all", None, Some(4.0))],
+            meta: None,
+        })
+        .unwrap();
+        // Applied to the counts, not yet seen by the table's readers.
+        assert_eq!(table.score("all", &m), None);
+        let view = f.view(Instant::now());
+        assert_eq!(table.score("all", &m), Some(4.0));
+        assert_eq!(view.periods["all"].total, 1);
+        f.record(&IndexRecord {
+            member: m.clone(),
+            removed: true,
+            moves: vec![mv("all", Some(4.0), None)],
+            meta: None,
+        })
+        .unwrap();
+        assert_eq!(table.score("all", &m), Some(4.0));
+        f.view(Instant::now());
+        assert_eq!(table.score("all", &m), None);
     }
 }
