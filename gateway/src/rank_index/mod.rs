@@ -250,6 +250,15 @@ impl MemberTable {
         scores.get(period)?.score(member)
     }
 
+    /// `member`'s answer at `score`: its standing in `counts`, its meta.
+    fn hit(&self, counts: &Counts, member: &MemberId, score: f64) -> MemberHit {
+        MemberHit {
+            score,
+            standing: counts.standing(score),
+            meta: self.metas.get(member).map(|meta| meta.clone()),
+        }
+    }
+
     fn window(
         &self,
         period: &str,
@@ -379,14 +388,7 @@ impl RankIndex {
         let table = view.members.as_ref()?;
         members
             .iter()
-            .map(|m| {
-                let score = table.score(&period.id, m)?;
-                Some(MemberHit {
-                    score,
-                    standing: counts.standing(score),
-                    meta: table.metas.get(m).map(|meta| meta.clone()),
-                })
-            })
+            .map(|m| Some(table.hit(&counts, m, table.score(&period.id, m)?)))
             .collect()
     }
 
@@ -411,11 +413,7 @@ impl RankIndex {
         let hits = window
             .into_iter()
             .map(|(m, score)| {
-                let hit = MemberHit {
-                    score,
-                    standing: counts.standing(score),
-                    meta: table.metas.get(&m).map(|meta| meta.clone()),
-                };
+                let hit = table.hit(&counts, &m, score);
                 (m, hit)
             })
             .collect();
@@ -728,13 +726,16 @@ impl Follower {
     /// its period.
     fn apply(&mut self, m: &IndexMove) -> Result<bool, StepError> {
         if !self.counts.contains_key(&m.period) {
+            if self.ignored.contains(&m.period) {
+                return Ok(false);
+            }
             // A period pruned after its end still shows in records (a
             // removal names the previous periods too): ignored, not a
             // disagreement that would cost a scan.
             if self.ended_before(&m.period, self.prune_cutoff()) {
                 return Ok(false);
             }
-            if self.ignored.contains(&m.period) || !self.complete_by_start(&m.period) {
+            if !self.complete_by_start(&m.period) {
                 self.ignored.insert(m.period.clone());
                 return Ok(false);
             }
