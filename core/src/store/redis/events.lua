@@ -29,33 +29,54 @@ for n = 1, nb do
   boards[n] = d
 end
 
--- events::transition: state code -> action -> {new state, likes, dislikes};
--- a pair not in the table changes nothing.
-local T = {
-  n = {like = {'n', 'l', 1, 0}, dislike = {'n', 'd', 0, 1}},
-  l = {unlike = {'l', 'n', -1, 0}, dislike = {'l', 'd', -1, 1}},
-  d = {like = {'d', 'l', 1, -1}, undislike = {'d', 'n', 0, -1}},
-}
-local LIKE = {like = true, unlike = true, dislike = true, undislike = true}
+-- events::transition: from a state code and a like action, the new state
+-- and the moves of likes and dislikes; nil for a pair that changes
+-- nothing. A chain of compares rather than a table: the script's top level
+-- runs on every call, and a table of tables would be built each time.
+local function transition(from, kind)
+  if from == 'n' then
+    if kind == 'like' then return 'l', 1, 0 elseif kind == 'dislike' then return 'd', 0, 1 end
+  elseif from == 'l' then
+    if kind == 'unlike' then return 'n', -1, 0 elseif kind == 'dislike' then return 'd', -1, 1 end
+  elseif from == 'd' then
+    if kind == 'like' then return 'l', 1, -1 elseif kind == 'undislike' then return 'n', 0, -1 end
+  end
+  return nil
+end
+local function is_like(kind)
+  return kind == 'like' or kind == 'unlike' or kind == 'dislike' or kind == 'undislike'
+end
 -- The `at` of every event of this call (the actor's list orders by it).
 local now = fmt(now_ms())
 
--- One event: answers its status and state code (`n`, `l`, `d`, or `-` for
--- a counted type; `` when refused).
-local function apply(e)
+-- What a dedup record `<digest> <state>` answers for an event id seen
+-- before: the same event again, or another event under its id.
+local function seen_before(seen, e)
+  local digest, state = string.match(seen, '^(%S+) (%S+)$')
+  if digest ~= e.digest then return 'conflict', '' end
+  return 'repeat', state or '-'
+end
+
+-- A refusal, unless the event id was seen before: a repeat of an applied
+-- event answers as a repeat even while its cooldown runs.
+local function refuse(e, why)
   local seen = redis.call('GET', e.kd)
-  if seen then
-    local digest, state = string.match(seen, '^(%S+) (%S+)$')
-    if digest ~= e.digest then return 'conflict', '' end
-    return 'repeat', state or '-'
-  end
-  local like = LIKE[e.kind]
+  if seen then return seen_before(seen, e) end
+  return why, ''
+end
+
+-- One event: answers its status and state code (`n`, `l`, `d`, or `-` for
+-- a counted type; `` when refused). Everything is read and planned first;
+-- the dedup record is then set with `SET NX GET`, which in one call both
+-- finds an id seen before (nothing else written) and records a new one.
+local function apply(e)
+  local like = is_like(e.kind)
   local to, dl, dd = '-', 0, 0
   if like then
-    if cooldown > 0 and redis.call('EXISTS', e.kc) == 1 then return 'cooldown', '' end
+    if cooldown > 0 and redis.call('EXISTS', e.kc) == 1 then return refuse(e, 'cooldown') end
     local from = redis.call('GET', e.ks) or 'n'
-    local t = T[from] and T[from][e.kind]
-    if t then to, dl, dd = t[2], t[3], t[4] else to = from end
+    local t, l, d = transition(from, e.kind)
+    if t then to, dl, dd = t, l, d else to = from end
   end
   local moved = (not like) or dl ~= 0 or dd ~= 0
 
@@ -74,7 +95,7 @@ local function apply(e)
         if d.board then
           -- An incr can only be refused for its range.
           local scores, olds = plan_move(d.board, e.target, 'incr', delta)
-          if not scores then return 'range', '' end
+          if not scores then return refuse(e, 'range') end
           plans[#plans + 1] = {d = d, scores = scores, olds = olds, delta = delta}
         elseif d.feed == 'actor' or (d.feed == 'owner' and e.owner ~= '') then
           follow[#follow + 1] = 'b:' .. d.name
@@ -84,8 +105,9 @@ local function apply(e)
     end
   end
 
+  local seen = redis.call('SET', e.kd, e.digest .. ' ' .. to, 'PX', ttl, 'NX', 'GET')
+  if seen then return seen_before(seen, e) end
   if like and cooldown > 0 then redis.call('SET', e.kc, '1', 'PX', cooldown) end
-  redis.call('SET', e.kd, e.digest .. ' ' .. to, 'PX', ttl)
   if dl ~= 0 or dd ~= 0 then
     if to == 'n' then redis.call('DEL', e.ks) else redis.call('SET', e.ks, to) end
     -- Counts never go negative, and a field at 0 is dropped (an empty
@@ -123,7 +145,7 @@ for n = 1, ne do
     target = ARGV[i + 4], owner = ARGV[i + 5],
     kd = KEYS[k], kc = KEYS[k + 1], ks = KEYS[k + 2], kl = KEYS[k + 3]}
   i = i + 6
-  if not LIKE[e.kind] then
+  if not is_like(e.kind) then
     e.weights = i
     i = i + nb
   end
