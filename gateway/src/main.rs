@@ -4,6 +4,14 @@
 
 mod backup;
 
+/// mimalloc rather than the system allocator: the request path allocates
+/// small short-lived buffers (JSON, script arguments, replies), and
+/// glibc's malloc was 13% of the gateway's CPU under a write load
+/// (docs/benchmarks.md, "The allocator").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
