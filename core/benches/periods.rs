@@ -27,6 +27,7 @@ use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisSto
 use standings_core::{
     Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write,
 };
+use standings_test_support::process::process_cpu_seconds;
 use standings_test_support::RedisCluster;
 
 const CONCURRENCY: usize = 64;
@@ -71,22 +72,6 @@ struct Round {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_write: f64,
-}
-
-/// This process's CPU time (user + system), from `/proc/self/stat`.
-fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn round(

@@ -13,6 +13,8 @@
 //!   on success and kept (its path printed) when the test panics.
 //! - [`free_loopback_port`] picks a port for a process that must be told
 //!   its address up front.
+//! - [`process_cpu_seconds`] is this process's CPU time, for benchmarks
+//!   that report CPU per operation.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -280,6 +282,22 @@ fn tail(path: &Path) -> String {
     } else {
         text.into_owned()
     }
+}
+
+/// This process's CPU time (user + system), from `/proc/self/stat`.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 #[cfg(test)]
