@@ -21,7 +21,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use standings_test_support::process::process_cpu_seconds;
+use standings_test_support::process::{env_or, process_cpu_seconds};
 
 const JOURNAL: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
 
@@ -29,13 +29,6 @@ const JOURNAL: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("j
 const ROW_BYTES: usize = 2000;
 /// Every this many commits, the rows the checkpoints applied are trimmed.
 const TRIM_EVERY: u64 = 64;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// (wall µs, CPU µs) per commit.
 type PerCommit = (f64, f64);
@@ -97,8 +90,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let commits = env("BENCH_COMMITS", 5000);
-    let rounds = env("BENCH_ROUNDS", 3);
+    let commits: u64 = env_or("BENCH_COMMITS", 5000);
+    let rounds: u64 = env_or("BENCH_ROUNDS", 3);
     let row = vec![0x5a; ROW_BYTES];
     let dir = std::env::temp_dir().join(format!("standings-journal-bench-{}", std::process::id()));
     println!(

@@ -27,18 +27,11 @@ use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisSto
 use standings_core::{
     Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write,
 };
-use standings_test_support::process::process_cpu_seconds;
+use standings_test_support::process::{env_or, process_cpu_seconds};
 use standings_test_support::RedisCluster;
 
 const CONCURRENCY: usize = 64;
 const MEMBERS: u64 = 100_000;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn boards() -> (Board, Board, Board) {
     let kind = |k: &str| k.parse::<PeriodKind>().unwrap();
@@ -133,8 +126,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 async fn compare(name: &str, store: Arc<dyn Store>, cpu: &dyn Fn() -> f64) {
     let (one, four, blended) = boards();
-    let writes = env("BENCH_WRITES", 20_000);
-    let rounds = env("BENCH_ROUNDS", 3);
+    let writes: usize = env_or("BENCH_WRITES", 20_000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let boards = [
         ("1 period", &one),
         ("4 periods", &four),
@@ -183,8 +176,8 @@ async fn main() {
     }
     println!(
         "periods bench: {} writes x {} rounds per board, {CONCURRENCY} concurrent writers, {MEMBERS} members (median over rounds)",
-        env("BENCH_WRITES", 20_000),
-        env("BENCH_ROUNDS", 3)
+        env_or::<usize>("BENCH_WRITES", 20_000),
+        env_or::<usize>("BENCH_ROUNDS", 3)
     );
     let cluster = RedisCluster::start(3, 0);
     let redis = RedisStore::connect(&cluster.nodes(), RedisOptions::default())

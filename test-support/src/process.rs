@@ -14,7 +14,8 @@
 //! - [`free_loopback_port`] picks a port for a process that must be told
 //!   its address up front.
 //! - [`process_cpu_seconds`] is this process's CPU time, for benchmarks
-//!   that report CPU per operation.
+//!   that report CPU per operation, and [`env_or`] reads a benchmark's
+//!   size from the environment.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -282,6 +283,16 @@ fn tail(path: &Path) -> String {
     } else {
         text.into_owned()
     }
+}
+
+/// The environment variable `name` parsed as a `T`, or `default` when it
+/// is unset or does not parse: how the benchmarks take their sizes
+/// (`BENCH_WRITES`, `BENCH_COMMITS`, ...).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// This process's CPU time (user + system), from `/proc/self/stat`.
