@@ -32,6 +32,7 @@ use standings_core::store::{RedisOptions, RedisStore};
 use standings_core::Store;
 use standings_test_support::RedisCluster;
 
+use super::commandstats;
 use super::raw_likes::{RawLikes, BOARD_KEY};
 use super::results::Machine;
 use super::stats::{ratio, thousands, Load};
@@ -243,6 +244,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
         "bench-likes: gateway, POST /v1/events for {:?}",
         plan.duration
     );
+    commandstats::reset(&nodes).await?;
     let gateway_meter = procs::CpuMeter::start(&[gateway_pid], ticks);
     let cluster_meter = procs::CpuMeter::start(&cluster_pids, ticks);
     let agent_meter = procs::CpuMeter::start(&[agent_pid], ticks);
@@ -258,6 +260,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
     let settle = wait_for_consumer(&nodes, &config).await;
     let cluster_settle_cpu = settle_meter.used();
     let agent_cpu = agent_meter.used();
+    let cluster_commands = commandstats::read(&nodes).await?;
     services.ensure_running()?;
 
     let raw = RawLikes {
@@ -337,6 +340,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
             "what": "after the gateway run, until the store's event_lag is 0; counted in the gateway side's cluster and agent CPU",
         }),
         raw_board_members: board_members,
+        cluster_commands: cluster_commands.clone(),
         services: services.commands.clone(),
         gateway: gateway_side,
         raw: raw_side,
@@ -344,6 +348,11 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
     std::fs::write(out, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", results.table());
+    println!(
+        "The gateway side's cluster time by command (INFO commandstats of the masters, \
+         the run and the consumer's catch-up; a script's commands are inside its evalsha):\n{}",
+        commandstats::table(&cluster_commands, g.requests)
+    );
     println!(
         "{} connections, {} threads, {} s per side; actors {}, targets {}, {} likes shards; \
          consumer caught up {}",
@@ -529,6 +538,9 @@ pub struct LikesResults {
     pub settle: serde_json::Value,
     /// `ZCARD board:likes` after the raw run.
     pub raw_board_members: u64,
+    /// The gateway side's cluster commands, calls and µs inside Redis
+    /// (`INFO commandstats`, summed over the masters).
+    pub cluster_commands: commandstats::Stats,
     /// The services' command lines.
     pub services: Vec<String>,
     /// Through the gateway.
@@ -715,6 +727,7 @@ mod tests {
             goal: GOAL.into(),
             settle: json!({}),
             raw_board_members: 10,
+            cluster_commands: commandstats::Stats::new(),
             services: vec![],
             gateway: side(
                 10_000.0,

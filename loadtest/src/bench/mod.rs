@@ -27,6 +27,7 @@
 //! submodule; what stays here reads top to bottom as the run does, so it is
 //! one piece (about 800 lines).
 
+mod commandstats;
 mod freshness;
 mod likes;
 mod merge;
