@@ -41,7 +41,11 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cat loadtest/wrk/write.lua > "$work/write.lua"
 
-# One gateway run: KIND NAME [SYNC] -> "req/s p50 p99" (wrk's own figures).
+# The CPU time (user + system, in clock ticks) PID has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One gateway run: KIND NAME [SYNC] -> "req/s p50 p99 cpu" (wrk's own
+# figures, and the gateway's CPU µs per write over the wrk run).
 gateway_run() {
   local kind=$1 name=$2 sync=${3:-commit} port
   port=$(free_port)
@@ -55,20 +59,25 @@ gateway_run() {
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  local t0 t1
+  t0=$(cpu_ticks "$pid")
   wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/write.lua" \
       "http://127.0.0.1:$port" -- 100000 global > "$work/$name.wrk"
+  t1=$(cpu_ticks "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  local rps p50 p99
+  local rps p50 p99 requests cpu
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.wrk")
   p50=$(awk '$1 == "50%" {print $2}' "$work/$name.wrk")
   p99=$(awk '$1 == "99%" {print $2}' "$work/$name.wrk")
-  echo "$rps $p50 $p99"
+  requests=$(awk '/requests in/ {print $1}' "$work/$name.wrk")
+  cpu=$(python3 -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / max(1, $requests):.1f}')")
+  echo "$rps $p50 $p99 $cpu"
 }
 
-read -r emb_rps emb_p50 emb_p99 <<< "$(gateway_run embedded durable)"
+read -r emb_rps emb_p50 emb_p99 emb_cpu <<< "$(gateway_run embedded durable)"
 bytes=$(du -sb "$work/data-durable" | awk '{print $1}')
-read -r int_rps int_p50 int_p99 <<< "$(gateway_run embedded interval interval:100ms)"
-read -r mem_rps mem_p50 mem_p99 <<< "$(gateway_run memory memory)"
+read -r int_rps int_p50 int_p99 int_cpu <<< "$(gateway_run embedded interval interval:100ms)"
+read -r mem_rps mem_p50 mem_p99 mem_cpu <<< "$(gateway_run memory memory)"
 
 rport=$(free_port)
 mkdir -p "$work/redis"
@@ -91,12 +100,12 @@ ratio=$(python3 -c "print(f'{float(\"$emb_rps\") / float(\"$r_rps\"):.2f}')")
 mem_ratio=$(python3 -c "print(f'{float(\"$emb_rps\") / float(\"$mem_rps\"):.2f}')")
 
 cat <<TABLE
-| run ($connections connections, ${duration}s) | writes/s | p50 | p99 |
-| --- | --- | --- | --- |
-| gateway, durable embedded (sync = commit) | $emb_rps | $emb_p50 | $emb_p99 |
-| gateway, durable embedded (sync = interval:100ms) | $int_rps | $int_p50 | $int_p99 |
-| gateway, memory (volatile) | $mem_rps | $mem_p50 | $mem_p99 |
-| raw Redis ZINCRBY, appendonly + appendfsync always | $r_rps | $r_p50 | $r_p99 |
+| run ($connections connections, ${duration}s) | writes/s | p50 | p99 | gateway CPU µs per write |
+| --- | --- | --- | --- | --- |
+| gateway, durable embedded (sync = commit) | $emb_rps | $emb_p50 | $emb_p99 | $emb_cpu |
+| gateway, durable embedded (sync = interval:100ms) | $int_rps | $int_p50 | $int_p99 | $int_cpu |
+| gateway, memory (volatile) | $mem_rps | $mem_p50 | $mem_p99 | $mem_cpu |
+| raw Redis ZINCRBY, appendonly + appendfsync always | $r_rps | $r_p50 | $r_p99 | |
 
 durable / Redis-AOF-always: $ratio; durable / memory: $mem_ratio; data_dir after the durable run: $bytes bytes
 TABLE
