@@ -3,14 +3,13 @@
 //!
 //! A group commit of the durable store appends one row (the group's
 //! mutations, about 2 KB for the 13 writes that 32 connections give a
-//! group) to the journal, and every so often also trims rows the
-//! checkpoints have applied. The journal was a redb file (`journal.redb`,
-//! one transaction with `Durability::Immediate` per commit) and is now a
-//! fjall keyspace (`durable/journal.rs`), chosen by this bench. It does
-//! the same with redb 4, then with fjall 2: insert the row into a
-//! partition, remove the trimmed ones, and
-//! `Keyspace::persist(PersistMode::SyncData)` (an `fdatasync` of its
-//! write-ahead log). It prints, per engine and round, the wall time
+//! group) to `journal.redb` in one redb transaction with
+//! `Durability::Immediate`, and every 64th commit also trims rows the
+//! checkpoints have applied (`append_journal` in `durable/mod.rs`). This
+//! does the same with redb 4, then with fjall 2 the way a journal on it
+//! would work: insert the row into a partition, remove the trimmed ones,
+//! and `Keyspace::persist(PersistMode::SyncData)` (an `fdatasync` of its
+//! write-ahead journal). It prints, per engine and round, the wall time
 //! and this process's CPU time per commit, and fjall's figures over
 //! redb's, alternating the two for `BENCH_ROUNDS` rounds of
 //! `BENCH_COMMITS` commits so both see the same disk and load.

@@ -1219,27 +1219,13 @@ async fn a_likes_row_that_is_not_valid_is_corrupt() {
     }
 }
 
-/// Rows of the journal `dir/journal/` (opened directly, the store closed).
+/// Rows of `dir/journal.redb` (opened directly, the store closed).
 fn journal_rows(dir: &Path) -> usize {
-    let keyspace = fjall::Config::new(dir.join("journal")).open().unwrap();
-    let part = keyspace
-        .open_partition("journal", fjall::PartitionCreateOptions::default())
-        .unwrap();
-    part.prefix("r").count()
-}
-
-/// Copies the directory `from` to `to`, subdirectories and all.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
+    let db = redb::Database::open(dir.join("journal.redb")).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
+    let table = txn.open_table(table).unwrap();
+    redb::ReadableTableMetadata::len(&table).unwrap() as usize
 }
 
 /// A store whose tasks die with their runtime (as in `kill -9`: nothing
@@ -1323,9 +1309,8 @@ async fn a_journal_of_another_database_is_refused() {
         }
         store.close().await;
     }
-    let theirs = b.path().join("journal");
-    std::fs::remove_dir_all(&theirs).unwrap();
-    copy_dir(&a.path().join("journal"), &theirs);
+    let theirs = b.path().join("journal.redb");
+    std::fs::copy(a.path().join("journal.redb"), &theirs).unwrap();
     let err = DurableStore::open(b.path(), DurableOptions::default())
         .err()
         .expect("refused");
@@ -1336,7 +1321,7 @@ async fn a_journal_of_another_database_is_refused() {
         "{text}"
     );
     // Moved away, as the message says, the database opens as it was.
-    std::fs::remove_dir_all(&theirs).unwrap();
+    std::fs::remove_file(&theirs).unwrap();
     let store = open(b.path());
     for (board, want) in boards().iter().zip(&before) {
         assert_eq!(&view(&store, board, 40).await, want, "nothing lost");

@@ -1,47 +1,24 @@
 //! The journal: what the committer makes durable before a write is
-//! acknowledged, where it keeps it, and how its rows are encoded.
+//! acknowledged, and how its rows are encoded.
 //!
 //! A group commit used to write its batch into `standings.redb`'s tables
 //! directly. Those tables are B-trees keyed by board, period, shard and
 //! member, so ~30 writes to random members touched ~80 scattered pages,
 //! each copied on write, and the commit took about 5 ms where the fsync
 //! itself is 0.5 ms. Now the committer appends the whole batch as **one
-//! row** to the journal and acknowledges after that commit; the
-//! checkpointer applies the batches to `standings.redb` every quarter
-//! second or so in one transaction, where writes to the same pages share
-//! them, records the last batch it applied (`applied_through`) in that
-//! same transaction, and the committer's next commit deletes the journal
-//! rows up to it.
+//! row** to `journal.redb` (a second redb file, one table keyed by a
+//! sequence number: each commit touches the rightmost leaf and little
+//! else) and acknowledges after that commit; the checkpointer applies the
+//! batches to `standings.redb` every quarter second or so in one transaction,
+//! where writes to the same pages share them, records the last batch it
+//! applied (`applied_through`) in that same transaction, and the
+//! committer's next commit deletes the journal rows up to it.
 //!
 //! At open the rows after `applied_through` are applied to
 //! `standings.redb` first ([`super::recover`]), so a crash at any moment
-//! leaves exactly the journal's committed batches.
-//!
-//! # Where: a fjall keyspace
-//!
-//! The journal is [`Journal`], a [fjall](https://fjall-rs.github.io)
-//! keyspace in `DATA_DIR/journal`, one partition `journal`: `r` and the
-//! batch number (big-endian) -> the encoded batch, and `id` -> the identity
-//! of the database it belongs to (in the same partition: fjall drops a
-//! write-ahead log file only once every partition's memtable that has
-//! entries in it is flushed, and a partition holding one small key would
-//! never be, so its logs would pile up until fjall stalls writes). A commit is one fjall write batch (the row
-//! and the tombstones of the trimmed rows) appended to fjall's own
-//! write-ahead log and `fdatasync`ed: a sequential append, where redb, the
-//! journal's first home (`journal.redb`), rewrote a leaf and the header
-//! and synced twice. Measured in isolation (`cargo bench -p standings-core
-//! --bench journal`) the fjall commit costs about 0.4x the wall time and
-//! 0.3x the CPU of the redb one, and the journal commit is a fifth of the
-//! durable gateway's CPU under a write load (docs/benchmarks.md). fjall
-//! writes every batch through to the operating system before the commit
-//! returns (it is not kept in a buffer of this process), so `sync =
-//! "interval:..."`, which skips the `fdatasync`, still loses nothing to a
-//! `kill -9`, only to a power loss. Its background flush and compaction
-//! (one thread each) keep the partition small: rows live for about one
-//! checkpoint, so what is flushed is mostly rows and their tombstones.
-//!
-//! A `journal.redb` left by an earlier release is applied at open like the
-//! journal and then removed ([`super::recover_legacy`]).
+//! leaves exactly the journal's committed batches. Both files are redb:
+//! this module only chooses how one batch of [`Mutation`]s is laid out as
+//! the bytes of one row.
 //!
 //! # The row encoding
 //!
@@ -53,11 +30,10 @@
 //! ids, metadata), so a damaged row is refused with a reason, never loaded
 //! as a half-valid value.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::TableDefinition;
 
 use super::Mutation;
 use crate::board::StorageName;
@@ -67,13 +43,12 @@ use crate::store::memory::{Applied, IdempotencyRecord, MetaChange, SetChange};
 use crate::store::AuditRecord;
 use crate::types::{BoardName, MemberId, Meta, Op};
 
-/// A legacy `journal.redb`'s one data table: batch number -> encoded batch.
+/// `journal.redb`'s one data table: batch number -> encoded batch.
 pub(super) const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
-/// In `standings.redb` (and a legacy `journal.redb`): [`ID`] -> which
-/// database this is (a journal is only ever applied to the database it
-/// was written for), and in `standings.redb` [`APPLIED_THROUGH`] -> the
-/// last batch the checkpointer applied.
+/// In both files: [`ID`] -> which database this is (a journal is only
+/// ever applied to the database it was written for); in `standings.redb`
+/// also [`APPLIED_THROUGH`] -> the last batch the checkpointer applied.
 pub(super) const STATE: TableDefinition<&str, u64> = TableDefinition::new("journal_state");
 
 /// The [`STATE`] key of the database's identity.
@@ -84,150 +59,6 @@ pub(super) const APPLIED_THROUGH: &str = "applied_through";
 
 /// The first byte of every row.
 const VERSION: u8 = 1;
-
-/// The journal's directory inside the data directory.
-pub const DIR_NAME: &str = "journal";
-
-/// Every row of a journal, ascending by batch number, still encoded.
-pub(super) type Rows = Vec<(u64, Vec<u8>)>;
-
-/// The journal on disk: a fjall keyspace (see the module docs). Its
-/// methods block; the store calls them on blocking threads.
-pub(super) struct Journal {
-    keyspace: fjall::Keyspace,
-    part: fjall::PartitionHandle,
-    dir: PathBuf,
-}
-
-/// The prefix of a row's key (then the batch number, big-endian).
-const ROW: &[u8] = b"r";
-
-fn row_key(seq: u64) -> [u8; 9] {
-    let mut key = [0; 9];
-    key[0] = ROW[0];
-    key[1..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-impl Journal {
-    /// Opens (or creates) the journal in `dir`; `Err` says why not.
-    pub(super) fn open(dir: &Path) -> Result<Journal, fjall::Error> {
-        let keyspace = fjall::Config::new(dir)
-            .flush_workers(1)
-            .compaction_workers(1)
-            .cache_size(1 << 20)
-            .max_write_buffer_size(32 << 20)
-            .max_journaling_size(64 << 20)
-            .open()?;
-        let part = keyspace.open_partition(
-            "journal",
-            fjall::PartitionCreateOptions::default().max_memtable_size(8 << 20),
-        )?;
-        Ok(Journal {
-            keyspace,
-            part,
-            dir: dir.to_owned(),
-        })
-    }
-
-    /// The directory, for messages.
-    pub(super) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The identity of the database this journal belongs to, if it names one.
-    pub(super) fn id(&self) -> Result<Option<u64>, String> {
-        match self.part.get(ID).map_err(|e| e.to_string())? {
-            None => Ok(None),
-            Some(v) => <[u8; 8]>::try_from(&v[..])
-                .map(|b| Some(u64::from_le_bytes(b)))
-                .map_err(|_| format!("its id is {} bytes, not 8", v.len())),
-        }
-    }
-
-    /// Every row, ascending.
-    pub(super) fn rows(&self) -> Result<Rows, String> {
-        self.part
-            .prefix(ROW)
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| e.to_string())?;
-                let seq = <[u8; 8]>::try_from(&k[ROW.len()..])
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| format!("a row key of {} bytes, not 9", k.len()))?;
-                Ok((seq, v.to_vec()))
-            })
-            .collect()
-    }
-
-    /// Appends `row` (if any) and deletes the rows up to `trim` (if any)
-    /// in one commit, `fdatasync`ed when `sync`.
-    pub(super) fn append(
-        &self,
-        row: Option<(u64, &[u8])>,
-        trim: Option<u64>,
-        sync: bool,
-    ) -> Result<(), fjall::Error> {
-        let mut batch = self.keyspace.batch();
-        if let Some(through) = trim {
-            for row in self.part.range(row_key(0)..=row_key(through)) {
-                batch.remove(&self.part, row?.0);
-            }
-        }
-        if let Some((seq, bytes)) = row {
-            batch.insert(&self.part, row_key(seq), bytes);
-        }
-        if batch.is_empty() {
-            return if sync {
-                self.keyspace.persist(fjall::PersistMode::SyncData)
-            } else {
-                Ok(())
-            };
-        }
-        // Without `sync` the batch still goes to the operating system
-        // (`Buffer`), so a kill -9 cannot lose it.
-        let mode = if sync {
-            fjall::PersistMode::SyncData
-        } else {
-            fjall::PersistMode::Buffer
-        };
-        batch.durability(Some(mode)).commit()
-    }
-
-    /// Names `id` as the journal's database and deletes every row, in one
-    /// durable commit.
-    pub(super) fn reset(&self, id: u64) -> Result<(), fjall::Error> {
-        let mut batch = self.keyspace.batch();
-        batch.insert(&self.part, ID, id.to_le_bytes());
-        for row in self.part.prefix(ROW) {
-            batch.remove(&self.part, row?.0);
-        }
-        batch
-            .durability(Some(fjall::PersistMode::SyncData))
-            .commit()
-    }
-}
-
-/// The identity and rows of a legacy `journal.redb` (an earlier release's
-/// journal), read to be applied at open.
-pub(super) fn legacy_rows(journal: &redb::Database) -> Result<(Option<u64>, Rows), redb::Error> {
-    let read = journal.begin_read()?;
-    let id = match read.open_table(STATE) {
-        Ok(table) => table.get(ID)?.map(|v| v.value()),
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let table = match read.open_table(JOURNAL) {
-        Ok(table) => table,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((id, Vec::new())),
-        Err(e) => return Err(e.into()),
-    };
-    let mut rows = Vec::new();
-    for row in table.iter()? {
-        let (k, v) = row?;
-        rows.push((k.value(), v.value().to_vec()));
-    }
-    Ok((id, rows))
-}
 
 /// The bytes of one journal row holding `batch`.
 pub(super) fn encode(batch: &[Mutation]) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! restart, a `kill -9` or a power loss loses no acknowledged write
 //! ([`Sync::Interval`] trades a bounded window of that for fewer fsyncs).
 //!
-//! # Why redb for the tables, fjall for the journal
+//! # Why redb
 //!
 //! [redb](https://www.redb.org) is pure Rust, ACID, one file, a copy-on-write
 //! B-tree: a commit writes new pages and then flips the root in the header,
@@ -18,21 +18,27 @@
 //! fjall was the other candidate: an LSM tree built for write-heavy
 //! workloads larger than memory, with background flush and compaction
 //! threads. Here the data fits in memory and reads never touch the disk (the
-//! order-statistic index in memory answers them), so the tables only have
-//! to take a checkpoint's batch four times a second and be read once at
-//! start; a B-tree file with no compaction is the simpler fit for them.
-//!
-//! The journal is the other way round: a small commit on every group of
-//! writes, on the acknowledged write's path, and nothing but appends and
-//! deletes of whole rows. There a log-structured store fits, and measured
-//! (`cargo bench -p standings-core --bench journal`, docs/benchmarks.md
-//! "The journal commit, redb against fjall") a fsynced fjall commit costs
-//! about 0.4x the wall time and 0.3x the CPU of redb's; in the durable
-//! gateway under a write load the move from a redb journal to fjall cut
-//! its CPU per write by about a tenth ("The journal on fjall"). So the
-//! journal is a fjall keyspace ([`journal::Journal`]) and the tables are
-//! redb. What would move the tables too: data sets that no longer fit in
-//! memory (reads served from disk), or checkpoints that cannot keep up.
+//! order-statistic index in memory answers them), so the disk only has to
+//! take small transactional batches and be read once at start; a B-tree
+//! file with no compaction is the simpler fit for the tables. What would
+//! change that: data sets that no longer fit in memory (reads served from
+//! disk), or write rates where redb's copy-on-write page rewrites per
+//! commit become the bottleneck while an LSM's sequential appends would
+//! not. For the journal the latter is measured (`cargo bench -p
+//! standings-core --bench journal`, docs/benchmarks.md "The journal
+//! commit, redb against fjall"): a fsynced commit of one 2 KB row costs
+//! fjall about 0.4x the wall time and 0.3x the CPU of redb's, and the
+//! journal's commits are a fifth of the durable gateway's CPU under a
+//! write load. Moving the journal to fjall was built and measured
+//! (docs/benchmarks.md, "The journal on fjall, tried and not kept"): 17%
+//! less gateway CPU per write. It was not kept because fjall 2.11 as a
+//! journal trims by tombstones that its leveled compaction only drops at
+//! the last level (so every trim scans all earlier ones and the directory
+//! grows for as long as the process writes), ignores the result of
+//! writing a batch to its log, and can refuse to open after a power loss
+//! that left a torn batch at the log's tail. redb has none of these: a
+//! journal row deleted is a page freed, a failed write fails the commit,
+//! and a torn commit leaves the previous one.
 //!
 //! # Group commit
 //!
@@ -41,7 +47,7 @@
 //! committer task over a bounded channel, and waits for its answer. The
 //! committer takes one mutation, drains whatever else is already queued (up
 //! to [`MAX_BATCH`]), writes them all as one row of the journal
-//! (`journal/`, a fjall keyspace, see [`journal`]) and commits once, so writes that
+//! (`journal.redb`, see [`journal`]) and commits once, so writes that
 //! arrive together share one fsync; then it answers them and hands the
 //! batch to the checkpointer, which applies the batches of about 250 ms
 //! ([`CHECKPOINT_EVERY`]) to the tables of `standings.redb` below in one
@@ -118,7 +124,7 @@
 //! # Table layout
 //!
 //! One file, `DATA_DIR/standings.redb`, holds every board (with
-//! the journal `DATA_DIR/journal/` beside it holding the last quarter second or so of
+//! `DATA_DIR/journal.redb` beside it holding the last quarter second or so of
 //! batches, [`journal`]). Keys are redb
 //! tuples, compared element by element, so every row of one shard is
 //! contiguous. `b` is the board's storage name ([`Board::storage_name`]:
@@ -182,8 +188,6 @@ use tokio::task::JoinHandle;
 
 mod journal;
 
-use journal::Journal;
-
 use super::likes::{EventChange, Likes, Seen};
 use super::memory::{Applied, MetaChange, ShardId, AUDIT_CAPACITY};
 use super::{
@@ -201,12 +205,8 @@ use crate::types::{BoardName, Entry, MemberId, Meta, Op};
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "standings.redb";
 
-/// The journal's directory inside the data directory ([`journal`]).
-pub const JOURNAL_DIR_NAME: &str = journal::DIR_NAME;
-
-/// An earlier release's journal file, applied at open and removed
-/// ([`recover_legacy`]).
-pub const LEGACY_JOURNAL_FILE_NAME: &str = "journal.redb";
+/// The journal's file name inside the data directory ([`journal`]).
+pub const JOURNAL_FILE_NAME: &str = "journal.redb";
 
 /// How long the checkpointer gathers journal batches before it applies
 /// them to [`FILE_NAME`] in one transaction.
@@ -219,9 +219,9 @@ const CHECKPOINT_MAX: usize = 1 << 16;
 /// waits for a slot (so a slow disk slows writes rather than memory).
 /// Enough for several seconds of commits: with 256, a checkpoint that
 /// took longer than the ~80 ms the queue held stopped every write until
-/// it finished (p99 of 30 to 60 ms at `sync = "interval:100ms"`, 6.7 ms
-/// with 8192; docs/benchmarks.md). A batch is what one commit took, so
-/// this holds at most a few seconds of writes in memory.
+/// it finished (docs/benchmarks.md, "The checkpoint queue"). A batch is
+/// what one commit took, so this holds at most a few seconds of writes
+/// in memory.
 const CHECKPOINT_QUEUE: usize = 8192;
 
 /// Most mutations one commit takes.
@@ -287,19 +287,22 @@ fn is_period(id: &str) -> bool {
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sync {
-    /// Every journal commit is `fdatasync`ed before the writes in it are
-    /// acknowledged. Nothing acknowledged is lost, on a crash or on power
-    /// loss. The default.
+    /// Every commit is [`redb::Durability::Immediate`]: fsynced before the
+    /// writes in it are acknowledged. Nothing acknowledged is lost, on a
+    /// crash or on power loss. The default.
     #[default]
     Commit,
-    /// Journal commits are written to the operating system (not kept in
-    /// this process) and acknowledged at once; an `fdatasync` follows at
-    /// most this long after (the next batch once the interval has passed,
-    /// or a timer). A crash of the process (kill -9) loses nothing; a power
-    /// loss or an operating system crash loses the writes acknowledged in
-    /// up to this window. (With the journal in redb, before fjall, a kill
-    /// -9 lost that window as well: redb keeps a non-durable commit's root
-    /// only in the process's memory.)
+    /// Commits are [`redb::Durability::None`] and acknowledged at once; a
+    /// [`redb::Durability::Immediate`] commit follows at most this long
+    /// after (the next batch once the interval has passed, or a timer). In
+    /// redb 4 a `None` commit is visible to readers but its root is kept
+    /// only in the process's memory (the on-disk header still names the
+    /// last durable commit), so a crash of the process (kill -9) as well as
+    /// a power loss loses the writes acknowledged in up to this window; a
+    /// clean [`DurableStore::close`] loses nothing. redb 4 has only `None`
+    /// and `Immediate` (the 1.x `Eventual` and `Paranoid` are gone;
+    /// `Immediate` is what `Paranoid` was without the two-phase commit, which
+    /// is a separate switch left off).
     Interval(Duration),
 }
 
@@ -437,9 +440,9 @@ pub struct DurableStore {
     memory: MemoryStore,
     tx: mpsc::Sender<Job>,
     db: Arc<Database>,
-    /// `journal/`: what the committer made durable and the
+    /// `journal.redb`: what the committer made durable and the
     /// checkpointer has not yet applied to `db` ([`journal`]).
-    journal: Arc<Journal>,
+    journal: Arc<Database>,
     committer: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
     failed: Arc<AtomicBool>,
@@ -453,8 +456,8 @@ pub struct DurableStore {
 }
 
 impl DurableStore {
-    /// Opens (creating if missing) `dir/standings.redb` and the journal
-    /// `dir/journal/`, applies the journal's rows that the last run
+    /// Opens (creating if missing) `dir/standings.redb` and
+    /// `dir/journal.redb`, applies the journal's rows that the last run
     /// had not checkpointed, loads the database into memory and starts the
     /// committer and checkpointer tasks. Blocks while loading; must be
     /// called within a tokio runtime (it spawns the tasks).
@@ -471,13 +474,9 @@ impl DurableStore {
             reason,
         };
         prepare(&db).map_err(|e| corrupt(e.to_string()))?;
-        let legacy_next = recover_legacy(&db, &file, &dir.join(LEGACY_JOURNAL_FILE_NAME))?;
-        let journal_file = dir.join(JOURNAL_DIR_NAME);
-        let journal = Journal::open(&journal_file).map_err(|e| OpenError::Corrupt {
-            file: journal_file.clone(),
-            reason: e.to_string(),
-        })?;
-        let next = recover_journal(&db, &file, &journal)?.max(legacy_next);
+        let journal_file = dir.join(JOURNAL_FILE_NAME);
+        let journal = open_db(&journal_file)?;
+        let next = recover(&db, &file, &journal, &journal_file)?;
         let snapshot_seq = load(&db, &memory).map_err(corrupt)?;
         let db = Arc::new(db);
         let journal = Arc::new(journal);
@@ -556,7 +555,7 @@ impl DurableStore {
     /// rows not yet checkpointed are applied to it, and it is committed
     /// durably and renamed to `to`. The copy is one file with a new
     /// identity: restoring is starting on it as `standings.redb` in an
-    /// empty data directory (a `journal/` of the old one is refused
+    /// empty data directory (a `journal.redb` of the old one is refused
     /// rather than applied to it). Blocks while copying.
     pub fn backup(&self, to: &Path) -> Result<(), OpenError> {
         let tmp = to.with_extension(format!("tmp-{}", std::process::id()));
@@ -567,18 +566,15 @@ impl DurableStore {
         let _ = std::fs::remove_file(&tmp);
         let result = (|| {
             // The journal first: rows are trimmed only after the
-            // database's checkpoint that applied them, so these rows hold
-            // every one after the `applied_through` the later view reads.
-            let pending = self
-                .journal
-                .rows()
-                .map_err(|e| corrupt(self.journal.dir(), &e))?;
+            // database's checkpoint that applied them, so this view holds
+            // every row after the `applied_through` the later view reads.
+            let pending = self.journal.begin_read().map_err(|e| corrupt(&tmp, &e))?;
             let read = self.db.begin_read().map_err(|e| corrupt(&tmp, &e))?;
             let copy = open_db(&tmp)?;
             copy_tables(&read, &copy).map_err(|e| corrupt(&tmp, &e))?;
             let through = applied_through(&read).map_err(|e| corrupt(&self.file, &e))?;
-            let rows =
-                journal_rows(pending, through).map_err(|e| corrupt(self.journal.dir(), &e))?;
+            let rows = journal_rows(&pending, through)
+                .map_err(|e| corrupt(&self.file.with_file_name(JOURNAL_FILE_NAME), &e))?;
             for (_, batch) in rows {
                 write_batch(&copy, &batch, Durability::Immediate, None, None)
                     .map_err(|e| corrupt(&tmp, &e))?;
@@ -1342,6 +1338,29 @@ fn write_batch(
     Ok(())
 }
 
+/// Appends one encoded batch to the journal as row `seq` and deletes the
+/// rows the checkpointer has applied (up to `trim`), in one commit.
+fn append_journal(
+    journal: &Database,
+    seq: Option<(u64, &[u8])>,
+    trim: Option<u64>,
+    durability: Durability,
+) -> Result<(), redb::Error> {
+    let mut txn = journal.begin_write()?;
+    txn.set_durability(durability)?;
+    {
+        let mut rows = txn.open_table(journal::JOURNAL)?;
+        if let Some(through) = trim {
+            rows.retain_in(..=through, |_, _| false)?;
+        }
+        if let Some((seq, row)) = seq {
+            rows.insert(seq, row)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 /// Writes one applied score write of board `b` (see the module docs for
 /// why a member's row is only overwritten by a higher sequence number).
 fn write_applied<'a>(
@@ -1494,7 +1513,7 @@ fn expire_set(t: &mut ScoreTables<'_>, b: &str, p: &str, s: u32) -> Result<(), r
 
 /// What the committer task works with; see the module docs.
 struct Committer {
-    journal: Arc<Journal>,
+    journal: Arc<Database>,
     sync: Sync,
     failed: Arc<AtomicBool>,
     /// The journal file, for errors.
@@ -1519,7 +1538,7 @@ async fn committer(c: Committer, mut rx: mpsc::Receiver<Job>, mut next: u64) {
                 tokio::select! {
                     job = rx.recv() => job,
                     _ = tokio::time::sleep_until((last_durable + every).into()) => {
-                        journal_commit(&c, None, None, true).await;
+                        journal_commit(&c, None, None, Durability::Immediate).await;
                         dirty = false;
                         last_durable = Instant::now();
                         continue;
@@ -1536,9 +1555,10 @@ async fn committer(c: Committer, mut rx: mpsc::Receiver<Job>, mut next: u64) {
                 Err(_) => break,
             }
         }
-        let durable = match c.sync {
-            Sync::Commit => true,
-            Sync::Interval(every) => last_durable.elapsed() >= every,
+        let durability = match c.sync {
+            Sync::Commit => Durability::Immediate,
+            Sync::Interval(every) if last_durable.elapsed() >= every => Durability::Immediate,
+            Sync::Interval(_) => Durability::None,
         };
         let checkpointed = c.checkpointed.load(Ordering::Acquire);
         let trim = (checkpointed > trimmed).then(|| {
@@ -1549,8 +1569,8 @@ async fn committer(c: Committer, mut rx: mpsc::Receiver<Job>, mut next: u64) {
             jobs.into_iter().map(|j| (j.mutation, j.done)).unzip();
         let seq = next;
         next += 1;
-        let mutations = journal_commit(&c, Some((seq, mutations)), trim, durable).await;
-        if durable {
+        let mutations = journal_commit(&c, Some((seq, mutations)), trim, durability).await;
+        if matches!(durability, Durability::Immediate) {
             dirty = false;
             last_durable = Instant::now();
         } else {
@@ -1566,31 +1586,30 @@ async fn committer(c: Committer, mut rx: mpsc::Receiver<Job>, mut next: u64) {
         }
     }
     if dirty {
-        journal_commit(&c, None, None, true).await;
+        journal_commit(&c, None, None, Durability::Immediate).await;
     }
 }
 
-/// Encodes and commits one journal row (and trims the rows up to `trim`)
-/// on a blocking thread, `fdatasync`ed when `durable`; answers the
-/// mutations back for the checkpointer. Panics (after marking the store
-/// failed) if it cannot.
+/// Encodes and commits one journal row (and trims) on a blocking thread;
+/// answers the mutations back for the checkpointer. Panics (after marking
+/// the store failed) if it cannot.
 async fn journal_commit(
     c: &Committer,
     batch: Option<(u64, Vec<Mutation>)>,
     trim: Option<u64>,
-    durable: bool,
+    durability: Durability,
 ) -> Vec<Mutation> {
     let journal = c.journal.clone();
     let n = batch.as_ref().map_or(0, |(_, b)| b.len());
     let result = tokio::task::spawn_blocking(move || {
         let row = batch.as_ref().map(|(seq, b)| (*seq, journal::encode(b)));
-        journal
-            .append(
-                row.as_ref().map(|(seq, bytes)| (*seq, &bytes[..])),
-                trim,
-                durable,
-            )
-            .map(|()| batch.map(|(_, b)| b).unwrap_or_default())
+        append_journal(
+            &journal,
+            row.as_ref().map(|(seq, bytes)| (*seq, &bytes[..])),
+            trim,
+            durability,
+        )
+        .map(|()| batch.map(|(_, b)| b).unwrap_or_default())
     })
     .await;
     match result {
@@ -1607,7 +1626,7 @@ async fn journal_commit(
 /// applies the rest and empties the journal.
 async fn checkpointer(
     db: Arc<Database>,
-    journal: Arc<Journal>,
+    journal: Arc<Database>,
     mut rx: mpsc::Receiver<(u64, Vec<Mutation>)>,
     failed: Arc<AtomicBool>,
     file: PathBuf,
@@ -1654,10 +1673,9 @@ async fn checkpointer(
     }
     let through = checkpointed.load(Ordering::Acquire);
     if through > 0 && !failed.load(Ordering::Acquire) {
-        let file = journal.dir().to_owned();
+        let file = file.with_file_name(JOURNAL_FILE_NAME);
         let trimmed = tokio::task::spawn_blocking(move || {
-            journal
-                .append(None, Some(through), true)
+            append_journal(&journal, None, Some(through), Durability::Immediate)
                 .map_err(|e| e.to_string())
         })
         .await
@@ -1743,61 +1761,70 @@ fn read_state(read: &redb::ReadTransaction, key: &str) -> Result<Option<u64>, re
 
 /// The journal rows after `through`, decoded, checked to follow on from it
 /// with no gap.
-fn journal_rows(rows: journal::Rows, through: u64) -> Result<Vec<(u64, Vec<Mutation>)>, String> {
-    let after = rows.into_iter().filter(|(seq, _)| *seq > through);
-    let mut out = Vec::new();
-    for (expect, (seq, row)) in (through + 1..).zip(after) {
+fn journal_rows(
+    read: &redb::ReadTransaction,
+    through: u64,
+) -> Result<Vec<(u64, Vec<Mutation>)>, String> {
+    let table = match read.open_table(journal::JOURNAL) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut rows = Vec::new();
+    let range = table.range(through + 1..).map_err(|e| e.to_string())?;
+    for (expect, row) in (through + 1..).zip(range) {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        let seq = k.value();
         if seq != expect {
             return Err(format!(
                 "journal row {seq} follows {}: rows {expect}..{seq} are missing",
                 expect - 1
             ));
         }
-        let batch = journal::decode(&row).map_err(|e| format!("journal row {seq}: {e}"))?;
-        out.push((seq, batch));
+        let batch = journal::decode(v.value()).map_err(|e| format!("journal row {seq}: {e}"))?;
+        rows.push((seq, batch));
     }
-    Ok(out)
+    Ok(rows)
 }
 
-/// The database's identity (made and written on its first open) and its
-/// `applied_through`.
-fn identity(db: &Database, file: &Path) -> Result<(u64, u64), OpenError> {
-    let corrupt = |e: redb::Error| OpenError::Corrupt {
-        file: file.to_owned(),
-        reason: e.to_string(),
-    };
-    let read = db.begin_read().map_err(|e| corrupt(e.into()))?;
-    let id = read_state(&read, journal::ID).map_err(corrupt)?;
-    let through = applied_through(&read).map_err(corrupt)?;
-    drop(read);
-    match id {
-        Some(id) => Ok((id, through)),
-        None => {
-            let id = new_id();
-            set_identity(db, id, through).map_err(corrupt)?;
-            Ok((id, through))
-        }
-    }
-}
-
-/// At open: checks that a journal (`journal_id`, `rows`, read from
-/// `journal_file`) belongs to the database, and applies its rows after the
-/// database's `applied_through` in one durable commit. Answers the
-/// database's identity and the number the next journal row gets; the
-/// caller then empties the journal.
-fn apply_pending(
+/// At open: ties the journal to the database (by identity), applies its
+/// rows after the database's `applied_through` in one durable commit and
+/// empties it. Answers the number the next journal row gets.
+fn recover(
     db: &Database,
     file: &Path,
+    journal: &Database,
     journal_file: &Path,
-    journal_id: Option<u64>,
-    rows: journal::Rows,
-) -> Result<(u64, u64), OpenError> {
+) -> Result<u64, OpenError> {
     let corrupt = |file: &Path, reason: String| OpenError::Corrupt {
         file: file.to_owned(),
         reason,
     };
-    let (id, through) = identity(db, file)?;
-    let last = rows.last().map(|(seq, _)| *seq);
+    let read = db.begin_read().map_err(|e| corrupt(file, e.to_string()))?;
+    let id = read_state(&read, journal::ID).map_err(|e| corrupt(file, e.to_string()))?;
+    let through = applied_through(&read).map_err(|e| corrupt(file, e.to_string()))?;
+    drop(read);
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            set_identity(db, id, through).map_err(|e| corrupt(file, e.to_string()))?;
+            id
+        }
+    };
+    let pending = journal
+        .begin_read()
+        .map_err(|e| corrupt(journal_file, e.to_string()))?;
+    let journal_id =
+        read_state(&pending, journal::ID).map_err(|e| corrupt(journal_file, e.to_string()))?;
+    let last = match pending.open_table(journal::JOURNAL) {
+        Ok(t) => t
+            .last()
+            .map_err(|e| corrupt(journal_file, e.to_string()))?
+            .map(|(k, _)| k.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(corrupt(journal_file, e.to_string())),
+    };
     match (journal_id, last) {
         (Some(j), _) if j != id => {
             return Err(corrupt(
@@ -1818,7 +1845,8 @@ fn apply_pending(
         }
         _ => {}
     }
-    let rows = journal_rows(rows, through).map_err(|e| corrupt(journal_file, e))?;
+    let rows = journal_rows(&pending, through).map_err(|e| corrupt(journal_file, e))?;
+    drop(pending);
     if let Some(&(last_row, _)) = rows.last() {
         let n = rows.len();
         let batch: Vec<Mutation> = rows.into_iter().flat_map(|(_, b)| b).collect();
@@ -1826,53 +1854,18 @@ fn apply_pending(
             .map_err(|e| corrupt(file, e.to_string()))?;
         tracing::info!(file = %journal_file.display(), batches = n, writes = batch.len(), "applied the journal's rows after the last checkpoint");
     }
+    // Every row is in the database now: name it in the journal and empty it.
+    let empty = || -> Result<(), redb::Error> {
+        let txn = journal.begin_write()?;
+        txn.open_table(journal::STATE)?.insert(journal::ID, id)?;
+        txn.open_table(journal::JOURNAL)?.retain(|_, _| false)?;
+        txn.commit()?;
+        Ok(())
+    };
+    empty().map_err(|e| corrupt(journal_file, e.to_string()))?;
     // Numbers go on from the journal's last row, applied or not: a row
     // number is never used twice.
-    Ok((id, last.unwrap_or(0).max(through) + 1))
-}
-
-/// At open: applies the journal's rows that no checkpoint applied (see
-/// [`apply_pending`]), then names the database in it and empties it.
-/// Answers the number the next journal row gets.
-fn recover_journal(db: &Database, file: &Path, journal: &Journal) -> Result<u64, OpenError> {
-    let corrupt = |reason: String| OpenError::Corrupt {
-        file: journal.dir().to_owned(),
-        reason,
-    };
-    let journal_id = journal.id().map_err(corrupt)?;
-    let rows = journal.rows().map_err(corrupt)?;
-    let (id, next) = apply_pending(db, file, journal.dir(), journal_id, rows)?;
-    journal.reset(id).map_err(|e| corrupt(e.to_string()))?;
-    Ok(next)
-}
-
-/// At open: a `journal.redb` that an earlier release left (its journal
-/// before [`Journal`]) is applied like the journal and then removed, so an
-/// upgrade after a crash loses none of its acknowledged writes. Answers
-/// the number the next journal row gets (1 when there is no such file).
-fn recover_legacy(db: &Database, file: &Path, legacy: &Path) -> Result<u64, OpenError> {
-    if !legacy.exists() {
-        return Ok(1);
-    }
-    let journal = open_db(legacy)?;
-    let (journal_id, rows) = journal::legacy_rows(&journal).map_err(|e| OpenError::Corrupt {
-        file: legacy.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let (_, next) = apply_pending(db, file, legacy, journal_id, rows)?;
-    drop(journal);
-    let io = |source| OpenError::Io {
-        file: legacy.to_owned(),
-        source,
-    };
-    std::fs::remove_file(legacy).map_err(io)?;
-    if let Some(parent) = legacy.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-    }
-    tracing::info!(file = %legacy.display(), "applied and removed an earlier release's journal");
-    Ok(next)
+    Ok(last.unwrap_or(0).max(through) + 1)
 }
 
 #[async_trait]
@@ -2294,58 +2287,6 @@ mod tests {
                 meta: None,
             },
         }
-    }
-
-    /// An earlier release's `journal.redb` holding rows no checkpoint
-    /// applied (it crashed) is applied at open and removed, so an upgrade
-    /// loses none of its acknowledged writes; the next open still has them.
-    #[tokio::test]
-    async fn a_legacy_journal_redb_is_applied_and_removed() {
-        let dir = std::env::temp_dir().join(format!(
-            "standings-durable-legacy-{}-{}",
-            std::process::id(),
-            crate::store::now_ms()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(FILE_NAME);
-        let legacy = dir.join(LEGACY_JOURNAL_FILE_NAME);
-        {
-            let db = open_db(&file).unwrap();
-            prepare(&db).unwrap();
-            let (id, through) = identity(&db, &file).unwrap();
-            assert_eq!(through, 0);
-            let journal = open_db(&legacy).unwrap();
-            let txn = journal.begin_write().unwrap();
-            {
-                txn.open_table(journal::STATE)
-                    .unwrap()
-                    .insert(journal::ID, id)
-                    .unwrap();
-                let mut rows = txn.open_table(journal::JOURNAL).unwrap();
-                let one = journal::encode(&[applied(1, 10.0, None)]);
-                let two = journal::encode(&[applied(2, 20.0, Some("k"))]);
-                rows.insert(1, &one[..]).unwrap();
-                rows.insert(2, &two[..]).unwrap();
-            }
-            txn.commit().unwrap();
-        }
-        let board = Board {
-            shards: 4,
-            shard_by: crate::board::ShardBy::Numeric,
-            ..Board::new(BoardName::new("ord").unwrap())
-        };
-        let m = MemberId::new("m:1").unwrap();
-        for round in 0..2 {
-            let store = DurableStore::open(&dir, DurableOptions::default()).unwrap();
-            assert!(
-                !legacy.exists(),
-                "round {round}: the legacy journal is gone"
-            );
-            assert_eq!(store.score(&board, 1, &m).await.unwrap(), Some(20.0));
-            assert_eq!(store.versions(&board, &[1]).await.unwrap(), vec![2]);
-            store.close().await;
-        }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Writes that reach the committer out of order (in one batch or in
