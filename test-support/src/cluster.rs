@@ -473,8 +473,9 @@ fn replication_offsets(info: &str) -> (u64, Vec<u64>) {
     (own, replicas)
 }
 
-/// A status or bulk reply as text.
-fn value_text(v: &Value) -> String {
+/// A status or bulk reply as text (an `INFO` reply of
+/// [`RedisCluster::on_every_master`], say); anything else as its debug form.
+pub fn value_text(v: &Value) -> String {
     match v {
         Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
         Value::SimpleString(s) => s.clone(),

@@ -6,41 +6,32 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
+use standings_test_support::cluster::value_text;
+use standings_test_support::RedisCluster;
 
 /// Calls and µs spent inside Redis, per command name (`zadd`, `evalsha`).
 pub type Stats = BTreeMap<String, (u64, u64)>;
 
-/// Zeroes the counters on every node (`CONFIG RESETSTAT`).
-pub async fn reset(nodes: &[String]) -> anyhow::Result<()> {
-    for node in nodes {
-        let mut conn = connect(node).await?;
-        redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async::<()>(&mut conn)
-            .await
-            .with_context(|| format!("CONFIG RESETSTAT on {node}"))?;
-    }
-    Ok(())
+/// Zeroes the counters on every master (`CONFIG RESETSTAT`).
+pub fn reset(cluster: &RedisCluster) {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("RESETSTAT");
+    cluster.on_every_master(&cmd);
 }
 
-/// The counters of every node, summed by command.
-pub async fn read(nodes: &[String]) -> anyhow::Result<Stats> {
+/// The counters of every master, summed by command.
+pub fn read(cluster: &RedisCluster) -> Stats {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("commandstats");
     let mut stats = Stats::new();
-    for node in nodes {
-        let mut conn = connect(node).await?;
-        let text: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .with_context(|| format!("INFO commandstats on {node}"))?;
-        for (name, calls, usec) in text.lines().filter_map(parse_line) {
+    for info in cluster.on_every_master(&cmd) {
+        for (name, calls, usec) in value_text(&info).lines().filter_map(parse_line) {
             let row = stats.entry(name).or_default();
             row.0 += calls;
             row.1 += usec;
         }
     }
-    Ok(stats)
+    stats
 }
 
 /// One `cmdstat_NAME:calls=C,usec=U,...` line.
@@ -54,15 +45,15 @@ fn parse_line(line: &str) -> Option<(String, u64, u64)> {
     Some((name.to_string(), field("calls")?, field("usec")?))
 }
 
-/// The rows over `requests`, most µs first: `| command | calls | µs |`
-/// per request, for the commands with at least 0.05 µs each.
-pub fn table(stats: &Stats, requests: u64) -> String {
+/// The rows over `requests` (each a `per`, e.g. `like`), most µs first:
+/// `| command | calls | µs |` per request, for the commands with at least
+/// 0.05 µs each.
+pub fn table(stats: &Stats, requests: u64, per: &str) -> String {
     let n = requests.max(1) as f64;
     let mut rows: Vec<_> = stats.iter().collect();
     rows.sort_by_key(|(_, (_, usec))| std::cmp::Reverse(*usec));
-    let mut out = String::from(
-        "| command | calls per like | µs per like inside Redis |\n| --- | --- | --- |\n",
-    );
+    let mut out =
+        format!("| command | calls per {per} | µs per {per} inside Redis |\n| --- | --- | --- |\n");
     for (name, (calls, usec)) in rows {
         let us = *usec as f64 / n;
         if us >= 0.05 {
@@ -73,14 +64,6 @@ pub fn table(stats: &Stats, requests: u64) -> String {
         }
     }
     out
-}
-
-async fn connect(node: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(format!("redis://{node}/"))?;
-    client
-        .get_multiplexed_async_connection()
-        .await
-        .with_context(|| format!("connecting to {node}"))
 }
 
 #[cfg(test)]
@@ -103,7 +86,8 @@ mod tests {
             ("evalsha".into(), (100, 4000)),
             ("ping".into(), (1, 1)),
         ]);
-        let t = table(&stats, 100);
+        let t = table(&stats, 100, "like");
+        assert!(t.starts_with("| command | calls per like | µs per like inside Redis |"));
         let evalsha = t.find("`evalsha` | 1.00 | 40.00").expect("evalsha row");
         let get = t.find("`get` | 1.00 | 0.10").expect("get row");
         assert!(evalsha < get);

@@ -244,7 +244,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
         "bench-likes: gateway, POST /v1/events for {:?}",
         plan.duration
     );
-    commandstats::reset(&nodes).await?;
+    commandstats::reset(&cluster);
     let gateway_meter = procs::CpuMeter::start(&[gateway_pid], ticks);
     let cluster_meter = procs::CpuMeter::start(&cluster_pids, ticks);
     let agent_meter = procs::CpuMeter::start(&[agent_pid], ticks);
@@ -260,7 +260,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
     let settle = wait_for_consumer(&nodes, &config).await;
     let cluster_settle_cpu = settle_meter.used();
     let agent_cpu = agent_meter.used();
-    let cluster_commands = commandstats::read(&nodes).await?;
+    let cluster_commands = commandstats::read(&cluster);
     services.ensure_running()?;
 
     let raw = RawLikes {
@@ -340,7 +340,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
             "what": "after the gateway run, until the store's event_lag is 0; counted in the gateway side's cluster and agent CPU",
         }),
         raw_board_members: board_members,
-        cluster_commands: cluster_commands.clone(),
+        cluster_commands,
         services: services.commands.clone(),
         gateway: gateway_side,
         raw: raw_side,
@@ -351,7 +351,7 @@ async fn run_plan(plan: &LikesPlan, out: &Path) -> anyhow::Result<()> {
     println!(
         "The gateway side's cluster time by command (INFO commandstats of the masters, \
          the run and the consumer's catch-up; a script's commands are inside its evalsha):\n{}",
-        commandstats::table(&cluster_commands, g.requests)
+        commandstats::table(&results.cluster_commands, g.requests, "like")
     );
     println!(
         "{} connections, {} threads, {} s per side; actors {}, targets {}, {} likes shards; \

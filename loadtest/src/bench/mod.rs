@@ -845,11 +845,7 @@ fn cluster_pids(cluster: &RedisCluster) -> Vec<u32> {
     cluster
         .on_every_master(&cmd)
         .iter()
-        .filter_map(|v| match v {
-            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            redis::Value::VerbatimString { text, .. } => Some(text.clone()),
-            _ => None,
-        })
+        .map(standings_test_support::cluster::value_text)
         .filter_map(|info| {
             info.lines()
                 .find_map(|l| l.strip_prefix("process_id:"))
