@@ -185,12 +185,13 @@ pub const EVENTS_SCRIPT: &str = concat!(
 /// shard's stream for one consumer of the group.
 ///
 /// `KEYS`: 1 the stream. `ARGV`: 1 group, 2 consumer, 3 COUNT, 4 the claim
-/// idle time in ms. Creates the group at id 0 when the stream exists
-/// (`BUSYGROUP` ignored); answers the consumer's own pending entries
-/// (`XREADGROUP ... 0`) if any, else entries idle longer than the claim
-/// time (`XAUTOCLAIM`), else new entries (`XREADGROUP ... >`) only when no
-/// consumer holds any, so each stream is applied in order by one holder at
-/// a time. Entries are `[id, [field, value, ...]]`; the fields of one
+/// idle time in ms. Asks `XPENDING` first: with nothing pending (the usual
+/// poll) it answers new entries (`XREADGROUP ... >`) at once; else the
+/// consumer's own pending entries (`XREADGROUP ... 0`) if it holds any,
+/// else entries idle longer than the claim time (`XAUTOCLAIM`, empty while
+/// another consumer holds them), so each stream is applied in order by one
+/// holder at a time. Creates the group at id 0 only when `XPENDING` finds
+/// none and the stream exists (`BUSYGROUP` ignored). Entries are `[id, [field, value, ...]]`; the fields of one
 /// trimmed away since delivery are nil.
 pub const FOLLOW_TAKE_SCRIPT: &str = include_str!("follow_take.lua");
 
