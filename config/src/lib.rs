@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use standings_core::events::{EventSource, Feed, LikeSpace, Weights};
 use standings_core::{
-    Blend, BlendPart, Board, BoardName, Op, Order, PeriodKind, ShardBy, Timezone,
+    Blend, BlendPart, Board, BoardName, Op, Order, PeriodKind, ShardBy, Ties, Timezone,
 };
 
 /// The embedded example, compiled in: the config when no `--config` is given.
@@ -518,6 +518,11 @@ pub struct BoardConfig {
     /// `desc` (high first) or `asc`.
     #[serde(default)]
     pub order: Order,
+    /// How equal scores rank: `shared` (competition ranks 1, 2, 2, 4) or
+    /// `first_achiever` (who reached the score first ranks higher; ranks
+    /// unique).
+    #[serde(default)]
+    pub ties: Ties,
     /// The op of a write that names none.
     #[serde(default = "default_op")]
     pub default_op: Op,
@@ -977,6 +982,12 @@ impl Config {
             {
                 return Err(invalid(key(&field), &message));
             }
+            if b.ties == Ties::FirstAchiever && !b.blends.is_empty() {
+                return Err(invalid(
+                    key("ties"),
+                    "\"first_achiever\" cannot go with blends: a blend's score is recomputed from its parts, never reached at one moment; use \"shared\" or drop the blends",
+                ));
+            }
             if !(1..=16_384).contains(&b.shards) {
                 return Err(invalid(key("shards"), "must be 1 to 16384"));
             }
@@ -1172,6 +1183,7 @@ impl BoardConfig {
             closed_retention,
             blends: Arc::from(blends),
             order: self.order,
+            ties: self.ties,
             shards: self.shards,
             groups: self.groups,
             shard_by: self.shard_by,
@@ -1455,6 +1467,22 @@ mod tests {
         assert!(err("").contains("boards"));
         let e = err(&format!("{board}[[boards]]\nname = \"g\"\n"));
         assert!(e.contains("boards[1].name") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn ties_default_to_shared_and_first_achiever_refuses_blends() {
+        let board = "[[boards]]\nname = \"g\"\n";
+        let c = Config::parse(board, "test.toml").unwrap();
+        assert_eq!(c.boards()[0].ties, Ties::Shared);
+        let c = Config::parse(&format!("{board}ties = \"first_achiever\"\n"), "test.toml").unwrap();
+        assert_eq!(c.boards()[0].ties, Ties::FirstAchiever);
+        let e = err(&format!("{board}ties = \"fastest\"\n"));
+        assert!(e.contains("ties") || e.contains("fastest"), "{e}");
+        let e = err(&format!(
+            "{board}ties = \"first_achiever\"\nperiods = [\"all\", \"daily\"]\n\
+             blends = [{{name = \"hot\", parts = [{{period = \"daily\", weight = 1}}]}}]\n"
+        ));
+        assert!(e.contains("boards[0].ties") && e.contains("blends"), "{e}");
     }
 
     #[test]

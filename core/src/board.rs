@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blend::Blend;
 use crate::period::{Period, PeriodKind, Timezone};
-use crate::types::{BoardName, InputCode, InvalidInput, MemberId, Op, Order};
+use crate::types::{BoardName, InputCode, InvalidInput, MemberId, Op, Order, Ties};
 
 /// The tenant of boards configured without one.
 pub const PUBLIC_TENANT: &str = "public";
@@ -157,6 +157,9 @@ pub struct Board {
     pub schedule: Arc<ScheduleCache>,
     /// Which scores rank first.
     pub order: Order,
+    /// How equal scores rank: shared competition ranks, or first achiever
+    /// first (see [`crate::types::Ties`]).
+    pub ties: Ties,
     /// Number of shards the board's members are spread over.
     pub shards: u32,
     /// Number of groups; shard agents merge each group's shards.
@@ -192,6 +195,7 @@ impl Board {
             blends: Arc::from([]),
             schedule: Arc::default(),
             order: Order::Desc,
+            ties: Ties::Shared,
             shards: 100,
             groups: 10,
             shard_by: ShardBy::Hash,

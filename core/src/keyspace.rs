@@ -133,6 +133,13 @@ pub fn shard_zset(board: &Board, shard: u32) -> String {
     shard_key(board, shard, ":z:", &board.period)
 }
 
+/// The ties of `board.period` in a shard, on a `first_achiever` board:
+/// member -> the 16 digits of its tie, which with the member make its name
+/// in [`shard_zset`] ([`crate::types::stored_name`]).
+pub fn shard_ties(board: &Board, shard: u32) -> String {
+    shard_key(board, shard, ":t:", &board.period)
+}
+
 /// The version counter of `board.period` in a shard.
 pub fn shard_version(board: &Board, shard: u32) -> String {
     shard_key(board, shard, ":v:", &board.period)

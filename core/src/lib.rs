@@ -26,4 +26,4 @@ pub use meta::{Meta, MetaInput, MAX_META_BYTES};
 pub use period::{Period, PeriodError, PeriodKind, Timezone};
 pub use snapshot::{DecodeError, Snapshot};
 pub use store::{MemoryStore, Store, StoreError, Write, WriteOutcome};
-pub use types::{BoardName, Entry, InputCode, InvalidInput, MemberId, Op, Order, Score};
+pub use types::{BoardName, Entry, InputCode, InvalidInput, MemberId, Op, Order, Score, Ties};

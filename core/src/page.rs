@@ -27,8 +27,14 @@
 //! | 8 | FNV-1a 64 of the board's storage name, big-endian |
 //! | 8 | FNV-1a 64 of the period id |
 //! | 8 | the score's IEEE 754 bits, big-endian |
+//! | 8 | version 2 only: the entry's tie ([`Entry::tie`]), big-endian |
 //! | 1..=128 | the member's UTF-8 bytes |
 //! | 8 | FNV-1a 64 of every byte before it |
+//!
+//! Version 2 is the cursor of a `first_achiever` board, whose equal scores
+//! are ordered by their ties; a `shared` board's cursors stay version 1.
+//! On a `first_achiever` board every rank is a position, so a page's ranks
+//! need no counts at all.
 //!
 //! FNV-1a changes its state on any one changed byte and never returns to
 //! the same state after it (each step is a bijection of the state), so a
@@ -42,10 +48,16 @@ use crate::board::{fnv1a64, Board};
 use crate::merge::merge_sorted;
 use crate::rank::{rank_of_score, window_ranks, Window};
 use crate::store::{Store, StoreError};
-use crate::types::{Entry, MemberId, Score, MAX_MEMBER_LEN};
+use crate::types::{Entry, MemberId, Score, Ties, MAX_MEMBER_LEN};
 
-/// The cursor format this release writes and reads.
+/// The cursor format of a `shared` board.
 pub const CURSOR_VERSION: u8 = 1;
+
+/// The cursor format of a `first_achiever` board: version 1 and the tie.
+pub const CURSOR_VERSION_TIES: u8 = 2;
+
+/// The tie's bytes in a version 2 cursor.
+const TIE: usize = 8;
 
 /// Version, board hash, period hash, score.
 const HEAD: usize = 1 + 8 + 8 + 8;
@@ -54,7 +66,7 @@ const HEAD: usize = 1 + 8 + 8 + 8;
 const CHECK: usize = 8;
 
 /// Longest cursor text: base64 of the longest cursor, without padding.
-pub const MAX_CURSOR_LEN: usize = ((HEAD + MAX_MEMBER_LEN + CHECK) * 4).div_ceil(3);
+pub const MAX_CURSOR_LEN: usize = ((HEAD + TIE + MAX_MEMBER_LEN + CHECK) * 4).div_ceil(3);
 
 /// Why a cursor was refused; the gateway answers each as 400
 /// `invalid_cursor` naming `after`.
@@ -76,11 +88,19 @@ pub enum CursorError {
 pub fn encode_cursor(board: &Board, last: &Entry) -> String {
     use base64::Engine as _;
     let member = last.member.as_str().as_bytes();
-    let mut bytes = Vec::with_capacity(HEAD + member.len() + CHECK);
-    bytes.push(CURSOR_VERSION);
+    let tied = board.ties == Ties::FirstAchiever;
+    let mut bytes = Vec::with_capacity(HEAD + TIE + member.len() + CHECK);
+    bytes.push(if tied {
+        CURSOR_VERSION_TIES
+    } else {
+        CURSOR_VERSION
+    });
     bytes.extend_from_slice(&fnv1a64(board.storage_name().as_bytes()).to_be_bytes());
     bytes.extend_from_slice(&fnv1a64(board.period.as_bytes()).to_be_bytes());
     bytes.extend_from_slice(&last.score.to_bits().to_be_bytes());
+    if tied {
+        bytes.extend_from_slice(&last.tie.to_be_bytes());
+    }
     bytes.extend_from_slice(member);
     let check = fnv1a64(&bytes);
     bytes.extend_from_slice(&check.to_be_bytes());
@@ -96,15 +116,20 @@ pub fn decode_cursor(board: &Board, text: &str) -> Result<Entry, CursorError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| CursorError::Malformed("not base64url without padding"))?;
-    if bytes.len() <= HEAD + CHECK || bytes.len() > HEAD + MAX_MEMBER_LEN + CHECK {
+    if bytes.len() <= HEAD + CHECK || bytes.len() > HEAD + TIE + MAX_MEMBER_LEN + CHECK {
         return Err(CursorError::Malformed("wrong length"));
     }
     let (body, check) = bytes.split_at(bytes.len() - CHECK);
     if fnv1a64(body).to_be_bytes() != check {
         return Err(CursorError::Malformed("check failed"));
     }
-    if body[0] != CURSOR_VERSION {
-        return Err(CursorError::Malformed("unknown version"));
+    let tie_bytes = match body[0] {
+        CURSOR_VERSION => 0,
+        CURSOR_VERSION_TIES => TIE,
+        _ => return Err(CursorError::Malformed("unknown version")),
+    };
+    if body.len() <= HEAD + tie_bytes || body.len() > HEAD + tie_bytes + MAX_MEMBER_LEN {
+        return Err(CursorError::Malformed("wrong length"));
     }
     let word = |at: usize| {
         let mut w = [0u8; 8];
@@ -119,11 +144,15 @@ pub fn decode_cursor(board: &Board, text: &str) -> Result<Entry, CursorError> {
     }
     let score =
         Score::new(f64::from_bits(word(17))).map_err(|_| CursorError::Malformed("bad score"))?;
-    let member = std::str::from_utf8(&body[HEAD..])
+    let tie = match tie_bytes {
+        0 => 0,
+        _ => word(HEAD),
+    };
+    let member = std::str::from_utf8(&body[HEAD + tie_bytes..])
         .ok()
         .and_then(|m| MemberId::new(m).ok())
         .ok_or(CursorError::Malformed("bad member"))?;
-    Ok(Entry::new(member, score))
+    Ok(Entry::new(member, score).with_tie(tie))
 }
 
 /// One page of a board, best first.
@@ -154,16 +183,18 @@ pub async fn page(
     let window = Window {
         entries: merge_sorted(&lists, limit, board.order),
         start: per_shard.iter().map(|p| p.ahead).sum(),
+        total: 0,
     };
-    let first_rank = match (window.entries.first(), after) {
+    let first_rank = match (window.entries.first(), after, board.ties) {
         // Ties of the cursor's score before this page: count them.
-        (Some(first), Some(cursor)) if first.score == cursor.score => {
+        (Some(first), Some(cursor), Ties::Shared) if first.score == cursor.score => {
             rank_of_score(store, board, first.score).await?.0
         }
-        // Everything before the first entry scores strictly better.
+        // Everything before the first entry ranks better (on a
+        // first_achiever board, always).
         _ => window.start + 1,
     };
-    let ranks = window_ranks(&window, first_rank);
+    let ranks = window_ranks(board.ties, &window, first_rank);
     Ok(Page {
         more: fetched > window.entries.len(),
         entries: window.entries,

@@ -14,7 +14,7 @@
 use crate::board::Board;
 use crate::merge::merge_sorted;
 use crate::store::{Neighbours, ShardCountsMany, Store, StoreError};
-use crate::types::{Entry, InvalidInput, MemberId, Order};
+use crate::types::{Entry, InvalidInput, MemberId, Order, Ties};
 
 /// Why a rank could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -88,6 +88,32 @@ pub async fn rank_of_score(
     Ok((better + 1, total))
 }
 
+/// The exact standing of each entry (`None` stays `None`) on a
+/// `first_achiever` board, where an entry's place is its position, not
+/// its score's: one neighbours fan-out with no neighbours per entry (each
+/// shard's count of entries before it, and its size). `worse` counts the
+/// entries after it.
+pub async fn standings_of_entries(
+    store: &dyn Store,
+    board: &Board,
+    entries: &[Option<Entry>],
+) -> Result<Vec<Option<Standing>>, StoreError> {
+    let shards = board.all_shards();
+    let each = entries.iter().map(|e| async {
+        let Some(e) = e else { return Ok(None) };
+        let per_shard = store.neighbours(board, &shards, e, 0).await?;
+        let ahead: u64 = per_shard.iter().map(|n| n.ahead).sum();
+        let total: u64 = per_shard.iter().map(|n| n.total).sum();
+        Ok(Some(Standing {
+            score: e.score,
+            rank: ahead + 1,
+            worse: total.saturating_sub(ahead + 1),
+            total,
+        }))
+    });
+    futures::future::join_all(each).await.into_iter().collect()
+}
+
 /// The member's exact standing; `None` when it has no score.
 pub async fn standing(
     store: &dyn Store,
@@ -108,6 +134,10 @@ pub async fn standings(
 ) -> Result<Vec<Option<Standing>>, RankError> {
     for m in members {
         board.shard_of(m)?;
+    }
+    if board.ties == Ties::FirstAchiever {
+        let entries = store.entries_of(board, members).await?;
+        return Ok(standings_of_entries(store, board, &entries).await?);
     }
     let scores = store.scores_many(board, members).await?;
     Ok(standings_of_scores(store, board, &scores).await?)
@@ -169,12 +199,29 @@ pub async fn around(
     member: &MemberId,
     radius: usize,
 ) -> Result<Option<Around>, RankError> {
+    if board.ties == Ties::FirstAchiever {
+        // Every rank is a position: the window's own counts rank it.
+        board.shard_of(member)?;
+        let mut one = store
+            .entries_of(board, std::slice::from_ref(member))
+            .await?;
+        let Some(anchor) = one.pop().flatten() else {
+            return Ok(None);
+        };
+        let window = window_of(store, board, anchor, radius).await?;
+        let ranks = window_ranks(board.ties, &window, window.start + 1);
+        return Ok(Some(Around {
+            ranks,
+            total: window.total,
+            entries: window.entries,
+        }));
+    }
     let Some(score) = score_of(store, board, member).await? else {
         return Ok(None);
     };
     let window = window_around(store, board, member, score, radius).await?;
     let (first_rank, total) = rank_of_score(store, board, window.entries[0].score).await?;
-    let ranks = window_ranks(&window, first_rank);
+    let ranks = window_ranks(board.ties, &window, first_rank);
     Ok(Some(Around {
         entries: window.entries,
         ranks,
@@ -193,7 +240,17 @@ pub async fn window_around(
     score: f64,
     radius: usize,
 ) -> Result<Window, StoreError> {
-    let anchor = Entry::stored(member.clone(), score);
+    window_of(store, board, Entry::stored(member.clone(), score), radius).await
+}
+
+/// [`window_around`] an entry the caller read (on a `first_achiever`
+/// board it carries the member's tie).
+pub async fn window_of(
+    store: &dyn Store,
+    board: &Board,
+    anchor: Entry,
+    radius: usize,
+) -> Result<Window, StoreError> {
     let per_shard = store
         .neighbours(board, &board.all_shards(), &anchor, radius)
         .await?;
@@ -227,6 +284,9 @@ pub struct Window {
     pub entries: Vec<Entry>,
     /// The board position of `entries[0]`.
     pub start: u64,
+    /// Members on the board (0 where the window was not read from
+    /// neighbours).
+    pub total: u64,
 }
 
 /// Merges per-shard neighbours into the exact window around `anchor`.
@@ -244,15 +304,23 @@ pub fn window(order: Order, per_shard: &[Neighbours], anchor: Entry, radius: usi
     let start = ahead - entries.len() as u64;
     entries.push(anchor);
     entries.extend(merge_sorted(&worse, radius, order));
-    Window { entries, start }
+    Window {
+        entries,
+        start,
+        total: per_shard.iter().map(|n| n.total).sum(),
+    }
 }
 
-/// Competition ranks of a window whose first entry has `first_rank`: a tie
-/// shares the rank before it, a new score's rank is its 1-based position.
-pub fn window_ranks(window: &Window, first_rank: u64) -> Vec<u64> {
+/// The ranks of a window whose first entry has `first_rank`: on a
+/// `shared` board competition ranks (a tie shares the rank before it, a
+/// new score's rank is its 1-based position), on a `first_achiever` board
+/// the positions.
+pub fn window_ranks(ties: Ties, window: &Window, first_rank: u64) -> Vec<u64> {
     let mut ranks: Vec<u64> = Vec::with_capacity(window.entries.len());
     for (i, e) in window.entries.iter().enumerate() {
-        let rank = if i == 0 {
+        let rank = if ties == Ties::FirstAchiever {
+            window.start + i as u64 + 1
+        } else if i == 0 {
             first_rank
         } else if window.entries[i - 1].score == e.score {
             ranks[i - 1]
@@ -284,18 +352,20 @@ mod tests {
                 better: vec![e("c", 7.0), e("a", 9.0)],
                 worse: vec![],
                 ahead: 2,
+                total: 2,
             },
             Neighbours {
                 better: vec![],
                 worse: vec![e("d", 5.0)],
                 ahead: 0,
+                total: 2,
             },
         ];
         let w = window(Order::Desc, &per_shard, e("b", 7.0), 5);
         let names: Vec<&str> = w.entries.iter().map(|e| e.member.as_str()).collect();
         assert_eq!(names, ["a", "c", "b", "d"]);
         assert_eq!(w.start, 0);
-        assert_eq!(window_ranks(&w, 1), [1, 2, 2, 4]);
+        assert_eq!(window_ranks(Ties::Shared, &w, 1), [1, 2, 2, 4]);
     }
 
     /// The store's total order with competition ranks, by brute force.

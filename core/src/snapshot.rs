@@ -23,6 +23,11 @@
 //! before meta wrote, so a reader of that release keeps reading the
 //! snapshots of boards that use no meta during a rolling upgrade; both
 //! formats decode.
+//!
+//! Format 3 is format 2 with each entry's [`Entry::tie`] after its meta,
+//! `tie u64`: what orders equal scores on a `first_achiever` board. It is
+//! written only when some entry has a tie, so `shared` boards keep
+//! writing formats 1 and 2.
 
 use std::sync::Arc;
 
@@ -38,6 +43,8 @@ const MAGIC: &[u8; 4] = b"STSN";
 const FORMAT_1: u8 = 1;
 /// The format with metadata per entry.
 const FORMAT_2: u8 = 2;
+/// The format with metadata and a tie per entry.
+const FORMAT_3: u8 = 3;
 
 /// A sorted TOP-K list with where and when it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +93,8 @@ impl From<InvalidInput> for DecodeError {
 }
 
 impl Snapshot {
-    /// Serialises the snapshot: format 2 when some entry has meta, else
-    /// format 1.
+    /// Serialises the snapshot: format 3 when some entry has a tie, else
+    /// format 2 when some entry has meta, else format 1.
     pub fn encode(&self) -> Bytes {
         let member_bytes: usize = self.entries.iter().map(|e| e.member.as_str().len()).sum();
         let meta_bytes: usize = self
@@ -96,13 +103,22 @@ impl Snapshot {
             .filter_map(|e| e.meta.as_ref())
             .map(|m| m.as_str().len())
             .sum();
-        let with_meta = self.entries.iter().any(|e| e.meta.is_some());
-        let per_entry = if with_meta { 11 } else { 9 };
+        let with_ties = self.entries.iter().any(|e| e.tie != 0);
+        let with_meta = with_ties || self.entries.iter().any(|e| e.meta.is_some());
+        let per_entry = match (with_meta, with_ties) {
+            (_, true) => 19,
+            (true, false) => 11,
+            (false, false) => 9,
+        };
         let mut buf = BytesMut::with_capacity(
             40 + member_bytes + meta_bytes + self.entries.len() * per_entry,
         );
         buf.put_slice(MAGIC);
-        buf.put_u8(if with_meta { FORMAT_2 } else { FORMAT_1 });
+        buf.put_u8(match (with_meta, with_ties) {
+            (_, true) => FORMAT_3,
+            (true, false) => FORMAT_2,
+            (false, false) => FORMAT_1,
+        });
         let (kind, index) = match self.scope {
             Scope::Shard(s) => (0, s),
             Scope::Group(g) => (1, g),
@@ -127,6 +143,9 @@ impl Snapshot {
                 buf.put_u16_le(meta.len() as u16);
                 buf.put_slice(meta.as_bytes());
             }
+            if with_ties {
+                buf.put_u64_le(entry.tie);
+            }
         }
         let crc = crc32fast::hash(&buf);
         buf.put_u32_le(crc);
@@ -144,7 +163,7 @@ impl Snapshot {
         }
         let mut r = Reader { bytes, pos: 4 };
         let format = r.u8()?;
-        if format != FORMAT_1 && format != FORMAT_2 {
+        if !matches!(format, FORMAT_1 | FORMAT_2 | FORMAT_3) {
             return Err(DecodeError::UnknownFormat(format));
         }
         if bytes.len() < r.pos + 4 {
@@ -158,7 +177,7 @@ impl Snapshot {
             bytes: body,
             pos: r.pos,
         };
-        let snapshot = read_body(&mut r, format == FORMAT_2)?;
+        let snapshot = read_body(&mut r, format != FORMAT_1, format == FORMAT_3)?;
         if r.pos != body.len() {
             return Err(DecodeError::Invalid("trailing bytes".into()));
         }
@@ -166,7 +185,11 @@ impl Snapshot {
     }
 }
 
-fn read_body(r: &mut Reader<'_>, with_meta: bool) -> Result<Snapshot, DecodeError> {
+fn read_body(
+    r: &mut Reader<'_>,
+    with_meta: bool,
+    with_ties: bool,
+) -> Result<Snapshot, DecodeError> {
     let kind = r.u8()?;
     let index = r.u32()?;
     let scope = match kind {
@@ -195,7 +218,8 @@ fn read_body(r: &mut Reader<'_>, with_meta: bool) -> Result<Snapshot, DecodeErro
         let score = Score::new(f64::from_bits(r.u64()?))?;
         let member = MemberId::new(r.short_str()?)?;
         let meta = if with_meta { r.meta()? } else { None };
-        let entry = Entry::with_meta(member, score, meta);
+        let tie = if with_ties { r.u64()? } else { 0 };
+        let entry = Entry::with_meta(member, score, meta).with_tie(tie);
         if let Some(prev) = entries.last() {
             if order.cmp_entries(prev, &entry) != std::cmp::Ordering::Less {
                 return Err(DecodeError::Invalid("entries out of order".into()));
@@ -387,6 +411,30 @@ mod tests {
             back.entries[0].meta.as_ref().unwrap().as_str(),
             r#"{"lvl":3,"name":"Ann"}"#
         );
+    }
+
+    #[test]
+    fn ties_round_trip_in_format_3_and_keep_their_order() {
+        // Equal scores of a first_achiever board: "a" reached 5 before "z",
+        // so it lists first although its bytes are smaller.
+        let order = Order::Desc;
+        let entries = vec![
+            Entry::stored(MemberId::new("m").unwrap(), 6.0).with_tie(order.tie_at(300)),
+            Entry::stored(MemberId::new("a").unwrap(), 5.0).with_tie(order.tie_at(100)),
+            Entry::stored(MemberId::new("z").unwrap(), 5.0).with_tie(order.tie_at(200)),
+        ];
+        let snap = sample(entries.clone(), order);
+        let bytes = snap.encode();
+        assert_eq!(bytes[4], 3, "ties: format 3");
+        assert_eq!(Snapshot::decode(&bytes).unwrap(), snap);
+        // The same entries in the member-bytes order are out of order here.
+        let mut swapped = entries;
+        swapped.swap(1, 2);
+        let bad = sample(swapped, order).encode();
+        assert!(matches!(
+            Snapshot::decode(&bad),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     /// Bytes written by the release before meta (format 1), pinned: they

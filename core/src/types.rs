@@ -251,22 +251,103 @@ impl Order {
 
     /// The total order of entries, best first.
     ///
-    /// Ties on score break on member bytes: descending for `desc` boards and
+    /// Ties on score break on [`Entry::tie`] (always 0 on a `shared` board),
+    /// then on member bytes: both descending for `desc` boards and
     /// ascending for `asc` boards. That is exactly the order of a Redis
-    /// sorted set read with `ZREVRANGE` (desc) or `ZRANGE` (asc), so a
-    /// shard's list and the merge never disagree.
+    /// sorted set read with `ZREVRANGE` (desc) or `ZRANGE` (asc), whose
+    /// members on a `first_achiever` board are the tie's 16 digits followed
+    /// by the member ([`stored_name`]), so a shard's list and the merge
+    /// never disagree.
     pub fn cmp_entries(self, a: &Entry, b: &Entry) -> Ordering {
-        let natural = a.score.total_cmp(&b.score).then_with(|| {
-            a.member
-                .as_str()
-                .as_bytes()
-                .cmp(b.member.as_str().as_bytes())
-        });
+        let natural = a
+            .score
+            .total_cmp(&b.score)
+            .then_with(|| a.tie.cmp(&b.tie))
+            .then_with(|| {
+                a.member
+                    .as_str()
+                    .as_bytes()
+                    .cmp(b.member.as_str().as_bytes())
+            });
         match self {
             Order::Desc => natural.reverse(),
             Order::Asc => natural,
         }
     }
+}
+
+/// How a board ranks members of equal score (api.md, "ties").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ties {
+    /// Equal scores share a rank, competition style (1, 2, 2, 4); they are
+    /// listed by member bytes.
+    #[default]
+    Shared,
+    /// Among equal scores, who reached the score first ranks higher; every
+    /// rank is unique (1, 2, 3, 4). Each member's place among its equals
+    /// is its [`Entry::tie`].
+    FirstAchiever,
+}
+
+impl Ties {
+    /// The config and API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ties::Shared => "shared",
+            Ties::FirstAchiever => "first_achiever",
+        }
+    }
+}
+
+/// The largest [`Entry::tie`]: 2^53 - 1, so that the scripts' Lua numbers
+/// (doubles) compute every tie exactly; 16 decimal digits at most, the
+/// width of a stored name's prefix ([`stored_name`]). Microseconds since
+/// the Unix epoch stay below it until the year 2255.
+pub const TIE_MAX: u64 = (1 << 53) - 1;
+
+/// How many bytes the tie takes at the front of a stored name.
+pub const TIE_DIGITS: usize = 16;
+
+impl Order {
+    /// The [`Entry::tie`] of a score reached at `at_us` (microseconds since
+    /// the Unix epoch) on a `first_achiever` board: whichever way the board
+    /// sorts, an earlier time sorts better, so the tie counts down from
+    /// [`TIE_MAX`] on a `desc` board and up from 0 on an `asc` one.
+    pub fn tie_at(self, at_us: u64) -> u64 {
+        let at = at_us.min(TIE_MAX);
+        match self {
+            Order::Desc => TIE_MAX - at,
+            Order::Asc => at,
+        }
+    }
+
+    /// The time [`Order::tie_at`] made `tie` from.
+    pub fn achieved_at_us(self, tie: u64) -> u64 {
+        match self {
+            Order::Desc => TIE_MAX - tie.min(TIE_MAX),
+            Order::Asc => tie,
+        }
+    }
+}
+
+/// The name a `first_achiever` board's member has in a Redis sorted set:
+/// its tie as 16 zero-padded decimal digits, then the member. Byte order
+/// of these names is (tie, member) order, so the set sorts equal scores by
+/// who reached them first with no second structure.
+pub fn stored_name(tie: u64, member: &str) -> String {
+    format!("{:016}{member}", tie.min(TIE_MAX))
+}
+
+/// The tie and member of a [`stored_name`]; `None` for a name that is not
+/// one.
+pub fn split_stored_name(name: &str) -> Option<(u64, &str)> {
+    let digits = name.get(..TIE_DIGITS)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tie = digits.parse().ok()?;
+    Some((tie, &name[TIE_DIGITS..]))
 }
 
 /// How a write changes a member's score.
@@ -360,6 +441,10 @@ pub struct Entry {
     /// The member's metadata on the board, if a write gave it one. It does
     /// not take part in the order ([`Order::cmp_entries`]).
     pub meta: Option<Meta>,
+    /// The member's place among equal scores, after the score in the
+    /// order: 0 on a `shared` board; on a `first_achiever` board
+    /// [`Order::tie_at`] of when the member reached its score.
+    pub tie: u64,
 }
 
 impl Entry {
@@ -374,6 +459,7 @@ impl Entry {
             member,
             score: score.get(),
             meta,
+            tie: 0,
         }
     }
 
@@ -384,7 +470,24 @@ impl Entry {
             member,
             score,
             meta: None,
+            tie: 0,
         }
+    }
+
+    /// The same entry with `tie` ([`Entry::tie`]).
+    pub fn with_tie(mut self, tie: u64) -> Self {
+        self.tie = tie;
+        self
+    }
+}
+
+/// The ranks of a best-first list that starts at the top of the board:
+/// [`competition_ranks`] on a `shared` board, positions (1, 2, 3, ...) on a
+/// `first_achiever` one.
+pub fn ranks(ties: Ties, entries: &[Entry]) -> Vec<u64> {
+    match ties {
+        Ties::Shared => competition_ranks(entries),
+        Ties::FirstAchiever => (1..=entries.len() as u64).collect(),
     }
 }
 
@@ -524,6 +627,49 @@ mod tests {
         // ZRANGE: score asc, then member asc.
         assert_eq!(Order::Asc.cmp_entries(&a, &b), Ordering::Less);
         assert_eq!(Order::Asc.cmp_entries(&a, &top), Ordering::Less);
+    }
+
+    #[test]
+    fn first_achievers_rank_before_later_equals_in_either_order() {
+        for order in [Order::Desc, Order::Asc] {
+            // "z" reached 5 first, then "a"; "m" holds a better score.
+            let early = entry("z", 5.0).with_tie(order.tie_at(1_000));
+            let late = entry("a", 5.0).with_tie(order.tie_at(2_000));
+            let better = match order {
+                Order::Desc => entry("m", 6.0),
+                Order::Asc => entry("m", 4.0),
+            }
+            .with_tie(order.tie_at(3_000));
+            assert_eq!(
+                order.cmp_entries(&early, &late),
+                Ordering::Less,
+                "{order:?}"
+            );
+            assert_eq!(
+                order.cmp_entries(&better, &early),
+                Ordering::Less,
+                "{order:?}"
+            );
+            assert_eq!(order.achieved_at_us(early.tie), 1_000);
+            // The stored names sort as the entries do: ZREVRANGE (desc)
+            // lists larger names first, ZRANGE (asc) smaller.
+            let (e, l) = (stored_name(early.tie, "z"), stored_name(late.tie, "a"));
+            match order {
+                Order::Desc => assert!(e > l),
+                Order::Asc => assert!(e < l),
+            }
+            assert_eq!(split_stored_name(&e), Some((early.tie, "z")));
+        }
+        assert_eq!(split_stored_name("user:1"), None);
+        assert_eq!(split_stored_name("00000000000000x1user"), None);
+        assert_eq!(stored_name(7, "u").len(), TIE_DIGITS + 1);
+    }
+
+    #[test]
+    fn first_achiever_ranks_are_positions() {
+        let list = [entry("a", 2.0), entry("b", 1.0), entry("c", 1.0)];
+        assert_eq!(ranks(Ties::FirstAchiever, &list), vec![1, 2, 3]);
+        assert_eq!(ranks(Ties::Shared, &list), vec![1, 2, 2]);
     }
 
     #[test]

@@ -141,6 +141,31 @@ async fn passes_the_pages_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_first_achiever_suite() {
+    let dir = TempDir::new("ties");
+    let store = open(dir.path());
+    standings_test_support::ties::run(&store, "dur").await;
+    store.close().await;
+}
+
+/// Who reached a score first survives a restart: the ties are in the
+/// journal and the tables, and the order after reopening is the order
+/// before.
+#[tokio::test]
+async fn first_achiever_ties_survive_a_restart() {
+    use standings_test_support::ties;
+    let dir = TempDir::new("ties-restart");
+    let store = open(dir.path());
+    let b = ties::tied_board("dur", "fa-restart", standings_core::Order::Desc);
+    let oracle = ties::seed(&store, &b).await;
+    ties::check(&store, &b, &oracle).await;
+    store.close().await;
+    let again = open(dir.path());
+    ties::check(&again, &b, &oracle).await;
+    again.close().await;
+}
+
+#[tokio::test]
 async fn passes_the_list_calls_suite() {
     let dir = TempDir::new("many");
     let store = open(dir.path());

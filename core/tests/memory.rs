@@ -28,6 +28,12 @@ async fn passes_the_pages_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_first_achiever_suite() {
+    let store = MemoryStore::new();
+    standings_test_support::ties::run(&store, "mem").await;
+}
+
+#[tokio::test]
 async fn passes_the_list_calls_suite() {
     let store = MemoryStore::new();
     standings_test_support::many::run(&store, "mem").await;

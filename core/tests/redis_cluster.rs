@@ -83,6 +83,15 @@ async fn passes_the_pages_suite() {
     standings_test_support::pages::run(&store, "rc").await;
 }
 
+/// first_achiever boards against the real cluster: names of tie and
+/// member in the sorted sets, the ties hash, the scripts that keep both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_first_achiever_suite() {
+    let cluster = RedisCluster::start(3, 0);
+    let store = connect(&cluster, RedisOptions::default()).await;
+    standings_test_support::ties::run(&store, "rc").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_list_calls_suite() {
     let cluster = RedisCluster::start(3, 0);
@@ -662,6 +671,7 @@ async fn writes_and_reads_survive_script_flush() {
         member: MemberId::new("m:8").expect("member"),
         score: 9.0,
         meta: None,
+        tie: 0,
     };
     let around = store
         .neighbours(&b, &b.all_shards(), &anchor, 2)

@@ -320,6 +320,19 @@ struct BoardChange<'a> {
 /// store's catalog so that every gateway and agent serves it within one
 /// refresh interval. Once tenants are configured it needs an admin key of
 /// the board's tenant (absent `tenant`: the key's own).
+/// The field of `value` whose text serde refused as `unknown variant
+/// `X`` (its message names the value, not the field: `"ties":
+/// "fastest"`, `"order": "sideways"`).
+fn variant_field(value: &serde_json::Value, error: &str) -> Option<String> {
+    let rest = error.strip_prefix("unknown variant `")?;
+    let bad = &rest[..rest.find('`')?];
+    value
+        .as_object()?
+        .iter()
+        .find(|(_, v)| v.as_str() == Some(bad))
+        .map(|(k, _)| k.clone())
+}
+
 pub async fn create_board<B>(
     state: &AppState,
     caller: Option<&crate::auth::Caller>,
@@ -353,10 +366,8 @@ where
     let raw = read_body(headers, body, state.max_body_bytes).await?;
     let value: serde_json::Value = json_object(&raw, "the fields of a [[boards]] entry")?;
     let mut board = standings_config::BoardConfig::from_json(&value.to_string()).map_err(|e| {
-        let field = e
-            .split('`')
-            .nth(1)
-            .map(short)
+        let field = variant_field(&value, &e)
+            .or_else(|| e.split('`').nth(1).map(short))
             .unwrap_or_else(|| "board".into());
         ApiError::bad_field(
             ErrorCode::InvalidBoard,

@@ -24,7 +24,7 @@
 //! it does not hold yet is read the ways above.
 
 use standings_core::rank::{self, Around};
-use standings_core::{Board, Entry, MemberId, Order};
+use standings_core::{Board, Entry, MemberId, Order, Ties};
 
 use crate::error::ApiError;
 use crate::rank_index::{Band, Counts};
@@ -43,6 +43,11 @@ pub async fn around(
     radius: usize,
 ) -> Result<Option<Around>, ApiError> {
     let store = state.store.as_ref();
+    if board.ties == Ties::FirstAchiever {
+        // The index counts scores, which do not place equal scores here.
+        metrics::counter!("standings_around_total", "source" => "live").increment(1);
+        return Ok(rank::around(store, board, member, radius).await?);
+    }
     if let Some(around) = state.ranks.window_from_index(board, member, radius) {
         metrics::counter!("standings_around_total", "source" => "members").increment(1);
         return Ok(Some(around));

@@ -21,9 +21,9 @@ use http_body_util::Full;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use standings_core::rank::Standing;
+use standings_core::rank::{self, Standing};
 use standings_core::store::now_ms_i64;
-use standings_core::{Board, Entry, MemberId, Meta, MetaInput, Op, Score, StoreError, Write};
+use standings_core::{Board, Entry, MemberId, Meta, MetaInput, Op, Score, StoreError, Ties, Write};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
@@ -164,20 +164,32 @@ where
     // A members index that holds every one answers the whole lookup;
     // otherwise the scores and metas are read together (one round trip
     // per node) and the scores ranked by the index, the cache or live.
-    let (standings, metas): (Vec<Option<Standing>>, Vec<Option<Meta>>) =
-        match state.ranks.members_from_index(&at, &members) {
-            Some(hits) => hits.into_iter().map(|h| (Some(h.standing), h.meta)).unzip(),
-            None => {
-                let read = state.store.scores_and_metas(&at, &members).await?;
-                let (scores, metas): (Vec<Option<f64>>, Vec<Option<Meta>>) =
-                    read.into_iter().unzip();
-                let standings = state
-                    .ranks
-                    .standings_of_scores(state.store.as_ref(), &at, &scores)
-                    .await?;
-                (standings, metas)
-            }
-        };
+    let (standings, metas): (Vec<Option<Standing>>, Vec<Option<Meta>>) = match state
+        .ranks
+        .members_from_index(&at, &members)
+    {
+        Some(hits) => hits.into_iter().map(|h| (Some(h.standing), h.meta)).unzip(),
+        // Each member's tie places it among equal scores: its entry,
+        // then its position.
+        None if at.ties == Ties::FirstAchiever => {
+            let entries = state.store.entries_of(&at, &members).await?;
+            let standings = rank::standings_of_entries(state.store.as_ref(), &at, &entries).await?;
+            let metas = entries
+                .into_iter()
+                .map(|e| e.and_then(|e| e.meta))
+                .collect();
+            (standings, metas)
+        }
+        None => {
+            let read = state.store.scores_and_metas(&at, &members).await?;
+            let (scores, metas): (Vec<Option<f64>>, Vec<Option<Meta>>) = read.into_iter().unzip();
+            let standings = state
+                .ranks
+                .standings_of_scores(state.store.as_ref(), &at, &scores)
+                .await?;
+            (standings, metas)
+        }
+    };
     let total = standings
         .iter()
         .flatten()
@@ -192,9 +204,13 @@ where
             None => not_found.push(m.as_str()),
         }
     }
-    found.sort_by(|(m1, s1, _), (m2, s2, _)| {
-        let entry = |m: &MemberId, s: &Standing| Entry::stored(m.clone(), s.score);
-        b.board.order.cmp_entries(&entry(m1, s1), &entry(m2, s2))
+    found.sort_by(|(m1, s1, _), (m2, s2, _)| match at.ties {
+        // Unique ranks: they are the order.
+        Ties::FirstAchiever => s1.rank.cmp(&s2.rank),
+        Ties::Shared => {
+            let entry = |m: &MemberId, s: &Standing| Entry::stored(m.clone(), s.score);
+            b.board.order.cmp_entries(&entry(m1, s1), &entry(m2, s2))
+        }
     });
     let entries = found
         .iter()

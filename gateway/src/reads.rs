@@ -9,9 +9,10 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
+use standings_core::rank;
 use standings_core::snapshot::LoadError;
 use standings_core::store::{now_ms, now_ms_i64};
-use standings_core::{Board, MemberId, Meta, PeriodKind, StoreError};
+use standings_core::{Board, MemberId, Meta, PeriodKind, StoreError, Ties};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::period::{self, PeriodInfo, Slot, Target};
@@ -67,7 +68,7 @@ async fn top_on_demand(
                 LoadError::Store(e) => ApiError::from(e),
                 other => ApiError::from(StoreError::Corrupt(other.to_string())),
             })?;
-    let view = View::unrendered(info, version, now_ms(), entries);
+    let view = View::unrendered(&board, info, version, now_ms(), entries);
     Ok(json(
         StatusCode::OK,
         view.render(&b.board, offset, limit, None),
@@ -169,6 +170,24 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
     let shard = at.shard_of(&member)?;
     let (score, standing, meta) = match state.ranks.member_from_index(&at, &member) {
         Some(hit) => (hit.score, hit.standing, hit.meta),
+        // Equal scores do not share a place here: the member's tie ranks it.
+        None if at.ties == Ties::FirstAchiever => {
+            let mut one = state
+                .store
+                .entries_of(&at, std::slice::from_ref(&member))
+                .await?;
+            let entry = one.pop().flatten().ok_or_else(ApiError::unknown_member)?;
+            let standing = rank::standings_of_entries(
+                state.store.as_ref(),
+                &at,
+                std::slice::from_ref(&Some(entry.clone())),
+            )
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(ApiError::unknown_member)?;
+            (entry.score, standing, entry.meta)
+        }
         None => {
             let (score, meta) = state.store.score_and_meta(&at, shard, &member).await?;
             let score = score.ok_or_else(ApiError::unknown_member)?;
@@ -319,6 +338,7 @@ struct BoardListing<'a> {
     blends: Vec<&'a str>,
     timezone: &'a str,
     order: &'static str,
+    ties: &'static str,
     top_k: usize,
     shards: u32,
     public_reads: bool,
@@ -356,6 +376,7 @@ pub fn boards(state: &AppState, caller: Option<&crate::auth::Caller>) -> Reply {
                 standings_core::Order::Desc => "desc",
                 standings_core::Order::Asc => "asc",
             },
+            ties: b.board.ties.as_str(),
             top_k: b.board.top_k,
             shards: b.board.shards,
             public_reads: b.public_reads,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
-use standings_core::types::competition_ranks;
+use standings_core::types::ranks;
 use standings_core::{Board, Entry};
 
 use crate::period::{PeriodInfo, Slot};
@@ -138,7 +138,7 @@ impl View {
         stale: bool,
         loaded: bool,
     ) -> Self {
-        let ranks = competition_ranks(&entries);
+        let ranks = ranks(board.ties, &entries);
         let generated_at = format_ms(generated_at_ms);
         let mut view = View {
             period,
@@ -169,6 +169,7 @@ impl View {
     /// A merged list of `period` without pre-rendered bodies, for a read
     /// of a period that has no published view.
     pub fn unrendered(
+        board: &Board,
         period: PeriodInfo,
         version: u64,
         generated_at_ms: u64,
@@ -181,7 +182,7 @@ impl View {
             generated_at: format_ms(generated_at_ms),
             stale: false,
             loaded: true,
-            ranks: competition_ranks(&entries),
+            ranks: ranks(board.ties, &entries),
             entries: Arc::new(entries),
             bodies: Vec::new(),
         }

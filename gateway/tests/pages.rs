@@ -20,19 +20,15 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
-use standings_test_support::RedisCluster;
+use support::deploy::{get, Deployment};
 use support::enc;
 use tokio::sync::Mutex;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(25);
 
 /// One deployment at a time: the Redis one runs a cluster and two processes.
@@ -62,122 +58,6 @@ shards = 4
 groups = 2
 top_k = 100
 "#;
-
-fn write_config(dir: &Path, store: &str) -> PathBuf {
-    let data = format!("{:?}", dir.join("data").display().to_string());
-    let statics = format!("{:?}", dir.join("static").display().to_string());
-    let text = format!(
-        "[store]\n{store}\ndata_dir = {data}\n\n\
-         [gateway]\nrefresh_interval_ms = 200\nstatic_dir = {statics}\n\n\
-         [agent]\nprecompute_interval_ms = 200\n{BOARDS}"
-    );
-    let path = dir.join("standings.toml");
-    std::fs::write(&path, text).expect("write the config");
-    standings_config::Config::load(&path).expect("the test config is valid");
-    path
-}
-
-struct Deployment {
-    processes: Vec<Process>,
-    base: String,
-    client: reqwest::Client,
-    _cluster: Option<RedisCluster>,
-    _dir: ScratchDir,
-}
-
-impl Deployment {
-    async fn embedded() -> Self {
-        let dir = ScratchDir::new("pages-embedded");
-        let config = write_config(dir.path(), "kind = \"embedded\"");
-        Self::start(dir, &config, None).await
-    }
-
-    async fn redis() -> Self {
-        let cluster = RedisCluster::start(3, 0);
-        let dir = ScratchDir::new("pages-redis");
-        let config = write_config(dir.path(), "kind = \"memory\"");
-        Self::start(dir, &config, Some(cluster)).await
-    }
-
-    async fn start(dir: ScratchDir, config: &Path, cluster: Option<RedisCluster>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut processes = Vec::new();
-        let nodes = cluster.as_ref().map(|c| c.nodes().join(","));
-        let command = |bin: PathBuf, extra: &[&str]| {
-            let mut cmd = Command::new(bin);
-            cmd.arg("--config")
-                .arg(config)
-                .args(extra)
-                .env("NO_COLOR", "1");
-            if let Some(nodes) = &nodes {
-                cmd.arg("--redis-nodes").arg(nodes);
-            }
-            cmd
-        };
-        if cluster.is_some() {
-            let bin = workspace_bin("standings-shard-agent", "standings-agent");
-            processes.push(Process::spawn(
-                "agent",
-                command(bin, &["--role", "all"]),
-                dir.path(),
-            ));
-        }
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
-        for _ in 0..3 {
-            let listen = format!("127.0.0.1:{}", free_loopback_port());
-            let mut gateway = Process::spawn(
-                "gateway",
-                command(bin.clone(), &["--listen", &listen]),
-                dir.path(),
-            );
-            let base = format!("http://{listen}");
-            let deadline = Instant::now() + READY_TIMEOUT;
-            loop {
-                if let Some(status) = gateway.exited() {
-                    assert_eq!(status.code(), Some(71), "the gateway exited: {status}");
-                    break;
-                }
-                let ready = client.get(format!("{base}/readyz")).send().await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    processes.push(gateway);
-                    return Self {
-                        processes,
-                        base,
-                        client,
-                        _cluster: cluster,
-                        _dir: dir,
-                    };
-                }
-                assert!(Instant::now() < deadline, "the gateway was not ready");
-                tokio::time::sleep(POLL).await;
-            }
-        }
-        panic!("no free port in 3 tries");
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        get(&self.client, &self.base, path).await
-    }
-
-    fn assert_running(&mut self) {
-        for p in &mut self.processes {
-            p.assert_running();
-        }
-    }
-}
-
-async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
-    let r = client
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 /// Writes `op value` for `member`; answers the scores by period id the
 /// store reported.
@@ -574,11 +454,11 @@ async fn scenario(mut d: Deployment) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_pages_on_the_embedded_store() {
     let _one = SERIAL.lock().await;
-    scenario(Deployment::embedded().await).await;
+    scenario(Deployment::embedded("pages", BOARDS).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_pages_on_a_redis_cluster() {
     let _one = SERIAL.lock().await;
-    scenario(Deployment::redis().await).await;
+    scenario(Deployment::redis("pages", BOARDS).await).await;
 }

@@ -726,6 +726,21 @@ async fn a_runtime_board_reaches_every_process_on_a_redis_cluster() {
         (400, Some("periods[0]")),
         "{body}"
     );
+    for (bad, field) in [
+        (json!({"name": "bad", "ties": "fastest"}), "ties"),
+        (
+            json!({"name": "bad", "ties": "first_achiever", "periods": ["all", "daily"],
+                   "blends": [{"name": "hot", "parts": [{"period": "daily", "weight": 1}]}]}),
+            "ties",
+        ),
+    ] {
+        let (status, body) = create(one.clone(), bad, Some(admin.clone())).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
     let (status, body) = create(
         one.clone(),
         json!({"name": "other", "tenant": "tb"}),

@@ -352,6 +352,7 @@ async fn counts_and_neighbours(store: &dyn Store, b: &Board) {
             member: member(n),
             score: s,
             meta: None,
+            tie: 0,
         });
     }
     oracle.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -377,6 +378,7 @@ async fn counts_and_neighbours(store: &dyn Store, b: &Board) {
         member: member(1000),
         score: 10.0,
         meta: None,
+        tie: 0,
     };
     let mut with_ghost = oracle.clone();
     with_ghost.push(ghost.clone());
@@ -539,6 +541,7 @@ async fn random_workload(store: &dyn Store, b: &Board) {
             member: member(n),
             score: s,
             meta: None,
+            tie: 0,
         })
         .collect();
     all.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -624,6 +627,7 @@ async fn tenants(store: &dyn Store, prefix: &str) {
         member: member(n),
         score,
         meta: None,
+        tie: 0,
     };
     let tops = |b: &Board, shard: u32| {
         let b = b.clone();

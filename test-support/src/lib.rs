@@ -32,6 +32,7 @@ pub mod meta;
 pub mod pages;
 pub mod periods;
 pub mod process;
+pub mod ties;
 pub mod varnish;
 
 pub use redis;

@@ -22,6 +22,7 @@ pub fn sample_lists(lists: usize, len: usize) -> Vec<Vec<Entry>> {
                             .expect("user:N is a valid member id"),
                         score: (x % 10_000_000) as f64,
                         meta: None,
+                        tie: 0,
                     }
                 })
                 .collect();

@@ -77,6 +77,7 @@ async fn check_tops(
                 member: member(n),
                 score: s,
                 meta: metas.get(&n).cloned(),
+                tie: 0,
             })
             .collect();
         want.sort_by(|x, y| b.order.cmp_entries(x, y));

@@ -38,6 +38,7 @@ async fn seed(store: &dyn Store, b: &Board) -> Vec<Entry> {
             member: member(n),
             score,
             meta: None,
+            tie: 0,
         });
     }
     oracle.sort_by(|x, y| b.order.cmp_entries(x, y));
@@ -111,6 +112,7 @@ async fn pages_after_cursors(store: &dyn Store, b: &Board, oracle: &[Entry]) {
         member: member(1000),
         score: 4.0,
         meta: None,
+        tie: 0,
     };
     let at = oracle.partition_point(|e| b.order.cmp_entries(e, &ghost).is_lt());
     let got = store
@@ -134,6 +136,7 @@ async fn pages_after_cursors(store: &dyn Store, b: &Board, oracle: &[Entry]) {
             Order::Asc => last.score + 1.0,
         },
         meta: None,
+        tie: 0,
     };
     let got = store
         .page_after(b, &shards, Some(&beyond), 10)

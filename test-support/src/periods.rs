@@ -327,6 +327,7 @@ async fn check_blend(store: &dyn Store, b: &Board, expect: &HashMap<u64, f64>, w
             member: member(n),
             score: s,
             meta: None,
+            tie: 0,
         })
         .collect();
     want.sort_by(|x, y| b.order.cmp_entries(x, y));

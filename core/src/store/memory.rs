@@ -22,16 +22,27 @@ use crate::board::{Board, Schedule, StorageName};
 use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::ostree::OrderStatTree;
-use crate::types::{Entry, MemberId, Meta, Order};
+use crate::types::{Entry, MemberId, Meta, Order, Ties};
 
 /// How many audit records each shard keeps (Redis trims its stream to about
 /// the same with `MAXLEN ~`).
 pub const AUDIT_CAPACITY: usize = 10_000;
 
-/// A score with a total order, for the tree. Scores are finite and never
-/// `-0.0` (see [`crate::types::Score`]), so `total_cmp` equals numeric order.
+/// A score and its tie ([`Entry::tie`], 0 on a `shared` board) with a
+/// total order, for the tree. Scores are finite and never `-0.0` (see
+/// [`crate::types::Score`]), so `total_cmp` equals numeric order.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Key(f64);
+struct Key {
+    score: f64,
+    tie: u64,
+}
+
+impl Key {
+    /// A score without a tie (a `shared` board, or a blend).
+    fn shared(score: f64) -> Self {
+        Self { score, tie: 0 }
+    }
+}
 
 impl Eq for Key {}
 
@@ -43,15 +54,17 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
+        self.score
+            .total_cmp(&other.score)
+            .then(self.tie.cmp(&other.tie))
     }
 }
 
-/// One period (or blend) of one shard: member -> score, and Redis's
-/// ascending (score, member) order in `sorted`.
+/// One period (or blend) of one shard: member -> score (and tie), and
+/// Redis's ascending (score, tie, member) order in `sorted`.
 #[derive(Default)]
 struct Set {
-    scores: HashMap<MemberId, f64>,
+    scores: HashMap<MemberId, Key>,
     sorted: OrderStatTree<(Key, MemberId)>,
     /// Bumped by every applied write that moves this set.
     version: u64,
@@ -146,10 +159,16 @@ impl Shard {
         self.sets.get_mut(id).expect("inserted above")
     }
 
-    fn score_in(&self, id: &str, member: &MemberId) -> Option<f64> {
+    fn key_in(&self, id: &str, member: &MemberId) -> Option<Key> {
         self.sets
             .get(id)
             .and_then(|s| s.scores.get(member).copied())
+    }
+
+    fn score_in(&self, id: &str, member: &MemberId) -> Option<f64> {
+        self.sets
+            .get(id)
+            .and_then(|s| s.scores.get(member).map(|k| k.score))
     }
 
     /// The parts blend `blend` of this shard uses: those set at run time
@@ -196,8 +215,8 @@ impl Shard {
         for m in members {
             let sum = blend::weighted_sum(ids.iter().map(|(id, w)| (*w, self.score_in(id, &m))));
             if let Some(score) = sum {
-                fresh.scores.insert(m.clone(), score);
-                fresh.sorted.insert((Key(score), m));
+                fresh.scores.insert(m.clone(), Key::shared(score));
+                fresh.sorted.insert((Key::shared(score), m));
             }
         }
         let version = self.sets.get(&blend.name).map_or(0, |s| s.version);
@@ -222,7 +241,7 @@ impl Shard {
         let sum = blend::weighted_sum(ids.iter().map(|(id, w)| (*w, self.score_in(id, member))));
         let set = self.set_mut(&blend.name, None);
         match sum {
-            Some(score) => set.set_score(member, score),
+            Some(score) => set.set_score(member, Key::shared(score)),
             None => set.remove(member),
         }
         set.version += 1;
@@ -233,6 +252,18 @@ impl Shard {
 /// Each part's period id under `schedule` (worked out from the calendar for
 /// a part of a kind the board does not write, which validation refuses)
 /// and its weight.
+/// The member's tie in a period after a write took its score from `old`
+/// to `new` at `at_us`: a `first_achiever` board keeps the tie of a score
+/// that did not change (who reached it first still did) and stamps a new
+/// one; a `shared` board has none.
+fn tie_after(board: &Board, old: Option<Key>, new: f64, at_us: u64) -> u64 {
+    match (board.ties, old) {
+        (Ties::Shared, _) => 0,
+        (Ties::FirstAchiever, Some(k)) if k.score == new => k.tie,
+        (Ties::FirstAchiever, _) => board.order.tie_at(at_us),
+    }
+}
+
 fn part_ids(board: &Board, parts: &[BlendPart], schedule: &Schedule) -> Vec<(Arc<str>, f64)> {
     parts
         .iter()
@@ -247,17 +278,24 @@ fn part_ids(board: &Board, parts: &[BlendPart], schedule: &Schedule) -> Vec<(Arc
 }
 
 impl Set {
-    fn set_score(&mut self, member: &MemberId, score: f64) {
-        if let Some(old) = self.scores.insert(member.clone(), score) {
-            self.sorted.remove(&(Key(old), member.clone()));
+    fn set_score(&mut self, member: &MemberId, key: Key) {
+        if let Some(old) = self.scores.insert(member.clone(), key) {
+            self.sorted.remove(&(old, member.clone()));
         }
-        self.sorted.insert((Key(score), member.clone()));
+        self.sorted.insert((key, member.clone()));
     }
 
     fn remove(&mut self, member: &MemberId) {
         if let Some(old) = self.scores.remove(member) {
-            self.sorted.remove(&(Key(old), member.clone()));
+            self.sorted.remove(&(old, member.clone()));
         }
+    }
+
+    /// The member's entry here (score and tie, no meta).
+    fn entry_of(&self, member: &MemberId) -> Option<Entry> {
+        self.scores
+            .get(member)
+            .map(|k| Entry::stored(member.clone(), k.score).with_tie(k.tie))
     }
 
     /// Entries best first starting at best-first position `from`.
@@ -270,8 +308,10 @@ impl Set {
 
     fn count_better(&self, order: Order, score: f64) -> u64 {
         let n = match order {
-            Order::Desc => self.sorted.len() - self.sorted.partition_point(|(k, _)| k.0 <= score),
-            Order::Asc => self.sorted.partition_point(|(k, _)| k.0 < score),
+            Order::Desc => {
+                self.sorted.len() - self.sorted.partition_point(|(k, _)| k.score <= score)
+            }
+            Order::Asc => self.sorted.partition_point(|(k, _)| k.score < score),
         };
         n as u64
     }
@@ -280,8 +320,10 @@ impl Set {
     /// [`Set::count_better`].
     fn count_worse(&self, order: Order, score: f64) -> u64 {
         let n = match order {
-            Order::Desc => self.sorted.partition_point(|(k, _)| k.0 < score),
-            Order::Asc => self.sorted.len() - self.sorted.partition_point(|(k, _)| k.0 <= score),
+            Order::Desc => self.sorted.partition_point(|(k, _)| k.score < score),
+            Order::Asc => {
+                self.sorted.len() - self.sorted.partition_point(|(k, _)| k.score <= score)
+            }
         };
         n as u64
     }
@@ -290,7 +332,11 @@ impl Set {
     /// it, `[above, len)` above it, whether or not the anchor itself is in
     /// this shard.
     fn place(&self, anchor: &Entry) -> (usize, usize) {
-        let probe = (Key(anchor.score), anchor.member.clone());
+        let key = Key {
+            score: anchor.score,
+            tie: anchor.tie,
+        };
+        let probe = (key, anchor.member.clone());
         let below = self.sorted.rank(&probe);
         (below, below + usize::from(self.sorted.contains(&probe)))
     }
@@ -320,11 +366,13 @@ impl Set {
                 better: self.up_from(above, n),
                 worse: self.down_from(below, n),
                 ahead: (self.sorted.len() - above) as u64,
+                total: self.sorted.len() as u64,
             },
             Order::Asc => Neighbours {
                 better: self.down_from(below, n),
                 worse: self.up_from(above, n),
                 ahead: below as u64,
+                total: self.sorted.len() as u64,
             },
         }
     }
@@ -353,7 +401,7 @@ impl Set {
 }
 
 fn to_entry((k, m): &(Key, MemberId)) -> Entry {
-    Entry::stored(m.clone(), k.0)
+    Entry::stored(m.clone(), k.score).with_tie(k.tie)
 }
 
 /// The idempotency record of one (member, key): the first write's resulting
@@ -396,6 +444,9 @@ pub(crate) struct SetChange {
     pub id: Arc<str>,
     /// The member's score in it after the write.
     pub score: Option<f64>,
+    /// Its [`Entry::tie`] there (0 on a `shared` board, a blend, or a
+    /// removal).
+    pub tie: u64,
     /// The set's version after the write.
     pub version: u64,
     /// When the set expires (a period that will close), if ever.
@@ -523,6 +574,7 @@ impl MemoryStore {
             .shard_of(&write.member)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now_ms = super::now_ms_i64();
+        let at_us = super::now_us();
         let schedule = board.schedule(now_ms);
         let retention = i64::try_from(board.closed_retention.as_millis()).unwrap_or(i64::MAX);
         self.with_shard(board, shard, |s| {
@@ -559,27 +611,30 @@ impl MemoryStore {
             // applies none.
             let periods = schedule.kinds.iter().map(|w| &w.current);
             let mut scores: Vec<(Arc<str>, f64)> = Vec::with_capacity(schedule.kinds.len());
+            let mut ties: Vec<u64> = Vec::with_capacity(schedule.kinds.len());
             for p in periods.clone() {
-                let old = s.score_in(&p.id, &write.member);
+                let old = s.key_in(&p.id, &write.member);
                 let new = write
                     .op
-                    .apply(board.order, old, write.value.get())
+                    .apply(board.order, old.map(|k| k.score), write.value.get())
                     .ok_or(StoreError::OutOfRange)?;
                 scores.push((p.id.clone(), new));
+                ties.push(tie_after(board, old, new, at_us));
             }
             if let Some(meta) = &write.meta {
                 s.metas.insert(write.member.clone(), meta.clone());
             }
             let mut sets = Vec::new();
-            for (p, (id, score)) in periods.zip(&scores) {
+            for ((p, (id, score)), &tie) in periods.zip(&scores).zip(&ties) {
                 let expires = p.ends_ms.map(|end| end.saturating_add(retention));
                 let set = s.set_mut(id, expires);
-                set.set_score(&write.member, *score);
+                set.set_score(&write.member, Key { score: *score, tie });
                 set.version += 1;
                 if record {
                     sets.push(SetChange {
                         id: id.clone(),
                         score: Some(*score),
+                        tie,
                         version: set.version,
                         expires_at_ms: set.expires_at_ms,
                     });
@@ -595,6 +650,7 @@ impl MemoryStore {
                         sets.push(SetChange {
                             id: blend.name.clone(),
                             score,
+                            tie: 0,
                             version,
                             expires_at_ms: None,
                         });
@@ -679,6 +735,7 @@ impl MemoryStore {
                     sets.push(SetChange {
                         id: id.clone(),
                         score: None,
+                        tie: 0,
                         version: set.version,
                         expires_at_ms: set.expires_at_ms,
                     });
@@ -747,13 +804,17 @@ impl MemoryStore {
         id: ShardId,
         set: Arc<str>,
         expires_at_ms: Option<i64>,
-        scores: Vec<(MemberId, f64)>,
+        scores: Vec<(MemberId, f64, u64)>,
     ) {
         self.with_shard_id(id, |s| {
             let target = s.set_mut(&set, expires_at_ms);
             target.scores.reserve(scores.len());
-            for (member, score) in &scores {
-                target.set_score(member, *score);
+            for (member, score, tie) in &scores {
+                let key = Key {
+                    score: *score,
+                    tie: *tie,
+                };
+                target.set_score(member, key);
             }
         });
     }
@@ -930,7 +991,7 @@ impl Store for MemoryStore {
         member: &MemberId,
     ) -> Result<Option<f64>, StoreError> {
         check_shard(board, shard)?;
-        Ok(self.with_set(board, shard, |s| s.scores.get(member).copied()))
+        Ok(self.with_set(board, shard, |s| s.scores.get(member).map(|k| k.score)))
     }
 
     async fn counts(
@@ -956,7 +1017,7 @@ impl Store for MemoryStore {
                 let shard = board
                     .shard_of(m)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(self.with_set(board, shard, |s| s.scores.get(m).copied()))
+                Ok(self.with_set(board, shard, |s| s.scores.get(m).map(|k| k.score)))
             })
             .collect()
     }
@@ -999,6 +1060,26 @@ impl Store for MemoryStore {
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError> {
         self.each_set(board, shards, |s| s.neighbours(board.order, anchor, n))
+    }
+
+    async fn entries_of(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        members
+            .iter()
+            .map(|m| {
+                let shard = board
+                    .shard_of(m)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(self.with_shard(board, shard, |s| {
+                    let mut entry = s.sets.get(&board.period)?.entry_of(m)?;
+                    entry.meta = s.metas.get(m).cloned();
+                    Some(entry)
+                }))
+            })
+            .collect()
     }
 
     async fn page_after(
@@ -1174,7 +1255,7 @@ impl MemoryStore {
             s.sets
                 .values()
                 .filter_map(|set| set.scores.get(member))
-                .fold(0.0_f64, |m, v| m.max(v.abs()))
+                .fold(0.0_f64, |m, v| m.max(v.score.abs()))
         })
     }
 

@@ -135,6 +135,8 @@ pub struct Neighbours {
     /// the anchor's 0-based position on the board, which turns the window
     /// into exact competition ranks.
     pub ahead: u64,
+    /// Members in the shard.
+    pub total: u64,
 }
 
 /// One shard's next entries after a page cursor, in the board's total
@@ -460,6 +462,19 @@ pub trait Store: Send + std::marker::Sync + 'static {
         Ok(scores.into_iter().zip(metas).collect())
     }
 
+    /// Each member's entry in `board.period` (score, [`Entry::tie`] and
+    /// metadata), in the order asked; `None` without a score. What a
+    /// `first_achiever` board ranks by, where the score alone does not
+    /// place a member. Every member must be placeable on the board.
+    async fn entries_of(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let read = self.scores_and_metas(board, members).await?;
+        Ok(entries_from_scores(members, read))
+    }
+
     /// Whether ranks cost a fan-out over the network here, so that a
     /// gateway keeps a rank index fed by [`Store::index_tail`]; the
     /// in-process stores rank from their own trees and say no.
@@ -539,6 +554,34 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_millis() as u64
+}
+
+/// Each member's entry (tie 0) from its score and meta, `None` without a
+/// score: [`Store::entries_of`] of a `shared` board.
+pub fn entries_from_scores(
+    members: &[MemberId],
+    read: Vec<(Option<f64>, Option<Meta>)>,
+) -> Vec<Option<Entry>> {
+    members
+        .iter()
+        .zip(read)
+        .map(|(m, (score, meta))| {
+            score.map(|s| {
+                let mut e = Entry::stored(m.clone(), s);
+                e.meta = meta;
+                e
+            })
+        })
+        .collect()
+}
+
+/// Microseconds since the Unix epoch: when a score was reached, for the
+/// ties of a `first_achiever` board ([`crate::types::Order::tie_at`]).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros() as u64
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use standings_core::board::StorageName;
 use standings_core::period::{Period, Timezone};
 use standings_core::rank::Standing;
 use standings_core::store::{now_ms_i64, IndexMove, IndexPos, IndexRecord, IndexTail};
-use standings_core::{Board, MemberId, Meta, Order, Store, StoreError};
+use standings_core::{Board, MemberId, Meta, Order, Store, StoreError, Ties};
 use tokio_util::sync::CancellationToken;
 
 mod period_members;
@@ -428,6 +428,11 @@ impl RankIndex {
         // leave the same audit records as a write. Blends are rebuilt by
         // `ZUNIONSTORE`, which leaves none.
         if board.blend(&board.period).is_some() {
+            return None;
+        }
+        // Counts by score do not place equal scores of a first_achiever
+        // board; those are ranked live.
+        if board.ties == Ties::FirstAchiever {
             return None;
         }
         let view = self.followed(board).view.load_full()?;

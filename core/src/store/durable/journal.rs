@@ -57,24 +57,48 @@ pub(super) const ID: &str = "id";
 /// The [`STATE`] key of the last journal batch applied to the tables.
 pub(super) const APPLIED_THROUGH: &str = "applied_through";
 
-/// The first byte of every row.
+/// The first byte of a row none of whose set changes has a tie: byte for
+/// byte what the release before `first_achiever` boards wrote, so it can
+/// still read the journal after a downgrade while no such board is used.
 const VERSION: u8 = 1;
+
+/// The first byte of a row with a tie ([`SetChange::tie`]) after each set
+/// change's score.
+const VERSION_TIES: u8 = 2;
 
 /// The bytes of one journal row holding `batch`.
 pub(super) fn encode(batch: &[Mutation]) -> Vec<u8> {
-    let mut out = Out(Vec::with_capacity(256 * batch.len() + 1));
-    out.u8(VERSION);
+    let version = if batch.iter().any(has_ties) {
+        VERSION_TIES
+    } else {
+        VERSION
+    };
+    let mut out = Out(Vec::with_capacity(256 * batch.len() + 1), version);
+    out.u8(version);
     out.list(batch, mutation);
     out.0
 }
 
+/// Whether a mutation moves a member whose tie is not 0.
+fn has_ties(m: &Mutation) -> bool {
+    let tied = |a: &Applied| a.sets.iter().any(|s| s.tie != 0);
+    match m {
+        Mutation::Write { applied, .. } => tied(applied),
+        Mutation::Event { moves, .. } => moves.iter().any(|(_, a)| tied(a)),
+        _ => false,
+    }
+}
+
 /// The batch of one journal row; `Err` says what was wrong with it.
 pub(super) fn decode(row: &[u8]) -> Result<Vec<Mutation>, String> {
-    let mut input = In(row);
+    let mut input = In(row, VERSION);
     let version = input.u8()?;
-    if version != VERSION {
-        return Err(format!("journal row version {version}, expected {VERSION}"));
+    if version != VERSION && version != VERSION_TIES {
+        return Err(format!(
+            "journal row version {version}, expected {VERSION} or {VERSION_TIES}"
+        ));
     }
+    input.1 = version;
     let batch = input.list(read_mutation)?;
     if !input.0.is_empty() {
         return Err(format!(
@@ -196,6 +220,9 @@ fn write_applied(out: &mut Out, a: &Applied) {
     out.list(&a.sets, |o, s| {
         o.str(&s.id);
         o.opt(s.score.as_ref(), |o, v| o.f64(*v));
+        if o.1 == VERSION_TIES {
+            o.u64(s.tie);
+        }
         o.u64(s.version);
         o.opt(s.expires_at_ms.as_ref(), |o, v| o.i64(*v));
     });
@@ -237,6 +264,10 @@ fn read_applied(input: &mut In<'_>) -> Result<Applied, String> {
         Ok(SetChange {
             id: Arc::from(i.str()?),
             score: i.opt(In::f64)?,
+            tie: match i.1 {
+                VERSION_TIES => i.u64()?,
+                _ => 0,
+            },
             version: i.u64()?,
             expires_at_ms: i.opt(In::i64)?,
         })
@@ -343,7 +374,8 @@ fn member(input: &mut In<'_>) -> Result<MemberId, String> {
 }
 
 /// The bytes of a row being written.
-struct Out(Vec<u8>);
+/// A row being written, and its version.
+struct Out(Vec<u8>, u8);
 
 impl Out {
     fn u8(&mut self, v: u8) {
@@ -400,8 +432,8 @@ impl Out {
     }
 }
 
-/// The unread rest of a row.
-struct In<'a>(&'a [u8]);
+/// The unread rest of a row, and the row's version.
+struct In<'a>(&'a [u8], u8);
 
 impl<'a> In<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
@@ -500,12 +532,14 @@ mod tests {
                 SetChange {
                     id: Arc::from("all"),
                     score: Some(2.5),
+                    tie: 0,
                     version: seq,
                     expires_at_ms: None,
                 },
                 SetChange {
                     id: Arc::from("daily/2026-12-02"),
                     score: None,
+                    tie: 0,
                     version: 9,
                     expires_at_ms: Some(-4),
                 },
@@ -607,6 +641,20 @@ mod tests {
     fn every_mutation_round_trips() {
         let batch = every_kind();
         let row = encode(&batch);
+        let back = decode(&row).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{batch:?}"));
+    }
+
+    #[test]
+    fn ties_take_the_second_row_version_and_round_trip() {
+        let plain = encode(&every_kind());
+        assert_eq!(plain[0], VERSION, "no tie: the row of the release before");
+        let mut batch = every_kind();
+        if let Mutation::Write { applied, .. } = &mut batch[0] {
+            applied.sets[0].tie = 8_000_000_000_000_001;
+        }
+        let row = encode(&batch);
+        assert_eq!(row[0], VERSION_TIES);
         let back = decode(&row).unwrap();
         assert_eq!(format!("{back:?}"), format!("{batch:?}"));
     }

@@ -257,6 +257,10 @@ const CATALOG: TableDefinition<&'static str, &'static str> = TableDefinition::ne
 /// `(b, "", s, member)` -> `(meta text, seq)`: a member's metadata on a
 /// board and the shard sequence number of the write that set it.
 const META: TableDefinition<MemberKey<'static>, (&'static str, u64)> = TableDefinition::new("meta");
+/// `(b, period, s, member)` -> the member's tie there ([`Entry::tie`]),
+/// only for the members of `first_achiever` boards (a row of [`MEMBERS`]
+/// without one has tie 0), so `shared` boards pay nothing for it.
+const TIES: TableDefinition<MemberKey<'static>, u64> = TableDefinition::new("ties");
 
 /// `(tenant, target, actor)`, or `(tenant, actor, target)` for a list.
 type LikeKey<'a> = (&'a str, &'a str, &'a str);
@@ -678,6 +682,7 @@ fn prepare(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(SNAPSHOT_EXPIRY)?;
         txn.open_table(CATALOG)?;
         txn.open_table(META)?;
+        txn.open_table(TIES)?;
         txn.open_table(LIKE_STATES)?;
         txn.open_table(LIKE_COUNTS)?;
         txn.open_table(ACTOR_LIKES)?;
@@ -892,21 +897,38 @@ fn load(db: &Database, memory: &MemoryStore) -> Result<u64, String> {
     // Rows come sorted by (board, period, shard): each set's run is
     // restored under one lookup and one lock.
     type SetRun = (StorageName, Arc<str>, u32, Option<i64>);
-    let restore = |(b, p, s, at): SetRun, scores: Vec<(MemberId, f64)>| {
+    let restore = |(b, p, s, at): SetRun, scores: Vec<(MemberId, f64, u64)>| {
         memory.restore_scores((b, s), p, at, scores)
     };
     let members = txn.open_table(MEMBERS).map_err(t)?;
-    let mut runs: Runs<SetRun, (MemberId, f64)> = Runs::default();
+    // Both tables are in member-key order: the ties (first_achiever boards
+    // only) are merged in as the members go by.
+    let ties_table = txn.open_table(TIES).map_err(t)?;
+    let mut ties = ties_table.iter().map_err(e)?.peekable();
+    let mut runs: Runs<SetRun, (MemberId, f64, u64)> = Runs::default();
     for row in members.iter().map_err(e)? {
         let (k, v) = row.map_err(e)?;
         let (b, p, s, m) = k.value();
+        let mut tie = 0;
+        while let Some(next) = ties.peek() {
+            let (tk, tv) = match next {
+                Ok((tk, tv)) => (tk.value(), tv.value()),
+                Err(err) => return Err(format!("reading ties: {err}")),
+            };
+            match tk.cmp(&(b, p, s, m)) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => tie = tv,
+                std::cmp::Ordering::Greater => break,
+            }
+            ties.next();
+        }
         let at = expires(b, p, s);
         if at.is_some_and(|at| at <= now_i) {
             continue;
         }
         let (score, _) = v.value();
         let key = (names.board(b)?, names.set(p), s, at);
-        runs.push(key, (member(m)?, score), restore);
+        runs.push(key, (member(m)?, score, tie), restore);
     }
     runs.finish(restore);
     let versions = txn.open_table(VERSIONS).map_err(t)?;
@@ -1167,6 +1189,7 @@ macro_rules! copy_table {
 fn copy_tables(read: &redb::ReadTransaction, to: &Database) -> Result<(), redb::Error> {
     let write = to.begin_write()?;
     copy_table!(read, write, MEMBERS);
+    copy_table!(read, write, TIES);
     copy_table!(read, write, VERSIONS);
     copy_table!(read, write, SET_EXPIRY);
     copy_table!(read, write, IDEMPOTENCY);
@@ -1195,6 +1218,7 @@ struct ScoreTables<'t> {
     idem_scores: redb::Table<'t, IdemKey<'static>, &'static str>,
     audit: redb::Table<'t, AuditKey<'static>, AuditValue<'static>>,
     meta: redb::Table<'t, MemberKey<'static>, (&'static str, u64)>,
+    ties: redb::Table<'t, MemberKey<'static>, u64>,
 }
 
 /// The likes tables, open in one write transaction.
@@ -1239,6 +1263,7 @@ fn write_batch(
             idem_scores: txn.open_table(IDEMPOTENCY_SCORES)?,
             audit: txn.open_table(AUDIT)?,
             meta: txn.open_table(META)?,
+            ties: txn.open_table(TIES)?,
         };
         let mut l = LikeTables {
             states: txn.open_table(LIKE_STATES)?,
@@ -1379,9 +1404,13 @@ fn write_applied<'a>(
         match (newer, set.score) {
             (true, Some(score)) => {
                 t.members.insert(key, (score, seq))?;
+                if set.tie != 0 {
+                    t.ties.insert(key, set.tie)?;
+                }
             }
             (true, None) => {
                 t.members.remove(key)?;
+                t.ties.remove(key)?;
             }
             (false, _) => {}
         }
@@ -1505,6 +1534,8 @@ fn write_event(l: &mut LikeTables<'_>, change: &EventChange) -> Result<(), redb:
 /// Deletes every row of period `p` of shard `s`.
 fn expire_set(t: &mut ScoreTables<'_>, b: &str, p: &str, s: u32) -> Result<(), redb::Error> {
     t.members
+        .retain_in::<MemberKey<'_>, _>((b, p, s, "")..(b, p, s + 1, ""), |_, _| false)?;
+    t.ties
         .retain_in::<MemberKey<'_>, _>((b, p, s, "")..(b, p, s + 1, ""), |_, _| false)?;
     t.versions.remove((b, p, s))?;
     t.set_expiry.remove((b, p, s))?;
@@ -1984,6 +2015,14 @@ impl Store for DurableStore {
         self.memory.neighbours(board, shards, anchor, n).await
     }
 
+    async fn entries_of(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        self.memory.entries_of(board, members).await
+    }
+
     async fn page_after(
         &self,
         board: &Board,
@@ -2264,6 +2303,7 @@ mod tests {
                 sets: vec![SetChange {
                     id: Arc::from("all"),
                     score: Some(score),
+                    tie: 0,
                     version,
                     expires_at_ms: None,
                 }],

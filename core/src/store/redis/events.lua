@@ -20,7 +20,7 @@ for n = 1, nb do
   if d.feed == 'target' then
     local nkinds, nblends = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
     local b, after = open_board(tag_before(KEYS[k], ':a'), k + 1, i + 4, nkinds, nblends,
-      ARGV[i] == 'asc', tonumber(ARGV[i + 1]))
+      ARGV[i], tonumber(ARGV[i + 1]))
     if not b then return after end
     d.board, d.audit = b, KEYS[k]
     k = k + 1 + 4 * nblends
@@ -94,9 +94,9 @@ local function apply(e)
       if delta ~= 0 then
         if d.board then
           -- An incr can only be refused for its range.
-          local scores, olds = plan_move(d.board, e.target, 'incr', delta)
+          local scores, olds, names = plan_move(d.board, e.target, 'incr', delta)
           if not scores then return refuse(e, 'range') end
-          plans[#plans + 1] = {d = d, scores = scores, olds = olds, delta = delta}
+          plans[#plans + 1] = {d = d, scores = scores, olds = olds, names = names, delta = delta}
         elseif d.feed == 'actor' or (d.feed == 'owner' and e.owner ~= '') then
           follow[#follow + 1] = 'b:' .. d.name
           follow[#follow + 1] = fmt(delta)
@@ -120,7 +120,7 @@ local function apply(e)
     end
   end
   for _, p in ipairs(plans) do
-    local first, _, ix = commit_move(p.d.board, e.target, p.scores, p.olds)
+    local first, _, ix = commit_move(p.d.board, e.target, p.scores, p.olds, p.names)
     redis.call('XADD', p.d.audit, 'MAXLEN', '~', auditlen, '*', 'member', e.target, 'op', 'incr',
       'value', fmt(p.delta), 'score', first, 'request_id', 'event ' .. e.id, 'at_ms', at_gw,
       'ix', ix)

@@ -21,7 +21,7 @@ use crate::events::{
 };
 use crate::keyspace::{self, likes_tag};
 use crate::store::{now_ms_i64, StoreError, Write};
-use crate::types::{MemberId, Op, Score};
+use crate::types::{MemberId, Op, Score, Ties};
 
 /// How many entries a likes shard's event stream keeps, approximately
 /// (`XADD ... MAXLEN ~`). Entries the consumer group has not read when
@@ -225,7 +225,7 @@ impl RedisStore {
             ]);
             if feed == Feed::Target {
                 board_args.extend([
-                    order_arg(b.order).to_string(),
+                    order_arg(b).to_string(),
                     b.closed_retention.as_millis().to_string(),
                     b.periods.len().to_string(),
                     b.blends.len().to_string(),
@@ -414,7 +414,7 @@ impl RedisStore {
             .arg("REV")
             .arg("WITHSCORES");
         let reply = self.query(&cmd).await.map_err(unavailable)?;
-        parse_entries(&reply)?
+        parse_entries(&reply, Ties::Shared)?
             .into_iter()
             .map(|e| {
                 if e.score < 0.0 || e.score.fract() != 0.0 {

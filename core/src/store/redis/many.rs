@@ -20,12 +20,12 @@ use super::fanout::{slot_of, Call, ShardCalls, SlotCall};
 use super::reply::{
     array, corrupt, parse_count, parse_meta, parse_score, parse_write, text, unavailable,
 };
-use super::scripts::COUNTS_SCRIPT;
+use super::scripts::{COUNTS_SCRIPT, ENTRY_SCRIPT};
 use super::{is_noscript, score_arg, RedisStore};
 use crate::board::Board;
 use crate::keyspace;
 use crate::store::{check_shard, ShardCountsMany, StoreError, Write, WriteOutcome};
-use crate::types::{MemberId, Meta, Order};
+use crate::types::{Entry, MemberId, Meta, Order};
 
 /// Most writes of a batch sent at once (one pipeline per node): a pipeline
 /// of 1000 scripts could outlast the client's response timeout on a busy
@@ -70,6 +70,58 @@ impl RedisStore {
             .map(|v| match v {
                 Value::Nil => Ok(None),
                 other => parse_score(other).map(Some),
+            })
+            .collect()
+    }
+
+    /// [`crate::Store::entries_of`] on a `first_achiever` board: the
+    /// entry script per member (its tie first, then the score under its
+    /// name), pipelined per node.
+    pub(super) async fn entries_of_once(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shards = member_shards(board, members)?;
+        let build = |i: u32| {
+            let shard = shards[i as usize];
+            let keys = [
+                keyspace::shard_zset(board, shard),
+                keyspace::shard_ties(board, shard),
+                keyspace::shard_meta(board, shard),
+            ];
+            let args = [members[i as usize].as_str().to_string()];
+            let call = self.script_call(true, &self.entry_sha, ENTRY_SCRIPT, &keys, &args);
+            ShardCalls {
+                slot: slot_of(&keys[0]),
+                calls: vec![call],
+            }
+        };
+        let indexes: Vec<u32> = (0..members.len() as u32).collect();
+        let (values, _) = self.fan_out(&indexes, &build).await?;
+        members
+            .iter()
+            .zip(&values)
+            .map(|(m, v)| {
+                let [score, tie, meta] = array(v)? else {
+                    return Err(corrupt("entry script reply is not 3 items"));
+                };
+                if matches!(score, Value::Nil) || matches!(tie, Value::Nil) {
+                    return Ok(None);
+                }
+                let tie = text(tie)?;
+                let tie = tie
+                    .parse::<u64>()
+                    .map_err(|_| corrupt(format!("tie {tie:?} is not a number")))?;
+                let mut e = Entry::stored(m.clone(), parse_score(score)?).with_tie(tie);
+                e.meta = match meta {
+                    Value::Nil => None,
+                    other => Some(parse_meta(text(other)?)?),
+                };
+                Ok(Some(e))
             })
             .collect()
     }

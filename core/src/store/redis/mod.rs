@@ -219,7 +219,7 @@ use self::reply::{
 };
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
-    BLEND_SCRIPT, COUNTS_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT,
+    BLEND_SCRIPT, COUNTS_SCRIPT, ENTRY_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT,
     INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, TOP_SCRIPT,
     WRITE_SCRIPT,
 };
@@ -232,7 +232,7 @@ use crate::board::Board;
 use crate::events::{Event, EventOutcome, LikeCounts, LikeSpace, LikedTarget, Weights};
 use crate::keyspace::{self, Scope};
 use crate::period::PeriodKind;
-use crate::types::{Entry, MemberId, Meta, Order};
+use crate::types::{stored_name, Entry, MemberId, Meta, Order, Ties};
 
 /// How many audit records a shard's stream keeps, approximately
 /// (`XADD ... MAXLEN ~`): the memory store's [`super::memory::AUDIT_CAPACITY`].
@@ -288,6 +288,8 @@ pub struct RedisStore {
     neighbours_sha: String,
     /// SHA1 of [`TOP_SCRIPT`], for `EVALSHA_RO`.
     top_sha: String,
+    /// SHA1 of [`ENTRY_SCRIPT`], for `EVALSHA_RO`.
+    entry_sha: String,
     /// SHA1 of [`BLEND_SCRIPT`], for `EVALSHA`.
     blend_sha: String,
     /// SHA1 of [`REMOVE_SCRIPT`].
@@ -353,6 +355,7 @@ impl RedisStore {
             slots_stale: AtomicBool::new(true),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
+            entry_sha: redis::Script::new(ENTRY_SCRIPT).get_hash().to_string(),
             top_sha: redis::Script::new(TOP_SCRIPT).get_hash().to_string(),
             blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
             remove_sha: redis::Script::new(REMOVE_SCRIPT).get_hash().to_string(),
@@ -588,10 +591,15 @@ fn push_period_args(args: &mut Vec<String>, board: &Board, now_ms: i64) {
     }
 }
 
-fn order_arg(order: Order) -> &'static str {
-    match order {
-        Order::Desc => "desc",
-        Order::Asc => "asc",
+/// The board's order as the write and events scripts read it: `desc` or
+/// `asc`, and ` first_achiever` after it for a board whose equal scores
+/// rank by who reached them first (see `move.lua`).
+fn order_arg(board: &Board) -> &'static str {
+    match (board.order, board.ties) {
+        (Order::Desc, Ties::Shared) => "desc",
+        (Order::Asc, Ties::Shared) => "asc",
+        (Order::Desc, Ties::FirstAchiever) => "desc first_achiever",
+        (Order::Asc, Ties::FirstAchiever) => "asc first_achiever",
     }
 }
 
@@ -623,7 +631,7 @@ impl RedisStore {
             write.member.as_str().to_string(),
             write.op.as_str().to_string(),
             score_arg(write.value.get()),
-            order_arg(board.order).to_string(),
+            order_arg(board).to_string(),
             ttl_ms.to_string(),
             write.request_id.clone(),
             now.max(0).to_string(),
@@ -699,9 +707,10 @@ impl RedisStore {
                 ""
             }
             .to_string(),
+            board.ties.as_str().to_string(),
         ];
         let call = self.script_call(true, &self.top_sha, TOP_SCRIPT, &keys, &args);
-        parse_top(&self.run(&call).await.map_err(unavailable)?)
+        parse_top(&self.run(&call).await.map_err(unavailable)?, board.ties)
     }
 
     /// `HMGET` of each shard's meta hash for its members, one call per
@@ -781,7 +790,7 @@ impl RedisStore {
         let key = keyspace::shard_zset(board, shard);
         let args = [
             score_arg(anchor.score),
-            anchor.member.as_str().to_string(),
+            stored_name_of(board, anchor),
             down.min(MAX_NEIGHBOURS).to_string(),
             up.min(MAX_NEIGHBOURS).to_string(),
         ];
@@ -857,6 +866,16 @@ impl RedisStore {
     }
 }
 
+/// The name `entry` has in its board's sorted sets: the member, or on a
+/// `first_achiever` board its tie and the member
+/// ([`crate::types::stored_name`]).
+fn stored_name_of(board: &Board, entry: &Entry) -> String {
+    match board.ties {
+        Ties::Shared => entry.member.as_str().to_string(),
+        Ties::FirstAchiever => stored_name(entry.tie, entry.member.as_str()),
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn apply(&self, board: &Board, write: &Write) -> Result<WriteOutcome, StoreError> {
@@ -874,6 +893,10 @@ impl Store for RedisStore {
         member: &MemberId,
     ) -> Result<Option<f64>, StoreError> {
         check_shard(board, shard)?;
+        if board.ties == Ties::FirstAchiever {
+            let mut one = self.entries_of(board, std::slice::from_ref(member)).await?;
+            return Ok(one.pop().flatten().map(|e| e.score));
+        }
         let mut cmd = redis::cmd("ZSCORE");
         cmd.arg(keyspace::shard_zset(board, shard))
             .arg(member.as_str());
@@ -923,6 +946,10 @@ impl Store for RedisStore {
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<Option<f64>>, StoreError> {
+        if board.ties == Ties::FirstAchiever {
+            let entries = self.entries_of(board, members).await?;
+            return Ok(entries.into_iter().map(|e| e.map(|e| e.score)).collect());
+        }
         self.bound(self.scores_many_once(board, members)).await
     }
 
@@ -931,7 +958,29 @@ impl Store for RedisStore {
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<(Option<f64>, Option<Meta>)>, StoreError> {
+        if board.ties == Ties::FirstAchiever {
+            // The meta is read whether or not the member has a score.
+            let entries = self.entries_of(board, members).await?;
+            let metas = self.metas(board, members).await?;
+            return Ok(entries
+                .into_iter()
+                .zip(metas)
+                .map(|(e, meta)| (e.map(|e| e.score), meta))
+                .collect());
+        }
         self.bound(self.scores_and_metas_once(board, members)).await
+    }
+
+    async fn entries_of(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+    ) -> Result<Vec<Option<Entry>>, StoreError> {
+        if board.ties == Ties::FirstAchiever {
+            return self.bound(self.entries_of_once(board, members)).await;
+        }
+        let read = self.scores_and_metas(board, members).await?;
+        Ok(crate::store::entries_from_scores(members, read))
     }
 
     async fn counts_many(
@@ -963,7 +1012,7 @@ impl Store for RedisStore {
             board,
             shards,
             |s| self.neighbours_calls(board, s, anchor, n),
-            |values| parse_neighbours(first(values)?, board.order),
+            |values| parse_neighbours(first(values)?, board.order, board.ties),
         );
         self.bound(work).await
     }
@@ -984,9 +1033,9 @@ impl Store for RedisStore {
             shards,
             |s| self.page_calls(board, s, after, n),
             |values| match after {
-                Some(_) => parse_page(first(values)?, board.order),
+                Some(_) => parse_page(first(values)?, board.order, board.ties),
                 None => Ok(ShardPage {
-                    entries: parse_entries(first(values)?)?,
+                    entries: parse_entries(first(values)?, board.ties)?,
                     ahead: 0,
                 }),
             },
@@ -1235,6 +1284,13 @@ impl Store for RedisStore {
         shard: u32,
         member: &MemberId,
     ) -> Result<(Option<f64>, Option<Meta>), StoreError> {
+        if board.ties == Ties::FirstAchiever {
+            check_shard(board, shard)?;
+            let mut one = self
+                .scores_and_metas(board, std::slice::from_ref(member))
+                .await?;
+            return one.pop().ok_or_else(|| corrupt("no answer for the member"));
+        }
         // One shard's two reads in one pipeline: both keys carry its tag.
         let build = |shard: u32| {
             let zset = keyspace::shard_zset(board, shard);
@@ -1293,7 +1349,9 @@ impl Store for RedisStore {
                 calls: vec![Call::plain(cmd)],
             }
         };
-        let work = self.per_shard(board, shards, build, |values| parse_entries(first(values)?));
+        let work = self.per_shard(board, shards, build, |values| {
+            parse_entries(first(values)?, board.ties)
+        });
         self.bound(work).await
     }
 

@@ -6,19 +6,35 @@
 -- Opens a board's shard for moves: `tag` the shard's tag, the blends' keys
 -- from KEYS[ki] on (4 each, in board order: `:z:NAME`, `:v:NAME`,
 -- `:bp:NAME`, `:bs:NAME`), `nkinds` period descriptors from ARGV[ai] on
--- followed by the `nblends` blends' config parts texts. Picks each kind's
--- current period by the store's clock and resolves every blend's parts,
--- writing nothing. Answers the board and the ARGV index after its
--- arguments; or nil and the script's refusal, `{'skew', kind, store ms}`
--- or `{'badpart', blend key, part}`.
-local function open_board(tag, ki, ai, nkinds, nblends, asc, retention)
+-- followed by the `nblends` blends' config parts texts; `order` is `desc`
+-- or `asc`, followed by ` first_achiever` for a board whose equal scores
+-- rank by who reached them first. Picks each kind's current period by the
+-- store's clock and resolves every blend's parts, writing nothing.
+-- Answers the board and the ARGV index after its arguments; or nil and
+-- the script's refusal, `{'skew', kind, store ms}` or `{'badpart', blend
+-- key, part}`.
+local function open_board(tag, ki, ai, nkinds, nblends, order, retention)
   local periods, bykind, i = pick_periods(ai, nkinds)
   if not periods then return nil, {'skew', bykind, fmt(i)} end
   local b = {
     tag = tag, zpre = tag .. ':z:', vpre = tag .. ':v:', periods = periods,
-    asc = asc, retention = retention, blends = {},
+    asc = string.sub(order, 1, 3) == 'asc', retention = retention, blends = {},
+    fa = string.find(order, 'first_achiever', 1, true) ~= nil,
   }
-  for n = 1, nkinds do periods[n].z = b.zpre .. periods[n].id end
+  for n = 1, nkinds do
+    periods[n].z = b.zpre .. periods[n].id
+    -- first_achiever: member -> its tie's 16 digits; its name in the set
+    -- is those digits and the member (types::stored_name).
+    periods[n].t = tag .. ':t:' .. periods[n].id
+  end
+  if b.fa then
+    -- When this call's moves reach their scores, in microseconds: an
+    -- earlier time is the better tie (types::Order::tie_at).
+    local t = redis.call('TIME')
+    local at = math.min(tonumber(t[1]) * 1000000 + tonumber(t[2]), MAX - 1)
+    if b.asc then b.tie = string.format('%016.0f', at)
+    else b.tie = string.format('%016.0f', MAX - 1 - at) end
+  end
   if nblends > 0 then
     local names = {}
     for n = 1, nblends do
@@ -41,15 +57,22 @@ end
 
 -- The member's new score in every period of `b` for `op` (`incr`, `set`,
 -- `best` by the board's order) with `value`, all computed before anything
--- is written. Answers them in period order, and the member's scores
--- before (the text Redis keeps, or false for none: the rank index reads
--- both from the audit record); or nil and `{'range'}` when one would
--- leave +-2^53 (incr uses the TwoSum test of types::checked_add), or an
--- error reply for an unknown op.
+-- is written. Answers them in period order, the member's scores before
+-- (the text Redis keeps, or false for none: the rank index reads both
+-- from the audit record) and its names in the sets (the member, or on a
+-- first_achiever board its tie and the member, false for none); or nil
+-- and `{'range'}` when one would leave +-2^53 (incr uses the TwoSum test
+-- of types::checked_add), or an error reply for an unknown op.
 local function plan_move(b, member, op, value)
-  local scores, olds = {}, {}
+  local scores, olds, names = {}, {}, {}
   for n, p in ipairs(b.periods) do
-    local old = redis.call('ZSCORE', p.z, member)
+    local name = member
+    if b.fa then
+      name = redis.call('HGET', p.t, member)
+      if name then name = name .. member end
+    end
+    names[n] = name
+    local old = name and redis.call('ZSCORE', p.z, name)
     olds[n] = old
     if old then old = tonumber(old) end
     local new
@@ -75,7 +98,7 @@ local function plan_move(b, member, op, value)
     if new ~= new or math.abs(new) > MAX then return nil, {'range'} end
     scores[n] = new + 0
   end
-  return scores, olds
+  return scores, olds, names
 end
 
 -- Writes a planned move: per period `ZADD` and `INCR :v:P`, and when that
@@ -89,12 +112,23 @@ end
 -- without periods), `{id1, score1, id2, score2, ...}` in period order, and
 -- the audit record's `ix` text, `id old new` per period with `-` for no
 -- old score (what the gateway's rank index applies; see ranks.rs).
-local function commit_move(b, member, scores, olds)
+local function commit_move(b, member, scores, olds, names)
   local moved, ix = {}, {}
   for n, p in ipairs(b.periods) do
     local score = fmt(scores[n])
     ix[n] = p.id .. ' ' .. (olds[n] or '-') .. ' ' .. score
-    redis.call('ZADD', p.z, score, member)
+    local name = member
+    if b.fa then
+      name = names[n]
+      -- A score reached now takes this call's tie; one that did not
+      -- change keeps the tie of when it was first reached.
+      if not (olds[n] and tonumber(olds[n]) == scores[n]) then
+        if name then redis.call('ZREM', p.z, name) end
+        name = b.tie .. member
+        redis.call('HSET', p.t, member, b.tie)
+      end
+    end
+    redis.call('ZADD', p.z, score, name)
     local v = b.vpre .. p.id
     if redis.call('INCR', v) == 1 then
       -- The period's first write in this shard: index it (by when it
@@ -103,6 +137,7 @@ local function commit_move(b, member, scores, olds)
         local at = fmt(p.ends + b.retention)
         redis.call('PEXPIREAT', p.z, at)
         redis.call('PEXPIREAT', v, at)
+        if b.fa then redis.call('PEXPIREAT', p.t, at) end
         redis.call('ZADD', b.tag .. ':periods', at, p.id)
       else
         redis.call('ZADD', b.tag .. ':periods', 'inf', p.id)

@@ -18,9 +18,18 @@ for n = 5, #ARGV do add(ARGV[n]) end
 local removed, ix = 0, {}
 for _, id in ipairs(ids) do
   local z = tag .. ':z:' .. id
-  local old = redis.call('ZSCORE', z, member)
+  -- On a first_achiever board the member's name in the set is its tie
+  -- (kept in `:t:`) and the member.
+  local t = tag .. ':t:' .. id
+  local name = member
+  local tie = redis.call('HGET', t, member)
+  if tie then
+    name = tie .. member
+    redis.call('HDEL', t, member)
+  end
+  local old = redis.call('ZSCORE', z, name)
   if old then
-    redis.call('ZREM', z, member)
+    redis.call('ZREM', z, name)
     redis.call('INCR', tag .. ':v:' .. id)
     removed = removed + 1
     -- For the rank index: `id old -` per period left (see move.lua).

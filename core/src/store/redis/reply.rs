@@ -11,7 +11,7 @@ use std::sync::Arc;
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::store::{AuditRecord, Neighbours, ShardPage, StoreError, WriteOutcome};
-use crate::types::{Entry, MemberId, Meta, Op, Order, MAX_SCORE};
+use crate::types::{split_stored_name, Entry, MemberId, Meta, Op, Order, Ties, MAX_SCORE};
 
 pub(super) fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -120,8 +120,25 @@ pub(super) fn array(v: &Value) -> Result<&[Value], StoreError> {
     }
 }
 
-/// A `WITHSCORES` reply (`member, score, member, score, ...`) in order.
-pub(super) fn parse_entries(v: &Value) -> Result<Vec<Entry>, StoreError> {
+/// A sorted set's member name as an entry's member and tie: the name
+/// itself on a `shared` board, a [`crate::types::stored_name`] on a
+/// `first_achiever` one.
+pub(super) fn parse_name(v: &Value, ties: Ties) -> Result<(MemberId, u64), StoreError> {
+    match ties {
+        Ties::Shared => Ok((parse_member(v)?, 0)),
+        Ties::FirstAchiever => {
+            let s = text(v)?;
+            let (tie, m) = split_stored_name(s)
+                .ok_or_else(|| corrupt(format!("{s:?} is not a first_achiever name")))?;
+            let member = MemberId::new(m).map_err(|e| corrupt(format!("member {m:?}: {e}")))?;
+            Ok((member, tie))
+        }
+    }
+}
+
+/// A `WITHSCORES` reply (`member, score, member, score, ...`) in order,
+/// names read as `ties` stores them ([`parse_name`]).
+pub(super) fn parse_entries(v: &Value, ties: Ties) -> Result<Vec<Entry>, StoreError> {
     let items = array(v)?;
     if items.len() % 2 != 0 {
         return Err(corrupt("WITHSCORES reply of odd length"));
@@ -129,10 +146,8 @@ pub(super) fn parse_entries(v: &Value) -> Result<Vec<Entry>, StoreError> {
     items
         .chunks(2)
         .map(|pair| {
-            Ok(Entry::stored(
-                parse_member(&pair[0])?,
-                parse_score(&pair[1])?,
-            ))
+            let (member, tie) = parse_name(&pair[0], ties)?;
+            Ok(Entry::stored(member, parse_score(&pair[1])?).with_tie(tie))
         })
         .collect()
 }
@@ -140,12 +155,12 @@ pub(super) fn parse_entries(v: &Value) -> Result<Vec<Entry>, StoreError> {
 /// A top script reply: `{entries WITHSCORES, metas}` (see
 /// [`super::scripts::TOP_SCRIPT`]); `metas` is empty when the shard keeps
 /// none, else one per entry.
-pub(super) fn parse_top(v: &Value) -> Result<Vec<Entry>, StoreError> {
+pub(super) fn parse_top(v: &Value, ties: Ties) -> Result<Vec<Entry>, StoreError> {
     let items = array(v)?;
     let (Some(entries), Some(metas)) = (items.first(), items.get(1)) else {
         return Err(corrupt("top reply is not {entries, metas}"));
     };
-    let mut entries = parse_entries(entries)?;
+    let mut entries = parse_entries(entries, ties)?;
     let metas = parse_metas(metas)?;
     if !metas.is_empty() {
         if metas.len() != entries.len() {
@@ -276,25 +291,31 @@ pub(super) fn parse_audit(v: &Value) -> Result<AuditRecord, StoreError> {
 }
 
 /// Splits a neighbours script reply into the board's view.
-pub(super) fn parse_neighbours(v: &Value, order: Order) -> Result<Neighbours, StoreError> {
+pub(super) fn parse_neighbours(
+    v: &Value,
+    order: Order,
+    ties: Ties,
+) -> Result<Neighbours, StoreError> {
     let items = array(v)?;
     let [below, above, card, down, up] = items else {
         return Err(corrupt("neighbours reply is not 5 items"));
     };
     let (below, above, card) = (parse_count(below)?, parse_count(above)?, parse_count(card)?);
-    let mut down = parse_entries(down)?;
+    let mut down = parse_entries(down, ties)?;
     down.reverse();
-    let up = parse_entries(up)?;
+    let up = parse_entries(up, ties)?;
     Ok(match order {
         Order::Desc => Neighbours {
             better: up,
             worse: down,
             ahead: card.saturating_sub(above),
+            total: card,
         },
         Order::Asc => Neighbours {
             better: down,
             worse: up,
             ahead: below,
+            total: card,
         },
     })
 }
@@ -302,7 +323,7 @@ pub(super) fn parse_neighbours(v: &Value, order: Order) -> Result<Neighbours, St
 /// A neighbours script reply read for a deep page: the entries after the
 /// anchor in the board's order (the one side [`super::RedisStore`] asked
 /// for) and how many of the shard are not after it.
-pub(super) fn parse_page(v: &Value, order: Order) -> Result<ShardPage, StoreError> {
+pub(super) fn parse_page(v: &Value, order: Order, ties: Ties) -> Result<ShardPage, StoreError> {
     let items = array(v)?;
     let [below, above, card, down, up] = items else {
         return Err(corrupt("neighbours reply is not 5 items"));
@@ -310,7 +331,7 @@ pub(super) fn parse_page(v: &Value, order: Order) -> Result<ShardPage, StoreErro
     let (below, above, card) = (parse_count(below)?, parse_count(above)?, parse_count(card)?);
     Ok(match order {
         Order::Desc => {
-            let mut entries = parse_entries(down)?;
+            let mut entries = parse_entries(down, ties)?;
             entries.reverse();
             ShardPage {
                 entries,
@@ -318,7 +339,7 @@ pub(super) fn parse_page(v: &Value, order: Order) -> Result<ShardPage, StoreErro
             }
         }
         Order::Asc => ShardPage {
-            entries: parse_entries(up)?,
+            entries: parse_entries(up, ties)?,
             ahead: above,
         },
     })

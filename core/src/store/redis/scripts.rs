@@ -264,12 +264,21 @@ pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
 /// strings follows the server's locale (`strcoll`), not Redis's byte order.
 pub const NEIGHBOURS_SCRIPT: &str = include_str!("neighbours.lua");
 
+/// The entry script, read-only: one member's entry on a `first_achiever`
+/// board, whose sorted sets name it by its tie and the member.
+///
+/// `KEYS`: 1 the period's sorted set, 2 its ties hash `:t:PERIOD`, 3 the
+/// shard's meta hash. `ARGV`: 1 the member. Answers `{score, tie, meta}`,
+/// each nil when absent (the tie's 16 digits as text).
+pub const ENTRY_SCRIPT: &str = include_str!("entry.lua");
+
 /// The top script, read-only: a shard's best entries and their metas in
 /// one round trip.
 ///
 /// `KEYS`: 1 the period's sorted set, 2 the shard's meta hash
 /// `{st:b:s}:m`. `ARGV`: 1 the last index (k - 1), 2 `rev` for a desc
-/// board. Answers `{entries, metas}`: `entries` as `ZRANGE ... WITHSCORES`,
+/// board, 3 the board's ties (`shared` or `first_achiever`, whose names
+/// are a tie's 16 digits and the member, the metas' field). Answers `{entries, metas}`: `entries` as `ZRANGE ... WITHSCORES`,
 /// `metas` one per entry (nil for none), or empty when the shard keeps no
 /// meta at all.
 pub const TOP_SCRIPT: &str = include_str!("top.lua");

@@ -1,7 +1,9 @@
 #!lua flags=no-writes
 -- A shard's best entries and their members' metadata in one step (see
 -- scripts.rs): KEYS[1] the period's sorted set, KEYS[2] the shard's meta
--- hash; ARGV[1] the last index, ARGV[2] `rev` for a desc board.
+-- hash; ARGV[1] the last index, ARGV[2] `rev` for a desc board, ARGV[3]
+-- the board's ties (`first_achiever`: each name is 16 digits of tie, then
+-- the member, whose meta is looked up).
 local got
 if ARGV[2] == 'rev' then
   got = redis.call('ZRANGE', KEYS[1], 0, ARGV[1], 'REV', 'WITHSCORES')
@@ -18,8 +20,10 @@ local function flush()
   for i = 1, #chunk do metas[#metas + 1] = part[i] end
   chunk = {}
 end
+local from = 1
+if ARGV[3] == 'first_achiever' then from = 17 end
 for i = 1, #got, 2 do
-  chunk[#chunk + 1] = got[i]
+  chunk[#chunk + 1] = string.sub(got[i], from)
   if #chunk == 500 then flush() end
 end
 flush()

@@ -34,12 +34,12 @@ end
 
 -- Periods picked, blends resolved and every period's new score computed
 -- before anything is written: a refusal writes nothing.
-local b, after = open_board(tag_before(KEYS[1], ':a'), 2, 14, nkinds, nblends, ARGV[4] == 'asc',
+local b, after = open_board(tag_before(KEYS[1], ':a'), 2, 14, nkinds, nblends, ARGV[4],
   tonumber(ARGV[11]))
 if not b then return after end
-local scores, olds = plan_move(b, member, op, tonumber(ARGV[3]))
+local scores, olds, names = plan_move(b, member, op, tonumber(ARGV[3]))
 if not scores then return olds end
-local first, moved, ix = commit_move(b, member, scores, olds)
+local first, moved, ix = commit_move(b, member, scores, olds, names)
 -- The meta (always the last ARGV; empty: keep the member's) in the same
 -- step as the score.
 local meta = ARGV[#ARGV]
