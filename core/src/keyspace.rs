@@ -14,6 +14,8 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `{st:b:s}:z:P` | sorted set | member -> score in period (or blend) P |
+//! | `{st:b:s}:f:P` | sorted set | on a `first_achiever` board in place of `:z:P`: the tie's 16 digits and the member ([`crate::types::stored_name`]) -> score, so that a board whose `ties` changed starts clean instead of mixing names |
+//! | `{st:b:s}:t:P` | hash | on a `first_achiever` board: member -> the 16 digits of its tie in P |
 //! | `{st:b:s}:v:P` | string (int) | P's version, bumped by every applied write that moves P |
 //! | `{st:b:s}:i:LEN:MEMBER:KEY` | string | idempotency record: `"<digest hex> <score>"` and, on a board with several periods, `" <id>=<score>"` per period; the first write's [`crate::store::request_digest`] (16 hex digits) and resulting scores, with the board's TTL; scoped to (member, key) |
 //! | `{st:b:s}:a` | stream | audit log of applied writes (and removals), trimmed `MAXLEN ~` |
@@ -29,7 +31,7 @@
 //! at `{st:global:17}:z:all`, board `videos` of tenant `acme` at
 //! `{st:acme.videos:17}:z:all`.
 //!
-//! Keys of a closed period (`:z:P`, `:v:P`, `:snap:P`) expire at the
+//! Keys of a closed period (`:z:P`, `:f:P`, `:t:P`, `:v:P`, `:snap:P`) expire at the
 //! period's end plus the board's `closed_retention`.
 //!
 //! Tenant ids and board names cannot hold `{`, `}`, `:` or `.`, so tags
@@ -128,9 +130,14 @@ fn shard_key(board: &Board, shard: u32, suffix: &str, period: &str) -> String {
     key
 }
 
-/// The sorted set of `board.period` in a shard.
+/// The sorted set of `board.period` in a shard: `:z:` on a `shared`
+/// board, `:f:` on a `first_achiever` one (whose members have other names).
 pub fn shard_zset(board: &Board, shard: u32) -> String {
-    shard_key(board, shard, ":z:", &board.period)
+    let infix = match board.ties {
+        crate::types::Ties::Shared => ":z:",
+        crate::types::Ties::FirstAchiever => ":f:",
+    };
+    shard_key(board, shard, infix, &board.period)
 }
 
 /// The ties of `board.period` in a shard, on a `first_achiever` board:

@@ -128,6 +128,12 @@ pub fn decode_cursor(board: &Board, text: &str) -> Result<Entry, CursorError> {
         CURSOR_VERSION_TIES => TIE,
         _ => return Err(CursorError::Malformed("unknown version")),
     };
+    // A cursor holds a tie exactly on a first_achiever board; one without
+    // would skip the equals of its score, one with would place a shared
+    // board's cursor by a tie its entries do not have.
+    if (tie_bytes == TIE) != (board.ties == Ties::FirstAchiever) {
+        return Err(CursorError::Malformed("written under another ties setting"));
+    }
     if body.len() <= HEAD + tie_bytes || body.len() > HEAD + tie_bytes + MAX_MEMBER_LEN {
         return Err(CursorError::Malformed("wrong length"));
     }
@@ -257,6 +263,30 @@ mod tests {
                 "{garbage:?}"
             );
         }
+    }
+
+    #[test]
+    fn first_achiever_cursors_hold_the_tie_and_stay_on_their_kind_of_board() {
+        let shared = board("pages");
+        let tied = Board {
+            ties: Ties::FirstAchiever,
+            ..board("pages")
+        };
+        let last = e("user:1", 5.0).with_tie(8_000_000_000_000_123);
+        let text = encode_cursor(&tied, &last);
+        assert!(text.len() <= MAX_CURSOR_LEN, "{text}");
+        assert_eq!(decode_cursor(&tied, &text), Ok(last.clone()));
+        assert!(matches!(
+            decode_cursor(&shared, &text),
+            Err(CursorError::Malformed(_))
+        ));
+        let plain = encode_cursor(&shared, &e("user:1", 5.0));
+        assert!(matches!(
+            decode_cursor(&tied, &plain),
+            Err(CursorError::Malformed(_))
+        ));
+        let longest = e(&"é".repeat(64), 9e15).with_tie(u64::MAX);
+        assert!(encode_cursor(&tied, &longest).len() <= MAX_CURSOR_LEN);
     }
 
     /// The format is a contract with every client holding a cursor across

@@ -90,28 +90,31 @@ pub async fn rank_of_score(
 
 /// The exact standing of each entry (`None` stays `None`) on a
 /// `first_achiever` board, where an entry's place is its position, not
-/// its score's: one neighbours fan-out with no neighbours per entry (each
-/// shard's count of entries before it, and its size). `worse` counts the
-/// entries after it.
+/// its score's: one [`Store::places_many`] over every shard for the whole
+/// list (each shard's entries before and after each one, and its size).
+/// `worse` counts the entries after it.
 pub async fn standings_of_entries(
     store: &dyn Store,
     board: &Board,
     entries: &[Option<Entry>],
 ) -> Result<Vec<Option<Standing>>, StoreError> {
-    let shards = board.all_shards();
-    let each = entries.iter().map(|e| async {
-        let Some(e) = e else { return Ok(None) };
-        let per_shard = store.neighbours(board, &shards, e, 0).await?;
-        let ahead: u64 = per_shard.iter().map(|n| n.ahead).sum();
-        let total: u64 = per_shard.iter().map(|n| n.total).sum();
-        Ok(Some(Standing {
-            score: e.score,
-            rank: ahead + 1,
-            worse: total.saturating_sub(ahead + 1),
-            total,
-        }))
-    });
-    futures::future::join_all(each).await.into_iter().collect()
+    let anchors: Vec<Entry> = entries.iter().flatten().cloned().collect();
+    if anchors.is_empty() {
+        return Ok(vec![None; entries.len()]);
+    }
+    let counts = store
+        .places_many(board, &board.all_shards(), &anchors)
+        .await?;
+    let mut k = 0;
+    Ok(entries
+        .iter()
+        .map(|e| {
+            e.as_ref().map(|e| {
+                k += 1;
+                standing_at(&counts, k - 1, e.score)
+            })
+        })
+        .collect())
 }
 
 /// The member's exact standing; `None` when it has no score.

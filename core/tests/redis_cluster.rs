@@ -90,6 +90,12 @@ async fn passes_the_first_achiever_suite() {
     let cluster = RedisCluster::start(3, 0);
     let store = connect(&cluster, RedisOptions::default()).await;
     standings_test_support::ties::run(&store, "rc").await;
+    // The same with the places counted shard by shard (the path of a node
+    // whose one call per node failed).
+    let plain = connect(&cluster, RedisOptions::default())
+        .await
+        .with_counts_script(false);
+    standings_test_support::ties::run(&plain, "rcp").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

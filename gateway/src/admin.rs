@@ -315,24 +315,29 @@ struct BoardChange<'a> {
     status: &'static str,
 }
 
+/// The field of `value` whose text serde refused as `unknown variant
+/// `X`` (its message names the value, not the field: `"ties":
+/// "fastest"`, `"order": "sideways"`): a top-level field holding exactly
+/// that text, when there is one.
+fn variant_field(value: &serde_json::Value, error: &str) -> Option<String> {
+    let rest = error.strip_prefix("unknown variant `")?;
+    let bad = &rest[..rest.find('`')?];
+    let mut holding = value
+        .as_object()?
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some(bad));
+    match (holding.next(), holding.next()) {
+        (Some((k, _)), None) => Some(k.clone()),
+        // Two fields hold it: which one serde refused is not known.
+        _ => None,
+    }
+}
+
 /// `POST /v1/admin/boards`: a board created at run time, with the same
 /// fields and validation as a `[[boards]]` entry of the config, kept in the
 /// store's catalog so that every gateway and agent serves it within one
 /// refresh interval. Once tenants are configured it needs an admin key of
 /// the board's tenant (absent `tenant`: the key's own).
-/// The field of `value` whose text serde refused as `unknown variant
-/// `X`` (its message names the value, not the field: `"ties":
-/// "fastest"`, `"order": "sideways"`).
-fn variant_field(value: &serde_json::Value, error: &str) -> Option<String> {
-    let rest = error.strip_prefix("unknown variant `")?;
-    let bad = &rest[..rest.find('`')?];
-    value
-        .as_object()?
-        .iter()
-        .find(|(_, v)| v.as_str() == Some(bad))
-        .map(|(k, _)| k.clone())
-}
-
 pub async fn create_board<B>(
     state: &AppState,
     caller: Option<&crate::auth::Caller>,

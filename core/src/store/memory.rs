@@ -103,6 +103,9 @@ struct Shard {
     /// Each member's metadata on the board (for every period alike), set
     /// under the same lock as its scores.
     metas: HashMap<MemberId, Meta>,
+    /// When the shard's last write of a `first_achiever` board reached its
+    /// scores, µs since the Unix epoch: the next one is later.
+    last_at_us: u64,
 }
 
 impl Shard {
@@ -574,10 +577,13 @@ impl MemoryStore {
             .shard_of(&write.member)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now_ms = super::now_ms_i64();
-        let at_us = super::now_us();
         let schedule = board.schedule(now_ms);
         let retention = i64::try_from(board.closed_retention.as_millis()).unwrap_or(i64::MAX);
         self.with_shard(board, shard, |s| {
+            // Read under the lock, and never behind the shard's last one:
+            // writes of a shard reach their scores in the order they are
+            // applied, whatever the clock does.
+            let at_us = super::now_us().max(s.last_at_us + 1);
             let now = Instant::now();
             s.expire_idempotency(now);
             let expired = s.expire_sets(now_ms);
@@ -656,6 +662,9 @@ impl MemoryStore {
                         });
                     }
                 }
+            }
+            if board.ties == Ties::FirstAchiever {
+                s.last_at_us = at_us;
             }
             let score = scores.first().map_or(0.0, |(_, v)| *v);
             let all_scores: Option<PeriodScores> =
@@ -1060,6 +1069,33 @@ impl Store for MemoryStore {
         n: usize,
     ) -> Result<Vec<Neighbours>, StoreError> {
         self.each_set(board, shards, |s| s.neighbours(board.order, anchor, n))
+    }
+
+    async fn places_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.each_set(board, shards, |s| {
+            let len = s.sorted.len() as u64;
+            let (mut better, mut worse) = (Vec::new(), Vec::new());
+            for anchor in anchors {
+                let (below, above) = s.place(anchor);
+                let (before, after) = (below as u64, len - above as u64);
+                let (b, w) = match board.order {
+                    Order::Desc => (after, before),
+                    Order::Asc => (before, after),
+                };
+                better.push(b);
+                worse.push(w);
+            }
+            ShardCountsMany {
+                better,
+                worse,
+                total: len,
+            }
+        })
     }
 
     async fn entries_of(

@@ -462,6 +462,19 @@ pub trait Store: Send + std::marker::Sync + 'static {
         Ok(scores.into_iter().zip(metas).collect())
     }
 
+    /// Where each of `anchors` sits in each of `shards` of `board.period`,
+    /// by the board's total order: per anchor the entries before it
+    /// (`better`) and after it (`worse`), the anchor itself in neither,
+    /// and each shard's size. What ranks a `first_achiever` board, where a
+    /// rank is a position: `1 + Σ better` ([`crate::rank::standing_at`]).
+    /// One round trip per node on Redis.
+    async fn places_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError>;
+
     /// Each member's entry in `board.period` (score, [`Entry::tie`] and
     /// metadata), in the order asked; `None` without a score. What a
     /// `first_achiever` board ranks by, where the score alone does not

@@ -2023,6 +2023,15 @@ impl Store for DurableStore {
         self.memory.entries_of(board, members).await
     }
 
+    async fn places_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.memory.places_many(board, shards, anchors).await
+    }
+
     async fn page_after(
         &self,
         board: &Board,

@@ -20,8 +20,8 @@ use super::fanout::{slot_of, Call, ShardCalls, SlotCall};
 use super::reply::{
     array, corrupt, parse_count, parse_meta, parse_score, parse_write, text, unavailable,
 };
-use super::scripts::{COUNTS_SCRIPT, ENTRY_SCRIPT};
-use super::{is_noscript, score_arg, RedisStore};
+use super::scripts::{COUNTS_SCRIPT, ENTRY_SCRIPT, PLACES_SCRIPT};
+use super::{is_noscript, score_arg, stored_name_of, RedisStore};
 use crate::board::Board;
 use crate::keyspace;
 use crate::store::{check_shard, ShardCountsMany, StoreError, Write, WriteOutcome};
@@ -31,6 +31,12 @@ use crate::types::{Entry, MemberId, Meta, Order};
 /// of 1000 scripts could outlast the client's response timeout on a busy
 /// node, and then every write of it would be `OutcomeUnknown`.
 pub(super) const BATCH_CHUNK: usize = 200;
+
+/// Most anchors in one places-script call: each costs a binary search in
+/// every shard of the node, so a lookup of 100 members goes in a few calls
+/// per node that other clients' commands can run between, not one long
+/// one.
+const PLACES_PER_CALL: usize = 16;
 
 /// Each member's shard on `board` (the callers placed them already, so a
 /// failure here is a bug, reported as corrupt).
@@ -74,14 +80,16 @@ impl RedisStore {
             .collect()
     }
 
-    /// [`crate::Store::entries_of`] on a `first_achiever` board: the
-    /// entry script per member (its tie first, then the score under its
-    /// name), pipelined per node.
-    pub(super) async fn entries_of_once(
+    /// Each member's entry (no meta) and meta on a `first_achiever` board:
+    /// the entry script per member (its tie first, then the score under
+    /// its name, and the meta), pipelined per node. What
+    /// [`crate::Store::entries_of`] and [`crate::Store::scores_and_metas`]
+    /// answer there.
+    pub(super) async fn entry_reads_once(
         &self,
         board: &Board,
         members: &[MemberId],
-    ) -> Result<Vec<Option<Entry>>, StoreError> {
+    ) -> Result<Vec<(Option<Entry>, Option<Meta>)>, StoreError> {
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -109,19 +117,19 @@ impl RedisStore {
                 let [score, tie, meta] = array(v)? else {
                     return Err(corrupt("entry script reply is not 3 items"));
                 };
+                let meta = match meta {
+                    Value::Nil => None,
+                    other => Some(parse_meta(text(other)?)?),
+                };
                 if matches!(score, Value::Nil) || matches!(tie, Value::Nil) {
-                    return Ok(None);
+                    return Ok((None, meta));
                 }
                 let tie = text(tie)?;
                 let tie = tie
                     .parse::<u64>()
                     .map_err(|_| corrupt(format!("tie {tie:?} is not a number")))?;
-                let mut e = Entry::stored(m.clone(), parse_score(score)?).with_tie(tie);
-                e.meta = match meta {
-                    Value::Nil => None,
-                    other => Some(parse_meta(text(other)?)?),
-                };
-                Ok(Some(e))
+                let entry = Entry::stored(m.clone(), parse_score(score)?).with_tie(tie);
+                Ok((Some(entry), meta))
             })
             .collect()
     }
@@ -181,16 +189,104 @@ impl RedisStore {
         shards: &[u32],
         scores: &[f64],
     ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        let bounds: Vec<String> = scores
+            .iter()
+            .map(|&x| format!("({}", score_arg(x)))
+            .collect();
+        let probes = scores.len();
+        self.per_node(
+            board,
+            shards,
+            |keys| self.on_node((&self.counts_sha, COUNTS_SCRIPT), keys, probes, &bounds),
+            probes,
+            |s| counts_calls(board, s, &bounds),
+            |values| parse_set_counts(values, board.order, probes),
+        )
+        .await
+    }
+
+    /// [`crate::Store::places_many`]: one [`PLACES_SCRIPT`] call per node,
+    /// the neighbours script (no neighbours) per anchor for the shards of
+    /// a node whose call failed.
+    pub(super) async fn places_many_once(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        let chunks = anchors
+            .chunks(PLACES_PER_CALL)
+            .map(|some| self.places_of_chunk(board, shards, some));
+        let mut out = vec![ShardCountsMany::default(); shards.len()];
+        for counted in join_all(chunks).await {
+            for (sum, part) in out.iter_mut().zip(counted?) {
+                sum.better.extend(part.better);
+                sum.worse.extend(part.worse);
+                // Each chunk is its own moment: a live board may have grown.
+                sum.total = sum.total.max(part.total);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`RedisStore::places_many_once`] of at most [`PLACES_PER_CALL`]
+    /// anchors.
+    async fn places_of_chunk(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        let pairs: Vec<String> = anchors
+            .iter()
+            .flat_map(|a| [score_arg(a.score), stored_name_of(board, a)])
+            .collect();
+        let probes = anchors.len();
+        self.per_node(
+            board,
+            shards,
+            |keys| self.on_node((&self.places_sha, PLACES_SCRIPT), keys, probes, &pairs),
+            probes,
+            |s| {
+                let calls = anchors
+                    .iter()
+                    .flat_map(|a| self.anchor_calls(board, s, a, 0, 0).calls)
+                    .collect();
+                ShardCalls {
+                    slot: slot_of(&keyspace::shard_zset(board, s)),
+                    calls,
+                }
+            },
+            |values| parse_set_places(values, board.order),
+        )
+        .await
+    }
+
+    /// Counts of many probes over `shards`: one `node_call` per node with
+    /// the node's sorted sets (answering `1 + 2 x probes` values per set:
+    /// a size, then after and before per probe), and the shards of a node
+    /// whose call failed (a slot moved, the map stale, the node down)
+    /// through `plain_calls` with [`RedisStore::fan_out`], which redis-rs
+    /// routes and redirects, each parsed by `parse_plain`. Reads change
+    /// nothing, so a retry is always safe.
+    async fn per_node<Fut>(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        node_call: impl Fn(Vec<String>) -> Fut,
+        probes: usize,
+        plain_calls: impl Fn(u32) -> ShardCalls + Sync,
+        parse_plain: impl Fn(&[Value]) -> Result<ShardCountsMany, StoreError>,
+    ) -> Result<Vec<ShardCountsMany>, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<Value, StoreError>>,
+    {
         for &shard in shards {
             check_shard(board, shard)?;
         }
         if shards.is_empty() {
             return Ok(Vec::new());
         }
-        let bounds: Vec<String> = scores
-            .iter()
-            .map(|&x| format!("({}", score_arg(x)))
-            .collect();
         let map = self.slot_map().await;
         // (node, indexes into `shards`); shards of slots the map does not
         // know go straight to the plain path.
@@ -206,19 +302,24 @@ impl RedisStore {
                 None => plain.push(i),
             }
         }
-        let calls = groups
-            .iter()
-            .map(|(_, members)| self.counts_on_node(board, shards, members, &bounds));
+        let calls = groups.iter().map(|(_, members)| {
+            let keys: Vec<String> = members
+                .iter()
+                .map(|&i| keyspace::shard_zset(board, shards[i]))
+                .collect();
+            node_call(keys)
+        });
+        let answers = join_all(calls).await;
         let mut out = vec![ShardCountsMany::default(); shards.len()];
-        for ((_, members), counted) in groups.iter().zip(join_all(calls).await) {
-            match counted.and_then(|v| parse_node_counts(&v, members.len(), board.order, scores)) {
+        for ((_, members), counted) in groups.iter().zip(answers) {
+            match counted.and_then(|v| parse_node_counts(&v, members.len(), board.order, probes)) {
                 Ok(counts) => {
                     for (&i, c) in members.iter().zip(counts) {
                         out[i] = c;
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "counts script failed on a node; counting its shards with plain commands");
+                    tracing::debug!(error = %e, "a counts script failed on a node; counting its shards one by one");
                     self.slots_stale
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     plain.extend(members);
@@ -228,12 +329,7 @@ impl RedisStore {
         if !plain.is_empty() {
             let again: Vec<u32> = plain.iter().map(|&i| shards[i]).collect();
             let counted = self
-                .per_shard(
-                    board,
-                    &again,
-                    |s| counts_calls(board, s, &bounds),
-                    |values| parse_set_counts(values, board.order, scores.len()),
-                )
+                .per_shard(board, &again, plain_calls, parse_plain)
                 .await?;
             for (&i, c) in plain.iter().zip(counted) {
                 out[i] = c;
@@ -242,24 +338,22 @@ impl RedisStore {
         Ok(out)
     }
 
-    /// One node's [`COUNTS_SCRIPT`] call over `members` (indexes into
-    /// `shards`), routed to the master of the first one's slot.
-    async fn counts_on_node(
+    /// One node's call of a cross-slot counting script over `keys` (its
+    /// shards' sorted sets, all on that node) with `count` probes given as
+    /// `probes` (the script's probe arguments), routed to the master of
+    /// the first one's slot.
+    async fn on_node(
         &self,
-        board: &Board,
-        shards: &[u32],
-        members: &[usize],
-        bounds: &[String],
+        (sha, source): (&str, &'static str),
+        keys: Vec<String>,
+        count: usize,
+        probes: &[String],
     ) -> Result<Value, StoreError> {
-        let keys: Vec<String> = members
-            .iter()
-            .map(|&i| keyspace::shard_zset(board, shards[i]))
-            .collect();
-        let mut args = Vec::with_capacity(1 + bounds.len() + keys.len());
-        args.push(bounds.len().to_string());
-        args.extend(bounds.iter().cloned());
+        let mut args = Vec::with_capacity(1 + probes.len() + keys.len());
+        args.push(count.to_string());
+        args.extend(probes.iter().cloned());
         args.extend(keys[1..].iter().cloned());
-        let call = self.script_call(true, &self.counts_sha, COUNTS_SCRIPT, &keys[..1], &args);
+        let call = self.script_call(true, sha, source, &keys[..1], &args);
         let slot = slot_of(&keys[0]);
         self.run_at(&call, slot).await.map_err(unavailable)
     }
@@ -388,10 +482,10 @@ fn parse_node_counts(
     v: &Value,
     sets: usize,
     order: Order,
-    scores: &[f64],
+    probes: usize,
 ) -> Result<Vec<ShardCountsMany>, StoreError> {
     let items = array(v)?;
-    let per_set = 1 + 2 * scores.len();
+    let per_set = 1 + 2 * probes;
     if items.len() != sets * per_set {
         return Err(corrupt(format!(
             "counts script answered {} values for {sets} sets of {per_set}",
@@ -400,8 +494,28 @@ fn parse_node_counts(
     }
     items
         .chunks(per_set)
-        .map(|run| parse_set_counts(run, order, scores.len()))
+        .map(|run| parse_set_counts(run, order, probes))
         .collect()
+}
+
+/// One shard's neighbours replies, one per anchor (no neighbours asked),
+/// as [`parse_set_counts`] reads a run: before and after each anchor by
+/// the board's order, and the shard's size.
+fn parse_set_places(values: &[Value], order: Order) -> Result<ShardCountsMany, StoreError> {
+    let mut run = Vec::with_capacity(1 + 2 * values.len());
+    let mut card = Value::Int(0);
+    for v in values {
+        let items = array(v)?;
+        let [below, above, size, ..] = items else {
+            return Err(corrupt("neighbours reply is short"));
+        };
+        let (below, above, size) = (parse_count(below)?, parse_count(above)?, parse_count(size)?);
+        card = Value::Int(size as i64);
+        run.push(Value::Int(size.saturating_sub(above) as i64));
+        run.push(Value::Int(below as i64));
+    }
+    run.insert(0, card);
+    parse_set_counts(&run, order, values.len())
 }
 
 /// One set's `ZCARD` and (above, below) per probe, as better and worse by
@@ -441,13 +555,13 @@ mod tests {
         let ints = |xs: &[i64]| Value::Array(xs.iter().map(|&x| Value::Int(x)).collect());
         // Two sets, two probes: card, (above, below), (above, below).
         let reply = ints(&[5, 1, 3, 4, 0, 2, 0, 2, 1, 1]);
-        let desc = parse_node_counts(&reply, 2, Order::Desc, &[1.0, 2.0]).unwrap();
+        let desc = parse_node_counts(&reply, 2, Order::Desc, 2).unwrap();
         assert_eq!(desc[0].better, [1, 4]);
         assert_eq!(desc[0].worse, [3, 0]);
         assert_eq!((desc[0].total, desc[1].total), (5, 2));
-        let asc = parse_node_counts(&reply, 2, Order::Asc, &[1.0, 2.0]).unwrap();
+        let asc = parse_node_counts(&reply, 2, Order::Asc, 2).unwrap();
         assert_eq!(asc[1].better, [2, 1]);
         assert_eq!(asc[1].worse, [0, 1]);
-        assert!(parse_node_counts(&reply, 3, Order::Desc, &[1.0, 2.0]).is_err());
+        assert!(parse_node_counts(&reply, 3, Order::Desc, 2).is_err());
     }
 }

@@ -220,8 +220,8 @@ use self::reply::{
 use self::scripts::MAX_NEIGHBOURS;
 pub use self::scripts::{
     BLEND_SCRIPT, COUNTS_SCRIPT, ENTRY_SCRIPT, EVENTS_SCRIPT, FOLLOW_SCRIPT, FOLLOW_TAKE_SCRIPT,
-    INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT, REMOVE_SCRIPT, TOP_SCRIPT,
-    WRITE_SCRIPT,
+    INDEX_SCAN_SCRIPT, INDEX_TAIL_SCRIPT, LAG_SCRIPT, NEIGHBOURS_SCRIPT, PLACES_SCRIPT,
+    REMOVE_SCRIPT, TOP_SCRIPT, WRITE_SCRIPT,
 };
 use super::{
     check_shard, now_ms_i64, AuditRecord, IndexPos, IndexScan, IndexTail, Neighbours, ShardCounts,
@@ -290,6 +290,8 @@ pub struct RedisStore {
     top_sha: String,
     /// SHA1 of [`ENTRY_SCRIPT`], for `EVALSHA_RO`.
     entry_sha: String,
+    /// SHA1 of [`PLACES_SCRIPT`], for `EVALSHA_RO`.
+    places_sha: String,
     /// SHA1 of [`BLEND_SCRIPT`], for `EVALSHA`.
     blend_sha: String,
     /// SHA1 of [`REMOVE_SCRIPT`].
@@ -356,6 +358,7 @@ impl RedisStore {
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             neighbours_sha: redis::Script::new(NEIGHBOURS_SCRIPT).get_hash().to_string(),
             entry_sha: redis::Script::new(ENTRY_SCRIPT).get_hash().to_string(),
+            places_sha: redis::Script::new(PLACES_SCRIPT).get_hash().to_string(),
             top_sha: redis::Script::new(TOP_SCRIPT).get_hash().to_string(),
             blend_sha: redis::Script::new(BLEND_SCRIPT).get_hash().to_string(),
             remove_sha: redis::Script::new(REMOVE_SCRIPT).get_hash().to_string(),
@@ -395,9 +398,11 @@ impl RedisStore {
     }
 
     /// The same store counting many probes with plain `ZCOUNT`/`ZCARD`
-    /// commands pipelined per node instead of one [`COUNTS_SCRIPT`] call
-    /// per node (`false`); default `true`. For the benchmark that compares
-    /// the two (`docs/benchmarks.md`), and for a cluster older than 7.0.
+    /// commands (the places of `first_achiever` anchors with the
+    /// neighbours script) pipelined per node instead of one
+    /// [`COUNTS_SCRIPT`] (or [`PLACES_SCRIPT`]) call per node (`false`);
+    /// default `true`. For the benchmark that compares the two
+    /// (`docs/benchmarks.md`), and for a cluster older than 7.0.
     pub fn with_counts_script(mut self, on: bool) -> Self {
         self.counts_script = on;
         self
@@ -418,6 +423,8 @@ impl RedisStore {
             ("follow", FOLLOW_SCRIPT),
             ("lag", LAG_SCRIPT),
             ("counts", COUNTS_SCRIPT),
+            ("entry", ENTRY_SCRIPT),
+            ("places", PLACES_SCRIPT),
             ("index-scan", INDEX_SCAN_SCRIPT),
             ("index-tail", INDEX_TAIL_SCRIPT),
         ] {
@@ -959,12 +966,9 @@ impl Store for RedisStore {
         members: &[MemberId],
     ) -> Result<Vec<(Option<f64>, Option<Meta>)>, StoreError> {
         if board.ties == Ties::FirstAchiever {
-            // The meta is read whether or not the member has a score.
-            let entries = self.entries_of(board, members).await?;
-            let metas = self.metas(board, members).await?;
-            return Ok(entries
+            let read = self.bound(self.entry_reads_once(board, members)).await?;
+            return Ok(read
                 .into_iter()
-                .zip(metas)
                 .map(|(e, meta)| (e.map(|e| e.score), meta))
                 .collect());
         }
@@ -977,7 +981,16 @@ impl Store for RedisStore {
         members: &[MemberId],
     ) -> Result<Vec<Option<Entry>>, StoreError> {
         if board.ties == Ties::FirstAchiever {
-            return self.bound(self.entries_of_once(board, members)).await;
+            let read = self.bound(self.entry_reads_once(board, members)).await?;
+            return Ok(read
+                .into_iter()
+                .map(|(e, meta)| {
+                    e.map(|mut e| {
+                        e.meta = meta;
+                        e
+                    })
+                })
+                .collect());
         }
         let read = self.scores_and_metas(board, members).await?;
         Ok(crate::store::entries_from_scores(members, read))
@@ -990,6 +1003,16 @@ impl Store for RedisStore {
         scores: &[f64],
     ) -> Result<Vec<ShardCountsMany>, StoreError> {
         self.bound(self.counts_many_once(board, shards, scores))
+            .await
+    }
+
+    async fn places_many(
+        &self,
+        board: &Board,
+        shards: &[u32],
+        anchors: &[Entry],
+    ) -> Result<Vec<ShardCountsMany>, StoreError> {
+        self.bound(self.places_many_once(board, shards, anchors))
             .await
     }
 

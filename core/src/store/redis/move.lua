@@ -16,10 +16,15 @@
 local function open_board(tag, ki, ai, nkinds, nblends, order, retention)
   local periods, bykind, i = pick_periods(ai, nkinds)
   if not periods then return nil, {'skew', bykind, fmt(i)} end
+  local fa = string.find(order, 'first_achiever', 1, true) ~= nil
+  -- A first_achiever board's sets are `:f:`, not `:z:` (keyspace.rs): its
+  -- members have other names.
+  local zpre = tag .. ':z:'
+  if fa then zpre = tag .. ':f:' end
   local b = {
-    tag = tag, zpre = tag .. ':z:', vpre = tag .. ':v:', periods = periods,
+    tag = tag, zpre = zpre, vpre = tag .. ':v:', periods = periods,
     asc = string.sub(order, 1, 3) == 'asc', retention = retention, blends = {},
-    fa = string.find(order, 'first_achiever', 1, true) ~= nil,
+    fa = fa,
   }
   for n = 1, nkinds do
     periods[n].z = b.zpre .. periods[n].id
@@ -102,9 +107,11 @@ local function plan_move(b, member, op, value)
 end
 
 -- Writes a planned move: per period `ZADD` and `INCR :v:P`, and when that
--- INCR answers 1 (the period's first write in the shard) `PEXPIREAT` of
--- `:z:P` and `:v:P` at the period's end plus the retention and the
--- period's entry in the shard's index; then per blend a rebuild when its
+-- INCR answers 1 (the period's first write in the shard), or a member new
+-- to the set finds it without an expiry (a removal emptied it),
+-- `PEXPIREAT` of `:z:P` (`:f:P` and `:t:P` on a first_achiever board) and
+-- `:v:P` at the period's end plus the retention and the period's entry in
+-- the shard's index; then per blend a rebuild when its
 -- parts resolve to other periods than its set was built from, and, when a
 -- part is a current period, the member's blend score recomputed as
 -- blend::weighted_sum does (`ZADD`, or `ZREM` when it has none) and
@@ -130,7 +137,13 @@ local function commit_move(b, member, scores, olds, names)
     end
     redis.call('ZADD', p.z, score, name)
     local v = b.vpre .. p.id
-    if redis.call('INCR', v) == 1 then
+    local fresh = redis.call('INCR', v) == 1
+    -- A removal that emptied the set deleted it (and its expiry) but kept
+    -- the version: a member new to a set made again sets the expiry again.
+    if not fresh and not olds[n] and p.ends and p.ends < math.huge then
+      fresh = redis.call('PTTL', p.z) == -1
+    end
+    if fresh then
       -- The period's first write in this shard: index it (by when it
       -- expires) so a removal finds every period the member may be in.
       if p.ends and p.ends < math.huge then

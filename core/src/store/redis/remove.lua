@@ -17,23 +17,22 @@ for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do add(id) end
 for n = 5, #ARGV do add(ARGV[n]) end
 local removed, ix = 0, {}
 for _, id in ipairs(ids) do
-  local z = tag .. ':z:' .. id
-  -- On a first_achiever board the member's name in the set is its tie
-  -- (kept in `:t:`) and the member.
+  -- A first_achiever board's set is `:f:` and names the member by its tie
+  -- (kept in `:t:`) and the member; both kinds are tried, so a board whose
+  -- `ties` changed loses the member everywhere.
   local t = tag .. ':t:' .. id
-  local name = member
   local tie = redis.call('HGET', t, member)
-  if tie then
-    name = tie .. member
-    redis.call('HDEL', t, member)
-  end
-  local old = redis.call('ZSCORE', z, name)
-  if old then
-    redis.call('ZREM', z, name)
-    redis.call('INCR', tag .. ':v:' .. id)
-    removed = removed + 1
-    -- For the rank index: `id old -` per period left (see move.lua).
-    ix[#ix + 1] = id .. ' ' .. old .. ' -'
+  if tie then redis.call('HDEL', t, member) end
+  for _, at in ipairs({{tag .. ':z:' .. id, member}, {tag .. ':f:' .. id, tie and (tie .. member)}}) do
+    local z, name = at[1], at[2]
+    local old = name and redis.call('ZSCORE', z, name)
+    if old then
+      redis.call('ZREM', z, name)
+      redis.call('INCR', tag .. ':v:' .. id)
+      removed = removed + 1
+      -- For the rank index: `id old -` per period left (see move.lua).
+      ix[#ix + 1] = id .. ' ' .. old .. ' -'
+    end
   end
 end
 -- The member's meta on the board goes with it.

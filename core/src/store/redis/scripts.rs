@@ -77,7 +77,10 @@ pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
 /// `:bs:NAME`; last, only when the write has an idempotency key, the
 /// record of (member, key).
 ///
-/// `ARGV`: 1 member, 2 op, 3 value, 4 order (`desc`/`asc`), 5 idempotency
+/// `ARGV`: 1 member, 2 op, 3 value, 4 order (`desc`/`asc`, followed by
+/// ` first_achiever` on such a board: its sets are `:f:P`, naming each
+/// member by its tie's 16 digits and the member, with the tie in the hash
+/// `:t:P`; a changed score takes the store's time as its tie), 5 idempotency
 /// TTL in ms, 6 request id, 7 the gateway's time in ms (the audit record's
 /// `at_ms`), 8 idempotency key (audit only), 9 audit MAXLEN, 10 the write's
 /// [`crate::store::request_digest`] as 16 lowercase hex digits (1 to 10 as
@@ -93,8 +96,9 @@ pub const COUNTS_SCRIPT: &str = include_str!("counts.lua");
 /// by the board's order), all checked for range before any is written;
 /// each blend's parts (`GET :bp:NAME`, else the config's) resolved to
 /// period ids; then per period `ZADD` and `INCR :v:P`, and when that INCR
-/// answers 1 (the period's first write in the shard) `PEXPIREAT` of
-/// `:z:P` and `:v:P` at the period's end plus the retention (not for
+/// answers 1 (the period's first write in the shard), or a member new to
+/// the set finds it without an expiry, `PEXPIREAT` of `:z:P` (`:f:P`,
+/// `:t:P`) and `:v:P` at the period's end plus the retention (not for
 /// `all`); per blend a rebuild when `:bs:NAME` is not what the parts
 /// resolve to now ([`crate::blend::built_from`]), and, when a part is a
 /// current period, the member's blend score recomputed as
@@ -143,7 +147,7 @@ pub const WRITE_SCRIPT: &str = concat!(
 /// MAXLEN, 4 audit MAXLEN, 5 the gateway's time in ms (the audit records'
 /// `at_ms`), 6 NB the number of boards, 7 NE the number of events; then NB
 /// boards, each: feed (`target`, `actor`, `owner`), storage name, `like`
-/// weight, `dislike` weight, and for `target` also order (`desc`/`asc`),
+/// weight, `dislike` weight, and for `target` also order (as for the write),
 /// closed retention in ms, K, B, K period descriptors and B blend parts
 /// texts as for the write; then NE events, each: id, [`crate::events::Event::digest`]
 /// as 16 hex digits, type (`like`, `unlike`, `dislike`, `undislike` or a
@@ -261,8 +265,31 @@ pub const REMOVE_SCRIPT: &str = include_str!("remove.lua");
 /// entries before `below` and `up` the n (ARGV 4) from `above`, each ascending with
 /// scores (`WITHSCORES`). Ties are placed by a binary search over the tied
 /// index range comparing bytes with `string.byte`, because Lua's `<` on
-/// strings follows the server's locale (`strcoll`), not Redis's byte order.
-pub const NEIGHBOURS_SCRIPT: &str = include_str!("neighbours.lua");
+/// strings follows the server's locale (`strcoll`), not Redis's byte order
+/// (`place.lua`, shared with [`PLACES_SCRIPT`]).
+pub const NEIGHBOURS_SCRIPT: &str = concat!(
+    "#!lua flags=no-writes\n",
+    include_str!("place.lua"),
+    include_str!("neighbours.lua")
+);
+
+/// The places script, read-only and across slots (`allow-cross-slot-keys`,
+/// Redis >= 7.0, like [`COUNTS_SCRIPT`]): where each of several anchors
+/// sits in each of one node's shards, what ranks a `first_achiever` board
+/// (a rank is a position there, not a count by score).
+///
+/// `KEYS`: 1 the first shard's sorted set (it routes the call). `ARGV`: 1
+/// the number of anchors n, then n pairs of anchor score and name (a
+/// stored name: tie digits and member), then the node's other sorted sets.
+/// Answers per set, in order: `ZCARD`, then per anchor the entries after
+/// it and the entries before it in ascending (score, name) order, the
+/// anchor itself in neither (the same runs as [`COUNTS_SCRIPT`]'s, with
+/// positions for scores).
+pub const PLACES_SCRIPT: &str = concat!(
+    "#!lua flags=no-writes,allow-cross-slot-keys\n",
+    include_str!("place.lua"),
+    include_str!("places.lua")
+);
 
 /// The entry script, read-only: one member's entry on a `first_achiever`
 /// board, whose sorted sets name it by its tie and the member.
