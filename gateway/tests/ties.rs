@@ -9,7 +9,8 @@
 //! oracle of that write order, on a `desc` and an `asc` board: the TOP-100,
 //! every member's rank, total and percentile, windows around members,
 //! lookups of lists with unknown members, and a walk of deep pages: every
-//! rank unique, equal scores in the order they were reached.
+//! rank unique, equal scores in the order they were reached. And a board
+//! fed by like events, whose targets reach their counts like by like.
 
 mod support;
 
@@ -27,6 +28,9 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 const MEMBERS: u64 = 400;
 
 const BOARDS: &str = r#"
+[likes]
+cooldown = "0s"
+
 [[boards]]
 name = "race"
 ties = "first_achiever"
@@ -40,6 +44,12 @@ order = "asc"
 ties = "first_achiever"
 shards = 4
 groups = 2
+top_k = 100
+
+[[boards]]
+name = "liked"
+ties = "first_achiever"
+source = {events = "target", weights = {like = 1}}
 top_k = 100
 "#;
 
@@ -228,12 +238,72 @@ async fn check(d: &Deployment, board: &str, asc: bool) {
     assert_eq!(walked, ranked(&want, 0, total), "{board} pages");
 }
 
+/// A board fed by like events: a target reaches its count when the like
+/// that made it lands (the events script moves the board in the target's
+/// slot), so equal counts rank by whose came first; an unlike takes a
+/// target back down, and its next like reaches the count again, later.
+async fn check_events(d: &Deployment) {
+    let mut oracle = Oracle::default();
+    let mut counts: HashMap<String, f64> = HashMap::new();
+    let mut like = |target: String, actor: String, kind: &'static str| {
+        let id = format!("{kind}-{actor}-{target}");
+        let delta = if kind == "like" { 1.0 } else { -1.0 };
+        let count = counts.entry(target.clone()).or_insert(0.0);
+        *count += delta;
+        oracle.wrote(&target, *count);
+        (
+            json!({"id": id, "type": kind, "actor": actor, "target": target}),
+            target,
+        )
+    };
+    let mut events = Vec::new();
+    for round in 0..3u64 {
+        for i in 0..30u64 {
+            let n = (i * 7 + round * 11) % 30;
+            if round > 0 && n % 3 == 0 {
+                continue;
+            }
+            events.push(like(name(n), format!("fan:{round}"), "like"));
+        }
+    }
+    events.push(like(name(1), "fan:0".into(), "unlike"));
+    events.push(like(name(1), "fan:9".into(), "like"));
+    for (event, target) in events {
+        let (status, body) = d.post("/v1/events", event).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["applied"], true, "{target}: {body}");
+    }
+    let want = oracle.order(false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = d.get("/v1/boards/liked/top?limit=100").await;
+        assert_eq!(status, 200, "{body}");
+        if listed(&body["entries"]) == ranked(&want, 0, want.len()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the liked board never matched the oracle: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, (m, _)) in want.iter().enumerate() {
+        let (_, body) = d.get(&format!("/v1/boards/liked/members/{}", enc(m))).await;
+        assert_eq!(
+            body["rank"].as_u64(),
+            Some(i as u64 + 1),
+            "liked {m}: {body}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_achievers_rank_first_on_the_embedded_store() {
     let _serial = SERIAL.lock().await;
     let d = Deployment::embedded("ties", BOARDS).await;
     check(&d, "race", false).await;
     check(&d, "laps", true).await;
+    check_events(&d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,4 +312,5 @@ async fn first_achievers_rank_first_on_a_redis_cluster() {
     let d = Deployment::redis("ties", BOARDS).await;
     check(&d, "race", false).await;
     check(&d, "laps", true).await;
+    check_events(&d).await;
 }
