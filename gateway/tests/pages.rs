@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use support::deploy::{get, Deployment};
+use serde_json::Value;
+use support::deploy::{get, post_score, Deployment};
 use support::enc;
 use tokio::sync::Mutex;
 
@@ -59,32 +59,6 @@ groups = 2
 top_k = 100
 "#;
 
-/// Writes `op value` for `member`; answers the scores by period id the
-/// store reported.
-async fn post(
-    client: &reqwest::Client,
-    base: &str,
-    board: &str,
-    member: &str,
-    op: &str,
-    value: f64,
-) -> HashMap<String, f64> {
-    let r = client
-        .post(format!("{base}/v1/boards/{board}/scores"))
-        .json(&json!({"member": member, "score": value, "op": op}))
-        .send()
-        .await
-        .expect("POST a score");
-    assert_eq!(r.status(), 200, "write {member} to {board}");
-    let body: Value = r.json().await.unwrap();
-    body["scores"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no scores in {body}"))
-        .iter()
-        .map(|(id, s)| (id.clone(), s.as_f64().unwrap()))
-        .collect()
-}
-
 /// `set`s every (member, score) of `writes` on `board`, 32 at a time;
 /// answers each write's reported scores, in `writes` order.
 async fn set_all(
@@ -102,7 +76,10 @@ async fn set_all(
             let mut out = Vec::new();
             for i in (lane..writes.len()).step_by(lanes) {
                 let (member, score) = &writes[i];
-                out.push((i, post(&client, &base, &board, member, "set", *score).await));
+                out.push((
+                    i,
+                    post_score(&client, &base, &board, member, "set", *score).await,
+                ));
             }
             out
         }));
@@ -299,7 +276,7 @@ async fn frozen_period_while_writing(d: &mut Deployment) {
                 } else {
                     format!("new:{lane}:{n}")
                 };
-                post(&client, &base, "rounds", &member, "incr", 3.0).await;
+                post_score(&client, &base, "rounds", &member, "incr", 3.0).await;
                 n += 1;
             }
             n

@@ -20,19 +20,16 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use standings_core::blend::weighted_sum;
 use standings_core::{Period, Timezone};
-use standings_test_support::process::{free_loopback_port, workspace_bin, Process, ScratchDir};
-use standings_test_support::{redis, RedisCluster};
+use standings_test_support::redis;
+use support::deploy::{post_score, Deployment, Tuning};
 use support::{enc, entries, oracle};
 use tokio::sync::Mutex;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(25);
 
@@ -58,151 +55,38 @@ top_k = 100
 blends = [{name = "hot", parts = [{period = "every:6s", weight = 0.7}, {period = "every:6s/previous", weight = 0.3}]}]
 "#;
 
-fn write_config(dir: &Path, store: &str) -> PathBuf {
-    let data = format!("{:?}", dir.join("data").display().to_string());
-    let statics = format!("{:?}", dir.join("static").display().to_string());
-    let text = format!(
-        "[store]\n{store}\ndata_dir = {data}\nconnect_timeout_ms = 500\nresponse_timeout_ms = 500\n\n\
-         [gateway]\nrefresh_interval_ms = 100\nstatic_dir = {statics}\n\n\
-         [agent]\nprecompute_interval_ms = 100\n{BOARDS}"
-    );
-    let path = dir.join("standings.toml");
-    std::fs::write(&path, text).expect("write the config");
-    standings_config::Config::load(&path).expect("the test config is valid");
-    path
+/// Refresh and precompute every 100 ms; Redis calls time out after 500 ms.
+const TUNING: Tuning = Tuning {
+    interval_ms: 100,
+    store_extra: "connect_timeout_ms = 500\nresponse_timeout_ms = 500\n",
+    client_timeout: Duration::from_secs(20),
+};
+
+/// Writes `incr value` for `member` and answers the period ids and scores
+/// the store reported.
+async fn incr(d: &Deployment, board: &str, member: &str, value: f64) -> HashMap<String, f64> {
+    post_score(&d.client, &d.base, board, member, "incr", value).await
 }
 
-struct Deployment {
-    processes: Vec<Process>,
-    base: String,
-    client: reqwest::Client,
-    cluster: Option<RedisCluster>,
-    dir: ScratchDir,
-}
-
-impl Deployment {
-    /// The gateway on the durable embedded store.
-    async fn embedded() -> Self {
-        let dir = ScratchDir::new("periods-embedded");
-        let config = write_config(dir.path(), "kind = \"embedded\"");
-        Self::start(dir, &config, None).await
-    }
-
-    /// The gateway and one agent on a 3-master Redis Cluster.
-    async fn redis() -> Self {
-        let cluster = RedisCluster::start(3, 0);
-        let dir = ScratchDir::new("periods-redis");
-        let config = write_config(dir.path(), "kind = \"memory\"");
-        Self::start(dir, &config, Some(cluster)).await
-    }
-
-    async fn start(dir: ScratchDir, config: &Path, cluster: Option<RedisCluster>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        let mut processes = Vec::new();
-        let nodes = cluster.as_ref().map(|c| c.nodes().join(","));
-        let command = |bin: PathBuf, extra: &[&str]| {
-            let mut cmd = Command::new(bin);
-            cmd.arg("--config")
-                .arg(config)
-                .args(extra)
-                .env("NO_COLOR", "1");
-            if let Some(nodes) = &nodes {
-                cmd.arg("--redis-nodes").arg(nodes);
-            }
-            cmd
-        };
-        if cluster.is_some() {
-            let bin = workspace_bin("standings-shard-agent", "standings-agent");
-            processes.push(Process::spawn(
-                "agent",
-                command(bin, &["--role", "all"]),
-                dir.path(),
-            ));
+/// Polls `path` until `check` accepts its 200 body; answers it.
+async fn until(
+    d: &mut Deployment,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        d.assert_running();
+        let (status, body) = d.get(path).await;
+        if status == 200 && check(&body) {
+            return body;
         }
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_standings-gateway"));
-        for _ in 0..3 {
-            let listen = format!("127.0.0.1:{}", free_loopback_port());
-            let mut gateway = Process::spawn(
-                "gateway",
-                command(bin.clone(), &["--listen", &listen]),
-                dir.path(),
-            );
-            let base = format!("http://{listen}");
-            let deadline = Instant::now() + READY_TIMEOUT;
-            loop {
-                if let Some(status) = gateway.exited() {
-                    assert_eq!(status.code(), Some(71), "the gateway exited: {status}");
-                    break;
-                }
-                let ready = client.get(format!("{base}/readyz")).send().await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    processes.push(gateway);
-                    return Self {
-                        processes,
-                        base,
-                        client,
-                        cluster,
-                        dir,
-                    };
-                }
-                assert!(Instant::now() < deadline, "the gateway was not ready");
-                tokio::time::sleep(POLL).await;
-            }
-        }
-        panic!("no free port in 3 tries");
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Writes `incr value` for `member` and answers the period ids and
-    /// scores the store reported.
-    async fn incr(&self, board: &str, member: &str, value: f64) -> HashMap<String, f64> {
-        let r = self
-            .client
-            .post(format!("{}/v1/boards/{board}/scores", self.base))
-            .json(&json!({"member": member, "score": value, "op": "incr"}))
-            .send()
-            .await
-            .expect("POST a score");
-        assert_eq!(r.status(), 200, "write {member}");
-        let body: Value = r.json().await.unwrap();
-        body["scores"]
-            .as_object()
-            .unwrap_or_else(|| panic!("no scores in {body}"))
-            .iter()
-            .map(|(id, s)| (id.clone(), s.as_f64().unwrap()))
-            .collect()
-    }
-
-    /// Polls `path` until `check` accepts its 200 body; answers it.
-    async fn until(&mut self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            for p in &mut self.processes {
-                p.assert_running();
-            }
-            let (status, body) = self.get(path).await;
-            if status == 200 && check(&body) {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: {path} never matched; last answer {status} {body}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {path} never matched; last answer {status} {body}"
+        );
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -261,7 +145,7 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
     for i in 0..24u64 {
         let member = format!("user:{i}");
         let value = ((i * 37) % 9) as f64 + 1.0;
-        let scores = d.incr("rounds", &member, value).await;
+        let scores = incr(d, "rounds", &member, value).await;
         let id = id_with(&scores, "every:2s/");
         assert!(p1.get_or_insert(id.clone()) == &id, "one window");
         *first.entry(member).or_default() += value;
@@ -272,7 +156,7 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
     let mut p2 = None;
     for i in (0..24u64).step_by(3) {
         let member = format!("user:{i}");
-        let scores = d.incr("rounds", &member, 50.0).await;
+        let scores = incr(d, "rounds", &member, 50.0).await;
         let id = id_with(&scores, "every:2s/");
         assert!(p2.get_or_insert(id.clone()) == &id, "one window");
         second.insert(member, 50.0);
@@ -287,13 +171,13 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
 
     // The closed period, addressed as kind/previous: final snapshot, exact.
     let want = expect_top(&first);
-    let previous = d
-        .until(
-            "/v1/boards/rounds/top?limit=100&period=every:2s/previous",
-            "the closed period's top",
-            |b| b["period"]["id"] == p1.as_str() && entries(b) == want,
-        )
-        .await;
+    let previous = until(
+        d,
+        "/v1/boards/rounds/top?limit=100&period=every:2s/previous",
+        "the closed period's top",
+        |b| b["period"]["id"] == p1.as_str() && entries(b) == want,
+    )
+    .await;
     assert_eq!(previous["period"]["closed"], true);
     assert_eq!(previous["period"]["kind"], "every:2s");
     assert_eq!(
@@ -301,7 +185,8 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
         standings_core::period::format_ms(closed.starts_ms.unwrap())
     );
     let current = expect_top(&second);
-    d.until(
+    until(
+        d,
         "/v1/boards/rounds/top?limit=100&period=every:2s",
         "the current period's top",
         |b| b["period"]["id"] == p2.as_str() && entries(b) == current,
@@ -312,7 +197,7 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
         *all.entry(m.clone()).or_default() += s;
     }
     let all_top = expect_top(&all);
-    d.until("/v1/boards/rounds/top?limit=100", "all-time", |b| {
+    until(d, "/v1/boards/rounds/top?limit=100", "all-time", |b| {
         entries(b) == all_top
     })
     .await;
@@ -323,7 +208,7 @@ async fn closed_periods_are_frozen_and_expire(d: &mut Deployment) {
     // Further writes (a new period) change nothing of the closed one.
     after_boundary(2000).await;
     for i in 0..24u64 {
-        d.incr("rounds", &format!("user:{i}"), 1000.0).await;
+        incr(d, "rounds", &format!("user:{i}"), 1000.0).await;
     }
     let path = format!("/v1/boards/rounds/top?limit=100&period={}", enc(&p1));
     let (status, body) = d.get(&path).await;
@@ -402,29 +287,29 @@ async fn blends_follow_writes_roll_overs_and_weights(d: &mut Deployment) {
     for i in 0..16u64 {
         let member = format!("user:{i}");
         let value = ((i * 13) % 7) as f64 + 0.5;
-        d.incr("mix", &member, value).await;
+        incr(d, "mix", &member, value).await;
         *a.entry(member).or_default() += value;
     }
     let none = HashMap::new();
     let want = expect_top(&blend_oracle((0.7, 0.3), &a, &none));
-    let body = d
-        .until(hot, "the blend after writes", |b| entries(b) == want)
-        .await;
+    let body = until(d, hot, "the blend after writes", |b| entries(b) == want).await;
     assert_eq!(body["period"]["kind"], "blend");
     assert_eq!(body["period"]["id"], "hot");
 
     after_boundary(6000).await;
     let want = expect_top(&blend_oracle((0.7, 0.3), &none, &a));
-    d.until(hot, "the blend after a roll-over", |b| entries(b) == want)
-        .await;
+    until(d, hot, "the blend after a roll-over", |b| {
+        entries(b) == want
+    })
+    .await;
     let mut b: HashMap<String, f64> = HashMap::new();
     for i in (0..20u64).step_by(2) {
         let member = format!("user:{i}");
-        d.incr("mix", &member, 4.0).await;
+        incr(d, "mix", &member, 4.0).await;
         b.insert(member, 4.0);
     }
     let want = expect_top(&blend_oracle((0.7, 0.3), &b, &a));
-    d.until(hot, "the blend after writes in the new period", |x| {
+    until(d, hot, "the blend after writes in the new period", |x| {
         entries(x) == want
     })
     .await;
@@ -438,15 +323,17 @@ async fn blends_follow_writes_roll_overs_and_weights(d: &mut Deployment) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let want = expect_top(&blend_oracle((2.0, 1.0), &b, &a));
-    d.until(hot, "the blend after a weight change", |x| {
+    until(d, hot, "the blend after a weight change", |x| {
         entries(x) == want
     })
     .await;
-    d.incr("mix", "user:3", 10.0).await;
+    incr(d, "mix", "user:3", 10.0).await;
     *b.entry("user:3".into()).or_default() += 10.0;
     let want = expect_top(&blend_oracle((2.0, 1.0), &b, &a));
-    d.until(hot, "a write with the new weights", |x| entries(x) == want)
-        .await;
+    until(d, hot, "a write with the new weights", |x| {
+        entries(x) == want
+    })
+    .await;
     let (status, body) = d
         .get(&format!(
             "/v1/boards/mix/members/{}?period=hot",
@@ -498,11 +385,11 @@ async fn scenario(mut d: Deployment) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periods_on_the_embedded_store() {
     let _one = SERIAL.lock().await;
-    scenario(Deployment::embedded().await).await;
+    scenario(Deployment::embedded_with("periods", BOARDS, &TUNING).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periods_on_a_redis_cluster() {
     let _one = SERIAL.lock().await;
-    scenario(Deployment::redis().await).await;
+    scenario(Deployment::redis_with("periods", BOARDS, &TUNING).await).await;
 }
