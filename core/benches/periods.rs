@@ -23,12 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use standings_core::blend::{Blend, BlendPart};
-use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisStore};
-use standings_core::{
-    Board, BoardName, MemberId, MemoryStore, Op, PeriodKind, Score, Store, Write,
-};
-use standings_test_support::process::{env_or, process_cpu_seconds};
-use standings_test_support::RedisCluster;
+use standings_core::{Board, BoardName, MemberId, Op, PeriodKind, Score, Store, Write};
+use standings_test_support::bench::{median, on_every_store};
+use standings_test_support::process::env_or;
 
 const CONCURRENCY: usize = 64;
 const MEMBERS: u64 = 100_000;
@@ -119,11 +116,6 @@ async fn round(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 async fn compare(name: &str, store: Arc<dyn Store>, cpu: &dyn Fn() -> f64) {
     let (one, four, blended) = boards();
     let writes: usize = env_or("BENCH_WRITES", 20_000);
@@ -179,18 +171,8 @@ async fn main() {
         env_or::<usize>("BENCH_WRITES", 20_000),
         env_or::<usize>("BENCH_ROUNDS", 3)
     );
-    let cluster = RedisCluster::start(3, 0);
-    let redis = RedisStore::connect(&cluster.nodes(), RedisOptions::default())
-        .await
-        .expect("connect to the cluster");
-    let cpu = || cluster.used_cpu_seconds();
-    compare("redis", Arc::new(redis), &cpu).await;
-
-    let dir = std::env::temp_dir().join(format!("standings-periods-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let durable = DurableStore::open(&dir, DurableOptions::default()).expect("open");
-    compare("durable", Arc::new(durable), &process_cpu_seconds).await;
-    let _ = std::fs::remove_dir_all(&dir);
-
-    compare("memory", Arc::new(MemoryStore::new()), &process_cpu_seconds).await;
+    on_every_store("periods", |s| async move {
+        compare(s.name, s.store, &*s.cpu).await;
+    })
+    .await;
 }

@@ -26,10 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use standings_core::rank;
-use standings_core::store::{DurableOptions, DurableStore, RedisOptions, RedisStore};
-use standings_core::{Board, BoardName, MemberId, MemoryStore, Op, Score, Store, Ties, Write};
-use standings_test_support::process::{env_or, process_cpu_seconds};
-use standings_test_support::RedisCluster;
+use standings_core::{Board, BoardName, MemberId, Op, Score, Store, Ties, Write};
+use standings_test_support::bench::{median, on_every_store};
+use standings_test_support::process::env_or;
 
 const CONCURRENCY: usize = 64;
 
@@ -122,11 +121,6 @@ where
         p99_us: p99.as_secs_f64() * 1e6,
         cpu_us: spent * 1e6 / all.len() as f64,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn summary(passes: &[Pass]) -> Pass {
@@ -234,25 +228,8 @@ async fn main() {
         env_or::<usize>("BENCH_RANKS", 2_000),
         env_or::<usize>("BENCH_ROUNDS", 3)
     );
-    let cluster = RedisCluster::start(3, 0);
-    let redis = RedisStore::connect(&cluster.nodes(), RedisOptions::default())
-        .await
-        .expect("connect to the cluster");
-    let cpu = || cluster.used_cpu_seconds();
-    let memory = || cluster.used_memory();
-    compare("redis", Arc::new(redis), &cpu, Some(&memory)).await;
-
-    let dir = std::env::temp_dir().join(format!("standings-ties-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let durable = DurableStore::open(&dir, DurableOptions::default()).expect("open");
-    compare("durable", Arc::new(durable), &process_cpu_seconds, None).await;
-    let _ = std::fs::remove_dir_all(&dir);
-
-    compare(
-        "memory",
-        Arc::new(MemoryStore::new()),
-        &process_cpu_seconds,
-        None,
-    )
+    on_every_store("ties", |s| async move {
+        compare(s.name, s.store, &*s.cpu, s.memory.as_deref()).await;
+    })
     .await;
 }

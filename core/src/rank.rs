@@ -117,6 +117,20 @@ pub async fn standings_of_entries(
         .collect())
 }
 
+/// Each member's entry (score, tie, meta) and exact standing on a
+/// `first_achiever` board, in the order given (`None` without a score):
+/// one [`Store::entries_of`], then [`standings_of_entries`]. For callers
+/// that answer the meta too (the member answer, lookups).
+pub async fn placed(
+    store: &dyn Store,
+    board: &Board,
+    members: &[MemberId],
+) -> Result<(Vec<Option<Entry>>, Vec<Option<Standing>>), StoreError> {
+    let entries = store.entries_of(board, members).await?;
+    let standings = standings_of_entries(store, board, &entries).await?;
+    Ok((entries, standings))
+}
+
 /// The member's exact standing; `None` when it has no score.
 pub async fn standing(
     store: &dyn Store,
@@ -139,8 +153,7 @@ pub async fn standings(
         board.shard_of(m)?;
     }
     if board.ties == Ties::FirstAchiever {
-        let entries = store.entries_of(board, members).await?;
-        return Ok(standings_of_entries(store, board, &entries).await?);
+        return Ok(placed(store, board, members).await?.1);
     }
     let scores = store.scores_many(board, members).await?;
     Ok(standings_of_scores(store, board, &scores).await?)

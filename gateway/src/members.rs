@@ -172,8 +172,7 @@ where
         // Each member's tie places it among equal scores: its entry,
         // then its position.
         None if at.ties == Ties::FirstAchiever => {
-            let entries = state.store.entries_of(&at, &members).await?;
-            let standings = rank::standings_of_entries(state.store.as_ref(), &at, &entries).await?;
+            let (entries, standings) = rank::placed(state.store.as_ref(), &at, &members).await?;
             let metas = entries
                 .into_iter()
                 .map(|e| e.and_then(|e| e.meta))

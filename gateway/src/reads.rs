@@ -172,20 +172,13 @@ pub async fn member(state: &AppState, board: &str, member: &str, query: &Query<'
         Some(hit) => (hit.score, hit.standing, hit.meta),
         // Equal scores do not share a place here: the member's tie ranks it.
         None if at.ties == Ties::FirstAchiever => {
-            let mut one = state
-                .store
-                .entries_of(&at, std::slice::from_ref(&member))
-                .await?;
-            let entry = one.pop().flatten().ok_or_else(ApiError::unknown_member)?;
-            let standing = rank::standings_of_entries(
-                state.store.as_ref(),
-                &at,
-                std::slice::from_ref(&Some(entry.clone())),
-            )
-            .await?
-            .pop()
-            .flatten()
-            .ok_or_else(ApiError::unknown_member)?;
+            let (mut entries, mut standings) =
+                rank::placed(state.store.as_ref(), &at, std::slice::from_ref(&member)).await?;
+            let (Some(entry), Some(standing)) =
+                (entries.pop().flatten(), standings.pop().flatten())
+            else {
+                return Err(ApiError::unknown_member());
+            };
             (entry.score, standing, entry.meta)
         }
         None => {

@@ -23,6 +23,7 @@
 //! `#[tokio::test]`s (setup blocks the test's runtime for a few seconds,
 //! which nothing else is using yet) and from other processes' test drivers.
 
+pub mod bench;
 pub mod cluster;
 pub mod conformance;
 pub mod likes;

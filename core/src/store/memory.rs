@@ -545,6 +545,24 @@ impl MemoryStore {
 
     /// Runs `f` on the set `board.period` of `shard`, or on an empty set
     /// when it does not exist (never written, or expired).
+    /// `f` of each member's shard and the member, in the order given.
+    fn each_member<T>(
+        &self,
+        board: &Board,
+        members: &[MemberId],
+        f: impl Fn(&Shard, &MemberId) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        members
+            .iter()
+            .map(|m| {
+                let shard = board
+                    .shard_of(m)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(self.with_shard(board, shard, |s| f(s, m)))
+            })
+            .collect()
+    }
+
     fn with_set<T>(&self, board: &Board, shard: u32, f: impl FnOnce(&Set) -> T) -> T {
         self.with_shard(board, shard, |s| match s.sets.get(&board.period) {
             Some(set) => f(set),
@@ -982,15 +1000,7 @@ impl Store for MemoryStore {
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<Option<Meta>>, StoreError> {
-        members
-            .iter()
-            .map(|m| {
-                let shard = board
-                    .shard_of(m)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(self.with_shard(board, shard, |s| s.metas.get(m).cloned()))
-            })
-            .collect()
+        self.each_member(board, members, |s, m| s.metas.get(m).cloned())
     }
 
     async fn score(
@@ -1020,15 +1030,9 @@ impl Store for MemoryStore {
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<Option<f64>>, StoreError> {
-        members
-            .iter()
-            .map(|m| {
-                let shard = board
-                    .shard_of(m)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(self.with_set(board, shard, |s| s.scores.get(m).map(|k| k.score)))
-            })
-            .collect()
+        self.each_member(board, members, |s, m| {
+            Some(s.sets.get(&board.period)?.scores.get(m)?.score)
+        })
     }
 
     async fn counts_many(
@@ -1103,19 +1107,11 @@ impl Store for MemoryStore {
         board: &Board,
         members: &[MemberId],
     ) -> Result<Vec<Option<Entry>>, StoreError> {
-        members
-            .iter()
-            .map(|m| {
-                let shard = board
-                    .shard_of(m)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(self.with_shard(board, shard, |s| {
-                    let mut entry = s.sets.get(&board.period)?.entry_of(m)?;
-                    entry.meta = s.metas.get(m).cloned();
-                    Some(entry)
-                }))
-            })
-            .collect()
+        self.each_member(board, members, |s, m| {
+            let mut entry = s.sets.get(&board.period)?.entry_of(m)?;
+            entry.meta = s.metas.get(m).cloned();
+            Some(entry)
+        })
     }
 
     async fn page_after(

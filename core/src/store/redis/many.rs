@@ -499,23 +499,30 @@ fn parse_node_counts(
 }
 
 /// One shard's neighbours replies, one per anchor (no neighbours asked),
-/// as [`parse_set_counts`] reads a run: before and after each anchor by
-/// the board's order, and the shard's size.
+/// read as [`parse_set_counts`] reads a run: before and after each anchor
+/// by the board's order, and the shard's size.
 fn parse_set_places(values: &[Value], order: Order) -> Result<ShardCountsMany, StoreError> {
-    let mut run = Vec::with_capacity(1 + 2 * values.len());
-    let mut card = Value::Int(0);
+    let mut counts = ShardCountsMany::default();
     for v in values {
-        let items = array(v)?;
-        let [below, above, size, ..] = items else {
+        let [below, above, size, ..] = array(v)? else {
             return Err(corrupt("neighbours reply is short"));
         };
         let (below, above, size) = (parse_count(below)?, parse_count(above)?, parse_count(size)?);
-        card = Value::Int(size as i64);
-        run.push(Value::Int(size.saturating_sub(above) as i64));
-        run.push(Value::Int(below as i64));
+        let (b, w) = better_worse(order, size.saturating_sub(above), below);
+        counts.better.push(b);
+        counts.worse.push(w);
+        counts.total = size;
     }
-    run.insert(0, card);
-    parse_set_counts(&run, order, values.len())
+    Ok(counts)
+}
+
+/// (better, worse) by the board's order from the entries after and before
+/// a probe in ascending order.
+fn better_worse(order: Order, after: u64, before: u64) -> (u64, u64) {
+    match order {
+        Order::Desc => (after, before),
+        Order::Asc => (before, after),
+    }
 }
 
 /// One set's `ZCARD` and (above, below) per probe, as better and worse by
@@ -532,10 +539,7 @@ fn parse_set_counts(
     let mut worse = Vec::with_capacity(probes);
     for pair in values[1..].chunks(2) {
         let (above, below) = (parse_count(&pair[0])?, parse_count(&pair[1])?);
-        let (b, w) = match order {
-            Order::Desc => (above, below),
-            Order::Asc => (below, above),
-        };
+        let (b, w) = better_worse(order, above, below);
         better.push(b);
         worse.push(w);
     }
